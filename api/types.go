@@ -1,0 +1,152 @@
+// Package api holds the request and response types of berth's HTTP API (JSON over the
+// daemon's unix socket, under /v1). It has no logic: client and daemon share these shapes.
+package api
+
+import "time"
+
+// Version is the path prefix of every endpoint.
+const Version = "/v1"
+
+// DefaultSocket is where the daemon listens and clients dial unless told otherwise.
+const DefaultSocket = "/run/berth/berth.sock"
+
+// Error is the body of every non-2xx reply. Message is one line naming the field and reason.
+type Error struct {
+	Message string `json:"message"`
+}
+
+// IDResponse answers create calls.
+type IDResponse struct {
+	ID   string `json:"Id"`
+	Name string `json:"Name,omitempty"`
+}
+
+// NetworkCreate is POST /v1/networks.
+type NetworkCreate struct {
+	Name     string            `json:"Name"`
+	Driver   string            `json:"Driver,omitempty"` // only "bridge"
+	Subnets  []string          `json:"Subnets,omitempty"`
+	Gateways []string          `json:"Gateways,omitempty"` // matched to subnets by family and containment
+	IPRange  string            `json:"IPRange,omitempty"`
+	Internal bool              `json:"Internal,omitempty"`
+	IPv6     bool              `json:"EnableIPv6,omitempty"`
+	Options  map[string]string `json:"Options,omitempty"`
+	Labels   map[string]string `json:"Labels,omitempty"`
+}
+
+// NetworkConnect is POST /v1/networks/{net}/connect.
+type NetworkConnect struct {
+	Sandbox string   `json:"Container"`
+	Aliases []string `json:"Aliases,omitempty"`
+	IPv4    string   `json:"IPv4Address,omitempty"`
+	IPv6    string   `json:"IPv6Address,omitempty"`
+	Links   []string `json:"Links,omitempty"` // NAME[:ALIAS]
+}
+
+// NetworkDisconnect is POST /v1/networks/{net}/disconnect.
+type NetworkDisconnect struct {
+	Sandbox string `json:"Container"`
+	Force   bool   `json:"Force,omitempty"`
+}
+
+// PruneResponse answers POST /v1/networks/prune.
+type PruneResponse struct {
+	Deleted []string `json:"NetworksDeleted"`
+}
+
+// IPAMConfig is one pool as docker network inspect shows it.
+type IPAMConfig struct {
+	Subnet  string `json:"Subnet"`
+	Gateway string `json:"Gateway,omitempty"`
+	IPRange string `json:"IPRange,omitempty"`
+}
+
+// IPAM is docker network inspect's IPAM block.
+type IPAM struct {
+	Driver  string            `json:"Driver"`
+	Options map[string]string `json:"Options"`
+	Config  []IPAMConfig      `json:"Config"`
+}
+
+// NetworkContainer is one attached sandbox in network inspect.
+type NetworkContainer struct {
+	Name        string `json:"Name"`
+	EndpointID  string `json:"EndpointID"`
+	MacAddress  string `json:"MacAddress"`
+	IPv4Address string `json:"IPv4Address"`
+	IPv6Address string `json:"IPv6Address"`
+}
+
+// Network is GET /v1/networks/{net}, shaped like `docker network inspect`.
+type Network struct {
+	Name       string                      `json:"Name"`
+	ID         string                      `json:"Id"`
+	Created    time.Time                   `json:"Created"`
+	Scope      string                      `json:"Scope"`
+	Driver     string                      `json:"Driver"`
+	EnableIPv4 bool                        `json:"EnableIPv4"`
+	EnableIPv6 bool                        `json:"EnableIPv6"`
+	IPAM       IPAM                        `json:"IPAM"`
+	Internal   bool                        `json:"Internal"`
+	Attachable bool                        `json:"Attachable"`
+	Containers map[string]NetworkContainer `json:"Containers"`
+	Options    map[string]string           `json:"Options"`
+	Labels     map[string]string           `json:"Labels"`
+}
+
+// SandboxCreate is POST /v1/sandboxes.
+type SandboxCreate struct {
+	Name       string   `json:"Name,omitempty"`
+	Hostname   string   `json:"Hostname,omitempty"`
+	Networks   []string `json:"Networks,omitempty"` // NET, none, host or container:NAME; default bridge
+	Aliases    []string `json:"Aliases,omitempty"`  // on the first network
+	IPv4       string   `json:"IPv4Address,omitempty"`
+	IPv6       string   `json:"IPv6Address,omitempty"`
+	MAC        string   `json:"MacAddress,omitempty"`
+	Links      []string `json:"Links,omitempty"` // NAME[:ALIAS]
+	DNS        []string `json:"Dns,omitempty"`
+	DNSSearch  []string `json:"DnsSearch,omitempty"`
+	DNSOptions []string `json:"DnsOptions,omitempty"`
+	ExtraHosts []string `json:"ExtraHosts,omitempty"` // HOST:IP
+}
+
+// SandboxRename is POST /v1/sandboxes/{sb}/rename.
+type SandboxRename struct {
+	Name string `json:"Name"`
+}
+
+// EndpointSettings is one network of a sandbox in sandbox inspect, like
+// docker inspect's NetworkSettings.Networks.<net>.
+type EndpointSettings struct {
+	NetworkID         string   `json:"NetworkID"`
+	EndpointID        string   `json:"EndpointID"`
+	Gateway           string   `json:"Gateway"`
+	IPAddress         string   `json:"IPAddress"`
+	IPPrefixLen       int      `json:"IPPrefixLen"`
+	IPv6Gateway       string   `json:"IPv6Gateway"`
+	GlobalIPv6Address string   `json:"GlobalIPv6Address"`
+	GlobalIPv6PrefixLen int    `json:"GlobalIPv6PrefixLen"`
+	MacAddress        string   `json:"MacAddress"`
+	Aliases           []string `json:"Aliases"`
+	DNSNames          []string `json:"DNSNames"`
+	Links             []string `json:"Links"`
+	InterfaceName     string   `json:"InterfaceName"`
+}
+
+// Sandbox is GET /v1/sandboxes/{sb}.
+type Sandbox struct {
+	ID             string                      `json:"Id"`
+	Name           string                      `json:"Name"`
+	Created        time.Time                   `json:"Created"`
+	State          string                      `json:"State"`
+	Hostname       string                      `json:"Hostname"`
+	NetworkMode    string                      `json:"NetworkMode"`
+	NetNSPath      string                      `json:"SandboxKey"`
+	ResolvConfPath string                      `json:"ResolvConfPath"`
+	HostsPath      string                      `json:"HostsPath"`
+	DNS            []string                    `json:"Dns"`
+	DNSSearch      []string                    `json:"DnsSearch"`
+	DNSOptions     []string                    `json:"DnsOptions"`
+	ExtraHosts     []string                    `json:"ExtraHosts"`
+	Networks       map[string]EndpointSettings `json:"Networks"`
+}

@@ -1,0 +1,54 @@
+package netmgr
+
+import (
+	"net"
+	"net/netip"
+)
+
+// Kernel is what netmgr needs from the kernel. The real one is netmgr/kernel.Linux; unit
+// tests use a fake so IPAM and bookkeeping run without root. Every method is idempotent.
+type Kernel interface {
+	// EnsureBridge creates the bridge if missing and makes its MAC, MTU and addresses
+	// (gateway/prefix of each subnet) match spec, and sets it up.
+	EnsureBridge(spec BridgeSpec) error
+	// DeleteLink removes a link of the daemon's netns by name; absent is not an error.
+	DeleteLink(name string) error
+	// LinkNames lists the link names of the daemon's netns (for the orphan sweep).
+	LinkNames() ([]string, error)
+	// RouteDsts lists the destination prefixes of the daemon netns' routes (for subnet picking).
+	RouteDsts() ([]netip.Prefix, error)
+
+	// CreateNetNS makes a new netns with lo up and pins it at path.
+	CreateNetNS(path string) error
+	// PinNetNS bind-mounts an existing netns file (e.g. /proc/self/ns/net) at path.
+	PinNetNS(path, from string) error
+	// DeleteNetNS unpins path (unmount + remove); absent is not an error.
+	DeleteNetNS(path string) error
+	// NetNSExists reports whether path is a pinned netns.
+	NetNSExists(path string) bool
+
+	// AddVeth creates the veth pair of an endpoint (replacing a stale one of the same host name).
+	AddVeth(spec VethSpec) error
+	// SetDefaultRoutes makes the default routes inside the netns at nsPath go via gw4/gw6 on
+	// ifName; a zero gateway removes that family's default route.
+	SetDefaultRoutes(nsPath, ifName4 string, gw4 netip.Addr, ifName6 string, gw6 netip.Addr) error
+}
+
+// BridgeSpec describes a bridge device.
+type BridgeSpec struct {
+	Name  string
+	MAC   net.HardwareAddr
+	MTU   int            // 0: leave the kernel default
+	Addrs []netip.Prefix // gateway address with the subnet's prefix length
+}
+
+// VethSpec describes an endpoint's veth pair.
+type VethSpec struct {
+	NetNSPath string // sandbox netns
+	HostName  string // host end, enslaved to Bridge, up
+	Bridge    string
+	IfName    string           // sandbox end: eth0, eth1, ...
+	MAC       net.HardwareAddr // sandbox end
+	MTU       int              // 0: kernel default
+	Addrs     []netip.Prefix   // sandbox end addresses (IPv6 without DAD)
+}

@@ -1,0 +1,169 @@
+package store
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Records are plain values. Once a record is inserted into the store it is never mutated:
+// writers take Copy(), change the copy and insert it again (copy-on-write, as go-memdb
+// requires for its lock-free readers).
+
+// Network drivers.
+const (
+	DriverBridge = "bridge"
+	DriverNull   = "null" // the predefined "none" network
+	DriverHost   = "host" // the predefined "host" network
+)
+
+// Subnet is one IPAM pool of a network.
+type Subnet struct {
+	Subnet  netip.Prefix `json:"Subnet"`
+	Gateway netip.Addr   `json:"Gateway"`           // on the bridge; always set for bridge networks
+	IPRange netip.Prefix `json:"IPRange,omitempty"` // dynamic addresses come from here; zero means Subnet
+}
+
+// Network is a bridge network (or one of the predefined none/host pseudo networks).
+type Network struct {
+	ID         string            `json:"ID"`   // 64 hex
+	Name       string            `json:"Name"` // as given; unique case-insensitively
+	Driver     string            `json:"Driver"`
+	Bridge     string            `json:"Bridge"` // kernel device name; empty for none/host
+	MAC        string            `json:"MAC"`    // fixed bridge MAC, so it never follows a port
+	MTU        int               `json:"MTU"`    // 0 means the kernel default (1500)
+	Internal   bool              `json:"Internal"`
+	IPv6       bool              `json:"IPv6"`
+	ICC        bool              `json:"ICC"`
+	Predefined bool              `json:"Predefined"` // bridge, none, host: cannot be removed
+	Subnets    []Subnet          `json:"Subnets"`    // IPv4 first, then IPv6
+	Options    map[string]string `json:"Options"`
+	Labels     map[string]string `json:"Labels"`
+	Created    time.Time         `json:"Created"`
+}
+
+// UserDefined reports whether the network is a user-defined bridge, the only kind whose
+// sandboxes get the embedded DNS (Docker: the default bridge, none and host do not).
+func (n *Network) UserDefined() bool { return n.Driver == DriverBridge && !n.Predefined }
+
+// Copy returns a deep copy.
+func (n *Network) Copy() *Network {
+	c := *n
+	c.Subnets = append([]Subnet(nil), n.Subnets...)
+	c.Options = copyMap(n.Options)
+	c.Labels = copyMap(n.Labels)
+	return &c
+}
+
+// Sandbox states. A record is persisted in StateCreating before any kernel work, so a
+// crash during creation leaves something the restore pass can find and undo.
+const (
+	StateCreating = "creating"
+	StateReady    = "ready"
+)
+
+// Network modes of a sandbox.
+const (
+	ModeBridge    = "bridge"    // attached to bridge networks through endpoints
+	ModeNone      = "none"      // own netns with lo only
+	ModeHost      = "host"      // the daemon's own netns
+	ModeContainer = "container" // shares the netns of sandbox Container
+)
+
+// Sandbox is a named network namespace at NetNSPath.
+type Sandbox struct {
+	ID         string    `json:"ID"`   // 64 hex
+	Name       string    `json:"Name"` // unique case-insensitively; the /run/netns file name
+	Hostname   string    `json:"Hostname"`
+	Mode       string    `json:"Mode"`
+	Container  string    `json:"Container,omitempty"` // ID of the sandbox whose netns is shared (ModeContainer)
+	NetNSPath  string    `json:"NetNSPath"`
+	State      string    `json:"State"`
+	DNS        []string  `json:"DNS"`        // --dns
+	DNSSearch  []string  `json:"DNSSearch"`  // --dns-search
+	DNSOptions []string  `json:"DNSOptions"` // --dns-option
+	ExtraHosts []string  `json:"ExtraHosts"` // --add-host HOST:IP
+	Created    time.Time `json:"Created"`
+	Seq        uint64    `json:"Seq"` // creation order, for stable listings
+}
+
+// Copy returns a deep copy.
+func (s *Sandbox) Copy() *Sandbox {
+	c := *s
+	c.DNS = append([]string(nil), s.DNS...)
+	c.DNSSearch = append([]string(nil), s.DNSSearch...)
+	c.DNSOptions = append([]string(nil), s.DNSOptions...)
+	c.ExtraHosts = append([]string(nil), s.ExtraHosts...)
+	return &c
+}
+
+// ShortID is the 12-hex form Docker resolves as a name.
+func ShortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// Link is a --link NAME[:ALIAS] made by a sandbox on one network.
+type Link struct {
+	Target string `json:"Target"` // sandbox name as given (may not exist yet on user networks)
+	Alias  string `json:"Alias"`  // defaults to Target
+}
+
+// Endpoint is the attachment of one sandbox to one network: a veth pair, its addresses and
+// the names it answers to on that network.
+type Endpoint struct {
+	ID        string     `json:"ID"` // 64 hex
+	NetworkID string     `json:"NetworkID"`
+	SandboxID string     `json:"SandboxID"`
+	IfName    string     `json:"IfName"`   // inside the sandbox: eth0, eth1, ...
+	HostVeth  string     `json:"HostVeth"` // host end, VethName(ID)
+	MAC       string     `json:"MAC"`
+	IPv4      netip.Addr `json:"IPv4"` // zero if none
+	IPv6      netip.Addr `json:"IPv6"` // zero if none
+	Aliases   []string   `json:"Aliases"`  // user network aliases, as given
+	DNSNames  []string   `json:"DNSNames"` // name, aliases, short id, hostname; lower-cased, deduplicated
+	Links     []Link     `json:"Links"`
+	Seq       uint64     `json:"Seq"` // join order within the sandbox
+}
+
+// Copy returns a deep copy.
+func (e *Endpoint) Copy() *Endpoint {
+	c := *e
+	c.Aliases = append([]string(nil), e.Aliases...)
+	c.DNSNames = append([]string(nil), e.DNSNames...)
+	c.Links = append([]Link(nil), e.Links...)
+	return &c
+}
+
+// VethName is the host end of an endpoint's veth: a fixed prefix and 8 hex of the endpoint
+// ID, so the orphan sweep after a crash is a set difference over link names.
+func VethName(endpointID string) string { return VethPrefix + endpointID[:8] }
+
+// VethPrefix marks host-side veths owned by berth.
+const VethPrefix = "bth"
+
+// Address is one IPAM allocation: Addr on network NetworkID belongs to endpoint Owner.
+// Unique on (network, address): the store itself refuses to hand an address out twice.
+type Address struct {
+	NetworkID string     `json:"NetworkID"`
+	Addr      netip.Addr `json:"Addr"`
+	Owner     string     `json:"Owner"` // endpoint ID
+}
+
+// Meta holds small daemon-wide counters that must survive restarts.
+type Meta struct {
+	Key   string `json:"Key"`
+	Value uint64 `json:"Value"`
+}
+
+func copyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}

@@ -1,0 +1,379 @@
+// Package store owns berth's records (networks, sandboxes, endpoints, address allocations)
+// and keeps them durable: go-memdb in memory for lock-free readers, bbolt on disk. It has no
+// policy beyond integrity (unique names, one address per network) and no kernel or sockets.
+//
+// netmgr is the only writer (Update). Everyone else reads through Snapshot, a memdb read
+// transaction that never blocks and never sees a half-made change.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+// Sentinels checked with errors.Is at the API boundary.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
+
+// Store is the live state plus its durable copy.
+type Store struct {
+	db   *memdb.MemDB
+	disk *disk // nil for a memory-only store (tests)
+}
+
+// Open loads the state file at path (creating it if missing) and takes its lock, so a second
+// daemon on the same state fails at once instead of sharing it.
+func Open(path string) (*Store, error) {
+	d, err := openDisk(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newStore(d)
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewMemory returns a store with no durable copy, for tests.
+func NewMemory() *Store {
+	s, err := newStore(nil)
+	if err != nil {
+		panic(err) // only a broken schema gets here
+	}
+	return s
+}
+
+func newStore(d *disk) (*Store, error) {
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		return nil, fmt.Errorf("memdb schema: %w", err)
+	}
+	s := &Store{db: db, disk: d}
+	if d == nil {
+		return s, nil
+	}
+	txn := db.Txn(true)
+	defer txn.Abort()
+	if err := d.load(txn); err != nil {
+		return nil, err
+	}
+	txn.Commit()
+	return s, nil
+}
+
+// Close releases the state file.
+func (s *Store) Close() error {
+	if s.disk == nil {
+		return nil
+	}
+	return s.disk.close()
+}
+
+// Snapshot returns a consistent read-only view. It is cheap (no copy) and never blocks writers.
+func (s *Store) Snapshot() *Snapshot {
+	return &Snapshot{txn: s.db.Txn(false)}
+}
+
+// Update runs fn in one write transaction. If fn succeeds the changes are written to disk
+// and only then made visible in memory, so everything a caller acknowledges is durable. If
+// fn or the disk write fails nothing changes.
+func (s *Store) Update(fn func(tx *Tx) error) error {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	txn.TrackChanges()
+	tx := &Tx{Snapshot: Snapshot{txn: txn}}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if s.disk != nil {
+		if err := s.disk.save(txn.Changes()); err != nil {
+			return fmt.Errorf("persist state: %w", err)
+		}
+	}
+	txn.Commit()
+	return nil
+}
+
+// Snapshot is a read transaction with typed getters. Returned records are shared: never
+// mutate them (Copy first).
+type Snapshot struct {
+	txn *memdb.Txn
+}
+
+func (s *Snapshot) first(table, index string, args ...interface{}) (interface{}, error) {
+	obj, err := s.txn.First(table, index, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s by %s: %w", table, index, err)
+	}
+	if obj == nil {
+		return nil, ErrNotFound
+	}
+	return obj, nil
+}
+
+func all[T any](s *Snapshot, table, index string, args ...interface{}) []*T {
+	it, err := s.txn.Get(table, index, args...)
+	if err != nil {
+		panic(fmt.Sprintf("store: %s by %s: %v", table, index, err)) // schema bug, not data
+	}
+	var out []*T
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		out = append(out, obj.(*T))
+	}
+	return out
+}
+
+// Network returns the network with this ID.
+func (s *Snapshot) Network(id string) (*Network, error) {
+	obj, err := s.first(tableNetworks, indexID, id)
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*Network), nil
+}
+
+// NetworkByName returns the network with this name (case-insensitive).
+func (s *Snapshot) NetworkByName(name string) (*Network, error) {
+	obj, err := s.first(tableNetworks, indexName, name)
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*Network), nil
+}
+
+// NetworkByBridge returns the network whose bridge device is dev.
+func (s *Snapshot) NetworkByBridge(dev string) (*Network, error) {
+	obj, err := s.first(tableNetworks, indexBridge, dev)
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*Network), nil
+}
+
+// Networks returns all networks, ordered by name.
+func (s *Snapshot) Networks() []*Network {
+	return all[Network](s, tableNetworks, indexName)
+}
+
+// Sandbox returns the sandbox with this ID.
+func (s *Snapshot) Sandbox(id string) (*Sandbox, error) {
+	obj, err := s.first(tableSandboxes, indexID, id)
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*Sandbox), nil
+}
+
+// SandboxByName returns the sandbox with this name (case-insensitive).
+func (s *Snapshot) SandboxByName(name string) (*Sandbox, error) {
+	obj, err := s.first(tableSandboxes, indexName, name)
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*Sandbox), nil
+}
+
+// Sandboxes returns all sandboxes in creation order.
+func (s *Snapshot) Sandboxes() []*Sandbox {
+	out := all[Sandbox](s, tableSandboxes, indexID)
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out
+}
+
+// Endpoint returns the endpoint with this ID.
+func (s *Snapshot) Endpoint(id string) (*Endpoint, error) {
+	obj, err := s.first(tableEndpoints, indexID, id)
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*Endpoint), nil
+}
+
+// EndpointOf returns the endpoint joining sandbox sbID to network netID.
+func (s *Snapshot) EndpointOf(netID, sbID string) (*Endpoint, error) {
+	obj, err := s.first(tableEndpoints, indexNetworkSandbox, netID, sbID)
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*Endpoint), nil
+}
+
+// SandboxEndpoints returns the endpoints of a sandbox in join order.
+func (s *Snapshot) SandboxEndpoints(sbID string) []*Endpoint {
+	out := all[Endpoint](s, tableEndpoints, indexSandbox, sbID)
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out
+}
+
+// NetworkEndpoints returns the endpoints on a network.
+func (s *Snapshot) NetworkEndpoints(netID string) []*Endpoint {
+	return all[Endpoint](s, tableEndpoints, indexNetwork, netID)
+}
+
+// EndpointsByName returns the endpoints on network netID that answer to name (a sandbox
+// name, alias, short ID or hostname; case-insensitive). Served by an index: no scan.
+func (s *Snapshot) EndpointsByName(netID, name string) []*Endpoint {
+	return all[Endpoint](s, tableEndpoints, indexNetworkName, netID, name)
+}
+
+// EachEndpointByName calls fn for each endpoint EndpointsByName would return, without
+// building a slice (the DNS answer path).
+func (s *Snapshot) EachEndpointByName(netID, name string, fn func(*Endpoint)) {
+	it, err := s.txn.Get(tableEndpoints, indexNetworkName, netID, name)
+	if err != nil {
+		panic(fmt.Sprintf("store: endpoints by name: %v", err))
+	}
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		fn(obj.(*Endpoint))
+	}
+}
+
+// EndpointsByLink returns the endpoints of sandbox sbID that carry a link with this alias.
+func (s *Snapshot) EndpointsByLink(sbID, alias string) []*Endpoint {
+	return all[Endpoint](s, tableEndpoints, indexSandboxLink, sbID, alias)
+}
+
+// EndpointsByIP returns the endpoints holding address a, on any network.
+func (s *Snapshot) EndpointsByIP(a netip.Addr) []*Endpoint {
+	return all[Endpoint](s, tableEndpoints, indexIP, a)
+}
+
+// Address returns the allocation of a on network netID.
+func (s *Snapshot) Address(netID string, a netip.Addr) (*Address, error) {
+	obj, err := s.first(tableAddresses, indexID, netID, a)
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*Address), nil
+}
+
+// NetworkAddresses returns the allocations of a network in numeric order (IPv4 before IPv6).
+func (s *Snapshot) NetworkAddresses(netID string) []*Address {
+	return all[Address](s, tableAddresses, indexID+"_prefix", netID)
+}
+
+// Counter returns a persisted counter (0 if never set).
+func (s *Snapshot) Counter(key string) uint64 {
+	obj, err := s.first(tableMeta, indexID, key)
+	if err != nil {
+		return 0
+	}
+	return obj.(*Meta).Value
+}
+
+// Tx is a write transaction: the getters of Snapshot plus typed writes. Inserting a record
+// replaces the one with the same ID; unique indexes turn into ErrConflict.
+type Tx struct {
+	Snapshot
+}
+
+func (tx *Tx) insert(table string, obj interface{}) error {
+	if err := tx.txn.Insert(table, obj); err != nil {
+		return fmt.Errorf("insert into %s: %w: %v", table, ErrConflict, err)
+	}
+	return nil
+}
+
+func (tx *Tx) delete(table string, obj interface{}) error {
+	if err := tx.txn.Delete(table, obj); err != nil {
+		if errors.Is(err, memdb.ErrNotFound) {
+			return nil
+		}
+		return fmt.Errorf("delete from %s: %w", table, err)
+	}
+	return nil
+}
+
+// PutNetwork inserts or replaces a network; names and bridges must be unique.
+func (tx *Tx) PutNetwork(n *Network) error {
+	if err := tx.checkUnique(tableNetworks, indexName, n.ID, n.Name); err != nil {
+		return fmt.Errorf("network name %q: %w", n.Name, err)
+	}
+	if n.Bridge != "" {
+		if err := tx.checkUnique(tableNetworks, indexBridge, n.ID, n.Bridge); err != nil {
+			return fmt.Errorf("bridge %q: %w", n.Bridge, err)
+		}
+	}
+	return tx.insert(tableNetworks, n)
+}
+
+// DeleteNetwork removes a network record.
+func (tx *Tx) DeleteNetwork(n *Network) error { return tx.delete(tableNetworks, n) }
+
+// PutSandbox inserts or replaces a sandbox; names must be unique.
+func (tx *Tx) PutSandbox(sb *Sandbox) error {
+	if err := tx.checkUnique(tableSandboxes, indexName, sb.ID, sb.Name); err != nil {
+		return fmt.Errorf("sandbox name %q: %w", sb.Name, err)
+	}
+	return tx.insert(tableSandboxes, sb)
+}
+
+// DeleteSandbox removes a sandbox record.
+func (tx *Tx) DeleteSandbox(sb *Sandbox) error { return tx.delete(tableSandboxes, sb) }
+
+// PutEndpoint inserts or replaces an endpoint; one per (network, sandbox).
+func (tx *Tx) PutEndpoint(ep *Endpoint) error {
+	obj, err := tx.txn.First(tableEndpoints, indexNetworkSandbox, ep.NetworkID, ep.SandboxID)
+	if err != nil {
+		return err
+	}
+	if obj != nil && obj.(*Endpoint).ID != ep.ID {
+		return fmt.Errorf("endpoint of sandbox %s on network %s: %w", ShortID(ep.SandboxID), ShortID(ep.NetworkID), ErrConflict)
+	}
+	return tx.insert(tableEndpoints, ep)
+}
+
+// DeleteEndpoint removes an endpoint record (its addresses are released separately).
+func (tx *Tx) DeleteEndpoint(ep *Endpoint) error { return tx.delete(tableEndpoints, ep) }
+
+// PutAddress records an allocation. An address already held by another owner is ErrConflict.
+func (tx *Tx) PutAddress(a *Address) error {
+	if old, err := tx.Address(a.NetworkID, a.Addr); err == nil && old.Owner != a.Owner {
+		return fmt.Errorf("address %s: %w", a.Addr, ErrConflict)
+	}
+	return tx.insert(tableAddresses, a)
+}
+
+// ReleaseOwner frees every address held by an endpoint.
+func (tx *Tx) ReleaseOwner(owner string) error {
+	if _, err := tx.txn.DeleteAll(tableAddresses, indexOwner, owner); err != nil {
+		return fmt.Errorf("release addresses of %s: %w", owner, err)
+	}
+	return nil
+}
+
+// NextCounter increments a persisted counter and returns the new value.
+func (tx *Tx) NextCounter(key string) (uint64, error) {
+	v := tx.Counter(key) + 1
+	return v, tx.insert(tableMeta, &Meta{Key: key, Value: v})
+}
+
+// checkUnique fails with ErrConflict if another record (not id) holds key in a unique index.
+func (tx *Tx) checkUnique(table, index, id, key string) error {
+	obj, err := tx.txn.First(table, index, key)
+	if err != nil {
+		return err
+	}
+	if obj == nil {
+		return nil
+	}
+	var other string
+	switch o := obj.(type) {
+	case *Network:
+		other = o.ID
+	case *Sandbox:
+		other = o.ID
+	}
+	if other != id {
+		return ErrConflict
+	}
+	return nil
+}
