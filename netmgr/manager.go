@@ -1,14 +1,14 @@
 // Package netmgr owns networks, IPAM, sandboxes and endpoints: it is the only writer of the
-// store and the only package that changes kernel objects (bridges, veths, netns).
+// store and the only package that changes kernel objects (bridges, veths, netns). Reads by
+// others go through store snapshots; nothing here serves DNS.
 package netmgr
 
 import (
-	"context"
-	"errors"
 	"log/slog"
+	"sync"
 
-	"berth/api"
 	"berth/netmgr/store"
+	"berth/resolver"
 )
 
 // Config configures a Manager.
@@ -18,34 +18,23 @@ type Config struct {
 	Log      *slog.Logger // always non-nil
 	NetNSDir string       // where named netns are pinned: /run/netns
 	FilesDir string       // per-sandbox resolv.conf/hosts for `ip netns exec`: /etc/netns
-	StateDir string       // --root; per-sandbox copies of the files live under it
+	StateDir string       // --root; copies of the files for runtimes live under it
+
+	// HostDNS returns the daemon's resolv.conf and DNS flags, for rendering sandbox files.
+	HostDNS func() resolver.HostConfig // or nil: an empty host file
 }
 
-// Manager serialises every change to networks and sandboxes.
+// Manager serialises every change to networks and sandboxes. Reads never take its lock.
 type Manager struct {
 	cfg Config
+
+	mu sync.Mutex // guards every mutation (one change at a time keeps IPAM and undo simple)
 }
 
-var errTODO = errors.New("not implemented yet")
-
-func New(cfg Config) *Manager { return &Manager{cfg: cfg} }
-
-// Restore reconciles the store with the kernel after a (re)start.
-func (m *Manager) Restore(ctx context.Context) error { return errTODO }
-
-func (m *Manager) CreateNetwork(ctx context.Context, req api.NetworkCreate) (*store.Network, error) {
-	return nil, errTODO
+// New returns a Manager; call Restore before serving requests.
+func New(cfg Config) *Manager {
+	if cfg.HostDNS == nil {
+		cfg.HostDNS = func() resolver.HostConfig { return resolver.HostConfig{} }
+	}
+	return &Manager{cfg: cfg}
 }
-func (m *Manager) RemoveNetwork(ctx context.Context, ref string) error { return errTODO }
-func (m *Manager) PruneNetworks(ctx context.Context) ([]string, error) { return nil, errTODO }
-func (m *Manager) Connect(ctx context.Context, netRef string, req api.NetworkConnect) error {
-	return errTODO
-}
-func (m *Manager) Disconnect(ctx context.Context, netRef string, req api.NetworkDisconnect) error {
-	return errTODO
-}
-func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*store.Sandbox, error) {
-	return nil, errTODO
-}
-func (m *Manager) RemoveSandbox(ctx context.Context, ref string, force bool) error { return errTODO }
-func (m *Manager) RenameSandbox(ctx context.Context, ref, newName string) error    { return errTODO }

@@ -1,0 +1,302 @@
+package netmgr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"berth/api"
+	"berth/netmgr/store"
+)
+
+// endpointReq is what a caller may choose about one attachment (create or connect).
+type endpointReq struct {
+	aliases []string
+	ip4     netip.Addr
+	ip6     netip.Addr
+	mac     net.HardwareAddr
+	links   []store.Link
+}
+
+// parseEndpointReq validates the per-network flags shared by create and connect.
+func parseEndpointReq(aliases []string, ip4, ip6, mac string, links []string) (endpointReq, error) {
+	var r endpointReq
+	for _, a := range aliases {
+		if err := checkDNSName("alias", a); err != nil {
+			return r, err
+		}
+		r.aliases = append(r.aliases, a)
+	}
+	var err error
+	if ip4 != "" {
+		if r.ip4, err = parseAddr("ip", ip4); err != nil {
+			return r, err
+		}
+		if !r.ip4.Is4() {
+			return r, invalid("ip", ip4, "not an IPv4 address (use --ip6)")
+		}
+	}
+	if ip6 != "" {
+		if r.ip6, err = parseAddr("ip6", ip6); err != nil {
+			return r, err
+		}
+		if !r.ip6.Is6() {
+			return r, invalid("ip6", ip6, "not an IPv6 address (use --ip)")
+		}
+	}
+	if mac != "" {
+		if r.mac, err = parseMAC("mac-address", mac); err != nil {
+			return r, err
+		}
+	}
+	seen := map[string]bool{}
+	for _, l := range links {
+		target, alias, err := parseLink(l)
+		if err != nil {
+			return r, err
+		}
+		if seen[strings.ToLower(alias)] {
+			return r, invalid("link", l, "alias %q given twice", alias)
+		}
+		seen[strings.ToLower(alias)] = true
+		r.links = append(r.links, store.Link{Target: target, Alias: alias})
+	}
+	return r, nil
+}
+
+// checkEndpointReq applies the rules that depend on the network (Docker's errors).
+func checkEndpointReq(snap *store.Snapshot, n *store.Network, sb *store.Sandbox, r endpointReq) error {
+	if n.Driver != store.DriverBridge {
+		return invalid("network", n.Name, "sandboxes join %s with --network %s, not as a second network", n.Name, n.Name)
+	}
+	if n.Predefined {
+		if len(r.aliases) > 0 {
+			return invalid("alias", r.aliases[0], "network-scoped aliases are only supported for user-defined networks")
+		}
+		if r.ip4.IsValid() || r.ip6.IsValid() {
+			return invalid("ip", r.ip4.String()+r.ip6.String(), "user specified IP address is supported on user defined networks only")
+		}
+		for _, l := range r.links {
+			t, err := snap.SandboxByName(l.Target)
+			if err != nil {
+				return invalid("link", l.Target, "no such sandbox")
+			}
+			if _, err := snap.EndpointOf(n.ID, t.ID); err != nil {
+				return invalid("link", l.Target, "Cannot link to %s, as it does not belong to the default network", l.Target)
+			}
+		}
+	}
+	for _, l := range r.links {
+		if strings.EqualFold(l.Target, sb.Name) {
+			return invalid("link", l.Target, "a sandbox cannot link to itself")
+		}
+	}
+	return nil
+}
+
+// dnsNames is what an endpoint answers to, in Docker's order: name, aliases, short ID,
+// hostname; lower-cased (lookups are case-insensitive) and without duplicates.
+func dnsNames(sb *store.Sandbox, aliases []string) []string {
+	var out []string
+	add := func(s string) {
+		s = strings.ToLower(s)
+		if s != "" && !contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	add(sb.Name)
+	for _, a := range aliases {
+		add(strings.TrimSuffix(a, "."))
+	}
+	add(store.ShortID(sb.ID))
+	add(sb.Hostname)
+	return out
+}
+
+// nextIfName returns the lowest ethN not used by the sandbox's endpoints.
+func nextIfName(eps []*store.Endpoint) string {
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("eth%d", i)
+		used := false
+		for _, ep := range eps {
+			used = used || ep.IfName == name
+		}
+		if !used {
+			return name
+		}
+	}
+}
+
+// addEndpointTx records a new endpoint of sb on n with its addresses, inside tx.
+func addEndpointTx(tx *store.Tx, sb *store.Sandbox, n *store.Network, r endpointReq) (*store.Endpoint, error) {
+	eps := tx.SandboxEndpoints(sb.ID)
+	seq, err := tx.NextCounter("endpoint_seq")
+	if err != nil {
+		return nil, err
+	}
+	ep := &store.Endpoint{ID: newID(), NetworkID: n.ID, SandboxID: sb.ID, IfName: nextIfName(eps),
+		Aliases: r.aliases, Links: r.links, Seq: seq}
+	ep.HostVeth = store.VethName(ep.ID)
+	if ep.IPv4, err = allocate(tx, n, false, r.ip4, ep.ID, "ip"); err != nil {
+		return nil, err
+	}
+	if n.IPv6 {
+		if ep.IPv6, err = allocate(tx, n, true, r.ip6, ep.ID, "ip6"); err != nil {
+			return nil, err
+		}
+	} else if r.ip6.IsValid() {
+		return nil, invalid("ip6", r.ip6.String(), "network %s is not IPv6-enabled", n.Name)
+	}
+	switch {
+	case r.mac != nil:
+		ep.MAC = r.mac.String()
+	case ep.IPv4.IsValid():
+		ep.MAC = macFromIPv4(ep.IPv4).String()
+	default:
+		ep.MAC = bridgeMAC(ep.ID).String()
+	}
+	ep.DNSNames = dnsNames(sb, ep.Aliases)
+	if err := tx.PutEndpoint(ep); err != nil {
+		return nil, err
+	}
+	return ep, nil
+}
+
+// attach creates the kernel side of an endpoint.
+func (m *Manager) attach(sb *store.Sandbox, n *store.Network, ep *store.Endpoint) error {
+	mac, _ := net.ParseMAC(ep.MAC)
+	var addrs []netip.Prefix
+	for _, a := range []netip.Addr{ep.IPv4, ep.IPv6} {
+		if !a.IsValid() {
+			continue
+		}
+		if sub, ok := subnetFor(n, a.Is6()); ok {
+			addrs = append(addrs, netip.PrefixFrom(a, sub.Subnet.Bits()))
+		}
+	}
+	return m.cfg.Kernel.AddVeth(VethSpec{NetNSPath: sb.NetNSPath, HostName: ep.HostVeth, Bridge: n.Bridge,
+		IfName: ep.IfName, MAC: mac, MTU: n.MTU, Addrs: addrs})
+}
+
+// setRoutes points the sandbox's default routes at the gateways of its first non-internal
+// network (per family, in join order); internal networks never get a default route.
+func (m *Manager) setRoutes(snap *store.Snapshot, sb *store.Sandbox) error {
+	if sb.Mode != store.ModeBridge {
+		return nil
+	}
+	var if4, if6 string
+	var gw4, gw6 netip.Addr
+	for _, ep := range snap.SandboxEndpoints(sb.ID) {
+		n, err := snap.Network(ep.NetworkID)
+		if err != nil || n.Internal {
+			continue
+		}
+		if s, ok := subnetFor(n, false); ok && !gw4.IsValid() && ep.IPv4.IsValid() {
+			if4, gw4 = ep.IfName, s.Gateway
+		}
+		if s, ok := subnetFor(n, true); ok && !gw6.IsValid() && ep.IPv6.IsValid() {
+			if6, gw6 = ep.IfName, s.Gateway
+		}
+	}
+	return m.cfg.Kernel.SetDefaultRoutes(sb.NetNSPath, if4, gw4, if6, gw6)
+}
+
+// Connect attaches a sandbox to one more network at runtime.
+func (m *Manager) Connect(ctx context.Context, netRef string, req api.NetworkConnect) error {
+	r, err := parseEndpointReq(req.Aliases, req.IPv4, req.IPv6, "", req.Links)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	snap := m.cfg.Store.Snapshot()
+	n, err := networkByRef(snap, netRef)
+	if err != nil {
+		return err
+	}
+	sb, err := sandboxByRef(snap, req.Sandbox)
+	if err != nil {
+		return err
+	}
+	if sb.Mode != store.ModeBridge {
+		return invalid("container", sb.Name, "sandbox uses network mode %s and cannot be connected to other networks", sb.Mode)
+	}
+	if _, err := snap.EndpointOf(n.ID, sb.ID); err == nil {
+		return fmt.Errorf("sandbox %s is already connected to network %s: %w", sb.Name, n.Name, store.ErrConflict)
+	}
+	if err := checkEndpointReq(snap, n, sb, r); err != nil {
+		return err
+	}
+	var ep *store.Endpoint
+	err = m.cfg.Store.Update(func(tx *store.Tx) error {
+		ep, err = addEndpointTx(tx, sb, n, r)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("connect %s to %s: %w", sb.Name, n.Name, err)
+	}
+	if err := m.attach(sb, n, ep); err != nil {
+		return errors.Join(fmt.Errorf("connect %s to %s: %w", sb.Name, n.Name, err), m.dropEndpoint(ep))
+	}
+	snap = m.cfg.Store.Snapshot()
+	if err := m.setRoutes(snap, sb); err != nil {
+		return errors.Join(fmt.Errorf("connect %s to %s: routes: %w", sb.Name, n.Name, err), m.dropEndpoint(ep))
+	}
+	m.refreshFiles(snap, sb)
+	m.cfg.Log.Info("sandbox connected", "sandbox", sb.Name, "network", n.Name, "ipv4", ep.IPv4, "ipv6", ep.IPv6)
+	return nil
+}
+
+// dropEndpoint removes an endpoint's veth and its records (undo of a failed connect, and
+// disconnect itself).
+func (m *Manager) dropEndpoint(ep *store.Endpoint) error {
+	kerr := m.cfg.Kernel.DeleteLink(ep.HostVeth)
+	serr := m.cfg.Store.Update(func(tx *store.Tx) error {
+		if err := tx.ReleaseOwner(ep.ID); err != nil {
+			return err
+		}
+		return tx.DeleteEndpoint(ep)
+	})
+	return errors.Join(kerr, serr)
+}
+
+// Disconnect detaches a sandbox from a network, releasing its addresses.
+func (m *Manager) Disconnect(ctx context.Context, netRef string, req api.NetworkDisconnect) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	snap := m.cfg.Store.Snapshot()
+	n, err := networkByRef(snap, netRef)
+	if err != nil {
+		return err
+	}
+	sb, err := sandboxByRef(snap, req.Sandbox)
+	if err != nil {
+		return err
+	}
+	ep, err := snap.EndpointOf(n.ID, sb.ID)
+	if err != nil {
+		return fmt.Errorf("sandbox %s is not connected to network %s: %w", sb.Name, n.Name, store.ErrNotFound)
+	}
+	if err := m.cfg.Kernel.DeleteLink(ep.HostVeth); err != nil && !req.Force {
+		return fmt.Errorf("disconnect %s from %s: %w", sb.Name, n.Name, err)
+	}
+	err = m.cfg.Store.Update(func(tx *store.Tx) error {
+		if err := tx.ReleaseOwner(ep.ID); err != nil {
+			return err
+		}
+		return tx.DeleteEndpoint(ep)
+	})
+	if err != nil {
+		return fmt.Errorf("disconnect %s from %s: %w", sb.Name, n.Name, err)
+	}
+	snap = m.cfg.Store.Snapshot()
+	if err := m.setRoutes(snap, sb); err != nil {
+		m.cfg.Log.Warn("reset default routes", "sandbox", sb.Name, "err", err)
+	}
+	m.refreshFiles(snap, sb)
+	m.cfg.Log.Info("sandbox disconnected", "sandbox", sb.Name, "network", n.Name)
+	return nil
+}

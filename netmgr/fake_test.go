@@ -1,0 +1,129 @@
+package netmgr
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"sync"
+	"testing"
+
+	"berth/netmgr/store"
+)
+
+// fakeKernel records kernel objects in maps, so bookkeeping and IPAM run without root.
+type fakeKernel struct {
+	mu      sync.Mutex
+	links   map[string]string // name -> kind ("bridge", "veth")
+	netns   map[string]bool
+	routes  []netip.Prefix
+	failOn  string // method name that fails once, for undo tests
+	gw      map[string][2]netip.Addr
+}
+
+func newFakeKernel() *fakeKernel {
+	return &fakeKernel{links: map[string]string{"lo": "device", "eth0": "device"}, netns: map[string]bool{},
+		gw: map[string][2]netip.Addr{}}
+}
+
+func (k *fakeKernel) fail(op string) error {
+	if k.failOn == op {
+		k.failOn = ""
+		return fmt.Errorf("fake %s failure", op)
+	}
+	return nil
+}
+
+func (k *fakeKernel) EnsureBridge(spec BridgeSpec) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.fail("EnsureBridge"); err != nil {
+		return err
+	}
+	k.links[spec.Name] = "bridge"
+	return nil
+}
+
+func (k *fakeKernel) DeleteLink(name string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.links, name)
+	return nil
+}
+
+func (k *fakeKernel) LinkNames() ([]string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []string
+	for n := range k.links {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (k *fakeKernel) RouteDsts() ([]netip.Prefix, error) { return k.routes, nil }
+
+func (k *fakeKernel) CreateNetNS(path string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.fail("CreateNetNS"); err != nil {
+		return err
+	}
+	k.netns[path] = true
+	return nil
+}
+
+func (k *fakeKernel) PinNetNS(path, from string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.netns[path] = true
+	return nil
+}
+
+func (k *fakeKernel) DeleteNetNS(path string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.netns, path)
+	return nil
+}
+
+func (k *fakeKernel) NetNSExists(path string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.netns[path]
+}
+
+func (k *fakeKernel) AddVeth(spec VethSpec) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.fail("AddVeth"); err != nil {
+		return err
+	}
+	if !k.netns[spec.NetNSPath] {
+		return fmt.Errorf("no netns %s", spec.NetNSPath)
+	}
+	k.links[spec.HostName] = "veth"
+	return nil
+}
+
+func (k *fakeKernel) SetDefaultRoutes(nsPath, if4 string, gw4 netip.Addr, if6 string, gw6 netip.Addr) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.gw[nsPath] = [2]netip.Addr{gw4, gw6}
+	return nil
+}
+
+// newTestManager returns a restored Manager over a memory store and a fake kernel.
+func newTestManager(t *testing.T) (*Manager, *fakeKernel) {
+	t.Helper()
+	k := newFakeKernel()
+	dir := t.TempDir()
+	m := New(Config{Store: store.NewMemory(), Kernel: k, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		NetNSDir: dir + "/netns", FilesDir: dir + "/etc", StateDir: dir + "/state"})
+	if err := m.Restore(t.Context()); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	return m, k
+}

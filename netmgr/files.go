@@ -1,0 +1,126 @@
+package netmgr
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"berth/netmgr/store"
+	"berth/resolver"
+)
+
+// Generated files: resolv.conf and hosts for each sandbox, in two places:
+//   - /etc/netns/NAME/, which `ip netns exec NAME` and `berth exec` bind-mount over /etc;
+//   - ROOT/sandboxes/ID/, a stable path for runtimes to bind-mount into containers.
+// They are rewritten in place (truncate + write), never replaced by rename: a file that is
+// bind-mounted somewhere must keep its inode or the mount keeps showing the old content.
+
+var fileNames = []string{"resolv.conf", "hosts"}
+
+func (m *Manager) fileDirs(sb *store.Sandbox) []string {
+	return []string{
+		filepath.Join(m.cfg.FilesDir, sb.Name),
+		filepath.Join(m.cfg.StateDir, "sandboxes", sb.ID),
+	}
+}
+
+// writeFiles renders and writes both files of sb.
+func (m *Manager) writeFiles(snap *store.Snapshot, sb *store.Sandbox) error {
+	host := m.cfg.HostDNS()
+	content := map[string][]byte{
+		"resolv.conf": resolver.ResolvConf(snap, sb.ID, host),
+		"hosts":       resolver.Hosts(snap, sb.ID),
+	}
+	for _, dir := range m.fileDirs(sb) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		for _, name := range fileNames {
+			if err := writeInPlace(filepath.Join(dir, name), content[name]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func writeInPlace(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+func (m *Manager) removeFiles(sb *store.Sandbox) {
+	for _, dir := range m.fileDirs(sb) {
+		if err := os.RemoveAll(dir); err != nil {
+			m.cfg.Log.Warn("remove sandbox files", "sandbox", sb.Name, "dir", dir, "err", err)
+		}
+	}
+}
+
+// refreshFiles rewrites the files of sb and of the sandboxes that share its netns. A failure
+// is logged, not returned: the files are a fallback view of state that is already durable,
+// and the next change (or restart) writes them again.
+func (m *Manager) refreshFiles(snap *store.Snapshot, sb *store.Sandbox) {
+	for _, o := range snap.Sandboxes() {
+		if o.ID == sb.ID || (o.Mode == store.ModeContainer && o.Container == sb.ID) {
+			if err := m.writeFiles(snap, o); err != nil {
+				m.cfg.Log.Warn("write sandbox files", "sandbox", o.Name, "err", err)
+			}
+		}
+	}
+	m.refreshDependents(snap, sb.Name)
+}
+
+// refreshDependents rewrites the files of sandboxes whose legacy links name target, so
+// their hosts files follow the target's address.
+func (m *Manager) refreshDependents(snap *store.Snapshot, target string) {
+	for _, o := range snap.Sandboxes() {
+		for _, ep := range snap.SandboxEndpoints(o.ID) {
+			if linksTo(ep, target) {
+				if err := m.writeFiles(snap, o); err != nil {
+					m.cfg.Log.Warn("write sandbox files", "sandbox", o.Name, "err", err)
+				}
+				break
+			}
+		}
+	}
+}
+
+func linksTo(ep *store.Endpoint, target string) bool {
+	for _, l := range ep.Links {
+		if strings.EqualFold(l.Target, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// netnsUsers counts processes whose network namespace is the one pinned at path.
+func netnsUsers(path string) int {
+	var want syscall.Stat_t
+	if err := syscall.Stat(path, &want); err != nil {
+		return 0
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/ns/net")
+	self := fmt.Sprintf("/proc/%d/", os.Getpid())
+	n := 0
+	for _, p := range procs {
+		if strings.HasPrefix(p, self) {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(p, &st) == nil && st.Dev == want.Dev && st.Ino == want.Ino {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,182 @@
+package netmgr
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"berth/netmgr/store"
+)
+
+// defaultPools are Docker's default address pools for local networks: 172.17-31.0.0/16,
+// then 192.168.0.0/16 cut into /20s.
+func defaultPools() []netip.Prefix {
+	var out []netip.Prefix
+	for b := 17; b <= 31; b++ {
+		out = append(out, netip.PrefixFrom(netip.AddrFrom4([4]byte{172, byte(b), 0, 0}), 16))
+	}
+	for c := 0; c < 256; c += 16 {
+		out = append(out, netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, byte(c), 0}), 20))
+	}
+	return out
+}
+
+func overlaps(p netip.Prefix, others []netip.Prefix) bool {
+	for _, o := range others {
+		if p.Overlaps(o) {
+			return true
+		}
+	}
+	return false
+}
+
+// usedPrefixes lists the subnets of every network in the snapshot.
+func usedPrefixes(snap *store.Snapshot) []netip.Prefix {
+	var used []netip.Prefix
+	for _, n := range snap.Networks() {
+		for _, s := range n.Subnets {
+			used = append(used, s.Subnet)
+		}
+	}
+	return used
+}
+
+// pickSubnet returns the first default pool that overlaps neither a network nor a route.
+func pickSubnet(used, routes []netip.Prefix) (netip.Prefix, error) {
+	for _, p := range defaultPools() {
+		if !overlaps(p, used) && !overlaps(p, routes) {
+			return p, nil
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("no free subnet left in the default pools: %w", store.ErrConflict)
+}
+
+// pickSubnet6 derives a ULA /64 from the network ID (RFC 4193 style: fd + 40 random-ish
+// bits), so an --ipv6 network without --subnet gets a stable, unlikely-to-clash prefix.
+func pickSubnet6(netID string, used []netip.Prefix) (netip.Prefix, error) {
+	for i := 0; i < 16; i++ {
+		h := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", netID, i)))
+		var b [16]byte
+		b[0] = 0xfd
+		copy(b[1:8], h[:7])
+		p := netip.PrefixFrom(netip.AddrFrom16(b), 64)
+		if !overlaps(p, used) {
+			return p, nil
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("no free IPv6 subnet: %w", store.ErrConflict)
+}
+
+// lastAddr returns the highest address of p (the IPv4 broadcast address).
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	bits := p.Bits()
+	for i := range b {
+		for j := 0; j < 8; j++ {
+			if i*8+j >= bits {
+				b[i] |= 0x80 >> j
+			}
+		}
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// reserved reports whether a is an address of sub that must never go to an endpoint:
+// the network address (IPv6: the subnet-router anycast), the IPv4 broadcast and the gateway.
+func reserved(sub store.Subnet, a netip.Addr) bool {
+	if a == sub.Subnet.Addr() || a == sub.Gateway {
+		return true
+	}
+	return a.Is4() && sub.Subnet.Bits() < 31 && a == lastAddr(sub.Subnet)
+}
+
+// holderError names who holds a taken address, as the issue asks.
+func holderError(snap *store.Snapshot, field string, a netip.Addr, owner string) error {
+	who := "another endpoint"
+	if ep, err := snap.Endpoint(owner); err == nil {
+		if sb, err := snap.Sandbox(ep.SandboxID); err == nil {
+			who = "sandbox " + sb.Name
+		}
+	}
+	return invalid(field, a.String(), "address already in use by %s", who)
+}
+
+// subnetFor returns the subnet of n of the family of a (IPv4 or IPv6).
+func subnetFor(n *store.Network, v6 bool) (store.Subnet, bool) {
+	for _, s := range n.Subnets {
+		if s.Subnet.Addr().Is6() == v6 {
+			return s, true
+		}
+	}
+	return store.Subnet{}, false
+}
+
+// allocate picks an address of the given family on network n for endpoint owner and
+// records it in tx. want, if valid, is a static address (--ip / --ip6). Dynamic addresses
+// are the lowest free ones of the IP range: allocations are unique in the store, so an
+// address is never handed out twice, across restarts too.
+func allocate(tx *store.Tx, n *store.Network, v6 bool, want netip.Addr, owner, field string) (netip.Addr, error) {
+	sub, ok := subnetFor(n, v6)
+	if !ok {
+		if want.IsValid() {
+			return netip.Addr{}, invalid(field, want.String(), "network %s has no subnet of this family", n.Name)
+		}
+		return netip.Addr{}, nil
+	}
+	if want.IsValid() {
+		if !sub.Subnet.Contains(want) {
+			return netip.Addr{}, invalid(field, want.String(), "not in subnet %s of network %s", sub.Subnet, n.Name)
+		}
+		if reserved(sub, want) {
+			return netip.Addr{}, invalid(field, want.String(), "reserved address of subnet %s (network, broadcast or gateway)", sub.Subnet)
+		}
+		if a, err := tx.Address(n.ID, want); err == nil {
+			return netip.Addr{}, holderError(&tx.Snapshot, field, want, a.Owner)
+		}
+		return want, tx.PutAddress(&store.Address{NetworkID: n.ID, Addr: want, Owner: owner})
+	}
+	rng := sub.IPRange
+	if !rng.IsValid() {
+		rng = sub.Subnet
+	}
+	a, err := firstFree(&tx.Snapshot, n.ID, sub, rng)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return a, tx.PutAddress(&store.Address{NetworkID: n.ID, Addr: a, Owner: owner})
+}
+
+// firstFree walks the range and the (sorted) allocations together, so the cost is the
+// number of allocations below the first gap, never the size of the range.
+func firstFree(snap *store.Snapshot, netID string, sub store.Subnet, rng netip.Prefix) (netip.Addr, error) {
+	taken := snap.NetworkAddresses(netID)
+	i := 0
+	for a := rng.Addr(); rng.Contains(a); a = a.Next() {
+		for i < len(taken) && taken[i].Addr.Less(a) {
+			i++
+		}
+		if i < len(taken) && taken[i].Addr == a {
+			continue
+		}
+		if reserved(sub, a) {
+			continue
+		}
+		return a, nil
+	}
+	return netip.Addr{}, fmt.Errorf("no free address left in %s of network %s: %w", rng, sub.Subnet, store.ErrConflict)
+}
+
+// macFromIPv4 derives the MAC Docker gives an endpoint: 02:42 then the four IPv4 bytes.
+func macFromIPv4(a netip.Addr) net.HardwareAddr {
+	b := a.As4()
+	return net.HardwareAddr{0x02, 0x42, b[0], b[1], b[2], b[3]}
+}
+
+// bridgeMAC is a fixed locally administered MAC for a bridge, derived from the network ID,
+// so the bridge never takes the MAC of a port (and never changes it when that port leaves).
+func bridgeMAC(netID string) net.HardwareAddr {
+	h := sha256.Sum256([]byte("bridge/" + netID))
+	return net.HardwareAddr{0x02, 0x42, h[0], h[1], h[2], h[3]}
+}

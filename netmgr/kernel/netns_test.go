@@ -1,0 +1,132 @@
+package kernel
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"berth/netmgr"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+func TestNetNSPinning(t *testing.T) {
+	k := newLinux(t)
+	const a, b, c = "/run/netns/bth-pa", "/run/netns/bth-pb", "/run/netns/bth-pc"
+	t.Cleanup(func() {
+		for _, p := range []string{a, b, c} {
+			k.DeleteNetNS(p)
+		}
+	})
+	if k.NetNSExists(a) {
+		t.Fatalf("NetNSExists(%s) before creation: got true", a)
+	}
+	// A leftover plain file (crash between create and mount) is reused.
+	if err := os.WriteFile(a, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if k.NetNSExists(a) {
+		t.Errorf("NetNSExists on a plain file: got true")
+	}
+	if err := k.CreateNetNS(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.CreateNetNS(c); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := k.PinNetNS(b, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if same, err := sameFile(a, b); err != nil || !same {
+		t.Errorf("sameFile(%s, %s) after PinNetNS: got %v, %v; want true", a, b, same, err)
+	}
+	if err := k.PinNetNS(b, c); err == nil {
+		t.Errorf("PinNetNS over another netns: got nil error")
+	}
+	// The parent directory became a shared mount point, as with iproute2.
+	if info := mountInfo(t, "/run/netns"); !slices.ContainsFunc(info, func(s string) bool { return strings.HasPrefix(s, "shared:") }) {
+		t.Errorf("/run/netns mount: got optional fields %v; want shared:N", info)
+	}
+	// A pin stacked twice (by hand) is fully removed.
+	if err := unix.Mount(a, b, "none", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.DeleteNetNS(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(b); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat %s after DeleteNetNS: got %v; want not exist", b, err)
+	}
+	if !k.NetNSExists(a) {
+		t.Errorf("NetNSExists(%s) after unpinning its copy: got false", a)
+	}
+	if err := k.CreateNetNS("/run/netns/missing-dir/x/y"); err != nil {
+		t.Errorf("CreateNetNS in a new directory: %v", err)
+	}
+	k.DeleteNetNS("/run/netns/missing-dir/x/y")
+	os.RemoveAll("/run/netns/missing-dir")
+}
+
+// mountInfo returns the optional fields (shared:N, master:N) of the mount at dir.
+func mountInfo(t *testing.T, dir string) []string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/thread-self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 6 && f[4] == dir {
+			fields = nil // the last mount on dir is the visible one
+			for _, opt := range f[6:] {
+				if opt == "-" {
+					break
+				}
+				fields = append(fields, opt)
+			}
+		}
+	}
+	return fields
+}
+
+func TestLinkNamesRouteDsts(t *testing.T) {
+	k := newLinux(t)
+	br := netmgr.BridgeSpec{Name: "bth-br2", Addrs: prefixes("10.97.0.1/24", "fd00:97::1/64")}
+	if err := k.EnsureBridge(br); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.DeleteLink(br.Name) })
+	// A default route must not be reported.
+	def := &netlink.Route{LinkIndex: linkByName(t, br.Name).Attrs().Index, Gw: netip.MustParseAddr("10.97.0.254").AsSlice()}
+	if err := netlink.RouteAdd(def); err != nil {
+		t.Fatal(err)
+	}
+
+	names, err := k.LinkNames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(names, "lo") || !slices.Contains(names, br.Name) {
+		t.Errorf("LinkNames: got %v; want lo and %s among them", names, br.Name)
+	}
+	dsts, err := k.RouteDsts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(dsts, netip.MustParsePrefix("10.97.0.0/24")) {
+		t.Errorf("RouteDsts: got %v; want 10.97.0.0/24 among them", dsts)
+	}
+	for _, p := range dsts {
+		if p.Bits() == 0 || p != p.Masked() {
+			t.Errorf("RouteDsts: got %s; want masked, non-default prefixes", p)
+		}
+	}
+	t.Logf("RouteDsts: %v", dsts)
+}

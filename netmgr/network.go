@@ -1,0 +1,418 @@
+package netmgr
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"berth/api"
+	"berth/netmgr/store"
+)
+
+// Bridge driver options berth understands (Docker's names).
+const (
+	OptBridgeName  = "com.docker.network.bridge.name"
+	OptMTU         = "com.docker.network.driver.mtu"
+	OptICC         = "com.docker.network.bridge.enable_icc"
+	OptMasquerade  = "com.docker.network.bridge.enable_ip_masquerade"
+	OptHostBinding = "com.docker.network.bridge.host_binding_ipv4"
+)
+
+// Predefined networks, as Docker has them.
+const (
+	DefaultNetwork = "bridge"
+	DefaultBridge  = "berth0"
+	NoneNetwork    = "none"
+	HostNetwork    = "host"
+	bridgePrefix   = "br-"
+)
+
+func newID() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// networkByRef finds a network by name (case-insensitive), full ID or unique ID prefix.
+func networkByRef(snap *store.Snapshot, ref string) (*store.Network, error) {
+	if n, err := snap.NetworkByName(ref); err == nil {
+		return n, nil
+	}
+	if n, err := snap.Network(ref); err == nil {
+		return n, nil
+	}
+	var found *store.Network
+	if len(ref) >= 1 && isHex(ref) {
+		for _, n := range snap.Networks() {
+			if len(n.ID) >= len(ref) && n.ID[:len(ref)] == ref {
+				if found != nil {
+					return nil, invalid("network", ref, "ambiguous id prefix")
+				}
+				found = n
+			}
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("network %q: %w", ref, store.ErrNotFound)
+	}
+	return found, nil
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// CreateNetwork validates req, records the network and creates its bridge.
+func (m *Manager) CreateNetwork(ctx context.Context, req api.NetworkCreate) (*store.Network, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, err := m.buildNetwork(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.cfg.Store.Update(func(tx *store.Tx) error { return tx.PutNetwork(n) }); err != nil {
+		return nil, fmt.Errorf("create network %q: %w", n.Name, err)
+	}
+	if err := m.ensureBridge(n); err != nil {
+		// Undo: the record must not outlive a failed create.
+		_ = m.cfg.Kernel.DeleteLink(n.Bridge)
+		if uerr := m.cfg.Store.Update(func(tx *store.Tx) error { return tx.DeleteNetwork(n) }); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+		return nil, fmt.Errorf("create network %q: %w", n.Name, err)
+	}
+	m.cfg.Log.Info("network created", "network", n.Name, "bridge", n.Bridge, "subnets", n.Subnets)
+	return n, nil
+}
+
+func (m *Manager) ensureBridge(n *store.Network) error {
+	if n.Driver != store.DriverBridge {
+		return nil
+	}
+	var addrs []netip.Prefix
+	for _, s := range n.Subnets {
+		addrs = append(addrs, netip.PrefixFrom(s.Gateway, s.Subnet.Bits()))
+	}
+	return m.cfg.Kernel.EnsureBridge(BridgeSpec{Name: n.Bridge, MAC: bridgeMAC(n.ID), MTU: n.MTU, Addrs: addrs})
+}
+
+// buildNetwork turns a request into a record, or the first invalid field.
+func (m *Manager) buildNetwork(req api.NetworkCreate) (*store.Network, error) {
+	if err := checkName("name", req.Name); err != nil {
+		return nil, err
+	}
+	if req.Driver != "" && req.Driver != store.DriverBridge {
+		return nil, invalid("driver", req.Driver, "only the bridge driver is supported")
+	}
+	snap := m.cfg.Store.Snapshot()
+	if _, err := snap.NetworkByName(req.Name); err == nil {
+		return nil, fmt.Errorf("network with name %s already exists: %w", req.Name, store.ErrConflict)
+	}
+	n := &store.Network{
+		ID: newID(), Name: req.Name, Driver: store.DriverBridge, Internal: req.Internal, IPv6: req.IPv6,
+		ICC: true, Options: map[string]string{}, Labels: map[string]string{}, Created: time.Now().UTC(),
+	}
+	n.Bridge = bridgePrefix + n.ID[:12]
+	if err := applyOptions(n, req.Options); err != nil {
+		return nil, err
+	}
+	for k, v := range req.Labels {
+		if k == "" {
+			return nil, invalid("label", k+"="+v, "empty key")
+		}
+		n.Labels[k] = v
+	}
+	if n.Bridge != bridgePrefix+n.ID[:12] {
+		if _, err := snap.NetworkByBridge(n.Bridge); err == nil {
+			return nil, invalid("opt", OptBridgeName+"="+n.Bridge, "bridge already used by another network")
+		}
+		if names, err := m.cfg.Kernel.LinkNames(); err == nil && contains(names, n.Bridge) {
+			return nil, invalid("opt", OptBridgeName+"="+n.Bridge, "a device with this name exists and is not berth's")
+		}
+	}
+	subnets, err := m.buildSubnets(snap, n, req)
+	if err != nil {
+		return nil, err
+	}
+	n.Subnets = subnets
+	return n, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// applyOptions validates the driver options that change behaviour and keeps all of them.
+func applyOptions(n *store.Network, opts map[string]string) error {
+	for k, v := range opts {
+		field := "opt"
+		switch k {
+		case OptBridgeName:
+			if err := checkIfName(field, v); err != nil {
+				return invalid(field, k+"="+v, "%s", err.(*InvalidError).Reason)
+			}
+			n.Bridge = v
+		case OptMTU:
+			mtu, err := strconv.Atoi(v)
+			if err != nil || mtu < 68 || mtu > 65535 {
+				return invalid(field, k+"="+v, "MTU must be an integer between 68 and 65535")
+			}
+			n.MTU = mtu
+		case OptICC:
+			b, err := parseBool(field, v)
+			if err != nil {
+				return invalid(field, k+"="+v, "want true or false")
+			}
+			n.ICC = b
+		case OptMasquerade:
+			if _, err := parseBool(field, v); err != nil {
+				return invalid(field, k+"="+v, "want true or false")
+			}
+		case "":
+			return invalid(field, "="+v, "empty key")
+		}
+		n.Options[k] = v
+	}
+	return nil
+}
+
+// buildSubnets validates --subnet/--gateway/--ip-range or picks a free subnet.
+func (m *Manager) buildSubnets(snap *store.Snapshot, n *store.Network, req api.NetworkCreate) ([]store.Subnet, error) {
+	used := usedPrefixes(snap)
+	var subs []store.Subnet
+	for _, s := range req.Subnets {
+		p, err := parsePrefix("subnet", s)
+		if err != nil {
+			return nil, err
+		}
+		if p.Addr().Is4() && p.Bits() > 30 {
+			return nil, invalid("subnet", s, "too small: a /%d leaves no address for endpoints (at most /30)", p.Bits())
+		}
+		if p.Addr().Is6() && p.Bits() > 126 {
+			return nil, invalid("subnet", s, "too small (at most /126)")
+		}
+		if p.Addr().Is6() && !req.IPv6 {
+			return nil, invalid("subnet", s, "IPv6 subnet needs --ipv6")
+		}
+		for _, o := range subs {
+			if o.Subnet.Addr().Is6() == p.Addr().Is6() {
+				return nil, invalid("subnet", s, "only one subnet per address family")
+			}
+		}
+		if overlaps(p, used) {
+			return nil, invalid("subnet", s, "overlaps the subnet of network %s", overlapHolder(snap, p))
+		}
+		subs = append(subs, store.Subnet{Subnet: p})
+	}
+	if !hasFamily(subs, false) {
+		routes, err := m.cfg.Kernel.RouteDsts()
+		if err != nil {
+			return nil, fmt.Errorf("list routes: %w", err)
+		}
+		p, err := pickSubnet(used, routes)
+		if err != nil {
+			return nil, err
+		}
+		subs = append([]store.Subnet{{Subnet: p}}, subs...)
+	}
+	if req.IPv6 && !hasFamily(subs, true) {
+		p, err := pickSubnet6(n.ID, used)
+		if err != nil {
+			return nil, err
+		}
+		subs = append(subs, store.Subnet{Subnet: p})
+	}
+	if err := setGateways(subs, req.Gateways); err != nil {
+		return nil, err
+	}
+	if err := setIPRange(subs, req.IPRange); err != nil {
+		return nil, err
+	}
+	return subs, nil
+}
+
+func overlapHolder(snap *store.Snapshot, p netip.Prefix) string {
+	for _, n := range snap.Networks() {
+		for _, s := range n.Subnets {
+			if s.Subnet.Overlaps(p) {
+				return n.Name
+			}
+		}
+	}
+	return "?"
+}
+
+func hasFamily(subs []store.Subnet, v6 bool) bool {
+	for _, s := range subs {
+		if s.Subnet.Addr().Is6() == v6 {
+			return true
+		}
+	}
+	return false
+}
+
+// setGateways places each --gateway in the subnet that contains it; the others get the
+// first address of their subnet, as Docker does.
+func setGateways(subs []store.Subnet, gws []string) error {
+	for _, g := range gws {
+		a, err := parseAddr("gateway", g)
+		if err != nil {
+			return err
+		}
+		placed := false
+		for i := range subs {
+			if subs[i].Subnet.Contains(a) {
+				if subs[i].Gateway.IsValid() {
+					return invalid("gateway", g, "subnet %s has a gateway already", subs[i].Subnet)
+				}
+				if a == subs[i].Subnet.Addr() || (a.Is4() && a == lastAddr(subs[i].Subnet)) {
+					return invalid("gateway", g, "network or broadcast address of %s", subs[i].Subnet)
+				}
+				subs[i].Gateway = a
+				placed = true
+			}
+		}
+		if !placed {
+			return invalid("gateway", g, "not in any subnet of the network")
+		}
+	}
+	for i := range subs {
+		if !subs[i].Gateway.IsValid() {
+			subs[i].Gateway = subs[i].Subnet.Addr().Next()
+		}
+	}
+	return nil
+}
+
+func setIPRange(subs []store.Subnet, r string) error {
+	if r == "" {
+		return nil
+	}
+	p, err := parsePrefix("ip-range", r)
+	if err != nil {
+		return err
+	}
+	for i := range subs {
+		s := &subs[i]
+		if s.Subnet.Addr().Is6() != p.Addr().Is6() {
+			continue
+		}
+		if !s.Subnet.Contains(p.Addr()) || p.Bits() < s.Subnet.Bits() {
+			return invalid("ip-range", r, "not inside subnet %s", s.Subnet)
+		}
+		s.IPRange = p
+		return nil
+	}
+	return invalid("ip-range", r, "no subnet of this address family")
+}
+
+// RemoveNetwork deletes a network that has no endpoints.
+func (m *Manager) RemoveNetwork(ctx context.Context, ref string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.removeNetworkLocked(ref)
+}
+
+func (m *Manager) removeNetworkLocked(ref string) error {
+	snap := m.cfg.Store.Snapshot()
+	n, err := networkByRef(snap, ref)
+	if err != nil {
+		return err
+	}
+	if n.Predefined {
+		return fmt.Errorf("%s is a pre-defined network and cannot be removed: %w", n.Name, store.ErrConflict)
+	}
+	if eps := snap.NetworkEndpoints(n.ID); len(eps) > 0 {
+		var names []string
+		for _, ep := range eps {
+			if sb, err := snap.Sandbox(ep.SandboxID); err == nil {
+				names = append(names, sb.Name)
+			}
+		}
+		return fmt.Errorf("network %s has active endpoints (%v): %w", n.Name, names, store.ErrConflict)
+	}
+	// Kernel first, record second: a crash in between leaves a record whose bridge the
+	// restore pass recreates, never a bridge nobody knows about.
+	if err := m.cfg.Kernel.DeleteLink(n.Bridge); err != nil {
+		return fmt.Errorf("remove network %s: %w", n.Name, err)
+	}
+	if err := m.cfg.Store.Update(func(tx *store.Tx) error { return tx.DeleteNetwork(n) }); err != nil {
+		return fmt.Errorf("remove network %s: %w", n.Name, err)
+	}
+	m.cfg.Log.Info("network removed", "network", n.Name)
+	return nil
+}
+
+// PruneNetworks removes every user-defined network without endpoints.
+func (m *Manager) PruneNetworks(ctx context.Context) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	snap := m.cfg.Store.Snapshot()
+	var deleted []string
+	for _, n := range snap.Networks() {
+		if n.Predefined || len(snap.NetworkEndpoints(n.ID)) > 0 {
+			continue
+		}
+		if err := m.removeNetworkLocked(n.ID); err != nil {
+			return deleted, err
+		}
+		deleted = append(deleted, n.Name)
+	}
+	return deleted, nil
+}
+
+// ensurePredefined records bridge, none and host on the first start.
+func (m *Manager) ensurePredefined() error {
+	snap := m.cfg.Store.Snapshot()
+	var add []*store.Network
+	if _, err := snap.NetworkByName(DefaultNetwork); errors.Is(err, store.ErrNotFound) {
+		routes, err := m.cfg.Kernel.RouteDsts()
+		if err != nil {
+			return fmt.Errorf("list routes: %w", err)
+		}
+		p, err := pickSubnet(usedPrefixes(snap), routes)
+		if err != nil {
+			return err
+		}
+		n := &store.Network{ID: newID(), Name: DefaultNetwork, Driver: store.DriverBridge, Bridge: DefaultBridge,
+			ICC: true, Predefined: true, Created: time.Now().UTC(),
+			Subnets: []store.Subnet{{Subnet: p, Gateway: p.Addr().Next()}},
+			Options: map[string]string{OptBridgeName: DefaultBridge, OptICC: "true", OptMasquerade: "true"},
+			Labels:  map[string]string{}}
+		add = append(add, n)
+	}
+	for name, driver := range map[string]string{NoneNetwork: store.DriverNull, HostNetwork: store.DriverHost} {
+		if _, err := snap.NetworkByName(name); errors.Is(err, store.ErrNotFound) {
+			add = append(add, &store.Network{ID: newID(), Name: name, Driver: driver, Predefined: true,
+				Created: time.Now().UTC(), Options: map[string]string{}, Labels: map[string]string{}})
+		}
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	return m.cfg.Store.Update(func(tx *store.Tx) error {
+		for _, n := range add {
+			if err := tx.PutNetwork(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,109 @@
+package netmgr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"berth/netmgr/store"
+)
+
+// Restore reconciles the kernel with the store after a start, a graceful stop or a kill -9:
+//   - predefined networks exist; every bridge exists with its addresses;
+//   - a sandbox caught half-created is undone; a ready sandbox whose netns is gone is dropped
+//     (its addresses released); a ready sandbox whose netns lives gets any missing veth back;
+//   - berth-named veths and bridges with no record are deleted (nothing else is touched).
+func (m *Manager) Restore(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.ensurePredefined(); err != nil {
+		return fmt.Errorf("restore: predefined networks: %w", err)
+	}
+	snap := m.cfg.Store.Snapshot()
+	for _, n := range snap.Networks() {
+		if err := m.ensureBridge(n); err != nil {
+			return fmt.Errorf("restore: network %s: %w", n.Name, err)
+		}
+	}
+	links, err := m.cfg.Kernel.LinkNames()
+	if err != nil {
+		return fmt.Errorf("restore: list links: %w", err)
+	}
+	for _, sb := range snap.Sandboxes() {
+		if err := m.restoreSandbox(snap, sb, links); err != nil {
+			return fmt.Errorf("restore: sandbox %s: %w", sb.Name, err)
+		}
+	}
+	if err := m.sweepOrphans(); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	snap = m.cfg.Store.Snapshot()
+	for _, sb := range snap.Sandboxes() {
+		if err := m.writeFiles(snap, sb); err != nil {
+			m.cfg.Log.Warn("write sandbox files", "sandbox", sb.Name, "err", err)
+		}
+	}
+	m.cfg.Log.Info("state restored", "networks", len(snap.Networks()), "sandboxes", len(snap.Sandboxes()))
+	return nil
+}
+
+func (m *Manager) restoreSandbox(snap *store.Snapshot, sb *store.Sandbox, links []string) error {
+	if sb.State != store.StateReady {
+		m.cfg.Log.Warn("undoing half-created sandbox", "sandbox", sb.Name)
+		return m.teardown(sb)
+	}
+	if !m.cfg.Kernel.NetNSExists(sb.NetNSPath) {
+		if sb.Mode == store.ModeHost {
+			return m.cfg.Kernel.PinNetNS(sb.NetNSPath, "/proc/self/ns/net")
+		}
+		m.cfg.Log.Warn("netns gone, dropping sandbox", "sandbox", sb.Name, "path", sb.NetNSPath)
+		return m.teardown(sb)
+	}
+	repaired := false
+	for _, ep := range snap.SandboxEndpoints(sb.ID) {
+		if contains(links, ep.HostVeth) {
+			continue
+		}
+		n, err := snap.Network(ep.NetworkID)
+		if err != nil {
+			return fmt.Errorf("endpoint %s: %w", store.ShortID(ep.ID), err)
+		}
+		m.cfg.Log.Warn("recreating missing veth", "sandbox", sb.Name, "network", n.Name, "veth", ep.HostVeth)
+		if err := m.attach(sb, n, ep); err != nil {
+			return err
+		}
+		repaired = true
+	}
+	if repaired {
+		return m.setRoutes(snap, sb)
+	}
+	return nil
+}
+
+// sweepOrphans deletes veths and bridges that carry berth's names but have no record.
+func (m *Manager) sweepOrphans() error {
+	snap := m.cfg.Store.Snapshot()
+	links, err := m.cfg.Kernel.LinkNames()
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, n := range snap.Networks() {
+		known[n.Bridge] = true
+		for _, ep := range snap.NetworkEndpoints(n.ID) {
+			known[ep.HostVeth] = true
+		}
+	}
+	var errs []error
+	for _, l := range links {
+		owned := strings.HasPrefix(l, store.VethPrefix) && len(l) == len(store.VethPrefix)+8 && isHex(l[len(store.VethPrefix):]) ||
+			strings.HasPrefix(l, bridgePrefix) && len(l) == len(bridgePrefix)+12 && isHex(l[len(bridgePrefix):]) ||
+			l == DefaultBridge
+		if owned && !known[l] {
+			m.cfg.Log.Warn("removing orphaned device", "link", l)
+			errs = append(errs, m.cfg.Kernel.DeleteLink(l))
+		}
+	}
+	return errors.Join(errs...)
+}

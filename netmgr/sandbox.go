@@ -1,0 +1,385 @@
+package netmgr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"berth/api"
+	"berth/netmgr/store"
+)
+
+// sandboxByRef finds a sandbox by name (case-insensitive), full ID or unique ID prefix.
+func sandboxByRef(snap *store.Snapshot, ref string) (*store.Sandbox, error) {
+	if sb, err := snap.SandboxByName(strings.TrimPrefix(ref, "/")); err == nil {
+		return sb, nil
+	}
+	if sb, err := snap.Sandbox(ref); err == nil {
+		return sb, nil
+	}
+	var found *store.Sandbox
+	if ref != "" && isHex(ref) {
+		for _, sb := range snap.Sandboxes() {
+			if strings.HasPrefix(sb.ID, ref) {
+				if found != nil {
+					return nil, invalid("sandbox", ref, "ambiguous id prefix")
+				}
+				found = sb
+			}
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("sandbox %q: %w", ref, store.ErrNotFound)
+	}
+	return found, nil
+}
+
+// sandboxPlan is a validated create request.
+type sandboxPlan struct {
+	sb       *store.Sandbox
+	networks []*store.Network // bridge networks to join, first one gets ep
+	ep       endpointReq      // per-network flags, for the first network
+	shared   *store.Sandbox   // ModeContainer: whose netns
+}
+
+// CreateSandbox makes a named netns, joins it to its networks and writes its files. On any
+// failure everything made so far is undone.
+func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*store.Sandbox, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	snap := m.cfg.Store.Snapshot()
+	p, err := m.planSandbox(snap, req)
+	if err != nil {
+		return nil, err
+	}
+	sb := p.sb
+	// 1. Records first (state creating), so a crash during the kernel work leaves something
+	// the restore pass finds and undoes.
+	var eps []*store.Endpoint
+	err = m.cfg.Store.Update(func(tx *store.Tx) error {
+		seq, err := tx.NextCounter("sandbox_seq")
+		if err != nil {
+			return err
+		}
+		sb.Seq = seq
+		if err := tx.PutSandbox(sb); err != nil {
+			return err
+		}
+		for i, n := range p.networks {
+			r := endpointReq{}
+			if i == 0 {
+				r = p.ep
+			}
+			ep, err := addEndpointTx(tx, sb, n, r)
+			if err != nil {
+				return err
+			}
+			eps = append(eps, ep)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.Name, err)
+	}
+	// 2. Kernel.
+	if err := m.buildSandbox(p, eps); err != nil {
+		return nil, errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), m.teardown(sb))
+	}
+	// 3. Ready.
+	ready := sb.Copy()
+	ready.State = store.StateReady
+	if err := m.cfg.Store.Update(func(tx *store.Tx) error { return tx.PutSandbox(ready) }); err != nil {
+		return nil, errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), m.teardown(sb))
+	}
+	snap = m.cfg.Store.Snapshot()
+	m.refreshFiles(snap, ready)
+	m.cfg.Log.Info("sandbox created", "sandbox", sb.Name, "mode", sb.Mode, "networks", len(eps))
+	return ready, nil
+}
+
+// buildSandbox does the kernel work of a recorded sandbox.
+func (m *Manager) buildSandbox(p *sandboxPlan, eps []*store.Endpoint) error {
+	sb := p.sb
+	var err error
+	switch sb.Mode {
+	case store.ModeHost:
+		err = m.cfg.Kernel.PinNetNS(sb.NetNSPath, "/proc/self/ns/net")
+	case store.ModeContainer:
+		err = m.cfg.Kernel.PinNetNS(sb.NetNSPath, p.shared.NetNSPath)
+	default:
+		err = m.cfg.Kernel.CreateNetNS(sb.NetNSPath)
+	}
+	if err != nil {
+		return err
+	}
+	for i, ep := range eps {
+		if err := m.attach(sb, p.networks[i], ep); err != nil {
+			return err
+		}
+	}
+	snap := m.cfg.Store.Snapshot()
+	return m.setRoutes(snap, sb)
+}
+
+// planSandbox validates every field of req before anything changes.
+func (m *Manager) planSandbox(snap *store.Snapshot, req api.SandboxCreate) (*sandboxPlan, error) {
+	sb := &store.Sandbox{ID: newID(), Name: req.Name, Hostname: req.Hostname, Mode: store.ModeBridge,
+		State: store.StateCreating, Created: time.Now().UTC(),
+		DNS: req.DNS, DNSSearch: req.DNSSearch, DNSOptions: req.DNSOptions, ExtraHosts: req.ExtraHosts}
+	if sb.Name == "" {
+		sb.Name = generateName(snap)
+	}
+	if err := checkName("name", sb.Name); err != nil {
+		return nil, err
+	}
+	if _, err := snap.SandboxByName(sb.Name); err == nil {
+		return nil, fmt.Errorf("sandbox name %q is already in use: %w", sb.Name, store.ErrConflict)
+	}
+	if _, err := os.Lstat(filepath.Join(m.cfg.NetNSDir, sb.Name)); err == nil {
+		return nil, invalid("name", sb.Name, "%s exists and is not a berth sandbox", filepath.Join(m.cfg.NetNSDir, sb.Name))
+	}
+	sb.NetNSPath = filepath.Join(m.cfg.NetNSDir, sb.Name)
+	if sb.Hostname != "" {
+		if err := checkDNSName("hostname", sb.Hostname); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkDNSSettings(req); err != nil {
+		return nil, err
+	}
+	ep, err := parseEndpointReq(req.Aliases, req.IPv4, req.IPv6, req.MAC, req.Links)
+	if err != nil {
+		return nil, err
+	}
+	p := &sandboxPlan{sb: sb, ep: ep}
+	nets := req.Networks
+	if len(nets) == 0 {
+		nets = []string{DefaultNetwork}
+	}
+	if mode, arg, special := specialMode(nets[0]); special {
+		return p, m.planSpecial(snap, p, nets, mode, arg)
+	}
+	for _, ref := range nets {
+		if _, _, special := specialMode(ref); special {
+			return nil, invalid("network", ref, "cannot be combined with other networks")
+		}
+		n, err := networkByRef(snap, ref)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range p.networks {
+			if o.ID == n.ID {
+				return nil, invalid("network", ref, "given twice")
+			}
+		}
+		p.networks = append(p.networks, n)
+	}
+	if err := checkEndpointReq(snap, p.networks[0], sb, ep); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// specialMode recognises none, host and container:NAME.
+func specialMode(ref string) (mode, arg string, ok bool) {
+	switch {
+	case ref == NoneNetwork:
+		return store.ModeNone, "", true
+	case ref == HostNetwork:
+		return store.ModeHost, "", true
+	case strings.HasPrefix(ref, "container:"):
+		return store.ModeContainer, strings.TrimPrefix(ref, "container:"), true
+	}
+	return "", "", false
+}
+
+func (m *Manager) planSpecial(snap *store.Snapshot, p *sandboxPlan, nets []string, mode, arg string) error {
+	if len(nets) > 1 {
+		return invalid("network", nets[0], "cannot be combined with other networks")
+	}
+	e := p.ep
+	if len(e.aliases) > 0 || e.ip4.IsValid() || e.ip6.IsValid() || e.mac != nil || len(e.links) > 0 {
+		return invalid("network", nets[0], "--network-alias, --ip, --ip6, --mac-address and --link need a bridge network")
+	}
+	p.sb.Mode = mode
+	if mode == store.ModeContainer {
+		target, err := sandboxByRef(snap, arg)
+		if err != nil {
+			return invalid("network", nets[0], "no such sandbox %q", arg)
+		}
+		if target.Mode == store.ModeContainer {
+			target, err = snap.Sandbox(target.Container)
+			if err != nil {
+				return invalid("network", nets[0], "sandbox %q shares a netns that is gone", arg)
+			}
+		}
+		p.sb.Container = target.ID
+		p.shared = target
+	}
+	return nil
+}
+
+func checkDNSSettings(req api.SandboxCreate) error {
+	for _, d := range req.DNS {
+		if _, err := parseAddr("dns", d); err != nil {
+			return err
+		}
+	}
+	for _, s := range req.DNSSearch {
+		if err := checkSearch(s); err != nil {
+			return err
+		}
+	}
+	for _, o := range req.DNSOptions {
+		if err := checkDNSOption(o); err != nil {
+			return err
+		}
+	}
+	for _, h := range req.ExtraHosts {
+		if err := checkExtraHost(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var (
+	adjectives = []string{"admiring", "bold", "brave", "calm", "clever", "eager", "gentle", "happy", "jolly", "keen",
+		"lucid", "merry", "nimble", "quiet", "serene", "sharp", "swift", "tender", "vivid", "witty"}
+	nouns = []string{"albatross", "beacon", "buoy", "capstan", "cutter", "dinghy", "ferry", "galley", "harbor", "jetty",
+		"keel", "lighthouse", "mooring", "pier", "quay", "rudder", "schooner", "skiff", "tugboat", "wharf"}
+)
+
+// generateName returns an unused readable name such as "swift_jetty" (then "swift_jetty2").
+func generateName(snap *store.Snapshot) string {
+	for i := 0; ; i++ {
+		name := adjectives[rand.IntN(len(adjectives))] + "_" + nouns[rand.IntN(len(nouns))]
+		if i > 20 {
+			name += fmt.Sprint(rand.IntN(10000))
+		}
+		if _, err := snap.SandboxByName(name); errors.Is(err, store.ErrNotFound) {
+			return name
+		}
+	}
+}
+
+// RemoveSandbox deletes a sandbox: veths, netns pin, files, records and addresses.
+// Without force a sandbox that still has processes in its netns is refused.
+func (m *Manager) RemoveSandbox(ctx context.Context, ref string, force bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	snap := m.cfg.Store.Snapshot()
+	sb, err := sandboxByRef(snap, ref)
+	if err != nil {
+		return err
+	}
+	for _, o := range snap.Sandboxes() {
+		if o.Mode == store.ModeContainer && o.Container == sb.ID {
+			return fmt.Errorf("sandbox %s shares its netns with sandbox %s: remove that first: %w", sb.Name, o.Name, store.ErrConflict)
+		}
+	}
+	if !force && sb.Mode == store.ModeBridge || !force && sb.Mode == store.ModeNone {
+		if n := netnsUsers(sb.NetNSPath); n > 0 {
+			return fmt.Errorf("sandbox %s is in use by %d process(es): stop them or use -f: %w", sb.Name, n, store.ErrConflict)
+		}
+	}
+	if err := m.teardown(sb); err != nil {
+		return fmt.Errorf("remove sandbox %s: %w", sb.Name, err)
+	}
+	m.refreshDependents(m.cfg.Store.Snapshot(), sb.Name)
+	m.cfg.Log.Info("sandbox removed", "sandbox", sb.Name)
+	return nil
+}
+
+// teardown removes the kernel objects, files and records of sb. Kernel first, records
+// last: a crash in between leaves a record whose netns is gone, which restore drops.
+func (m *Manager) teardown(sb *store.Sandbox) error {
+	snap := m.cfg.Store.Snapshot()
+	eps := snap.SandboxEndpoints(sb.ID)
+	var errs []error
+	for _, ep := range eps {
+		errs = append(errs, m.cfg.Kernel.DeleteLink(ep.HostVeth))
+	}
+	errs = append(errs, m.cfg.Kernel.DeleteNetNS(sb.NetNSPath))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	m.removeFiles(sb)
+	return m.cfg.Store.Update(func(tx *store.Tx) error {
+		for _, ep := range eps {
+			if err := tx.ReleaseOwner(ep.ID); err != nil {
+				return err
+			}
+			if err := tx.DeleteEndpoint(ep); err != nil {
+				return err
+			}
+		}
+		return tx.DeleteSandbox(sb)
+	})
+}
+
+// RenameSandbox changes a sandbox's name: its DNS names, netns pin and files follow.
+func (m *Manager) RenameSandbox(ctx context.Context, ref, newName string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	snap := m.cfg.Store.Snapshot()
+	sb, err := sandboxByRef(snap, ref)
+	if err != nil {
+		return err
+	}
+	if err := checkName("name", newName); err != nil {
+		return err
+	}
+	if o, err := snap.SandboxByName(newName); err == nil && o.ID != sb.ID {
+		return fmt.Errorf("sandbox name %q is already in use: %w", newName, store.ErrConflict)
+	}
+	newPath := filepath.Join(m.cfg.NetNSDir, newName)
+	if newPath != sb.NetNSPath {
+		if _, err := os.Lstat(newPath); err == nil && !strings.EqualFold(newName, sb.Name) {
+			return invalid("name", newName, "%s exists and is not a berth sandbox", newPath)
+		}
+		// Pin the new name before the record changes, unpin the old one after: at every
+		// moment the record's path is a live netns.
+		if err := m.cfg.Kernel.PinNetNS(newPath, sb.NetNSPath); err != nil {
+			return fmt.Errorf("rename sandbox %s: %w", sb.Name, err)
+		}
+	}
+	renamed := sb.Copy()
+	renamed.Name, renamed.NetNSPath = newName, newPath
+	err = m.cfg.Store.Update(func(tx *store.Tx) error {
+		if err := tx.PutSandbox(renamed); err != nil {
+			return err
+		}
+		for _, ep := range tx.SandboxEndpoints(sb.ID) {
+			c := ep.Copy()
+			c.DNSNames = dnsNames(renamed, c.Aliases)
+			if err := tx.PutEndpoint(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if newPath != sb.NetNSPath {
+			_ = m.cfg.Kernel.DeleteNetNS(newPath)
+		}
+		return fmt.Errorf("rename sandbox %s: %w", sb.Name, err)
+	}
+	if newPath != sb.NetNSPath {
+		if err := m.cfg.Kernel.DeleteNetNS(sb.NetNSPath); err != nil {
+			m.cfg.Log.Warn("unpin old netns", "sandbox", newName, "path", sb.NetNSPath, "err", err)
+		}
+	}
+	m.removeFiles(sb)
+	snap = m.cfg.Store.Snapshot()
+	m.refreshFiles(snap, renamed)
+	m.refreshDependents(snap, sb.Name)
+	m.refreshDependents(snap, newName)
+	m.cfg.Log.Info("sandbox renamed", "sandbox", newName, "old", sb.Name)
+	return nil
+}
