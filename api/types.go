@@ -118,19 +118,19 @@ type SandboxRename struct {
 // EndpointSettings is one network of a sandbox in sandbox inspect, like
 // docker inspect's NetworkSettings.Networks.<net>.
 type EndpointSettings struct {
-	NetworkID         string   `json:"NetworkID"`
-	EndpointID        string   `json:"EndpointID"`
-	Gateway           string   `json:"Gateway"`
-	IPAddress         string   `json:"IPAddress"`
-	IPPrefixLen       int      `json:"IPPrefixLen"`
-	IPv6Gateway       string   `json:"IPv6Gateway"`
-	GlobalIPv6Address string   `json:"GlobalIPv6Address"`
-	GlobalIPv6PrefixLen int    `json:"GlobalIPv6PrefixLen"`
-	MacAddress        string   `json:"MacAddress"`
-	Aliases           []string `json:"Aliases"`
-	DNSNames          []string `json:"DNSNames"`
-	Links             []string `json:"Links"`
-	InterfaceName     string   `json:"InterfaceName"`
+	NetworkID           string   `json:"NetworkID"`
+	EndpointID          string   `json:"EndpointID"`
+	Gateway             string   `json:"Gateway"`
+	IPAddress           string   `json:"IPAddress"`
+	IPPrefixLen         int      `json:"IPPrefixLen"`
+	IPv6Gateway         string   `json:"IPv6Gateway"`
+	GlobalIPv6Address   string   `json:"GlobalIPv6Address"`
+	GlobalIPv6PrefixLen int      `json:"GlobalIPv6PrefixLen"`
+	MacAddress          string   `json:"MacAddress"`
+	Aliases             []string `json:"Aliases"`
+	DNSNames            []string `json:"DNSNames"`
+	Links               []string `json:"Links"`
+	InterfaceName       string   `json:"InterfaceName"`
 }
 
 // Sandbox is GET /v1/sandboxes/{sb}.

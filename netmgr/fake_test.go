@@ -14,12 +14,12 @@ import (
 
 // fakeKernel records kernel objects in maps, so bookkeeping and IPAM run without root.
 type fakeKernel struct {
-	mu      sync.Mutex
-	links   map[string]string // name -> kind ("bridge", "veth")
-	netns   map[string]bool
-	routes  []netip.Prefix
-	failOn  string // method name that fails once, for undo tests
-	gw      map[string][2]netip.Addr
+	mu     sync.Mutex
+	links  map[string]string // name -> kind ("bridge", "veth")
+	netns  map[string]bool
+	routes []netip.Prefix
+	failOn string // method name that fails once, for undo tests
+	gw     map[string][2]netip.Addr
 }
 
 func newFakeKernel() *fakeKernel {

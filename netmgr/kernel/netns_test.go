@@ -69,8 +69,16 @@ func TestNetNSPinning(t *testing.T) {
 	if err := k.CreateNetNS("/run/netns/missing-dir/x/y"); err != nil {
 		t.Errorf("CreateNetNS in a new directory: %v", err)
 	}
-	k.DeleteNetNS("/run/netns/missing-dir/x/y")
-	os.RemoveAll("/run/netns/missing-dir")
+	if err := k.DeleteNetNS("/run/netns/missing-dir/x/y"); err != nil {
+		t.Error(err)
+	}
+	// x was made a (bind) mount point on itself to be shared.
+	if err := unix.Unmount("/run/netns/missing-dir/x", unix.MNT_DETACH); err != nil {
+		t.Error(err)
+	}
+	if err := os.RemoveAll("/run/netns/missing-dir"); err != nil {
+		t.Error(err)
+	}
 }
 
 // mountInfo returns the optional fields (shared:N, master:N) of the mount at dir.

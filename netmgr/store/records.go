@@ -119,8 +119,8 @@ type Endpoint struct {
 	IfName    string     `json:"IfName"`   // inside the sandbox: eth0, eth1, ...
 	HostVeth  string     `json:"HostVeth"` // host end, VethName(ID)
 	MAC       string     `json:"MAC"`
-	IPv4      netip.Addr `json:"IPv4"` // zero if none
-	IPv6      netip.Addr `json:"IPv6"` // zero if none
+	IPv4      netip.Addr `json:"IPv4"`     // zero if none
+	IPv6      netip.Addr `json:"IPv6"`     // zero if none
 	Aliases   []string   `json:"Aliases"`  // user network aliases, as given
 	DNSNames  []string   `json:"DNSNames"` // name, aliases, short id, hostname; lower-cased, deduplicated
 	Links     []Link     `json:"Links"`
