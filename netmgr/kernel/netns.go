@@ -25,9 +25,7 @@ func (k *Linux) CreateNetNS(path string) error {
 	if err != nil {
 		return fmt.Errorf("create netns %s: %w", path, err)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- newNetNSLocked(path) }()
-	if err := <-errc; err != nil {
+	if err := onSpareThread(func() error { return newNetNSLocked(path) }); err != nil {
 		unix.Unmount(path, unix.MNT_DETACH) // no mount (EINVAL) is fine here
 		if created {
 			os.Remove(path)
@@ -38,11 +36,35 @@ func (k *Linux) CreateNetNS(path string) error {
 	return nil
 }
 
-// newNetNSLocked moves its thread into a new netns, pins that netns at path and sets its
-// lo up. The thread is left locked whatever happens: after unshare it is in the wrong
-// netns, so it must exit with the goroutine rather than run other goroutines.
+// onSpareThread runs fn on a fresh goroutine locked to an OS thread other than the main
+// one, and leaves that thread locked so it ends with the goroutine. The main thread is
+// avoided because the Go runtime cannot end it: it would stay parked in whatever netns fn
+// left it, and /proc/self/ns/net (the main thread's) would then name that netns.
+func onSpareThread(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() != unix.Getpid() {
+			errc <- fn() // the thread stays locked
+			return
+		}
+		// Holding the main thread here forces the inner goroutine onto another one.
+		inner := make(chan error, 1)
+		go func() {
+			runtime.LockOSThread()
+			inner <- fn()
+		}()
+		err := <-inner
+		runtime.UnlockOSThread()
+		errc <- err
+	}()
+	return <-errc
+}
+
+// newNetNSLocked moves its (locked) thread into a new netns, pins that netns at path and
+// sets its lo up. The thread must stay locked whatever happens: after unshare it is in the
+// wrong netns, so it must exit with the goroutine rather than run other goroutines.
 func newNetNSLocked(path string) error {
-	runtime.LockOSThread()
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 		return fmt.Errorf("unshare: %w", err)
 	}
@@ -68,6 +90,14 @@ func newNetNSLocked(path string) error {
 // PinNetNS bind-mounts the netns file from (for example /proc/<pid>/ns/net) at path.
 // A path already pinning that same netns is left as it is.
 func (k *Linux) PinNetNS(path, from string) error {
+	if from == "/proc/self/ns/net" {
+		// Meant as "the daemon's netns". That is the netns of every thread that runs
+		// goroutines, but not necessarily of the main thread that /proc/self names (see
+		// onSpareThread), so read it from this goroutine's thread instead.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		from = "/proc/thread-self/ns/net"
+	}
 	if k.NetNSExists(path) {
 		same, err := sameFile(path, from)
 		if err != nil {

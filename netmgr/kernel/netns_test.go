@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -137,4 +138,21 @@ func TestLinkNamesRouteDsts(t *testing.T) {
 		}
 	}
 	t.Logf("RouteDsts: %v", dsts)
+}
+
+// TestPinSelf checks that "/proc/self/ns/net" pins the netns goroutines run in.
+func TestPinSelf(t *testing.T) {
+	k := newLinux(t)
+	const p = "/run/netns/bth-self"
+	t.Cleanup(func() { k.DeleteNetNS(p) })
+	for range 2 {
+		if err := k.PinNetNS(p, "/proc/self/ns/net"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if same, err := sameFile(p, "/proc/thread-self/ns/net"); err != nil || !same {
+		t.Errorf("pinned /proc/self/ns/net: got same %v, err %v; want this thread's netns", same, err)
+	}
 }
