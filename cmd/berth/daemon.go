@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"berth/api"
+	"berth/netmgr"
+	"berth/netmgr/kernel"
+	"berth/netmgr/store"
+	"berth/resolver"
+)
+
+// Where sandboxes live on the host, fixed by the iproute2 convention so `ip netns exec NAME`
+// works on berth sandboxes too.
+const (
+	netNSDir = "/run/netns"
+	filesDir = "/etc/netns"
+)
+
+// shutdownTimeout bounds how long in-flight requests may finish after SIGTERM; a request
+// cut short is safe because netmgr persists before kernel work and Restore undoes leftovers.
+const shutdownTimeout = 10 * time.Second
+
+// daemonConfig is what `berth daemon` was started with.
+type daemonConfig struct {
+	Root       string // state dir: state.db and per-sandbox files
+	Socket     string // API unix socket
+	LogLevel   slog.Level
+	ResolvConf string       // the host's resolv.conf, source of upstream servers
+	DNS        []netip.Addr // --dns: upstreams for every sandbox without its own
+	DNSSearch  []string     // --dns-search
+	DNSOptions []string     // --dns-option
+}
+
+// daemon composes the daemon's components. It holds no state of its own: the store has the
+// records, netmgr the kernel objects (and, with the DNS issue, dnsd the sockets).
+type daemon struct {
+	st  *store.Store
+	mgr *netmgr.Manager
+	log *slog.Logger
+	cfg daemonConfig
+	// dns: the DNS server (dnsd) goes here; started per sandbox in the hooks below.
+}
+
+func newDaemonCmd() *cobra.Command {
+	var (
+		cfg      daemonConfig
+		level    string
+		dns      []string
+		resolvFl string
+	)
+	cmd := &cobra.Command{
+		Use:   "daemon [flags]",
+		Short: "Run the berth daemon (as root)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.ResolvConf = resolvFl
+			if err := cfg.parse(level, dns); err != nil {
+				return err
+			}
+			return runDaemon(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Root, "root", "/var/lib/berth", "state directory")
+	f.StringVar(&cfg.Socket, "socket", api.DefaultSocket, "API unix socket")
+	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&resolvFl, "resolv-conf", "/etc/resolv.conf", "host resolv.conf with the upstream servers")
+	f.StringArrayVar(&dns, "dns", nil, "upstream DNS server for sandboxes (repeatable)")
+	f.StringArrayVar(&cfg.DNSSearch, "dns-search", nil, "DNS search domain for sandboxes (repeatable)")
+	f.StringArrayVar(&cfg.DNSOptions, "dns-option", nil, "resolv.conf option for sandboxes (repeatable)")
+	return cmd
+}
+
+// parse validates the flags that are not plain strings, so a typo stops the daemon before
+// it touches anything.
+func (c *daemonConfig) parse(level string, dns []string) error {
+	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		return fmt.Errorf("invalid log-level %q: want debug, info, warn or error", level)
+	}
+	for _, s := range dns {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return fmt.Errorf("invalid dns %q: not an IP address", s)
+		}
+		c.DNS = append(c.DNS, a)
+	}
+	for _, d := range c.DNSSearch {
+		if d == "" || strings.ContainsAny(d, " \t\n") {
+			return fmt.Errorf("invalid dns-search %q: not a domain", d)
+		}
+	}
+	for _, o := range c.DNSOptions {
+		if o == "" || strings.ContainsAny(o, " \t\n") {
+			return fmt.Errorf("invalid dns-option %q: want one resolv.conf option", o)
+		}
+	}
+	if c.Root == "" || c.Socket == "" {
+		return errors.New("invalid daemon flags: --root and --socket must not be empty")
+	}
+	return nil
+}
+
+// hostDNS reads the host's resolv.conf afresh each time netmgr renders a sandbox's files, so
+// a changed host file reaches sandboxes created or reconnected afterwards.
+func (c daemonConfig) hostDNS() resolver.HostConfig {
+	b, _ := os.ReadFile(c.ResolvConf) // missing: sandboxes get no host upstreams
+	hc := resolver.HostConfig{
+		ResolvConfPath: c.ResolvConf,
+		ResolvConf:     b,
+		DNSSearch:      c.DNSSearch,
+		DNSOptions:     c.DNSOptions,
+	}
+	for _, a := range c.DNS {
+		hc.DNS = append(hc.DNS, a.String())
+	}
+	return hc
+}
+
+// runDaemon starts the daemon and serves until SIGINT or SIGTERM.
+func runDaemon(ctx context.Context, cfg daemonConfig) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	d, err := openDaemon(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	ln, err := listenUnix(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           newServer(d).handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("daemon started", "root", cfg.Root, "socket", cfg.Socket)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", cfg.Socket, err)
+	case <-ctx.Done():
+	}
+	log.Info("daemon stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// openDaemon opens the state, builds netmgr over the real kernel and reconciles the two.
+func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemon, error) {
+	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
+		return nil, fmt.Errorf("create root: %w", err)
+	}
+	st, err := store.Open(filepath.Join(cfg.Root, "state.db"))
+	if err != nil {
+		return nil, err // ErrLocked reads as one line: another daemon has this root
+	}
+	mgr := netmgr.New(netmgr.Config{
+		Store:    st,
+		Kernel:   kernel.New(log),
+		Log:      log,
+		NetNSDir: netNSDir,
+		FilesDir: filesDir,
+		StateDir: cfg.Root,
+		HostDNS:  cfg.hostDNS,
+	})
+	d := &daemon{st: st, mgr: mgr, log: log, cfg: cfg}
+	if err := d.restore(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// restore replays the store into the kernel after a (re)start.
+func (d *daemon) restore(ctx context.Context) error {
+	if err := d.mgr.Restore(ctx); err != nil {
+		return fmt.Errorf("restore state: %w", err)
+	}
+	// dns: start a server for every ready sandbox here.
+	return nil
+}
+
+// close releases the state file; the daemon must not be used afterwards.
+func (d *daemon) close() {
+	// dns: stop the servers before the store they read goes away.
+	if err := d.st.Close(); err != nil {
+		d.log.Error("close state", "err", err)
+	}
+}
+
+// The API handlers go through these instead of d.mgr so that the DNS work has one place
+// per change to hook into; today they only forward.
+
+func (d *daemon) createSandbox(ctx context.Context, req api.SandboxCreate) (*store.Sandbox, error) {
+	sb, err := d.mgr.CreateSandbox(ctx, req)
+	// dns: start after create; on failure RemoveSandbox(force) to undo.
+	return sb, err
+}
+
+func (d *daemon) removeSandbox(ctx context.Context, ref string, force bool) error {
+	// dns: stop before remove (the netns goes away with it).
+	return d.mgr.RemoveSandbox(ctx, ref, force)
+}
+
+func (d *daemon) connect(ctx context.Context, netRef string, req api.NetworkConnect) error {
+	// dns: start after connect if the sandbox had no user-defined network before.
+	return d.mgr.Connect(ctx, netRef, req)
+}
+
+func (d *daemon) disconnect(ctx context.Context, netRef string, req api.NetworkDisconnect) error {
+	// dns: stop after disconnect if no user-defined network is left.
+	return d.mgr.Disconnect(ctx, netRef, req)
+}
+
+// listenUnix listens on path with mode 0660. A socket file left by a crashed daemon is
+// removed, but only if nothing answers on it: a live daemon keeps its socket.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create socket dir: %w", err)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("listen %s: another daemon is serving on it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("chmod %s: %w", path, err)
+	}
+	return ln, nil
+}

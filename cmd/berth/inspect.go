@@ -1,0 +1,244 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+
+	"berth/api"
+	"berth/netmgr"
+	"berth/netmgr/store"
+)
+
+// This file turns store records into the API's docker-shaped views, and resolves the
+// NAME|ID|ID-prefix references that reads accept. It reads one snapshot per request, so a
+// view never mixes two states.
+
+// notFoundError is `network "x" not found`; it is store.ErrNotFound to errors.Is (→ 404).
+type notFoundError struct{ kind, ref string }
+
+func (e *notFoundError) Error() string { return fmt.Sprintf("%s %q not found", e.kind, e.ref) }
+func (e *notFoundError) Unwrap() error { return store.ErrNotFound }
+
+// resolveRef finds a record by name (case-insensitive), then full ID, then unique ID prefix,
+// the order docker users expect of a NAME|ID operand.
+func resolveRef[T any](kind, ref string, byName, byID func(string) (*T, error), list []*T, id func(*T) string) (*T, error) {
+	if ref == "" {
+		return nil, &notFoundError{kind, ref}
+	}
+	for _, get := range []func(string) (*T, error){byName, byID} {
+		v, err := get(ref)
+		if err == nil {
+			return v, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+	}
+	var match *T
+	n := 0
+	prefix := strings.ToLower(ref)
+	for _, v := range list {
+		if strings.HasPrefix(id(v), prefix) {
+			match = v
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return nil, &notFoundError{kind, ref}
+	case 1:
+		return match, nil
+	}
+	return nil, &netmgr.InvalidError{Field: kind, Value: ref,
+		Reason: fmt.Sprintf("ambiguous ID prefix: matches %d %ss", n, kind)}
+}
+
+// findNetwork resolves a network reference in snap.
+func findNetwork(snap *store.Snapshot, ref string) (*store.Network, error) {
+	return resolveRef("network", ref, snap.NetworkByName, snap.Network, snap.Networks(),
+		func(n *store.Network) string { return n.ID })
+}
+
+// findSandbox resolves a sandbox reference in snap.
+func findSandbox(snap *store.Snapshot, ref string) (*store.Sandbox, error) {
+	return resolveRef("sandbox", ref, snap.SandboxByName, snap.Sandbox, snap.Sandboxes(),
+		func(sb *store.Sandbox) string { return sb.ID })
+}
+
+// bridgeNameOpt is the docker option naming the bridge device; inspect always shows it.
+const bridgeNameOpt = "com.docker.network.bridge.name"
+
+// networkView is `docker network inspect` of n.
+func networkView(snap *store.Snapshot, n *store.Network) api.Network {
+	v := api.Network{
+		Name:       n.Name,
+		ID:         n.ID,
+		Created:    n.Created,
+		Scope:      "local",
+		Driver:     n.Driver,
+		EnableIPv4: n.Driver == store.DriverBridge,
+		EnableIPv6: n.IPv6,
+		IPAM:       api.IPAM{Driver: "default", Options: map[string]string{}, Config: []api.IPAMConfig{}},
+		Internal:   n.Internal,
+		Containers: map[string]api.NetworkContainer{},
+		Options:    copyOrEmpty(n.Options),
+		Labels:     copyOrEmpty(n.Labels),
+	}
+	// Shown even when netmgr picked the name, so users can find the device with `ip link`.
+	if n.Bridge != "" {
+		v.Options[bridgeNameOpt] = n.Bridge
+	}
+	for _, s := range n.Subnets {
+		c := api.IPAMConfig{Subnet: s.Subnet.String()}
+		if s.Gateway.IsValid() {
+			c.Gateway = s.Gateway.String()
+		}
+		if s.IPRange.IsValid() {
+			c.IPRange = s.IPRange.String()
+		}
+		v.IPAM.Config = append(v.IPAM.Config, c)
+	}
+	for _, ep := range snap.NetworkEndpoints(n.ID) {
+		sb, err := snap.Sandbox(ep.SandboxID)
+		if err != nil {
+			continue // endpoint of a sandbox being removed in this very snapshot: skip
+		}
+		v.Containers[sb.ID] = api.NetworkContainer{
+			Name:        sb.Name,
+			EndpointID:  ep.ID,
+			MacAddress:  ep.MAC,
+			IPv4Address: withPrefix(n, ep.IPv4),
+			IPv6Address: withPrefix(n, ep.IPv6),
+		}
+	}
+	return v
+}
+
+// sandboxView is `docker inspect` of sb, flattened to what a netns has.
+func sandboxView(snap *store.Snapshot, sb *store.Sandbox) api.Sandbox {
+	// The files `ip netns exec` and `berth exec` bind-mount; exec finds them through here.
+	dir := filepath.Join(filesDir, sb.Name)
+	v := api.Sandbox{
+		ID:             sb.ID,
+		Name:           sb.Name,
+		Created:        sb.Created,
+		State:          sb.State,
+		Hostname:       sb.Hostname,
+		NetNSPath:      sb.NetNSPath,
+		ResolvConfPath: filepath.Join(dir, "resolv.conf"),
+		HostsPath:      filepath.Join(dir, "hosts"),
+		DNS:            nonNil(sb.DNS),
+		DNSSearch:      nonNil(sb.DNSSearch),
+		DNSOptions:     nonNil(sb.DNSOptions),
+		ExtraHosts:     nonNil(sb.ExtraHosts),
+		Networks:       map[string]api.EndpointSettings{},
+	}
+	var first string
+	for _, ep := range snap.SandboxEndpoints(sb.ID) {
+		n, err := snap.Network(ep.NetworkID)
+		if err != nil {
+			continue
+		}
+		if first == "" {
+			first = n.Name
+		}
+		v.Networks[n.Name] = endpointView(n, ep)
+	}
+	v.NetworkMode = networkMode(snap, sb, first)
+	return v
+}
+
+// networkMode is docker's HostConfig.NetworkMode: the mode, or for bridge mode the name of
+// the first network (which is "bridge" for the default network).
+func networkMode(snap *store.Snapshot, sb *store.Sandbox, firstNet string) string {
+	switch sb.Mode {
+	case store.ModeNone, store.ModeHost:
+		return sb.Mode
+	case store.ModeContainer:
+		if other, err := snap.Sandbox(sb.Container); err == nil {
+			return "container:" + other.Name
+		}
+		return "container:" + sb.Container
+	}
+	if firstNet == "" {
+		return store.ModeBridge
+	}
+	return firstNet
+}
+
+// endpointView is one entry of NetworkSettings.Networks.
+func endpointView(n *store.Network, ep *store.Endpoint) api.EndpointSettings {
+	es := api.EndpointSettings{
+		NetworkID:     n.ID,
+		EndpointID:    ep.ID,
+		MacAddress:    ep.MAC,
+		Aliases:       nonNil(ep.Aliases),
+		DNSNames:      nonNil(ep.DNSNames),
+		Links:         []string{},
+		InterfaceName: ep.IfName,
+	}
+	if s, ok := subnetOf(n, ep.IPv4); ok {
+		es.IPAddress, es.IPPrefixLen = ep.IPv4.String(), s.Subnet.Bits()
+		es.Gateway = addrString(s.Gateway)
+	}
+	if s, ok := subnetOf(n, ep.IPv6); ok {
+		es.GlobalIPv6Address, es.GlobalIPv6PrefixLen = ep.IPv6.String(), s.Subnet.Bits()
+		es.IPv6Gateway = addrString(s.Gateway)
+	}
+	// docker shows links as "target:alias", alias defaulting to the target's name.
+	for _, l := range ep.Links {
+		alias := l.Alias
+		if alias == "" {
+			alias = l.Target
+		}
+		es.Links = append(es.Links, l.Target+":"+alias)
+	}
+	return es
+}
+
+// subnetOf returns the subnet of n that holds a; false for the zero address.
+func subnetOf(n *store.Network, a netip.Addr) (store.Subnet, bool) {
+	if !a.IsValid() {
+		return store.Subnet{}, false
+	}
+	for _, s := range n.Subnets {
+		if s.Subnet.Contains(a) {
+			return s, true
+		}
+	}
+	// Not in any subnet (should not happen): show the host route rather than hide the address.
+	return store.Subnet{Subnet: netip.PrefixFrom(a, a.BitLen())}, true
+}
+
+// withPrefix is "a.b.c.d/len" as network inspect shows addresses, or "" for none.
+func withPrefix(n *store.Network, a netip.Addr) string {
+	s, ok := subnetOf(n, a)
+	if !ok {
+		return ""
+	}
+	return netip.PrefixFrom(a, s.Subnet.Bits()).String()
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// nonNil makes JSON show [] rather than null, as docker does.
+func nonNil(s []string) []string {
+	return append([]string{}, s...)
+}
+
+// copyOrEmpty copies m so views never share a record's map, and JSON shows {} for none.
+func copyOrEmpty(m map[string]string) map[string]string {
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}

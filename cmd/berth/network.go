@@ -1,0 +1,287 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+
+	"github.com/spf13/cobra"
+
+	"berth/api"
+	"berth/netmgr/store"
+)
+
+// newNetworkCmd groups the network commands; each is a thin client of one API call.
+func newNetworkCmd(o *globalOpts) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "network",
+		Short: "Manage networks",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(
+		newNetworkCreateCmd(o),
+		newNetworkLsCmd(o),
+		newNetworkInspectCmd(o),
+		newNetworkRmCmd(o),
+		newNetworkPruneCmd(o),
+		newNetworkConnectCmd(o),
+		newNetworkDisconnectCmd(o),
+	)
+	return cmd
+}
+
+// networkPath is /networks/REF[/SUFFIX] with REF escaped, since a ref is user input.
+func networkPath(ref string, suffix ...string) string {
+	p := "/networks/" + url.PathEscape(ref)
+	for _, s := range suffix {
+		p += "/" + s
+	}
+	return p
+}
+
+// newNetworkCreateCmd builds `network create`. Only KEY=VALUE splitting happens here (the
+// API takes maps); every other check is netmgr's, so CLI and API refuse the same things.
+func newNetworkCreateCmd(o *globalOpts) *cobra.Command {
+	var (
+		req          api.NetworkCreate
+		opts, labels []string
+	)
+	cmd := &cobra.Command{
+		Use:   "create [flags] NAME",
+		Short: "Create a bridge network and print its ID",
+		Args:  exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.Name = args[0]
+			var err error
+			if req.Options, err = parseKeyValues("opt", opts); err != nil {
+				return err
+			}
+			if req.Labels, err = parseKeyValues("label", labels); err != nil {
+				return err
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var resp api.IDResponse
+			if err := c.post(cmd.Context(), "/networks", req, &resp); err != nil {
+				return err
+			}
+			fmt.Fprintln(o.stdout, resp.ID)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	// The default is sent explicitly so the request says what the user got; netmgr
+	// refuses any other driver with a one-line error.
+	f.StringVarP(&req.Driver, "driver", "d", "bridge", "driver (only bridge)")
+	f.StringArrayVar(&req.Subnets, "subnet", nil, "subnet in CIDR form (repeat for IPv4 and IPv6)")
+	f.StringArrayVar(&req.Gateways, "gateway", nil, "gateway of a subnet (repeatable)")
+	f.StringVar(&req.IPRange, "ip-range", "", "allocate dynamic addresses from this sub-range")
+	f.BoolVar(&req.Internal, "internal", false, "no default route, no outside access")
+	f.BoolVar(&req.IPv6, "ipv6", false, "enable IPv6 (dual stack)")
+	f.StringArrayVarP(&opts, "opt", "o", nil, "driver option KEY=VALUE (repeatable)")
+	f.StringArrayVar(&labels, "label", nil, "label KEY=VALUE (repeatable)")
+	return cmd
+}
+
+// newNetworkLsCmd builds `network ls`; the daemon already orders networks by name.
+func newNetworkLsCmd(o *globalOpts) *cobra.Command {
+	var lf listFormat
+	cmd := &cobra.Command{
+		Use:     "ls [flags]",
+		Aliases: []string{"list"},
+		Short:   "List networks",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := lf.check(); err != nil {
+				return err
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var nets []api.Network
+			if err := c.get(cmd.Context(), "/networks", &nets); err != nil {
+				return err
+			}
+			return printList(o.stdout, lf, nets, networkTable)
+		},
+	}
+	cmd.Flags().BoolVarP(&lf.quiet, "quiet", "q", false, "only print network IDs")
+	cmd.Flags().StringVar(&lf.format, "format", "", "table (default), json, or a Go template over each network")
+	return cmd
+}
+
+// networkTable is the `network ls` table, as `docker network ls` prints it.
+var networkTable = table[api.Network]{
+	header: "NETWORK ID\tNAME\tDRIVER\tSCOPE",
+	row: func(n api.Network) string {
+		return store.ShortID(n.ID) + "\t" + n.Name + "\t" + n.Driver + "\t" + n.Scope
+	},
+	id: func(n api.Network) string { return store.ShortID(n.ID) },
+}
+
+// newNetworkInspectCmd builds `network inspect`: one GET per ref, so each can fail alone.
+func newNetworkInspectCmd(o *globalOpts) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [flags] NAME|ID...",
+		Short: "Show networks as JSON",
+		Args:  minArgs(1, "NAME|ID..."),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			return inspectEach(o, format, args, func(ref string) (api.Network, error) {
+				var n api.Network
+				return n, c.get(cmd.Context(), networkPath(ref), &n)
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template over each network instead of JSON")
+	return cmd
+}
+
+// inspectEach prints what get finds for each ref: one JSON array (possibly "[]"), or the
+// format template once per item. Like docker, each failure gets its own stderr line and the
+// command exits 1 afterwards; an unreachable daemon stops it at once.
+func inspectEach[T any](o *globalOpts, format string, refs []string, get func(string) (T, error)) error {
+	found := []T{}
+	failed := 0
+	for _, ref := range refs {
+		v, err := get(ref)
+		if isUnreachable(err) {
+			return err
+		}
+		if err != nil {
+			fmt.Fprintln(o.stderr, err)
+			failed++
+			continue
+		}
+		found = append(found, v)
+	}
+	if err := printInspect(o.stdout, format, found); err != nil {
+		return err
+	}
+	if failed > 0 {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+// newNetworkRmCmd builds `network rm`: the daemon resolves each ref and refuses networks
+// in use or predefined.
+func newNetworkRmCmd(o *globalOpts) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm NAME|ID...",
+		Aliases: []string{"remove"},
+		Short:   "Remove networks",
+		Args:    minArgs(1, "NAME|ID..."),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			return removeEach(o, args, func(ref string) error {
+				return c.delete(cmd.Context(), networkPath(ref))
+			})
+		},
+	}
+}
+
+// removeEach removes each ref, printing it on success and the error on failure, like
+// `docker rm`; it goes on after a failure and exits 1 at the end.
+func removeEach(o *globalOpts, refs []string, rm func(string) error) error {
+	failed := 0
+	for _, ref := range refs {
+		err := rm(ref)
+		if isUnreachable(err) {
+			return err
+		}
+		if err != nil {
+			fmt.Fprintln(o.stderr, err)
+			failed++
+			continue
+		}
+		fmt.Fprintln(o.stdout, ref)
+	}
+	if failed > 0 {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+func newNetworkPruneCmd(o *globalOpts) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Remove all unused user-defined networks",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var resp api.PruneResponse
+			if err := c.post(cmd.Context(), "/networks/prune", nil, &resp); err != nil {
+				return err
+			}
+			for _, name := range resp.Deleted {
+				fmt.Fprintln(o.stdout, name)
+			}
+			return nil
+		},
+	}
+	// Accepted for docker muscle memory; berth never asks for confirmation.
+	cmd.Flags().BoolP("force", "f", false, "do not prompt (berth never prompts)")
+	return cmd
+}
+
+// newNetworkConnectCmd builds `network connect`; the operand order (NETWORK SANDBOX) is
+// docker's, the network goes in the path and the sandbox in the body.
+func newNetworkConnectCmd(o *globalOpts) *cobra.Command {
+	var req api.NetworkConnect
+	cmd := &cobra.Command{
+		Use:   "connect [flags] NETWORK SANDBOX",
+		Short: "Connect a sandbox to a network",
+		Args:  exactArgs(2, "NETWORK SANDBOX"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.Sandbox = args[1]
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			return c.post(cmd.Context(), networkPath(args[0], "connect"), req, nil)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&req.Aliases, "alias", nil, "network-scoped alias (repeatable)")
+	f.StringVar(&req.IPv4, "ip", "", "IPv4 address")
+	f.StringVar(&req.IPv6, "ip6", "", "IPv6 address")
+	f.StringArrayVar(&req.Links, "link", nil, "link to another sandbox, NAME[:ALIAS] (repeatable)")
+	return cmd
+}
+
+// newNetworkDisconnectCmd builds `network disconnect`; -f lets netmgr drop the endpoint
+// record even when the kernel side is already gone or cannot be removed.
+func newNetworkDisconnectCmd(o *globalOpts) *cobra.Command {
+	var req api.NetworkDisconnect
+	cmd := &cobra.Command{
+		Use:   "disconnect [flags] NETWORK SANDBOX",
+		Short: "Disconnect a sandbox from a network",
+		Args:  exactArgs(2, "NETWORK SANDBOX"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.Sandbox = args[1]
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			return c.post(cmd.Context(), networkPath(args[0], "disconnect"), req, nil)
+		},
+	}
+	cmd.Flags().BoolVarP(&req.Force, "force", "f", false, "force the disconnect")
+	return cmd
+}

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"berth/api"
+	"berth/netmgr/store"
+)
+
+// newSandboxCmd groups the sandbox commands; each is a thin client of one API call.
+func newSandboxCmd(o *globalOpts) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sandbox",
+		Short: "Manage sandboxes (named network namespaces)",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(
+		newSandboxCreateCmd(o),
+		newSandboxLsCmd(o, "ls"),
+		newSandboxInspectCmd(o),
+		newSandboxRmCmd(o),
+		newSandboxRenameCmd(o),
+	)
+	return cmd
+}
+
+// sandboxPath is /sandboxes/REF[/SUFFIX] with REF escaped.
+func sandboxPath(ref string, suffix ...string) string {
+	p := "/sandboxes/" + url.PathEscape(ref)
+	for _, s := range suffix {
+		p += "/" + s
+	}
+	return p
+}
+
+// addSandboxFlags registers the flags `sandbox create` and `run` share, writing into req.
+func addSandboxFlags(f *pflag.FlagSet, req *api.SandboxCreate) {
+	f.StringVar(&req.Name, "name", "", "sandbox name (default: a generated one)")
+	// -h is hostname, as in `docker run`. Defining --help here first stops cobra from
+	// adding its own with -h (which would panic on the clash).
+	f.StringVarP(&req.Hostname, "hostname", "h", "", "hostname")
+	f.Bool("help", false, "help for this command")
+	f.StringArrayVar(&req.Networks, "network", nil, "NET, none, host or container:NAME (repeatable; default bridge)")
+	f.StringArrayVar(&req.Aliases, "network-alias", nil, "alias on the first network (repeatable)")
+	f.StringVar(&req.IPv4, "ip", "", "IPv4 address on the first network")
+	f.StringVar(&req.IPv6, "ip6", "", "IPv6 address on the first network")
+	f.StringVar(&req.MAC, "mac-address", "", "MAC address on the first network")
+	f.StringArrayVar(&req.Links, "link", nil, "link to another sandbox, NAME[:ALIAS] (repeatable)")
+	f.StringArrayVar(&req.DNS, "dns", nil, "upstream DNS server (repeatable)")
+	f.StringArrayVar(&req.DNSSearch, "dns-search", nil, "DNS search domain (repeatable)")
+	f.StringArrayVar(&req.DNSOptions, "dns-option", nil, "resolv.conf option (repeatable)")
+	f.StringArrayVar(&req.ExtraHosts, "add-host", nil, "extra hosts entry HOST:IP (repeatable)")
+}
+
+// createSandbox asks the daemon for a sandbox and returns its ID and name.
+func createSandbox(cmd *cobra.Command, o *globalOpts, req api.SandboxCreate) (api.IDResponse, error) {
+	var resp api.IDResponse
+	c, err := o.client()
+	if err != nil {
+		return resp, err
+	}
+	err = c.post(cmd.Context(), "/sandboxes", req, &resp)
+	return resp, err
+}
+
+// newSandboxCreateCmd builds `sandbox create`. It prints the full ID like `docker create`;
+// the generated name, if any, is in `sandbox ls`.
+func newSandboxCreateCmd(o *globalOpts) *cobra.Command {
+	var req api.SandboxCreate
+	cmd := &cobra.Command{
+		Use:   "create [flags]",
+		Short: "Create a sandbox and print its ID",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			resp, err := createSandbox(cmd, o, req)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(o.stdout, resp.ID)
+			return nil
+		},
+	}
+	addSandboxFlags(cmd.Flags(), &req)
+	return cmd
+}
+
+// newSandboxLsCmd builds `sandbox ls`; use lets the same command serve as `berth ps`.
+func newSandboxLsCmd(o *globalOpts, use string) *cobra.Command {
+	var lf listFormat
+	cmd := &cobra.Command{
+		Use:   use + " [flags]",
+		Short: "List sandboxes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := lf.check(); err != nil {
+				return err
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var sbs []api.Sandbox
+			if err := c.get(cmd.Context(), "/sandboxes", &sbs); err != nil {
+				return err
+			}
+			return printList(o.stdout, lf, sbs, sandboxTable)
+		},
+	}
+	if use == "ls" {
+		cmd.Aliases = []string{"list"}
+	}
+	cmd.Flags().BoolVarP(&lf.quiet, "quiet", "q", false, "only print sandbox IDs")
+	cmd.Flags().StringVar(&lf.format, "format", "", "table (default), json, or a Go template over each sandbox")
+	return cmd
+}
+
+// sandboxTable is the `sandbox ls` table.
+var sandboxTable = table[api.Sandbox]{
+	header: "SANDBOX ID\tNAME\tNETWORKS\tIP ADDRESSES",
+	row: func(sb api.Sandbox) string {
+		names, addrs := sandboxNetworks(sb)
+		nets := strings.Join(names, ",")
+		if nets == "" {
+			nets = sb.NetworkMode // none, host, container:NAME
+		}
+		return store.ShortID(sb.ID) + "\t" + sb.Name + "\t" + nets + "\t" + strings.Join(addrs, ",")
+	},
+	id: func(sb api.Sandbox) string { return store.ShortID(sb.ID) },
+}
+
+// sandboxNetworks returns the network names and addresses of sb in interface order (eth0,
+// eth1, ...), which is join order; the Networks map itself has none.
+func sandboxNetworks(sb api.Sandbox) (names, addrs []string) {
+	type ep struct {
+		name string
+		es   api.EndpointSettings
+	}
+	eps := make([]ep, 0, len(sb.Networks))
+	for name, es := range sb.Networks {
+		eps = append(eps, ep{name, es})
+	}
+	slices.SortFunc(eps, func(a, b ep) int {
+		return cmp.Or(cmp.Compare(ifIndex(a.es.InterfaceName), ifIndex(b.es.InterfaceName)),
+			strings.Compare(a.name, b.name))
+	})
+	for _, e := range eps {
+		names = append(names, e.name)
+		for _, a := range []string{e.es.IPAddress, e.es.GlobalIPv6Address} {
+			if a != "" {
+				addrs = append(addrs, a)
+			}
+		}
+	}
+	return names, addrs
+}
+
+// ifIndex is N of "ethN" (so eth10 sorts after eth9), or -1.
+func ifIndex(name string) int {
+	n, err := strconv.Atoi(strings.TrimLeft(name, "abcdefghijklmnopqrstuvwxyz"))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// newSandboxInspectCmd builds `sandbox inspect`, the same shape as `network inspect`.
+func newSandboxInspectCmd(o *globalOpts) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [flags] NAME|ID...",
+		Short: "Show sandboxes as JSON",
+		Args:  minArgs(1, "NAME|ID..."),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			return inspectEach(o, format, args, func(ref string) (api.Sandbox, error) {
+				var sb api.Sandbox
+				return sb, c.get(cmd.Context(), sandboxPath(ref), &sb)
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template over each sandbox instead of JSON")
+	return cmd
+}
+
+// newSandboxRmCmd builds `sandbox rm`; without -f netmgr refuses a sandbox that others
+// depend on (a container:NAME joiner).
+func newSandboxRmCmd(o *globalOpts) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "rm [flags] NAME|ID...",
+		Aliases: []string{"remove"},
+		Short:   "Remove sandboxes",
+		Args:    minArgs(1, "NAME|ID..."),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			return removeEach(o, args, func(ref string) error {
+				return c.delete(cmd.Context(), removeSandboxPath(ref, force))
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove even if in use")
+	return cmd
+}
+
+// removeSandboxPath is the DELETE path; force travels as a query, as in docker's API.
+func removeSandboxPath(ref string, force bool) string {
+	if force {
+		return sandboxPath(ref) + "?force=1"
+	}
+	return sandboxPath(ref)
+}
+
+// newSandboxRenameCmd builds `sandbox rename`; netmgr moves the netns pin and files.
+func newSandboxRenameCmd(o *globalOpts) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rename OLD NEW",
+		Short: "Rename a sandbox",
+		Args:  exactArgs(2, "OLD NEW"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			return c.post(cmd.Context(), sandboxPath(args[0], "rename"), api.SandboxRename{Name: args[1]}, nil)
+		},
+	}
+}

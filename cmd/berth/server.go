@@ -1,0 +1,292 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"berth/api"
+	"berth/netmgr"
+	"berth/netmgr/store"
+)
+
+// maxBody bounds request bodies: the largest real one (a sandbox with many flags) is a few
+// KiB, so anything near this is a mistake or an attack, refused before it is buffered.
+const maxBody = 1 << 20
+
+// server is the HTTP API over the daemon. Mutations go through the daemon (netmgr, later
+// dnsd); reads come straight from a store snapshot and never wait for a mutation.
+type server struct {
+	d   *daemon
+	log *slog.Logger
+}
+
+func newServer(d *daemon) *server { return &server{d: d, log: d.log} }
+
+// handler routes /v1 with Go 1.22 method patterns and logs each request once.
+func (s *server) handler() http.Handler {
+	mux := http.NewServeMux()
+	v := api.Version
+	mux.HandleFunc("GET "+v+"/ping", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "OK")
+	})
+	mux.HandleFunc("POST "+v+"/networks", s.createNetwork)
+	mux.HandleFunc("GET "+v+"/networks", s.listNetworks)
+	mux.HandleFunc("GET "+v+"/networks/{ref}", s.getNetwork)
+	mux.HandleFunc("DELETE "+v+"/networks/{ref}", s.removeNetwork)
+	mux.HandleFunc("POST "+v+"/networks/prune", s.pruneNetworks)
+	mux.HandleFunc("POST "+v+"/networks/{ref}/connect", s.connect)
+	mux.HandleFunc("POST "+v+"/networks/{ref}/disconnect", s.disconnect)
+	mux.HandleFunc("POST "+v+"/sandboxes", s.createSandbox)
+	mux.HandleFunc("GET "+v+"/sandboxes", s.listSandboxes)
+	mux.HandleFunc("GET "+v+"/sandboxes/{ref}", s.getSandbox)
+	mux.HandleFunc("DELETE "+v+"/sandboxes/{ref}", s.removeSandbox)
+	mux.HandleFunc("POST "+v+"/sandboxes/{ref}/rename", s.renameSandbox)
+	return s.logRequests(mux)
+}
+
+func (s *server) createNetwork(w http.ResponseWriter, r *http.Request) {
+	var req api.NetworkCreate
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	n, err := s.d.mgr.CreateNetwork(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, api.IDResponse{ID: n.ID}) // 201 as docker's create
+}
+
+// listNetworks and the other reads build views from one snapshot, never from netmgr, so a
+// slow mutation cannot stall `ls` or `inspect`.
+func (s *server) listNetworks(w http.ResponseWriter, _ *http.Request) {
+	snap := s.d.st.Snapshot()
+	out := []api.Network{}
+	for _, n := range snap.Networks() {
+		out = append(out, networkView(snap, n))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *server) getNetwork(w http.ResponseWriter, r *http.Request) {
+	snap := s.d.st.Snapshot()
+	n, err := findNetwork(snap, r.PathValue("ref"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, networkView(snap, n))
+}
+
+func (s *server) removeNetwork(w http.ResponseWriter, r *http.Request) {
+	writeResult(w, s.d.mgr.RemoveNetwork(r.Context(), r.PathValue("ref")))
+}
+
+func (s *server) pruneNetworks(w http.ResponseWriter, r *http.Request) {
+	deleted, err := s.d.mgr.PruneNetworks(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.PruneResponse{Deleted: nonNil(deleted)})
+}
+
+// connect and disconnect go through the daemon, not netmgr directly: DNS hooks in there.
+func (s *server) connect(w http.ResponseWriter, r *http.Request) {
+	var req api.NetworkConnect
+	if decodeBody(w, r, &req) {
+		writeResult(w, s.d.connect(r.Context(), r.PathValue("ref"), req))
+	}
+}
+
+func (s *server) disconnect(w http.ResponseWriter, r *http.Request) {
+	var req api.NetworkDisconnect
+	if decodeBody(w, r, &req) {
+		writeResult(w, s.d.disconnect(r.Context(), r.PathValue("ref"), req))
+	}
+}
+
+func (s *server) createSandbox(w http.ResponseWriter, r *http.Request) {
+	var req api.SandboxCreate
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	sb, err := s.d.createSandbox(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, api.IDResponse{ID: sb.ID, Name: sb.Name})
+}
+
+func (s *server) listSandboxes(w http.ResponseWriter, _ *http.Request) {
+	snap := s.d.st.Snapshot()
+	out := []api.Sandbox{}
+	for _, sb := range snap.Sandboxes() {
+		out = append(out, sandboxView(snap, sb))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *server) getSandbox(w http.ResponseWriter, r *http.Request) {
+	snap := s.d.st.Snapshot()
+	sb, err := findSandbox(snap, r.PathValue("ref"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sandboxView(snap, sb))
+}
+
+// removeSandbox takes ?force=1 (docker's spelling); anything strconv.ParseBool reads works.
+func (s *server) removeSandbox(w http.ResponseWriter, r *http.Request) {
+	force := false
+	if q := r.URL.Query().Get("force"); q != "" {
+		var err error
+		if force, err = strconv.ParseBool(q); err != nil {
+			writeError(w, &requestError{fmt.Sprintf("invalid force %q: want 1 or 0", q)})
+			return
+		}
+	}
+	writeResult(w, s.d.removeSandbox(r.Context(), r.PathValue("ref"), force))
+}
+
+func (s *server) renameSandbox(w http.ResponseWriter, r *http.Request) {
+	var req api.SandboxRename
+	if decodeBody(w, r, &req) {
+		writeResult(w, s.d.mgr.RenameSandbox(r.Context(), r.PathValue("ref"), req.Name))
+	}
+}
+
+// requestError is a body or query the API cannot use at all (→ 400), before any field is
+// looked at; field-level problems are netmgr.InvalidError.
+type requestError struct{ reason string }
+
+func (e *requestError) Error() string { return "invalid request body: " + e.reason }
+
+// decodeBody reads exactly one JSON value of at most maxBody bytes with only known fields
+// into v. On failure it answers 400 and returns false.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		// A second value (or garbage) after the first means the client sent something
+		// other than what it meant; refuse rather than silently ignore it.
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("trailing data after the JSON value")
+		}
+	}
+	if err != nil {
+		writeError(w, &requestError{bodyReason(err)})
+		return false
+	}
+	return true
+}
+
+// bodyReason words a decode error as the one-line reason a user sees.
+func bodyReason(err error) string {
+	var mb *http.MaxBytesError
+	switch {
+	case errors.As(err, &mb):
+		return fmt.Sprintf("larger than %d bytes", mb.Limit)
+	case errors.Is(err, io.EOF):
+		return "empty"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated JSON"
+	}
+	return firstLine(strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// statusOf maps an error to its HTTP status: the API's whole error classification.
+func statusOf(err error) int {
+	var inv *netmgr.InvalidError
+	var req *requestError
+	switch {
+	case errors.As(err, &inv), errors.As(err, &req):
+		return http.StatusBadRequest
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, store.ErrConflict):
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError answers err as api.Error with its status, and hands err to the request logger.
+func writeError(w http.ResponseWriter, err error) {
+	if rec, ok := w.(*recorder); ok {
+		rec.err = err
+	}
+	writeJSON(w, statusOf(err), api.Error{Message: firstLine(err.Error())})
+}
+
+// writeResult answers a mutation without a body: 204 (docker's status for connect,
+// rename and delete), or the error.
+func writeResult(w http.ResponseWriter, err error) {
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	// The status is sent; an encode error now is a client gone away, nothing to answer.
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// recorder remembers what a handler answered, for the one log line per request.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	err    error // set by writeError
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// logRequests logs each request once: 5xx at Error (with the error), other mutations at
+// Info, reads at Debug, so a default log shows what changed and what failed.
+func (s *server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		level := slog.LevelInfo
+		switch {
+		case rec.status >= 500:
+			level = slog.LevelError
+		case r.Method == http.MethodGet || r.Method == http.MethodHead:
+			level = slog.LevelDebug
+		}
+		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", rec.status, "dur", time.Since(start)}
+		if rec.err != nil {
+			attrs = append(attrs, "err", rec.err)
+		}
+		s.log.Log(r.Context(), level, "request", attrs...)
+	})
+}

@@ -1,0 +1,54 @@
+package dnsd
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/miekg/dns"
+
+	"berth/netmgr/store"
+)
+
+// Explain answers one question as sandbox sandboxID would get it from 127.0.0.11, and says
+// how (which network and record, or which upstream), for `berth dns query`. Local answers
+// open no sockets; other names are forwarded exactly as for the sandbox (its upstreams, its
+// netns, its inflight limit when it is served). The query is sent as dig sends it: RD set,
+// EDNS0 with a 1232-byte buffer, over UDP. The error is store.ErrNotFound (wrapped) for an
+// unknown sandbox; a failed forward is a SERVFAIL reply, not an error.
+func (s *Server) Explain(ctx context.Context, sandboxID, name string, qtype uint16) (*dns.Msg, string, error) {
+	sb, err := s.cfg.Store.Snapshot().Sandbox(sandboxID)
+	if err != nil {
+		return nil, "", fmt.Errorf("dns query in sandbox %q: %w", sandboxID, err)
+	}
+	if _, ok := dns.IsDomainName(name); !ok {
+		return nil, "", fmt.Errorf("dns query %q: invalid domain name", name)
+	}
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(name), qtype)
+	q.SetEdns0(ednsSize, false)
+
+	h := s.explainHandler(ctx, sb)
+	a := s.answer(ctx, h, q, "udp")
+	if a.raw == nil {
+		a.msg.Truncate(bufsize(q, "udp"))
+	}
+	return a.msg, a.how(), nil
+}
+
+// explainHandler returns the served handler of sb (to share its inflight limit) or a
+// detached one.
+func (s *Server) explainHandler(ctx context.Context, sb *store.Sandbox) *handler {
+	s.mu.Lock()
+	e := s.sbs[sb.ID]
+	s.mu.Unlock()
+	if e != nil {
+		select {
+		case <-e.ready:
+			if e.err == nil {
+				return e.h
+			}
+		default:
+		}
+	}
+	return &handler{s: s, ctx: ctx, id: sb.ID, nsPath: sb.NetNSPath}
+}

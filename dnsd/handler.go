@@ -1,0 +1,286 @@
+package dnsd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"berth/netmgr/store"
+	"berth/resolver"
+)
+
+// handler serves the queries of one sandbox. It is bound to the sandbox ID when the
+// servers are created: the socket a query arrives on says who asks, not its source address.
+type handler struct {
+	s      *Server
+	ctx    context.Context // cancelled by Stop; bounds forwards
+	id     string
+	nsPath string        // the sandbox netns, for upstreams dialled from inside
+	sem    chan struct{} // this sandbox's inflight slots
+
+	lastRefusedLog atomic.Int64 // unix nanos of the last "inflight limit" warning
+}
+
+func (s *Server) newHandler(ctx context.Context, id, nsPath string) *handler {
+	return &handler{s: s, ctx: ctx, id: id, nsPath: nsPath, sem: make(chan struct{}, s.cfg.MaxInflight)}
+}
+
+// ServeDNS implements dns.Handler. miekg's default MsgAcceptFunc has already rejected
+// responses, bad section counts and unknown opcodes.
+func (h *handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	start := time.Now()
+	proto := "udp"
+	if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
+		proto = "tcp"
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			h.s.cfg.Log.Error("dns handler panic", "sandbox", h.id, "panic", v, "stack", string(debug.Stack()))
+			writeLocal(w, r, failure(r, dns.RcodeServerFailure), proto)
+		}
+	}()
+
+	a := h.s.answer(h.ctx, h, r, proto)
+	if a.raw != nil {
+		_, _ = w.Write(a.raw) // relayed verbatim, client ID already restored
+	} else {
+		writeLocal(w, r, a.msg, proto)
+	}
+	if a.refused {
+		h.logRefused()
+	}
+	if log := h.s.cfg.Log; len(r.Question) == 1 && log.Enabled(h.ctx, slog.LevelDebug) {
+		q := r.Question[0]
+		log.LogAttrs(h.ctx, slog.LevelDebug, "query",
+			slog.String("sandbox", h.id), slog.String("qname", q.Name),
+			slog.String("qtype", dns.TypeToString[q.Qtype]), slog.String("proto", proto),
+			slog.String("rcode", dns.RcodeToString[a.msg.Rcode]), slog.String("source", a.how()),
+			slog.Duration("dur", time.Since(start)))
+	}
+}
+
+// writeLocal truncates a locally built reply to what the client can take and writes it. A
+// reply that does not pack (a PTR label over 63 bytes) becomes SERVFAIL, as in Docker.
+func writeLocal(w dns.ResponseWriter, r, m *dns.Msg, proto string) {
+	m.Truncate(bufsize(r, proto))
+	buf, err := m.Pack()
+	if err != nil {
+		buf, err = failure(r, dns.RcodeServerFailure).Pack()
+		if err != nil {
+			return
+		}
+	}
+	_, _ = w.Write(buf)
+}
+
+// bufsize is the largest reply the client takes: 512 over UDP without EDNS, the advertised
+// size (at least 512) with EDNS, 64 KiB over TCP.
+func bufsize(r *dns.Msg, proto string) int {
+	if proto == "tcp" {
+		return dns.MaxMsgSize
+	}
+	if opt := r.IsEdns0(); opt != nil {
+		return max(int(opt.UDPSize()), dns.MinMsgSize)
+	}
+	return dns.MinMsgSize
+}
+
+// answer is what a query got and how.
+type answer struct {
+	msg      *dns.Msg // always set (for a relayed reply, its unpacked form)
+	raw      []byte   // the upstream's reply to relay verbatim, or nil for a local reply
+	res      resolver.Result
+	upstream string // where a forwarded reply came from
+	err      error  // why forwarding failed
+	refused  bool   // inflight limit hit
+}
+
+// how describes the answer's source for logs and `berth dns query`.
+func (a *answer) how() string {
+	switch {
+	case a.refused:
+		return "refused: too many forwarded queries in flight"
+	case a.upstream != "":
+		return "upstream " + a.upstream
+	case a.err != nil:
+		return "servfail: " + a.err.Error()
+	case a.res.Kind == resolver.Found:
+		return fmt.Sprintf("local: network %s, %s", a.res.Network, a.res.Source)
+	case a.res.Kind == resolver.NoData && a.res.Network == "":
+		return "local no data: " + a.res.Source
+	case a.res.Kind == resolver.NoData:
+		return fmt.Sprintf("local no data: network %s, %s", a.res.Network, a.res.Source)
+	default:
+		return "local: " + dns.RcodeToString[a.msg.Rcode]
+	}
+}
+
+// answer resolves one query for the sandbox of h: locally when the resolver owns the name,
+// otherwise through the sandbox's upstreams.
+func (s *Server) answer(ctx context.Context, h *handler, r *dns.Msg, proto string) answer {
+	if r.Opcode != dns.OpcodeQuery {
+		return answer{msg: failure(r, dns.RcodeNotImplemented)}
+	}
+	if len(r.Question) != 1 {
+		return answer{msg: failure(r, dns.RcodeFormatError)}
+	}
+	if opt := r.IsEdns0(); opt != nil && opt.Version() != 0 {
+		return answer{msg: failure(r, dns.RcodeBadVers)}
+	}
+	q := r.Question[0]
+	snap := s.cfg.Store.Snapshot()
+	res := resolver.Result{Kind: resolver.NotOurs}
+	if q.Qclass == dns.ClassINET {
+		res = s.lookup(snap, h.id, q)
+	}
+	if res.Kind != resolver.NotOurs {
+		return answer{msg: localReply(r, res), res: res}
+	}
+
+	release, ok := s.acquire(ctx, h.sem)
+	if !ok {
+		return answer{msg: failure(r, dns.RcodeRefused), res: res, refused: true}
+	}
+	defer release()
+	nsPath := h.nsPath
+	if sb, err := snap.Sandbox(h.id); err == nil {
+		nsPath = sb.NetNSPath
+	}
+	ups := s.upstreams(snap, h.id)
+	reply, raw, up, err := s.fwd.exchange(ctx, r, proto, ups, nsPath)
+	if err != nil {
+		return answer{msg: failure(r, dns.RcodeServerFailure), res: res, err: err}
+	}
+	return answer{msg: reply, raw: raw, res: res, upstream: up}
+}
+
+// lookup is resolver.LookupWith with the ndots rule, whose input (the sandbox's and the
+// host's resolv.conf options) is only parsed for the rare query it can change: an unknown
+// single-label A or AAAA name.
+func (s *Server) lookup(snap *store.Snapshot, id string, q dns.Question) resolver.Result {
+	res := resolver.Lookup(snap, id, q.Name, q.Qtype)
+	if res.Kind != resolver.NotOurs || (q.Qtype != dns.TypeA && q.Qtype != dns.TypeAAAA) || !singleLabel(q.Name) {
+		return res
+	}
+	return resolver.LookupWith(snap, id, q.Name, q.Qtype, resolver.NDotsSet(snap, id, s.cfg.Host()))
+}
+
+// singleLabel reports whether name is one non-empty label, trailing dot aside.
+func singleLabel(name string) bool {
+	name = strings.TrimSuffix(name, ".")
+	return name != "" && !strings.Contains(name, ".")
+}
+
+// localReply builds the answer to a name the resolver owns: RA set, AA clear, TTL 600, the
+// owner name exactly as asked, addresses in a fresh random order.
+func localReply(r *dns.Msg, res resolver.Result) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.RecursionAvailable = true
+	q := r.Question[0]
+	hdr := dns.RR_Header{Name: q.Name, Rrtype: q.Qtype, Class: dns.ClassINET, Ttl: localTTL}
+	if res.Kind == resolver.Found {
+		switch q.Qtype {
+		case dns.TypePTR:
+			if res.Target != "" {
+				m.Answer = []dns.RR{&dns.PTR{Hdr: hdr, Ptr: res.Target}}
+			}
+		case dns.TypeA, dns.TypeAAAA:
+			m.Answer = make([]dns.RR, 0, len(res.Addrs))
+			for _, a := range res.Addrs {
+				switch {
+				case q.Qtype == dns.TypeA && a.Is4():
+					m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: a.AsSlice()})
+				case q.Qtype == dns.TypeAAAA && a.Is6() && !a.Is4In6():
+					m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: a.AsSlice()})
+				}
+			}
+			rand.Shuffle(len(m.Answer), func(i, j int) { m.Answer[i], m.Answer[j] = m.Answer[j], m.Answer[i] })
+		}
+	}
+	echoEDNS(r, m)
+	return m
+}
+
+// failure is a locally generated error reply. RA stays clear, as in Docker.
+func failure(r *dns.Msg, rcode int) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Rcode = rcode
+	echoEDNS(r, m)
+	return m
+}
+
+// echoEDNS adds an OPT record to m when the query had one (RFC 6891 6.1.1; Docker omits
+// it). The DO bit is copied (RFC 3225).
+func echoEDNS(r, m *dns.Msg) {
+	if opt := r.IsEdns0(); opt != nil {
+		m.SetEdns0(ednsSize, opt.Do())
+	}
+}
+
+// acquire takes an inflight slot of the sandbox (sem, or nil for none) and one of the
+// daemon, waiting at most QueueWait for both.
+func (s *Server) acquire(ctx context.Context, sem chan struct{}) (release func(), ok bool) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	take := func(c chan struct{}) bool {
+		if c == nil {
+			return true
+		}
+		select {
+		case c <- struct{}{}:
+			return true
+		default:
+		}
+		if timer == nil {
+			timer = time.NewTimer(s.cfg.QueueWait)
+		}
+		select {
+		case c <- struct{}{}:
+			return true
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+	if !take(sem) {
+		return nil, false
+	}
+	if !take(s.global) {
+		if sem != nil {
+			<-sem
+		}
+		return nil, false
+	}
+	return func() {
+		<-s.global
+		if sem != nil {
+			<-sem
+		}
+	}, true
+}
+
+// logRefused warns about the inflight limit at most once per refusedLogEvery per sandbox.
+func (h *handler) logRefused() {
+	now := time.Now().UnixNano()
+	last := h.lastRefusedLog.Load()
+	if now-last < int64(refusedLogEvery) || !h.lastRefusedLog.CompareAndSwap(last, now) {
+		return
+	}
+	h.s.cfg.Log.Warn("dns query refused: too many forwarded queries in flight", "sandbox", h.id,
+		"limit", h.s.cfg.MaxInflight, "total_limit", h.s.cfg.MaxInflightTotal)
+}

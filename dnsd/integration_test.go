@@ -1,0 +1,274 @@
+package dnsd
+
+import (
+	"log/slog"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"berth/internal/nsutil"
+	"berth/internal/testns"
+	"berth/netmgr/store"
+	"berth/resolver"
+)
+
+// These tests need root: they run inside testns' private namespace, where the test process
+// itself plays the daemon's ("host") netns and each sandbox gets a netns under /run/netns.
+
+// sandboxNS makes a netns with lo up and returns its path and name.
+func sandboxNS(t *testing.T, name string) (string, string) {
+	t.Helper()
+	path := testns.NewNetNS(t, name)
+	run(t, "ip", "-n", name, "link", "set", "lo", "up")
+	return path, name
+}
+
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// dig runs dig @127.0.0.11 inside netns ns and returns its +short output ("" on no answer).
+func dig(t *testing.T, ns string, args ...string) string {
+	t.Helper()
+	cmd := append([]string{"ip", "netns", "exec", ns, "dig", "@127.0.0.11", "+short", "+time=2", "+tries=1"}, args...)
+	out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput()
+	if err != nil {
+		return "error: " + strings.TrimSpace(string(out))
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func sockFD(t *testing.T, c syscall.Conn) int {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fd int
+	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		t.Fatal(err)
+	}
+	return fd
+}
+
+func sandboxRecord(t *testing.T, st *store.Store, id string) *store.Sandbox {
+	t.Helper()
+	sb, err := st.Snapshot().Sandbox(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sb
+}
+
+// TestServeInNetNS: real dig in a sandbox netns over UDP and TCP, local and forwarded
+// through a host-netns upstream on 127.0.0.53 (as systemd-resolved), sockets in the sandbox
+// netns, port 53 left free for the sandbox, Stop closing everything.
+func TestServeInNetNS(t *testing.T) {
+	testns.Require(t)
+	nsPath, ns := sandboxNS(t, "dnsd-client")
+	st := newFixture(t, nsPath)
+	// The resolver dials host nameservers on port 53.
+	pc, err := net.ListenPacket("udp", "127.0.0.53:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.53:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := serveUpstream(t, pc, l)
+	s := New(Config{Store: st, Log: testLogger(t), Host: func() resolver.HostConfig {
+		return resolver.HostConfig{ResolvConfPath: "/etc/resolv.conf", ResolvConf: []byte("nameserver 127.0.0.53\n")}
+	}})
+	defer s.Close()
+	sb := sandboxRecord(t, st, clientID)
+	if err := s.Serve(sb); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(sb); err != nil {
+		t.Fatalf("second Serve: %v; want nil (idempotent)", err)
+	}
+	udp, tcp := s.listeners(clientID)
+	testns.AssertSocketInNetNS(t, sockFD(t, udp), nsPath)
+	testns.AssertSocketInNetNS(t, sockFD(t, tcp), nsPath)
+
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"udp local", []string{"web"}, "172.30.0.3"},
+		{"tcp local", []string{"+tcp", "WWW"}, "172.30.0.3"},
+		{"udp no edns", []string{"+noedns", "web.n1"}, "172.30.0.3"},
+		{"aaaa no data", []string{"AAAA", "web"}, ""},
+		{"ptr", []string{"-x", "172.30.0.3"}, "web.n1."},
+		{"udp forwarded", []string{"test.example"}, "10.11.12.13"},
+		{"tcp forwarded", []string{"+tcp", "test.example"}, "10.11.12.13"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := dig(t, ns, tc.args...); got != tc.want {
+				t.Errorf("dig %s: got %q; want %q", strings.Join(tc.args, " "), got, tc.want)
+			}
+		})
+	}
+	if q := up.seen(); len(q) != 2 || q[0].proto != "udp" || q[1].proto != "tcp" {
+		t.Errorf("upstream saw %v; want test.example once over udp, once over tcp", q)
+	}
+
+	t.Run("sandbox binds port 53", func(t *testing.T) {
+		own, err := nsutil.ListenUDP(nsPath, "0.0.0.0:53")
+		if err != nil {
+			t.Fatalf("sandbox process binding 0.0.0.0:53: %v; want free", err)
+		}
+		defer own.Close()
+		ownTCP, err := nsutil.ListenTCP(nsPath, "0.0.0.0:53")
+		if err != nil {
+			t.Fatalf("sandbox process binding tcp 0.0.0.0:53: %v; want free", err)
+		}
+		defer ownTCP.Close()
+		if got := dig(t, ns, "web"); got != "172.30.0.3" {
+			t.Errorf("dig web with port 53 taken in the sandbox: got %q", got)
+		}
+		if got := dig(t, ns, "+tcp", "web"); got != "172.30.0.3" {
+			t.Errorf("dig +tcp web with port 53 taken in the sandbox: got %q", got)
+		}
+	})
+
+	t.Run("garbage does not stop the server", func(t *testing.T) {
+		err := nsutil.Do(nsPath, func() error {
+			c, err := net.Dial("udp", "127.0.0.11:53")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			for _, b := range [][]byte{{1}, {0, 1, 0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0}, []byte(strings.Repeat("\xff", 300))} {
+				c.Write(b)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := dig(t, ns, "web"); got != "172.30.0.3" {
+			t.Errorf("dig web after garbage: got %q", got)
+		}
+	})
+
+	t.Run("names change with the store", func(t *testing.T) {
+		err := st.Update(func(tx *store.Tx) error {
+			ep := tx.SandboxEndpoints(webID)[0].Copy()
+			ep.DNSNames = append(ep.DNSNames, "late")
+			return tx.PutEndpoint(ep)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := dig(t, ns, "late"); got != "172.30.0.3" {
+			t.Errorf("dig late: got %q; want the name added after Serve", got)
+		}
+	})
+
+	t.Run("stop", func(t *testing.T) {
+		udpPort := udp.LocalAddr().(*net.UDPAddr).Port
+		tcpPort := tcp.Addr().(*net.TCPAddr).Port
+		s.Stop(clientID)
+		if got := dig(t, ns, "web"); !strings.HasPrefix(got, "error") {
+			t.Errorf("dig after Stop: got %q; want no answer", got)
+		}
+		if got := run(t, "ip", "netns", "exec", ns, "nft", "list", "tables"); got != "" {
+			t.Errorf("nft tables after Stop: %q; want none", got)
+		}
+		// The ports are free again: the sockets are closed.
+		if c, err := nsutil.ListenUDP(nsPath, "127.0.0.11:"+strconv.Itoa(udpPort)); err != nil {
+			t.Errorf("rebind udp %d after Stop: %v", udpPort, err)
+		} else {
+			c.Close()
+		}
+		if c, err := nsutil.ListenTCP(nsPath, "127.0.0.11:"+strconv.Itoa(tcpPort)); err != nil {
+			t.Errorf("rebind tcp %d after Stop: %v", tcpPort, err)
+		} else {
+			c.Close()
+		}
+		if err := s.Serve(sb); err != nil {
+			t.Fatalf("Serve after Stop: %v", err)
+		}
+		if got := dig(t, ns, "web"); got != "172.30.0.3" {
+			t.Errorf("dig after Serve again: got %q", got)
+		}
+	})
+}
+
+// TestSandboxUpstream: --dns servers are dialled from inside the sandbox, so 127.0.0.1
+// there is the sandbox's own loopback.
+func TestSandboxUpstream(t *testing.T) {
+	testns.Require(t)
+	nsPath, ns := sandboxNS(t, "dnsd-dns")
+	st := newFixture(t, nsPath)
+	pc, err := nsutil.ListenUDP(nsPath, "127.0.0.1:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := nsutil.ListenTCP(nsPath, "127.0.0.1:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inside := serveUpstream(t, pc, l)
+	err = st.Update(func(tx *store.Tx) error {
+		sb := sandboxRecord(t, st, clientID).Copy()
+		sb.DNS = []string{"127.0.0.1"}
+		return tx.PutSandbox(sb)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Store: st, Log: testLogger(t)})
+	defer s.Close()
+	if err := s.Serve(sandboxRecord(t, st, clientID)); err != nil {
+		t.Fatal(err)
+	}
+	if got := dig(t, ns, "test.example"); got != "10.11.12.13" {
+		t.Errorf("dig test.example: got %q; want the in-sandbox upstream's answer", got)
+	}
+	if got := dig(t, ns, "+tcp", "test.example"); got != "10.11.12.13" {
+		t.Errorf("dig +tcp test.example: got %q; want the in-sandbox upstream's answer", got)
+	}
+	if q := inside.seen(); len(q) != 2 {
+		t.Errorf("in-sandbox upstream saw %v; want 2 queries", q)
+	}
+}
+
+// TestReplaceNAT: a table left by an earlier daemon (other ports) is replaced, not an error.
+func TestReplaceNAT(t *testing.T) {
+	testns.Require(t)
+	nsPath, ns := sandboxNS(t, "dnsd-restart")
+	st := newFixture(t, nsPath)
+	if err := ensureNAT(nsPath, 1111, 2222); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Store: st, Log: testLogger(t)})
+	defer s.Close()
+	if err := s.Serve(sandboxRecord(t, st, clientID)); err != nil {
+		t.Fatal(err)
+	}
+	if got := dig(t, ns, "web"); got != "172.30.0.3" {
+		t.Errorf("dig web: got %q", got)
+	}
+	rules := run(t, "ip", "netns", "exec", ns, "nft", "list", "table", "ip", natTable)
+	if strings.Contains(rules, "1111") || strings.Contains(rules, "2222") || strings.Count(rules, "dnat to") != 2 || strings.Count(rules, "snat to") != 2 {
+		t.Errorf("table after replace:\n%s\nwant exactly the 4 rules of the new ports", rules)
+	}
+	t.Log("\n" + rules)
+}

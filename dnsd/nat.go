@@ -1,0 +1,115 @@
+package dnsd
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// natTable is the nftables table dnsd owns inside each sandbox netns (Docker's nftables
+// backend uses "docker-dns"). dnsd never reads or changes any other table.
+const natTable = "berth-dns"
+
+// dnsPort is the port clients use; the real sockets listen on random ports.
+const dnsPort = 53
+
+var serviceIP = [4]byte{127, 0, 0, 11}
+
+// ensureNAT installs, inside the netns at nsPath, the table that sends 127.0.0.11:53 to the
+// ports dnsd listens on:
+//
+//	table ip berth-dns {
+//		chain output { type nat hook output priority dstnat;
+//			ip daddr 127.0.0.11 udp dport 53 dnat to 127.0.0.11:UDPPORT
+//			ip daddr 127.0.0.11 tcp dport 53 dnat to 127.0.0.11:TCPPORT }
+//		chain postrouting { type nat hook postrouting priority srcnat;
+//			ip saddr 127.0.0.11 udp sport UDPPORT snat to 127.0.0.11:53
+//			ip saddr 127.0.0.11 tcp sport TCPPORT snat to 127.0.0.11:53 }
+//	}
+//
+// An existing table (from an earlier daemon run, with other ports) is replaced in the same
+// batch, so there is no moment without a rule and no "already exists" failure (moby #45646).
+func ensureNAT(nsPath string, udpPort, tcpPort uint16) error {
+	return withConn(nsPath, func(c *nftables.Conn) error {
+		t := &nftables.Table{Name: natTable, Family: nftables.TableFamilyIPv4}
+		c.AddTable(t) // create if missing, so the delete below cannot fail
+		c.DelTable(t)
+		c.AddTable(t)
+		out := c.AddChain(&nftables.Chain{
+			Name: "output", Table: t, Type: nftables.ChainTypeNAT,
+			Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest,
+		})
+		post := c.AddChain(&nftables.Chain{
+			Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
+			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
+		})
+		for _, p := range []struct {
+			proto byte
+			port  uint16
+		}{{unix.IPPROTO_UDP, udpPort}, {unix.IPPROTO_TCP, tcpPort}} {
+			c.AddRule(&nftables.Rule{Table: t, Chain: out,
+				Exprs: natRule(expr.NATTypeDestNAT, p.proto, 16, 2, dnsPort, p.port)})
+			c.AddRule(&nftables.Rule{Table: t, Chain: post,
+				Exprs: natRule(expr.NATTypeSourceNAT, p.proto, 12, 0, p.port, dnsPort)})
+		}
+		if err := c.Flush(); err != nil {
+			return fmt.Errorf("install nftables table %s: %w", natTable, err)
+		}
+		return nil
+	})
+}
+
+// natRule matches 127.0.0.11 at addrOff of the IPv4 header, proto, and match at portOff
+// of the transport header, and translates to 127.0.0.11:to.
+func natRule(typ expr.NATType, proto byte, addrOff, portOff uint32, match, to uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: addrOff, Len: 4},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: serviceIP[:]},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: portOff, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(match)},
+		&expr.Immediate{Register: 1, Data: serviceIP[:]},
+		&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(to)},
+		&expr.NAT{Type: typ, Family: unix.NFPROTO_IPV4,
+			RegAddrMin: 1, RegAddrMax: 1, RegProtoMin: 2, RegProtoMax: 2, Specified: true},
+	}
+}
+
+// deleteNAT removes the table if the netns still exists. A netns that is gone took the
+// table with it; a table that is already gone is fine.
+func deleteNAT(nsPath string) error {
+	err := withConn(nsPath, func(c *nftables.Conn) error {
+		c.DelTable(&nftables.Table{Name: natTable, Family: nftables.TableFamilyIPv4})
+		return c.Flush()
+	})
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return err
+}
+
+// withConn runs fn with an nftables connection to the netns at nsPath ("" for the current
+// one). The library opens the netlink socket on a locked thread of its own (mdlayher/socket
+// withNetNS), which it never returns to the scheduler in the wrong netns.
+func withConn(nsPath string, fn func(c *nftables.Conn) error) error {
+	var opts []nftables.ConnOption
+	if nsPath != "" {
+		fd, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open netns %s: %w", nsPath, err)
+		}
+		defer unix.Close(fd)
+		opts = append(opts, nftables.WithNetNSFd(fd))
+	}
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	return fn(c)
+}

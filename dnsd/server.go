@@ -1,0 +1,290 @@
+// Package dnsd owns berth's embedded DNS: one UDP and one TCP server per sandbox on
+// 127.0.0.11, with sockets opened inside the sandbox's netns on random ports and an nftables
+// NAT table there that redirects 127.0.0.11:53 to them (as Docker does, so a process in the
+// sandbox can still bind port 53 itself). Answers come from resolver.Lookup over a store
+// snapshot taken per query; names resolver does not own are forwarded upstream.
+//
+// dnsd decides nothing about names (that is resolver's job) and never writes the store.
+package dnsd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"berth/internal/nsutil"
+	"berth/netmgr/store"
+	"berth/resolver"
+)
+
+// Defaults for the zero values of Config. They are choices, not promises (Docker's 1024 and
+// 4 s are constants too); see the field comments.
+const (
+	DefaultMaxInflight      = 256  // forwarded queries in flight per sandbox
+	DefaultMaxInflightTotal = 4096 // forwarded queries in flight for the daemon
+	DefaultQueueWait        = 100 * time.Millisecond
+	DefaultForwardTimeout   = 2 * time.Second // one upstream attempt (Docker: 4 s, libnetwork #2374)
+	DefaultForwardDeadline  = 5 * time.Second // all attempts of one query; stub resolvers retry at 5 s
+	DefaultTCPIdleTimeout   = 8 * time.Second // miekg's default, as Docker
+	DefaultMaxTCPConns      = 64              // open client TCP connections per sandbox
+	stopWait                = 1 * time.Second // how long Stop waits for in-flight handlers
+	serviceAddr             = "127.0.0.11"    // the address every sandbox's resolv.conf names
+	udpReadSize             = 4096            // client queries are small; room for EDNS options
+	ednsSize                = 1232            // UDP size we advertise (DNS flag day 2020)
+	localTTL                = 600             // libnetwork respTTL; clients cache local names this long
+	refusedLogEvery         = 2 * time.Second // rate limit of the "inflight limit" warning
+)
+
+// Config configures a Server. Zero limits take the defaults above.
+type Config struct {
+	Store *store.Store               // always non-nil
+	Host  func() resolver.HostConfig // the daemon's DNS view, read per forwarded query; or nil (no host upstreams)
+	Log   *slog.Logger               // or nil (discard)
+
+	MaxInflight      int           // forwarded queries in flight per sandbox; beyond it REFUSED
+	MaxInflightTotal int           // forwarded queries in flight for all sandboxes together
+	QueueWait        time.Duration // how long a query waits for an inflight slot before REFUSED
+	ForwardTimeout   time.Duration // per upstream attempt (dial + exchange)
+	ForwardDeadline  time.Duration // whole forward, all upstreams
+	TCPIdleTimeout   time.Duration // client TCP connections idle longer are closed
+	MaxTCPConns      int           // client TCP connections per sandbox; more are closed at once
+}
+
+func (c *Config) setDefaults() {
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Host == nil {
+		c.Host = func() resolver.HostConfig { return resolver.HostConfig{} }
+	}
+	setDefault(&c.MaxInflight, DefaultMaxInflight)
+	setDefault(&c.MaxInflightTotal, DefaultMaxInflightTotal)
+	setDefault(&c.QueueWait, DefaultQueueWait)
+	setDefault(&c.ForwardTimeout, DefaultForwardTimeout)
+	setDefault(&c.ForwardDeadline, DefaultForwardDeadline)
+	setDefault(&c.TCPIdleTimeout, DefaultTCPIdleTimeout)
+	setDefault(&c.MaxTCPConns, DefaultMaxTCPConns)
+}
+
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// Server runs the embedded DNS of every sandbox it was asked to Serve.
+type Server struct {
+	cfg    Config
+	fwd    *forwarder
+	global chan struct{} // inflight slots shared by all sandboxes
+
+	// upstreams lists where a sandbox's unknown names go; tests replace it.
+	upstreams func(snap *store.Snapshot, sandboxID string) []resolver.Upstream
+
+	mu     sync.Mutex // guards following
+	sbs    map[string]*sandbox
+	closed bool
+}
+
+// New returns a Server that serves nothing until Serve is called.
+func New(cfg Config) *Server {
+	cfg.setDefaults()
+	s := &Server{
+		cfg:    cfg,
+		global: make(chan struct{}, cfg.MaxInflightTotal),
+		sbs:    make(map[string]*sandbox),
+	}
+	s.fwd = &forwarder{cfg: forwardConfig{
+		Timeout:  cfg.ForwardTimeout,
+		Deadline: cfg.ForwardDeadline,
+		Dial:     dialIn,
+	}}
+	s.upstreams = func(snap *store.Snapshot, sandboxID string) []resolver.Upstream {
+		return resolver.Upstreams(snap, sandboxID, s.cfg.Host())
+	}
+	return s
+}
+
+// sandbox is the serving state of one sandbox.
+type sandbox struct {
+	id     string
+	nsPath string
+	h      *handler
+	ready  chan struct{} // closed when start finished; err then tells how
+	err    error
+
+	udp    *net.UDPConn     // good until stop
+	tcp    *net.TCPListener // good until stop
+	udpSrv *dns.Server
+	tcpSrv *dns.Server
+	cancel context.CancelFunc // cancels in-flight forwards
+}
+
+// ErrClosed is returned by Serve after Close.
+var ErrClosed = errors.New("dns server closed")
+
+// Serve starts the embedded DNS of sb: UDP and TCP sockets on 127.0.0.11 random ports
+// inside sb.NetNSPath, the NAT from 127.0.0.11:53 to them, and the servers. It returns once
+// both servers are reading, so the first query after it is answered. Serving an already
+// served sandbox is a no-op.
+func (s *Server) Serve(sb *store.Sandbox) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if e, ok := s.sbs[sb.ID]; ok {
+		s.mu.Unlock()
+		<-e.ready
+		return e.err
+	}
+	e := &sandbox{id: sb.ID, nsPath: sb.NetNSPath, ready: make(chan struct{})}
+	s.sbs[sb.ID] = e
+	s.mu.Unlock()
+
+	e.err = s.start(e)
+	if e.err != nil {
+		s.mu.Lock()
+		delete(s.sbs, sb.ID)
+		s.mu.Unlock()
+		e.err = fmt.Errorf("serve dns in sandbox %q: %w", sb.Name, e.err)
+	}
+	close(e.ready)
+	return e.err
+}
+
+// start opens the sockets, installs the NAT and starts both servers.
+func (s *Server) start(e *sandbox) (err error) {
+	if e.udp, err = nsutil.ListenUDP(e.nsPath, serviceAddr+":0"); err != nil {
+		return err
+	}
+	if e.tcp, err = nsutil.ListenTCP(e.nsPath, serviceAddr+":0"); err != nil {
+		e.udp.Close()
+		return err
+	}
+	udpPort := uint16(e.udp.LocalAddr().(*net.UDPAddr).Port)
+	tcpPort := uint16(e.tcp.Addr().(*net.TCPAddr).Port)
+	if err := ensureNAT(e.nsPath, udpPort, tcpPort); err != nil {
+		e.udp.Close()
+		e.tcp.Close()
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	e.h = s.newHandler(ctx, e.id, e.nsPath)
+	e.udpSrv = &dns.Server{PacketConn: e.udp, Handler: e.h, UDPSize: udpReadSize}
+	e.tcpSrv = &dns.Server{
+		Listener:    &limitListener{TCPListener: e.tcp, slots: make(chan struct{}, s.cfg.MaxTCPConns)},
+		Handler:     e.h,
+		IdleTimeout: func() time.Duration { return s.cfg.TCPIdleTimeout },
+	}
+	var wg sync.WaitGroup
+	for _, srv := range []*dns.Server{e.udpSrv, e.tcpSrv} {
+		wg.Add(1)
+		srv.NotifyStartedFunc = wg.Done
+		go func() {
+			if err := srv.ActivateAndServe(); err != nil {
+				s.cfg.Log.Error("dns server stopped", "sandbox", e.id, "err", err)
+			}
+		}()
+	}
+	wg.Wait() // both are started: ActivateAndServe only fails before NotifyStartedFunc on bad listeners
+	s.cfg.Log.Info("dns serving", "sandbox", e.id, "udp", udpPort, "tcp", tcpPort)
+	return nil
+}
+
+// Stop stops the embedded DNS of a sandbox: closes its sockets and removes the NAT table if
+// the netns still exists (otherwise it went with the netns). Unknown IDs are ignored.
+func (s *Server) Stop(sandboxID string) {
+	s.mu.Lock()
+	e, ok := s.sbs[sandboxID]
+	delete(s.sbs, sandboxID)
+	s.mu.Unlock()
+	if ok {
+		s.stop(e)
+	}
+}
+
+func (s *Server) stop(e *sandbox) {
+	<-e.ready
+	if e.err != nil {
+		return
+	}
+	e.cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), stopWait)
+	defer cancel()
+	_ = e.udpSrv.ShutdownContext(ctx) // closes the socket at once, then waits for handlers
+	_ = e.tcpSrv.ShutdownContext(ctx)
+	if err := deleteNAT(e.nsPath); err != nil {
+		s.cfg.Log.Warn("remove dns nat", "sandbox", e.id, "err", err)
+	}
+	s.cfg.Log.Info("dns stopped", "sandbox", e.id)
+}
+
+// Close stops every sandbox's server; Serve fails afterwards.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	sbs := s.sbs
+	s.sbs = make(map[string]*sandbox)
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, e := range sbs {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.stop(e) }()
+	}
+	wg.Wait()
+}
+
+// listeners returns the sockets of a served sandbox, for tests that check their netns.
+func (s *Server) listeners(sandboxID string) (*net.UDPConn, *net.TCPListener) {
+	s.mu.Lock()
+	e := s.sbs[sandboxID]
+	s.mu.Unlock()
+	if e == nil {
+		return nil, nil
+	}
+	<-e.ready
+	return e.udp, e.tcp
+}
+
+// limitListener closes connections beyond len(slots) at once instead of letting them pile up.
+type limitListener struct {
+	*net.TCPListener
+	slots chan struct{}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.TCPListener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &limitConn{Conn: c, release: func() { <-l.slots }}, nil
+		default:
+			c.Close()
+		}
+	}
+}
+
+// limitConn gives its slot back on the first Close.
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}

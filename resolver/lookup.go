@@ -1,0 +1,247 @@
+// Package resolver owns the meaning of names inside berth sandboxes: which name a sandbox
+// may see, what the embedded DNS on 127.0.0.11 answers locally and what it forwards, which
+// upstreams it forwards to, and the resolv.conf and hosts files a sandbox gets.
+//
+// Everything here is a pure function of a *store.Snapshot (plus, for the files, the
+// daemon's HostConfig). It has no sockets, no wire format and writes no files: dnsd turns a
+// Result into a dns.Msg, netmgr writes the rendered files. The rules follow Docker's
+// libnetwork (Engine 25 and later); the deviations are documented where they are made.
+package resolver
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"berth/netmgr/store"
+)
+
+// Query types (RFC 1035 numbers), so the resolver needs no wire library.
+const (
+	TypeA    uint16 = 1
+	TypePTR  uint16 = 12
+	TypeMX   uint16 = 15
+	TypeAAAA uint16 = 28
+)
+
+// Kind says what dnsd should do with a query.
+type Kind uint8
+
+const (
+	NotOurs Kind = iota // forward upstream
+	Found               // Addrs (A/AAAA) or Target (PTR) hold the answer
+	NoData              // the name is ours but has no record of this type: NOERROR, empty answer, not forwarded
+)
+
+// String returns the kind for logs.
+func (k Kind) String() string {
+	switch k {
+	case NotOurs:
+		return "not-ours"
+	case Found:
+		return "found"
+	case NoData:
+		return "no-data"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Result is the local answer to one question. The embedded DNS never synthesizes NXDOMAIN:
+// a name it does not know is NotOurs and goes upstream, like Docker's.
+type Result struct {
+	Kind    Kind
+	Addrs   []netip.Addr // Found, A/AAAA: every address on the answering network, deduplicated, NOT shuffled (dnsd shuffles)
+	Target  string       // Found, PTR: "name.network." (fully qualified)
+	Network string       // name of the network that answered, for logs and `berth dns query`
+	Source  string       // why: "name", "alias", "link", "ptr", "mx", "ndots", "" for NotOurs
+}
+
+// Sources of a Result.
+const (
+	srcName  = "name"  // sandbox name, short ID or hostname
+	srcAlias = "alias" // network alias (--network-alias, connect --alias)
+	srcLink  = "link"  // --link TARGET:ALIAS of the querying sandbox on a user network
+	srcPTR   = "ptr"
+	srcMX    = "mx"
+	srcNdots = "ndots"
+)
+
+// anyFamily asks lookupName whether a name is known at all (MX).
+const anyFamily uint16 = 0
+
+// Lookup answers one question asked by sandbox sandboxID, without the ndots rule. It is
+// LookupWith(snap, sandboxID, qname, qtype, false).
+func Lookup(snap *store.Snapshot, sandboxID, qname string, qtype uint16) Result {
+	return LookupWith(snap, sandboxID, qname, qtype, false)
+}
+
+// LookupWith answers one question asked by sandbox sandboxID. ndotsSet is NDotsSet for that
+// sandbox: when true, an A or AAAA query for a single-label name nobody knows gets NoData
+// (Source "ndots") instead of being forwarded, so the client's stub resolver moves on to
+// its search domains (Docker's sb.ndotsSet rule).
+//
+// A and AAAA: the trailing dot is ignored and the match is case-insensitive, both in the
+// name and in the network part of "name.network" (Docker compares the network part
+// case-sensitively; berth does not). For "a.b.c" the candidates are ("a.b.c" on any network),
+// ("a.b" on network "c"), ("a" on network "b.c"). For each candidate, the --link aliases of
+// the querying sandbox are tried first, then the names on its user-defined networks in
+// Docker's order (non-internal first, then by network name). The first network that knows
+// the name answers with all its addresses of the family. If no network has an address of
+// the family but one knows the name, the answer is NoData.
+//
+// PTR: an address held by a sandbox on a network the querying sandbox shares answers
+// "<sandbox name>.<network name>."; MX for a name known as above is NoData; every other
+// type, and every name not known, is NotOurs.
+func LookupWith(snap *store.Snapshot, sandboxID, qname string, qtype uint16, ndotsSet bool) Result {
+	switch qtype {
+	case TypeA, TypeAAAA:
+		res := lookupName(snap, sandboxID, qname, qtype)
+		if res.Kind == NotOurs && ndotsSet && singleLabel(qname) {
+			return Result{Kind: NoData, Source: srcNdots}
+		}
+		return res
+	case TypeMX:
+		// RFC 5321 implicit MX: a host with an address but no MX gets mail at that
+		// address, so a local name answers NOERROR with no records.
+		res := lookupName(snap, sandboxID, qname, anyFamily)
+		if res.Kind == NotOurs {
+			return res
+		}
+		return Result{Kind: NoData, Network: res.Network, Source: srcMX}
+	case TypePTR:
+		return lookupPTR(snap, sandboxID, qname)
+	}
+	return Result{}
+}
+
+// singleLabel reports whether qname is one non-empty label (ignoring a trailing dot).
+func singleLabel(qname string) bool {
+	name := strings.TrimSuffix(qname, ".")
+	return name != "" && !strings.Contains(name, ".")
+}
+
+// lookupName resolves qname for A (TypeA), AAAA (TypeAAAA) or existence (anyFamily).
+func lookupName(snap *store.Snapshot, sbID, qname string, qtype uint16) Result {
+	name := strings.TrimSuffix(qname, ".")
+	if name == "" {
+		return Result{}
+	}
+	sb, ok := effective(snap, sbID)
+	if !ok {
+		return Result{}
+	}
+	var buf [maxScoped]scoped
+	scope := dnsScope(snap, sb, buf[:0])
+	if len(scope) == 0 {
+		return Result{}
+	}
+	if res, ok := lookupCandidate(snap, scope, name, "", qtype); ok {
+		return res
+	}
+	// Split at each dot from the right: "a.b" on network "c", then "a" on network "b.c".
+	for i := len(name) - 2; i > 0; i-- {
+		if name[i] != '.' {
+			continue
+		}
+		if res, ok := lookupCandidate(snap, scope, name[:i], name[i+1:], qtype); ok {
+			return res
+		}
+	}
+	return Result{}
+}
+
+// lookupCandidate tries one (name, network) candidate: links first, then names. netName ""
+// means any network of the scope. ok is false when nothing knows the name.
+func lookupCandidate(snap *store.Snapshot, scope []scoped, name, netName string, qtype uint16) (Result, bool) {
+	if res, ok := lookupLink(snap, scope, name, netName, qtype); ok {
+		return res, true
+	}
+	var known *store.Network // first network that knows the name, for NoData
+	for _, s := range scope {
+		if netName != "" && !strings.EqualFold(netName, s.nw.Name) {
+			continue
+		}
+		addrs, src, found := resolveOn(snap, s.nw, name, qtype)
+		if !found {
+			continue
+		}
+		if len(addrs) > 0 || qtype == anyFamily {
+			return Result{Kind: Found, Addrs: addrs, Network: s.nw.Name, Source: src}, true
+		}
+		// Known here without an address of the family: Docker goes on to the next
+		// network and answers NoData only if none has one.
+		if known == nil {
+			known = s.nw
+		}
+	}
+	if known != nil {
+		return Result{Kind: NoData, Network: known.Name, Source: srcName}, true
+	}
+	return Result{}, false
+}
+
+// lookupLink resolves name as a --link alias of the querying sandbox. A link made on network
+// N resolves the target by name on N only, and only while the target is connected there; a
+// dangling link is skipped, so (unlike Docker) it does not hide a real sandbox of the same
+// name. The scope's own endpoints carry their links, so no index lookup is needed.
+func lookupLink(snap *store.Snapshot, scope []scoped, name, netName string, qtype uint16) (Result, bool) {
+	var known *store.Network
+	for _, s := range scope {
+		if netName != "" && !strings.EqualFold(netName, s.nw.Name) {
+			continue
+		}
+		for _, l := range s.ep.Links {
+			if !strings.EqualFold(l.Alias, name) {
+				continue
+			}
+			addrs, _, found := resolveOn(snap, s.nw, l.Target, qtype)
+			if !found {
+				continue
+			}
+			if len(addrs) > 0 || qtype == anyFamily {
+				return Result{Kind: Found, Addrs: addrs, Network: s.nw.Name, Source: srcLink}, true
+			}
+			if known == nil {
+				known = s.nw
+			}
+		}
+	}
+	if known != nil {
+		return Result{Kind: NoData, Network: known.Name, Source: srcLink}, true
+	}
+	return Result{}, false
+}
+
+// resolveOn looks name up among the visible endpoints of network nw. found says whether any
+// endpoint answers to the name; addrs holds their addresses of the family (nil for
+// anyFamily). src is "name" if any endpoint has it as its sandbox name, short ID or
+// hostname, else "alias".
+func resolveOn(snap *store.Snapshot, nw *store.Network, name string, qtype uint16) (addrs []netip.Addr, src string, found bool) {
+	src = srcAlias
+	for _, ep := range snap.EndpointsByName(nw.ID, name) {
+		if !visible(snap, ep) {
+			continue
+		}
+		found = true
+		if !isAlias(ep, name) {
+			src = srcName
+		}
+		switch qtype {
+		case TypeA:
+			addrs = appendAddr(addrs, ep.IPv4)
+		case TypeAAAA:
+			addrs = appendAddr(addrs, ep.IPv6)
+		}
+	}
+	return addrs, src, found
+}
+
+// isAlias reports whether name reaches ep only through one of its network aliases.
+func isAlias(ep *store.Endpoint, name string) bool {
+	for _, a := range ep.Aliases {
+		if strings.EqualFold(a, name) {
+			return true
+		}
+	}
+	return false
+}
