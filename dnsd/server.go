@@ -79,6 +79,11 @@ func setDefault[T int | time.Duration](v *T, def T) {
 }
 
 // Server runs the embedded DNS of every sandbox it was asked to Serve.
+//
+// Goroutines: per sandbox, one reading each socket plus miekg's one per UDP query and one
+// per TCP connection (at most MaxTCPConns). Local answers are built in that goroutine;
+// forwarded ones hold an inflight slot, and a query that finds none within QueueWait is
+// REFUSED, so waiting goroutines stay bounded by the query rate times QueueWait.
 type Server struct {
 	cfg    Config
 	fwd    *forwarder
@@ -129,11 +134,18 @@ type sandbox struct {
 // ErrClosed is returned by Serve after Close.
 var ErrClosed = errors.New("dns server closed")
 
+// errNoNetNS refuses a sandbox without a netns of its own (host mode).
+var errNoNetNS = errors.New("sandbox has no netns path")
+
 // Serve starts the embedded DNS of sb: UDP and TCP sockets on 127.0.0.11 random ports
 // inside sb.NetNSPath, the NAT from 127.0.0.11:53 to them, and the servers. It returns once
 // both servers are reading, so the first query after it is answered. Serving an already
 // served sandbox is a no-op.
 func (s *Server) Serve(sb *store.Sandbox) error {
+	if sb.NetNSPath == "" {
+		// Never bind 127.0.0.11 or install NAT in the daemon's own netns.
+		return fmt.Errorf("serve dns in sandbox %q: %w", sb.Name, errNoNetNS)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -151,7 +163,9 @@ func (s *Server) Serve(sb *store.Sandbox) error {
 	e.err = s.start(e)
 	if e.err != nil {
 		s.mu.Lock()
-		delete(s.sbs, sb.ID)
+		if s.sbs[sb.ID] == e { // not already removed by Stop, and not a newer one
+			delete(s.sbs, sb.ID)
+		}
 		s.mu.Unlock()
 		e.err = fmt.Errorf("serve dns in sandbox %q: %w", sb.Name, e.err)
 	}

@@ -85,9 +85,10 @@ func Lookup(snap *store.Snapshot, sandboxID, qname string, qtype uint16) Result 
 // case-sensitively; berth does not). For "a.b.c" the candidates are ("a.b.c" on any network),
 // ("a.b" on network "c"), ("a" on network "b.c"). For each candidate, the --link aliases of
 // the querying sandbox are tried first, then the names on its user-defined networks in
-// Docker's order (non-internal first, then by network name). The first network that knows
-// the name answers with all its addresses of the family. If no network has an address of
-// the family but one knows the name, the answer is NoData.
+// Docker's order (non-internal first, then by network name). The first network that has the
+// name with an address of the family answers, with all its addresses of that family;
+// results are never merged across networks. If networks know the name but none has an
+// address of the family, the answer is NoData (Docker's resolveName does the same).
 //
 // PTR: an address held by a sandbox on a network the querying sandbox shares answers
 // "<sandbox name>.<network name>."; MX for a name known as above is NoData; every other

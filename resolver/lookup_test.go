@@ -68,6 +68,14 @@ func newWorld(t testing.TB) *world {
 	f.connect(add("s6b"), n6, ep{ip4: "10.6.0.3", ip6: "fd00:6::3"})
 	f.connect(add("only6"), n6, ep{ip6: "fd00:6::4"})
 
+	// "dual" is IPv4-only on n1 but dual-stack on n6; "qd" asks from both networks.
+	dual := add("dual")
+	f.connect(dual, n1, ep{ip4: "10.1.0.50"})
+	f.connect(dual, n6, ep{ip4: "10.6.0.50", ip6: "fd00:6::50"})
+	qd := add("qd")
+	f.connect(qd, n1, ep{ip4: "10.1.0.51"})
+	f.connect(qd, n6, ep{ip4: "10.6.0.51", ip6: "fd00:6::51"})
+
 	f.connect(add("w"), dot, ep{ip4: "10.7.0.2"})
 	f.connect(add("q3"), dot, ep{ip4: "10.7.0.3"})
 
@@ -192,6 +200,11 @@ func TestLookupFamilies(t *testing.T) {
 		{"A dual stack", "s6", "s6b", TypeA, found("n6", "name", "10.6.0.3")},
 		{"A for v6-only is NoData", "s6", "only6", TypeA, noData("n6", "name")},
 		{"AAAA for v6-only", "s6", "only6", TypeAAAA, found("n6", "name", "fd00:6::4")},
+		// Docker's resolveName: a network that knows the name without an address of the
+		// family does not stop the search; a later network with one answers.
+		{"A from the first network", "qd", "dual", TypeA, found("n1", "name", "10.1.0.50")},
+		{"AAAA from a later network", "qd", "dual", TypeAAAA, found("n6", "name", "fd00:6::50")},
+		{"AAAA name.network without v6", "qd", "dual.n1", TypeAAAA, noData("n1", "name")},
 	})
 }
 

@@ -31,6 +31,8 @@ func lookupPTR(snap *store.Snapshot, sbID, qname string) Result {
 	if len(scope) == 0 {
 		return Result{}
 	}
+	// The index answers for every network; the scope decides which holders may be named,
+	// and in which order.
 	holders := snap.EndpointsByIP(addr)
 	for _, s := range scope {
 		for _, ep := range holders {
@@ -65,9 +67,12 @@ func hasSuffixFold(s, suffix string) bool {
 	return len(s) >= len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
 }
 
-// parseReverse4 parses "d.c.b.a": four decimal octets without leading zeros.
+// parseReverse4 parses "d.c.b.a": four decimal octets without leading zeros. Docker matches
+// the reversed text against its records, so "01" never named an address there either.
+// It walks the labels by hand instead of strings.Split: no allocation per query.
 func parseReverse4(s string) (netip.Addr, bool) {
 	var b [4]byte
+	// Labels come least significant first: the first label is b[3].
 	for i := 3; i >= 0; i-- {
 		label := s
 		if i > 0 {

@@ -266,7 +266,7 @@ func newNetworkConnectCmd(o *globalOpts) *cobra.Command {
 }
 
 // newNetworkDisconnectCmd builds `network disconnect`; -f lets netmgr drop the endpoint
-// record even when the kernel side is already gone or cannot be removed.
+// record even when its host veth cannot be deleted.
 func newNetworkDisconnectCmd(o *globalOpts) *cobra.Command {
 	var req api.NetworkDisconnect
 	cmd := &cobra.Command{

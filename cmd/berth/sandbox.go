@@ -196,8 +196,8 @@ func newSandboxInspectCmd(o *globalOpts) *cobra.Command {
 	return cmd
 }
 
-// newSandboxRmCmd builds `sandbox rm`; without -f netmgr refuses a sandbox that others
-// depend on (a container:NAME joiner).
+// newSandboxRmCmd builds `sandbox rm`; without -f netmgr refuses a sandbox whose netns
+// still has processes in it.
 func newSandboxRmCmd(o *globalOpts) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
