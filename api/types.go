@@ -150,3 +150,16 @@ type Sandbox struct {
 	ExtraHosts     []string                    `json:"ExtraHosts"`
 	Networks       map[string]EndpointSettings `json:"Networks"`
 }
+
+// DNSQuery answers GET /v1/sandboxes/{sb}/dns?name=NAME&type=TYPE: what the sandbox would
+// get from 127.0.0.11, and why.
+type DNSQuery struct {
+	Sandbox   string   `json:"Sandbox"`
+	Name      string   `json:"Name"`
+	Type      string   `json:"Type"`
+	Rcode     string   `json:"Rcode"`     // NOERROR, NXDOMAIN, SERVFAIL, ...
+	Flags     []string `json:"Flags"`     // qr rd ra aa tc, as dig prints them
+	Answer    []string `json:"Answer"`    // records in zone-file form
+	Authority []string `json:"Authority"` // e.g. the upstream's SOA of an NXDOMAIN
+	How       string   `json:"How"`       // which network, record, link or upstream answered
+}

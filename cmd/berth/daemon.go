@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"berth/api"
+	"berth/dnsd"
 	"berth/netmgr"
 	"berth/netmgr/kernel"
 	"berth/netmgr/store"
@@ -47,13 +48,13 @@ type daemonConfig struct {
 }
 
 // daemon composes the daemon's components. It holds no state of its own: the store has the
-// records, netmgr the kernel objects (and, with the DNS issue, dnsd the sockets).
+// records, netmgr the kernel objects and dnsd the DNS sockets.
 type daemon struct {
 	st  *store.Store
 	mgr *netmgr.Manager
+	dns *dnsd.Server
 	log *slog.Logger
 	cfg daemonConfig
-	// dns: the DNS server (dnsd) goes here; started per sandbox in the hooks below.
 }
 
 func newDaemonCmd() *cobra.Command {
@@ -188,7 +189,8 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 		StateDir: cfg.Root,
 		HostDNS:  cfg.hostDNS,
 	})
-	d := &daemon{st: st, mgr: mgr, log: log, cfg: cfg}
+	dns := dnsd.New(dnsd.Config{Store: st, Host: cfg.hostDNS, Log: log})
+	d := &daemon{st: st, mgr: mgr, dns: dns, log: log, cfg: cfg}
 	if err := d.restore(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -196,45 +198,103 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 	return d, nil
 }
 
-// restore replays the store into the kernel after a (re)start.
+// restore replays the store into the kernel after a (re)start, then reopens the embedded
+// DNS of every sandbox that has one.
 func (d *daemon) restore(ctx context.Context) error {
 	if err := d.mgr.Restore(ctx); err != nil {
 		return fmt.Errorf("restore state: %w", err)
 	}
-	// dns: start a server for every ready sandbox here.
+	snap := d.st.Snapshot()
+	for _, sb := range snap.Sandboxes() {
+		if err := d.serveDNS(snap, sb); err != nil {
+			// One broken sandbox must not keep every other one from resolving.
+			d.log.Error("restore dns", "sandbox", sb.Name, "err", err)
+		}
+	}
 	return nil
 }
 
-// close releases the state file; the daemon must not be used afterwards.
+// serveDNS starts the embedded DNS of sb if it needs one: a sandbox with its own netns that
+// is (or was, in this daemon's life) on a user-defined network. As in Docker, the server is
+// not stopped when the last user-defined network is disconnected; it then forwards.
+// Container-mode sandboxes share the server of the sandbox whose netns they join.
+func (d *daemon) serveDNS(snap *store.Snapshot, sb *store.Sandbox) error {
+	if sb.Mode != store.ModeBridge || !resolver.Embedded(snap, sb.ID) {
+		return nil
+	}
+	return d.dns.Serve(sb)
+}
+
+// close stops the DNS servers, then releases the state file they read.
 func (d *daemon) close() {
-	// dns: stop the servers before the store they read goes away.
+	d.dns.Close()
 	if err := d.st.Close(); err != nil {
 		d.log.Error("close state", "err", err)
 	}
 }
 
-// The API handlers go through these instead of d.mgr so that the DNS work has one place
-// per change to hook into; today they only forward.
+// The API handlers go through these instead of d.mgr: each change that alters who needs a
+// DNS server is followed by the matching dnsd call, here and nowhere else.
 
 func (d *daemon) createSandbox(ctx context.Context, req api.SandboxCreate) (*store.Sandbox, error) {
 	sb, err := d.mgr.CreateSandbox(ctx, req)
-	// dns: start after create; on failure RemoveSandbox(force) to undo.
-	return sb, err
+	if err != nil {
+		return nil, err
+	}
+	if err := d.serveDNS(d.st.Snapshot(), sb); err != nil {
+		// Undo: a sandbox is created whole or not at all.
+		return nil, errors.Join(err, d.mgr.RemoveSandbox(ctx, sb.ID, true))
+	}
+	return sb, nil
 }
 
 func (d *daemon) removeSandbox(ctx context.Context, ref string, force bool) error {
-	// dns: stop before remove (the netns goes away with it).
-	return d.mgr.RemoveSandbox(ctx, ref, force)
+	sb, err := findSandbox(d.st.Snapshot(), ref)
+	if err != nil {
+		return err
+	}
+	if err := d.mgr.RemoveSandbox(ctx, sb.ID, force); err != nil {
+		return err
+	}
+	// The records are gone, so the sandbox's names no longer resolve; the sockets kept the
+	// old netns alive until now.
+	d.dns.Stop(sb.ID)
+	return nil
 }
 
 func (d *daemon) connect(ctx context.Context, netRef string, req api.NetworkConnect) error {
-	// dns: start after connect if the sandbox had no user-defined network before.
-	return d.mgr.Connect(ctx, netRef, req)
+	if err := d.mgr.Connect(ctx, netRef, req); err != nil {
+		return err
+	}
+	snap := d.st.Snapshot()
+	sb, err := findSandbox(snap, req.Sandbox)
+	if err != nil {
+		return err
+	}
+	return d.serveDNS(snap, sb)
 }
 
 func (d *daemon) disconnect(ctx context.Context, netRef string, req api.NetworkDisconnect) error {
-	// dns: stop after disconnect if no user-defined network is left.
 	return d.mgr.Disconnect(ctx, netRef, req)
+}
+
+func (d *daemon) rename(ctx context.Context, ref, name string) error {
+	sb, err := findSandbox(d.st.Snapshot(), ref)
+	if err != nil {
+		return err
+	}
+	if err := d.mgr.RenameSandbox(ctx, sb.ID, name); err != nil {
+		return err
+	}
+	// The netns moved to a new path; reopen the server there so forwarding to the
+	// sandbox's own --dns servers keeps dialling from inside it.
+	snap := d.st.Snapshot()
+	renamed, err := snap.Sandbox(sb.ID)
+	if err != nil {
+		return err
+	}
+	d.dns.Stop(sb.ID)
+	return d.serveDNS(snap, renamed)
 }
 
 // listenUnix listens on path with mode 0660. A socket file left by a crashed daemon is

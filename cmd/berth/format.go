@@ -123,3 +123,13 @@ func printInspect[T any](w io.Writer, format string, items []T) error {
 	}
 	return nil
 }
+
+// printJSON writes v indented, as the inspect commands do.
+func printJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "    ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}

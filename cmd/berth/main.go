@@ -84,6 +84,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newSandboxLsCmd(o, "ps"),
 		newExecCmd(o),
 		newRunCmd(o),
+		newDNSCmd(o),
 	)
 	return root
 }

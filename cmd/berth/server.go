@@ -48,6 +48,7 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("GET "+v+"/sandboxes/{ref}", s.getSandbox)
 	mux.HandleFunc("DELETE "+v+"/sandboxes/{ref}", s.removeSandbox)
 	mux.HandleFunc("POST "+v+"/sandboxes/{ref}/rename", s.renameSandbox)
+	mux.HandleFunc("GET "+v+"/sandboxes/{ref}/dns", s.dnsQuery)
 	return s.logRequests(mux)
 }
 
@@ -161,7 +162,7 @@ func (s *server) removeSandbox(w http.ResponseWriter, r *http.Request) {
 func (s *server) renameSandbox(w http.ResponseWriter, r *http.Request) {
 	var req api.SandboxRename
 	if decodeBody(w, r, &req) {
-		writeResult(w, s.d.mgr.RenameSandbox(r.Context(), r.PathValue("ref"), req.Name))
+		writeResult(w, s.d.rename(r.Context(), r.PathValue("ref"), req.Name))
 	}
 }
 

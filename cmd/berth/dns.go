@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/miekg/dns"
+	"github.com/spf13/cobra"
+
+	"berth/api"
+)
+
+// `berth dns query SANDBOX NAME [TYPE]` shows what a sandbox would get from 127.0.0.11 and
+// why, for users who would otherwise have to enter the netns and run dig.
+
+func newDNSCmd(o *globalOpts) *cobra.Command {
+	cmd := &cobra.Command{Use: "dns", Short: "Inspect the embedded DNS", Args: cobra.NoArgs}
+	var asJSON bool
+	query := &cobra.Command{
+		Use:   "query SANDBOX NAME [TYPE]",
+		Short: "Ask a sandbox's embedded DNS a question and say which record or upstream answered",
+		Args:  cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			qtype := "A"
+			if len(args) == 3 {
+				qtype = strings.ToUpper(args[2])
+			}
+			if _, ok := dns.StringToType[qtype]; !ok {
+				return fmt.Errorf("invalid type %q: not a DNS record type", args[2])
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var res api.DNSQuery
+			q := url.Values{"name": {args[1]}, "type": {qtype}}
+			if err := c.get(cmd.Context(), sandboxPath(args[0], "dns")+"?"+q.Encode(), &res); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(o.stdout, res)
+			}
+			fmt.Fprintf(o.stdout, ";; %s %s in %s: %s (flags: %s)\n;; answered by: %s\n",
+				res.Name, res.Type, res.Sandbox, res.Rcode, strings.Join(res.Flags, " "), res.How)
+			for _, rr := range res.Answer {
+				fmt.Fprintln(o.stdout, rr)
+			}
+			for _, rr := range res.Authority {
+				fmt.Fprintln(o.stdout, ";; authority:", rr)
+			}
+			return nil
+		},
+	}
+	query.Flags().BoolVar(&asJSON, "json", false, "print the answer as JSON")
+	cmd.AddCommand(query)
+	return cmd
+}
+
+// dnsQuery serves GET /v1/sandboxes/{ref}/dns.
+func (s *server) dnsQuery(w http.ResponseWriter, r *http.Request) {
+	sb, err := findSandbox(s.d.st.Snapshot(), r.PathValue("ref"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	name, typ := r.URL.Query().Get("name"), strings.ToUpper(r.URL.Query().Get("type"))
+	if typ == "" {
+		typ = "A"
+	}
+	qtype, ok := dns.StringToType[typ]
+	if !ok {
+		writeError(w, &requestError{fmt.Sprintf("type %q is not a DNS record type", typ)})
+		return
+	}
+	if _, ok := dns.IsDomainName(name); !ok || name == "" {
+		writeError(w, &requestError{fmt.Sprintf("name %q is not a domain name", name)})
+		return
+	}
+	msg, how, err := s.d.dns.Explain(r.Context(), sb.ID, name, qtype)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	res := api.DNSQuery{Sandbox: sb.Name, Name: name, Type: typ, Rcode: dns.RcodeToString[msg.Rcode],
+		Flags: msgFlags(msg), How: how, Answer: []string{}, Authority: []string{}}
+	for _, rr := range msg.Answer {
+		res.Answer = append(res.Answer, rr.String())
+	}
+	for _, rr := range msg.Ns {
+		res.Authority = append(res.Authority, rr.String())
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func msgFlags(m *dns.Msg) []string {
+	var f []string
+	for _, x := range []struct {
+		on   bool
+		name string
+	}{{m.Response, "qr"}, {m.Authoritative, "aa"}, {m.Truncated, "tc"}, {m.RecursionDesired, "rd"}, {m.RecursionAvailable, "ra"}} {
+		if x.on {
+			f = append(f, x.name)
+		}
+	}
+	return f
+}
