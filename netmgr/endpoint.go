@@ -254,13 +254,16 @@ func (m *Manager) Connect(ctx context.Context, netRef string, req api.NetworkCon
 // disconnect itself).
 func (m *Manager) dropEndpoint(ep *store.Endpoint) error {
 	kerr := m.cfg.Kernel.DeleteLink(ep.HostVeth)
-	serr := m.cfg.Store.Update(func(tx *store.Tx) error {
-		if err := tx.ReleaseOwner(ep.ID); err != nil {
-			return err
-		}
-		return tx.DeleteEndpoint(ep)
-	})
+	serr := m.cfg.Store.Update(func(tx *store.Tx) error { return deleteEndpointTx(tx, ep) })
 	return errors.Join(kerr, serr)
+}
+
+// deleteEndpointTx removes an endpoint record and releases its addresses.
+func deleteEndpointTx(tx *store.Tx, ep *store.Endpoint) error {
+	if err := tx.ReleaseOwner(ep.ID); err != nil {
+		return err
+	}
+	return tx.DeleteEndpoint(ep)
 }
 
 // Disconnect detaches a sandbox from a network, releasing its addresses.
@@ -283,12 +286,7 @@ func (m *Manager) Disconnect(ctx context.Context, netRef string, req api.Network
 	if err := m.cfg.Kernel.DeleteLink(ep.HostVeth); err != nil && !req.Force {
 		return fmt.Errorf("disconnect %s from %s: %w", sb.Name, n.Name, err)
 	}
-	err = m.cfg.Store.Update(func(tx *store.Tx) error {
-		if err := tx.ReleaseOwner(ep.ID); err != nil {
-			return err
-		}
-		return tx.DeleteEndpoint(ep)
-	})
+	err = m.cfg.Store.Update(func(tx *store.Tx) error { return deleteEndpointTx(tx, ep) })
 	if err != nil {
 		return fmt.Errorf("disconnect %s from %s: %w", sb.Name, n.Name, err)
 	}

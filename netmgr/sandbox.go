@@ -312,10 +312,7 @@ func (m *Manager) teardown(sb *store.Sandbox) error {
 	m.removeFiles(sb)
 	return m.cfg.Store.Update(func(tx *store.Tx) error {
 		for _, ep := range eps {
-			if err := tx.ReleaseOwner(ep.ID); err != nil {
-				return err
-			}
-			if err := tx.DeleteEndpoint(ep); err != nil {
+			if err := deleteEndpointTx(tx, ep); err != nil {
 				return err
 			}
 		}

@@ -123,10 +123,15 @@ var networkTable = table[api.Network]{
 
 // newNetworkInspectCmd builds `network inspect`: one GET per ref, so each can fail alone.
 func newNetworkInspectCmd(o *globalOpts) *cobra.Command {
+	return newInspectCmd[api.Network](o, "network", func(ref string) string { return networkPath(ref) })
+}
+
+// newInspectCmd builds the inspect command of a noun whose objects live at path(ref).
+func newInspectCmd[T any](o *globalOpts, noun string, path func(ref string) string) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
 		Use:   "inspect [flags] NAME|ID...",
-		Short: "Show networks as JSON",
+		Short: "Show " + noun + "s as JSON",
 		Args:  minArgs(1, "NAME|ID..."),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFormat(format); err != nil {
@@ -136,13 +141,13 @@ func newNetworkInspectCmd(o *globalOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return inspectEach(o, format, args, func(ref string) (api.Network, error) {
-				var n api.Network
-				return n, c.get(cmd.Context(), networkPath(ref), &n)
+			return inspectEach(o, format, args, func(ref string) (T, error) {
+				var v T
+				return v, c.get(cmd.Context(), path(ref), &v)
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template over each network instead of JSON")
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template over each "+noun+" instead of JSON")
 	return cmd
 }
 

@@ -173,27 +173,7 @@ func ifIndex(name string) int {
 
 // newSandboxInspectCmd builds `sandbox inspect`, the same shape as `network inspect`.
 func newSandboxInspectCmd(o *globalOpts) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "inspect [flags] NAME|ID...",
-		Short: "Show sandboxes as JSON",
-		Args:  minArgs(1, "NAME|ID..."),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat(format); err != nil {
-				return err
-			}
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			return inspectEach(o, format, args, func(ref string) (api.Sandbox, error) {
-				var sb api.Sandbox
-				return sb, c.get(cmd.Context(), sandboxPath(ref), &sb)
-			})
-		},
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template over each sandbox instead of JSON")
-	return cmd
+	return newInspectCmd[api.Sandbox](o, "sandbox", func(ref string) string { return sandboxPath(ref) })
 }
 
 // newSandboxRmCmd builds `sandbox rm`; without -f netmgr refuses a sandbox whose netns
