@@ -39,3 +39,6 @@ test-unit:
 
 clean:
 	rm -rf bin
+
+# Benchmarks (bench/bench.mk): make bench, make bench-quick
+-include bench/bench.mk
