@@ -108,6 +108,14 @@ type SandboxCreate struct {
 	DNSSearch  []string `json:"DnsSearch,omitempty"`
 	DNSOptions []string `json:"DnsOptions,omitempty"`
 	ExtraHosts []string `json:"ExtraHosts,omitempty"` // HOST:IP
+	Publish    []string `json:"Publish,omitempty"`    // [HOST_IP:][HOST_PORT:]PORT[/PROTO]
+	Expose     []string `json:"Expose,omitempty"`     // PORT[/PROTO]
+}
+
+// PortBinding is one host side of a published port, as docker inspect shows it.
+type PortBinding struct {
+	HostIP   string `json:"HostIp"`
+	HostPort string `json:"HostPort"`
 }
 
 // SandboxRename is POST /v1/sandboxes/{sb}/rename.
@@ -149,6 +157,8 @@ type Sandbox struct {
 	DNSOptions     []string                    `json:"DnsOptions"`
 	ExtraHosts     []string                    `json:"ExtraHosts"`
 	Networks       map[string]EndpointSettings `json:"Networks"`
+	Ports          map[string][]PortBinding    `json:"Ports"`        // "80/tcp" -> bindings; exposed-only ports map to []
+	ExposedPorts   map[string]struct{}         `json:"ExposedPorts"` // "80/tcp"
 }
 
 // DNSQuery answers GET /v1/sandboxes/{sb}/dns?name=NAME&type=TYPE: what the sandbox would

@@ -156,6 +156,9 @@ func (m *Manager) planSandbox(snap *store.Snapshot, req api.SandboxCreate) (*san
 	if err != nil {
 		return nil, err
 	}
+	if err := planPorts(snap, sb, req); err != nil {
+		return nil, err
+	}
 	p := &sandboxPlan{sb: sb, ep: ep}
 	nets := req.Networks
 	if len(nets) == 0 {
@@ -206,6 +209,9 @@ func (m *Manager) planSpecial(snap *store.Snapshot, p *sandboxPlan, nets []strin
 	if len(e.aliases) > 0 || e.ip4.IsValid() || e.ip6.IsValid() || e.mac != nil || len(e.links) > 0 {
 		return invalid("network", nets[0], "--network-alias, --ip, --ip6, --mac-address and --link need a bridge network")
 	}
+	if len(p.sb.Ports) > 0 {
+		return invalid("publish", nets[0], "port publishing needs a bridge network")
+	}
 	p.sb.Mode = mode
 	if mode == store.ModeContainer {
 		target, err := sandboxByRef(snap, arg)
@@ -220,6 +226,43 @@ func (m *Manager) planSpecial(snap *store.Snapshot, p *sandboxPlan, nets []strin
 		}
 		p.sb.Container = target.ID
 		p.shared = target
+	}
+	return nil
+}
+
+// planPorts parses --publish and --expose and picks host ports. Published ports are also
+// exposed, as in Docker.
+func planPorts(snap *store.Snapshot, sb *store.Sandbox, req api.SandboxCreate) error {
+	var pub []store.Port
+	for _, s := range req.Publish {
+		p, err := parsePublish(s)
+		if err != nil {
+			return err
+		}
+		pub = append(pub, p)
+	}
+	ports, err := assignHostPorts(snap, pub)
+	if err != nil {
+		return err
+	}
+	sb.Ports = ports
+	seen := map[store.Port]bool{}
+	add := func(p store.Port) {
+		p = store.Port{Proto: p.Proto, Port: p.Port}
+		if !seen[p] {
+			seen[p] = true
+			sb.Expose = append(sb.Expose, p)
+		}
+	}
+	for _, s := range req.Expose {
+		p, err := parseExpose(s)
+		if err != nil {
+			return err
+		}
+		add(p)
+	}
+	for _, p := range ports {
+		add(p)
 	}
 	return nil
 }

@@ -135,6 +135,11 @@ func sandboxView(snap *store.Snapshot, sb *store.Sandbox) api.Sandbox {
 		DNSOptions:     nonNil(sb.DNSOptions),
 		ExtraHosts:     nonNil(sb.ExtraHosts),
 		Networks:       map[string]api.EndpointSettings{},
+		Ports:          portsView(sb),
+		ExposedPorts:   map[string]struct{}{},
+	}
+	for k := range v.Ports {
+		v.ExposedPorts[k] = struct{}{}
 	}
 	var first string
 	for _, ep := range snap.SandboxEndpoints(sb.ID) {
@@ -149,6 +154,27 @@ func sandboxView(snap *store.Snapshot, sb *store.Sandbox) api.Sandbox {
 	}
 	v.NetworkMode = networkMode(snap, sb, first)
 	return v
+}
+
+// portsView is docker's NetworkSettings.Ports: "PORT/PROTO" -> host bindings; a port only
+// exposed maps to no binding.
+func portsView(sb *store.Sandbox) map[string][]api.PortBinding {
+	out := map[string][]api.PortBinding{}
+	for _, p := range sb.Expose {
+		k := fmt.Sprintf("%d/%s", p.Port, p.Proto)
+		if _, ok := out[k]; !ok {
+			out[k] = []api.PortBinding{}
+		}
+	}
+	for _, p := range sb.Ports {
+		k := fmt.Sprintf("%d/%s", p.Port, p.Proto)
+		ip := "0.0.0.0"
+		if p.HostIP.IsValid() {
+			ip = p.HostIP.String()
+		}
+		out[k] = append(out[k], api.PortBinding{HostIP: ip, HostPort: fmt.Sprint(p.HostPort)})
+	}
+	return out
 }
 
 // networkMode is docker's HostConfig.NetworkMode: the mode, or for bridge mode the name of

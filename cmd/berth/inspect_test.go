@@ -51,12 +51,12 @@ func TestNetworkView(t *testing.T) {
 
 func TestSandboxView(t *testing.T) {
 	want := `{"Created":"0001-01-01T00:00:00Z","Dns":["1.1.1.1"],"DnsOptions":[],"DnsSearch":[],` +
-		`"ExtraHosts":[],"Hostname":"","HostsPath":"/etc/netns/web/hosts","Id":"` + webID + `","Name":"web",` +
+		`"ExposedPorts":{},"ExtraHosts":[],"Hostname":"","HostsPath":"/etc/netns/web/hosts","Id":"` + webID + `","Name":"web",` +
 		`"NetworkMode":"App","Networks":{"App":{"Aliases":["www"],"DNSNames":["web","www"],` +
 		`"EndpointID":"` + strings.Repeat("e", 64) + `","Gateway":"172.18.0.1",` +
 		`"GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"IPAddress":"172.18.0.2","IPPrefixLen":16,"IPv6Gateway":"",` +
 		`"InterfaceName":"eth0","Links":["db:database","cache:cache"],"MacAddress":"02:42:ac:12:00:02",` +
-		`"NetworkID":"` + appID + `"}},"ResolvConfPath":"/etc/netns/web/resolv.conf",` +
+		`"NetworkID":"` + appID + `"}},"Ports":{},"ResolvConfPath":"/etc/netns/web/resolv.conf",` +
 		`"SandboxKey":"/run/netns/web","State":"ready"}`
 	if got := getJSON(t, "/v1/sandboxes/web"); got != want {
 		t.Errorf("\n got %s\nwant %s", got, want)

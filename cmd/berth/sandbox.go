@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strconv"
@@ -28,6 +29,7 @@ func newSandboxCmd(o *globalOpts) *cobra.Command {
 		newSandboxInspectCmd(o),
 		newSandboxRmCmd(o),
 		newSandboxRenameCmd(o),
+		newSandboxPortCmd(o),
 	)
 	return cmd
 }
@@ -58,6 +60,38 @@ func addSandboxFlags(f *pflag.FlagSet, req *api.SandboxCreate) {
 	f.StringArrayVar(&req.DNSSearch, "dns-search", nil, "DNS search domain (repeatable)")
 	f.StringArrayVar(&req.DNSOptions, "dns-option", nil, "resolv.conf option (repeatable)")
 	f.StringArrayVar(&req.ExtraHosts, "add-host", nil, "extra hosts entry HOST:IP (repeatable)")
+	f.StringArrayVarP(&req.Publish, "publish", "p", nil, "publish a port, [HOST_IP:][HOST_PORT:]PORT[/tcp|/udp] (repeatable)")
+	f.StringArrayVar(&req.Expose, "expose", nil, "expose a port to legacy links, PORT[/tcp|/udp] (repeatable)")
+}
+
+// newSandboxPortCmd builds `sandbox port`: the published ports, as `docker port` prints them.
+func newSandboxPortCmd(o *globalOpts) *cobra.Command {
+	return &cobra.Command{
+		Use:   "port SANDBOX",
+		Short: "List the published ports of a sandbox",
+		Args:  exactArgs(1, "SANDBOX"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var sb api.Sandbox
+			if err := c.get(cmd.Context(), sandboxPath(args[0]), &sb); err != nil {
+				return err
+			}
+			keys := make([]string, 0, len(sb.Ports))
+			for k := range sb.Ports {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				for _, b := range sb.Ports[k] {
+					fmt.Fprintf(o.stdout, "%s -> %s\n", k, net.JoinHostPort(b.HostIP, b.HostPort))
+				}
+			}
+			return nil
+		},
+	}
 }
 
 // createSandbox asks the daemon for a sandbox and returns its ID and name.

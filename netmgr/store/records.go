@@ -82,6 +82,8 @@ type Sandbox struct {
 	DNSSearch  []string  `json:"DNSSearch"`  // --dns-search
 	DNSOptions []string  `json:"DNSOptions"` // --dns-option
 	ExtraHosts []string  `json:"ExtraHosts"` // --add-host HOST:IP
+	Ports      []Port    `json:"Ports"`      // --publish, host ports resolved
+	Expose     []Port    `json:"Expose"`     // --expose (HostPort unused): what a legacy link opens
 	Created    time.Time `json:"Created"`
 	Seq        uint64    `json:"Seq"` // creation order, for stable listings
 }
@@ -93,7 +95,17 @@ func (s *Sandbox) Copy() *Sandbox {
 	c.DNSSearch = append([]string(nil), s.DNSSearch...)
 	c.DNSOptions = append([]string(nil), s.DNSOptions...)
 	c.ExtraHosts = append([]string(nil), s.ExtraHosts...)
+	c.Ports = append([]Port(nil), s.Ports...)
+	c.Expose = append([]Port(nil), s.Expose...)
 	return &c
+}
+
+// Port is a published (or exposed) port of a sandbox.
+type Port struct {
+	Proto    string     `json:"Proto"`            // "tcp" or "udp"
+	HostIP   netip.Addr `json:"HostIP,omitempty"` // zero: every address of the daemon's netns
+	HostPort uint16     `json:"HostPort,omitempty"`
+	Port     uint16     `json:"Port"` // inside the sandbox
 }
 
 // ShortID is the 12-hex form Docker resolves as a name.
