@@ -64,6 +64,7 @@ type daemon struct {
 	root   string
 	sock   string
 	resolv string // the daemon's --resolv-conf
+	env    []string // extra environment of the next start
 	cmd    *exec.Cmd
 	log    *bytes.Buffer
 	done   chan struct{}
@@ -100,7 +101,10 @@ func (d *daemon) start(extra ...string) {
 	d.t.Helper()
 	args := append([]string{"daemon", "--root", d.root, "--socket", d.sock, "--resolv-conf", d.resolv, "--log-level", "debug"}, extra...)
 	d.cmd = exec.Command(d.bin, args...)
-	d.log = &bytes.Buffer{}
+	d.cmd.Env = append(os.Environ(), d.env...)
+	if d.log == nil {
+		d.log = &bytes.Buffer{}
+	}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)

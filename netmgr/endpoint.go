@@ -238,13 +238,16 @@ func (m *Manager) Connect(ctx context.Context, netRef string, req api.NetworkCon
 	if err != nil {
 		return fmt.Errorf("connect %s to %s: %w", sb.Name, n.Name, err)
 	}
+	crashPoint("connect:recorded")
 	if err := m.attach(sb, n, ep); err != nil {
 		return errors.Join(fmt.Errorf("connect %s to %s: %w", sb.Name, n.Name, err), m.dropEndpoint(ep))
 	}
+	crashPoint("connect:veth")
 	snap = m.cfg.Store.Snapshot()
 	if err := m.setRoutes(snap, sb); err != nil {
 		return errors.Join(fmt.Errorf("connect %s to %s: routes: %w", sb.Name, n.Name, err), m.dropEndpoint(ep))
 	}
+	crashPoint("connect:routes")
 	m.refreshFiles(snap, sb)
 	m.cfg.Log.Info("sandbox connected", "sandbox", sb.Name, "network", n.Name, "ipv4", ep.IPv4, "ipv6", ep.IPv6)
 	return nil
@@ -286,10 +289,12 @@ func (m *Manager) Disconnect(ctx context.Context, netRef string, req api.Network
 	if err := m.cfg.Kernel.DeleteLink(ep.HostVeth); err != nil && !req.Force {
 		return fmt.Errorf("disconnect %s from %s: %w", sb.Name, n.Name, err)
 	}
+	crashPoint("disconnect:veth")
 	err = m.cfg.Store.Update(func(tx *store.Tx) error { return deleteEndpointTx(tx, ep) })
 	if err != nil {
 		return fmt.Errorf("disconnect %s from %s: %w", sb.Name, n.Name, err)
 	}
+	crashPoint("disconnect:recorded")
 	snap = m.cfg.Store.Snapshot()
 	if err := m.setRoutes(snap, sb); err != nil {
 		m.cfg.Log.Warn("reset default routes", "sandbox", sb.Name, "err", err)

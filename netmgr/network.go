@@ -85,6 +85,7 @@ func (m *Manager) CreateNetwork(ctx context.Context, req api.NetworkCreate) (*st
 	if err := m.cfg.Store.Update(func(tx *store.Tx) error { return tx.PutNetwork(n) }); err != nil {
 		return nil, fmt.Errorf("create network %q: %w", n.Name, err)
 	}
+	crashPoint("network-create:recorded")
 	if err := m.ensureBridge(n); err != nil {
 		// Undo: the record must not outlive a failed create.
 		_ = m.cfg.Kernel.DeleteLink(n.Bridge)
@@ -93,6 +94,7 @@ func (m *Manager) CreateNetwork(ctx context.Context, req api.NetworkCreate) (*st
 		}
 		return nil, fmt.Errorf("create network %q: %w", n.Name, err)
 	}
+	crashPoint("network-create:bridge")
 	m.cfg.Log.Info("network created", "network", n.Name, "bridge", n.Bridge, "subnets", n.Subnets)
 	return n, nil
 }
@@ -353,6 +355,7 @@ func (m *Manager) removeNetworkLocked(ref string) error {
 	if err := m.cfg.Kernel.DeleteLink(n.Bridge); err != nil {
 		return fmt.Errorf("remove network %s: %w", n.Name, err)
 	}
+	crashPoint("network-rm:bridge")
 	if err := m.cfg.Store.Update(func(tx *store.Tx) error { return tx.DeleteNetwork(n) }); err != nil {
 		return fmt.Errorf("remove network %s: %w", n.Name, err)
 	}

@@ -1,12 +1,17 @@
 package netmgr
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 
 	"berth/netmgr/store"
+	"berth/resolver"
 )
 
 // Restore reconciles the kernel with the store after a start, a graceful stop or a kill -9:
@@ -38,6 +43,7 @@ func (m *Manager) Restore(ctx context.Context) error {
 	if err := m.sweepOrphans(); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	m.sweepStale()
 	snap = m.cfg.Store.Snapshot()
 	for _, sb := range snap.Sandboxes() {
 		if err := m.writeFiles(snap, sb); err != nil {
@@ -106,4 +112,63 @@ func (m *Manager) sweepOrphans() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// sweepStale removes what a crash in the middle of a rename or removal can leave outside
+// the records: a second pin of a sandbox's own netns under another name, the /etc/netns dir
+// of a name no sandbox has any more (only if berth generated it and no netns of that name
+// exists) and state-dir copies of sandboxes that are gone.
+func (m *Manager) sweepStale() {
+	snap := m.cfg.Store.Snapshot()
+	paths := map[string]bool{}
+	owned := map[[2]uint64]bool{} // (dev, ino) of netns that only berth sandboxes pin
+	ids := map[string]bool{}
+	for _, sb := range snap.Sandboxes() {
+		paths[sb.NetNSPath] = true
+		ids[sb.ID] = true
+		if sb.Mode == store.ModeBridge || sb.Mode == store.ModeNone {
+			if id, ok := fileID(sb.NetNSPath); ok {
+				owned[id] = true
+			}
+		}
+	}
+	entries, _ := os.ReadDir(m.cfg.NetNSDir)
+	for _, e := range entries {
+		p := filepath.Join(m.cfg.NetNSDir, e.Name())
+		if id, ok := fileID(p); ok && !paths[p] && owned[id] {
+			m.cfg.Log.Warn("removing stale netns pin", "path", p)
+			if err := m.cfg.Kernel.DeleteNetNS(p); err != nil {
+				m.cfg.Log.Warn("remove stale netns pin", "path", p, "err", err)
+			}
+		}
+	}
+	entries, _ = os.ReadDir(m.cfg.FilesDir)
+	for _, e := range entries {
+		dir := filepath.Join(m.cfg.FilesDir, e.Name())
+		if _, err := snap.SandboxByName(e.Name()); err == nil {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(m.cfg.NetNSDir, e.Name())); err == nil {
+			continue // someone else's netns keeps its files
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "resolv.conf")); err == nil && bytes.HasPrefix(b, []byte(resolver.Header)) {
+			m.cfg.Log.Warn("removing stale sandbox files", "dir", dir)
+			os.RemoveAll(dir)
+		}
+	}
+	entries, _ = os.ReadDir(filepath.Join(m.cfg.StateDir, "sandboxes"))
+	for _, e := range entries {
+		if !ids[e.Name()] {
+			os.RemoveAll(filepath.Join(m.cfg.StateDir, "sandboxes", e.Name()))
+		}
+	}
+}
+
+// fileID is the (device, inode) of path: two pins of one netns share it.
+func fileID(path string) ([2]uint64, bool) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return [2]uint64{}, false
+	}
+	return [2]uint64{uint64(st.Dev), st.Ino}, true
 }

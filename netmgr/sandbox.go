@@ -86,6 +86,7 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 	if err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", sb.Name, err)
 	}
+	crashPoint("sandbox-create:recorded")
 	// 2. Kernel.
 	if err := m.buildSandbox(p, eps); err != nil {
 		return nil, errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), m.teardown(sb))
@@ -96,8 +97,10 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 	if err := m.cfg.Store.Update(func(tx *store.Tx) error { return tx.PutSandbox(ready) }); err != nil {
 		return nil, errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), m.teardown(sb))
 	}
+	crashPoint("sandbox-create:ready")
 	snap = m.cfg.Store.Snapshot()
 	m.refreshFiles(snap, ready)
+	crashPoint("sandbox-create:files")
 	m.cfg.Log.Info("sandbox created", "sandbox", sb.Name, "mode", sb.Mode, "networks", len(eps))
 	return ready, nil
 }
@@ -117,10 +120,12 @@ func (m *Manager) buildSandbox(p *sandboxPlan, eps []*store.Endpoint) error {
 	if err != nil {
 		return err
 	}
+	crashPoint("sandbox-create:netns")
 	for i, ep := range eps {
 		if err := m.attach(sb, p.networks[i], ep); err != nil {
 			return err
 		}
+		crashPoint("sandbox-create:veth")
 	}
 	snap := m.cfg.Store.Snapshot()
 	return m.setRoutes(snap, sb)
@@ -334,6 +339,7 @@ func (m *Manager) RemoveSandbox(ctx context.Context, ref string, force bool) err
 	if err := m.teardown(sb); err != nil {
 		return fmt.Errorf("remove sandbox %s: %w", sb.Name, err)
 	}
+	crashPoint("sandbox-rm:recorded")
 	m.refreshDependents(m.cfg.Store.Snapshot(), sb.Name)
 	m.cfg.Log.Info("sandbox removed", "sandbox", sb.Name)
 	return nil
@@ -352,7 +358,9 @@ func (m *Manager) teardown(sb *store.Sandbox) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	crashPoint("sandbox-rm:kernel")
 	m.removeFiles(sb)
+	crashPoint("sandbox-rm:files")
 	return m.cfg.Store.Update(func(tx *store.Tx) error {
 		for _, ep := range eps {
 			if err := deleteEndpointTx(tx, ep); err != nil {
@@ -388,6 +396,7 @@ func (m *Manager) RenameSandbox(ctx context.Context, ref, newName string) error 
 		if err := m.cfg.Kernel.PinNetNS(newPath, sb.NetNSPath); err != nil {
 			return fmt.Errorf("rename sandbox %s: %w", sb.Name, err)
 		}
+		crashPoint("rename:pinned")
 	}
 	renamed := sb.Copy()
 	renamed.Name, renamed.NetNSPath = newName, newPath
@@ -410,6 +419,7 @@ func (m *Manager) RenameSandbox(ctx context.Context, ref, newName string) error 
 		}
 		return fmt.Errorf("rename sandbox %s: %w", sb.Name, err)
 	}
+	crashPoint("rename:recorded")
 	if newPath != sb.NetNSPath {
 		if err := m.cfg.Kernel.DeleteNetNS(sb.NetNSPath); err != nil {
 			m.cfg.Log.Warn("unpin old netns", "sandbox", newName, "path", sb.NetNSPath, "err", err)
