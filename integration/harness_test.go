@@ -63,7 +63,7 @@ type daemon struct {
 	bin    string
 	root   string
 	sock   string
-	resolv string // the daemon's --resolv-conf
+	resolv string   // the daemon's --resolv-conf
 	env    []string // extra environment of the next start
 	cmd    *exec.Cmd
 	log    *bytes.Buffer
