@@ -248,6 +248,11 @@ func (m *Manager) Connect(ctx context.Context, netRef string, req api.NetworkCon
 		return errors.Join(fmt.Errorf("connect %s to %s: routes: %w", sb.Name, n.Name, err), m.dropEndpoint(ep))
 	}
 	crashPoint("connect:routes")
+	if err := m.syncFirewall(); err != nil {
+		err = errors.Join(fmt.Errorf("connect %s to %s: %w", sb.Name, n.Name, err), m.dropEndpoint(ep))
+		m.syncFirewallOrWarn("failed connect")
+		return err
+	}
 	m.refreshFiles(snap, sb)
 	m.cfg.Log.Info("sandbox connected", "sandbox", sb.Name, "network", n.Name, "ipv4", ep.IPv4, "ipv6", ep.IPv6)
 	return nil
@@ -300,6 +305,7 @@ func (m *Manager) Disconnect(ctx context.Context, netRef string, req api.Network
 		m.cfg.Log.Warn("reset default routes", "sandbox", sb.Name, "err", err)
 	}
 	m.refreshFiles(snap, sb)
+	m.syncFirewallOrWarn("disconnect")
 	m.cfg.Log.Info("sandbox disconnected", "sandbox", sb.Name, "network", n.Name)
 	return nil
 }

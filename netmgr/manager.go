@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"berth/netmgr/firewall"
 	"berth/netmgr/store"
 	"berth/resolver"
 )
@@ -22,6 +23,12 @@ type Config struct {
 
 	// HostDNS returns the daemon's resolv.conf and DNS flags, for rendering sandbox files.
 	HostDNS func() resolver.HostConfig // or nil: an empty host file
+
+	// Firewall replaces berth's nftables rules with those of a state (firewall.Apply); nil
+	// in unit tests: no data plane.
+	Firewall func(firewall.State) error
+	// IPForward turns on the kernel's IP forwarding when a non-internal network exists.
+	IPForward bool
 }
 
 // Manager serialises every change to networks and sandboxes. Reads never take its lock.

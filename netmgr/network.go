@@ -86,12 +86,17 @@ func (m *Manager) CreateNetwork(ctx context.Context, req api.NetworkCreate) (*st
 		return nil, fmt.Errorf("create network %q: %w", n.Name, err)
 	}
 	crashPoint("network-create:recorded")
-	if err := m.ensureBridge(n); err != nil {
+	err = m.ensureBridge(n)
+	if err == nil {
+		err = m.syncFirewall()
+	}
+	if err != nil {
 		// Undo: the record must not outlive a failed create.
 		_ = m.cfg.Kernel.DeleteLink(n.Bridge)
 		if uerr := m.cfg.Store.Update(func(tx *store.Tx) error { return tx.DeleteNetwork(n) }); uerr != nil {
 			err = errors.Join(err, uerr)
 		}
+		m.syncFirewallOrWarn("failed network create")
 		return nil, fmt.Errorf("create network %q: %w", n.Name, err)
 	}
 	crashPoint("network-create:bridge")
@@ -359,6 +364,7 @@ func (m *Manager) removeNetworkLocked(ref string) error {
 	if err := m.cfg.Store.Update(func(tx *store.Tx) error { return tx.DeleteNetwork(n) }); err != nil {
 		return fmt.Errorf("remove network %s: %w", n.Name, err)
 	}
+	m.syncFirewallOrWarn("network removal")
 	m.cfg.Log.Info("network removed", "network", n.Name)
 	return nil
 }

@@ -44,6 +44,9 @@ func (m *Manager) Restore(ctx context.Context) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	m.sweepStale()
+	if err := m.syncFirewall(); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
 	snap = m.cfg.Store.Snapshot()
 	for _, sb := range snap.Sandboxes() {
 		if err := m.writeFiles(snap, sb); err != nil {

@@ -101,6 +101,11 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 	snap = m.cfg.Store.Snapshot()
 	m.refreshFiles(snap, ready)
 	crashPoint("sandbox-create:files")
+	if err := m.syncFirewall(); err != nil {
+		err = errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), m.teardown(ready))
+		m.syncFirewallOrWarn("failed sandbox create")
+		return nil, err
+	}
 	m.cfg.Log.Info("sandbox created", "sandbox", sb.Name, "mode", sb.Mode, "networks", len(eps))
 	return ready, nil
 }
@@ -341,6 +346,7 @@ func (m *Manager) RemoveSandbox(ctx context.Context, ref string, force bool) err
 	}
 	crashPoint("sandbox-rm:recorded")
 	m.refreshDependents(m.cfg.Store.Snapshot(), sb.Name)
+	m.syncFirewallOrWarn("sandbox removal")
 	m.cfg.Log.Info("sandbox removed", "sandbox", sb.Name)
 	return nil
 }
@@ -430,6 +436,7 @@ func (m *Manager) RenameSandbox(ctx context.Context, ref, newName string) error 
 	m.refreshFiles(snap, renamed)
 	m.refreshDependents(snap, sb.Name)
 	m.refreshDependents(snap, newName)
+	m.syncFirewallOrWarn("rename") // legacy links name their target
 	m.cfg.Log.Info("sandbox renamed", "sandbox", newName, "old", sb.Name)
 	return nil
 }

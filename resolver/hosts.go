@@ -45,7 +45,11 @@ func Hosts(snap *store.Snapshot, sandboxID string) []byte {
 	var b bytes.Buffer
 	b.WriteString(defaultHosts)
 	for _, h := range sb.ExtraHosts {
-		if name, ip, ok := splitExtraHost(h); ok {
+		name, ip, ok := splitExtraHost(h)
+		if ok && ip == "host-gateway" {
+			ip, ok = hostGateway(snap)
+		}
+		if ok {
 			b.WriteString(ip + "\t" + name + "\n")
 		}
 	}
@@ -61,6 +65,21 @@ func Hosts(snap *store.Snapshot, sandboxID string) []byte {
 		}
 	}
 	return b.Bytes()
+}
+
+// hostGateway is what --add-host NAME:host-gateway maps to: the default bridge's IPv4
+// gateway, the daemon's address every bridge sandbox can reach (Docker's default too).
+func hostGateway(snap *store.Snapshot) (string, bool) {
+	for _, n := range snap.Networks() {
+		if defaultBridge(n) {
+			for _, s := range n.Subnets {
+				if s.Subnet.Addr().Is4() {
+					return s.Gateway.String(), true
+				}
+			}
+		}
+	}
+	return "", false
 }
 
 // splitExtraHost splits an --add-host value at the first '=' or, without one, at the first

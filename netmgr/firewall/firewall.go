@@ -1,0 +1,202 @@
+// Package firewall turns berth's bridge data plane (outbound NAT, published ports, ICC,
+// internal networks, legacy links, isolation between networks) into nftables rules of its
+// own, and installs them in the current netns.
+//
+// It is pure "desired state → ruleset": Ruleset renders a State, Apply replaces berth's
+// tables with that rendering in one netlink batch. Nothing is edited incrementally, so a
+// restart or a removed sandbox can leave no stale rule behind, and applying the same State
+// twice gives the same ruleset. It keeps no state, knows nothing of the store, and never
+// reads, flushes or changes a table it does not own (Docker's, libvirt's, firewalld's).
+//
+// berth owns three tables, all named "berth":
+//
+//	table ip berth      forward (filter), prerouting/output (dstnat), postrouting (srcnat)
+//	table ip6 berth     the same for IPv6
+//	table bridge berth  forward (filter): ICC=false between ports of one bridge
+//
+// The bridge table exists only while a network has ICC off: traffic between two sandboxes
+// of one bridge is switched at layer 2 and reaches the ip/ip6 forward hook only when
+// br_netfilter is loaded (bridge-nf-call-iptables), which berth neither needs nor loads.
+// Rules are the same either way.
+//
+// Published ports are pure NAT (no userland proxy). Loopback access from the daemon's netns
+// (127.0.0.1:HOSTPORT) needs net.ipv4.conf.BRIDGE.route_localnet=1, which Apply sets on
+// bridges with published IPv4 ports (as Docker does), plus a masquerade of 127.0.0.0/8
+// going out of the bridge. IPv6 has no such switch: [::1]:HOSTPORT is not published.
+//
+// Rules in other tables still apply: an accept here does not override a drop elsewhere
+// (for example an iptables FORWARD policy of DROP).
+package firewall
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// TableName is the name of each of berth's tables (families ip, ip6 and bridge).
+const TableName = "berth"
+
+// Network is one berth bridge network.
+type Network struct {
+	Bridge     string         // device name; at most 15 bytes
+	Subnets    []netip.Prefix // IPv4 and IPv6, masked or not
+	Internal   bool           // no traffic between the bridge and anything else
+	ICC        bool           // com.docker.network.bridge.enable_icc
+	Masquerade bool           // com.docker.network.bridge.enable_ip_masquerade (Docker's default: true)
+	// HostBindingIPv4 is com.docker.network.bridge.host_binding_ipv4: the host address of
+	// ports published without one. Zero or unspecified: all addresses of the daemon netns.
+	// When it is an address of one family, ports of the other family without a HostIP
+	// are not published (Docker binds only to that address).
+	HostBindingIPv4 netip.Addr
+}
+
+// Port is a published port of one endpoint: HostIP:HostPort → Addr:Port.
+type Port struct {
+	Proto    string     // "tcp" or "udp"
+	HostIP   netip.Addr // zero or unspecified: all addresses of the daemon netns
+	HostPort uint16     // non-zero
+	Addr     netip.Addr // the sandbox's address on Bridge; same family as HostIP if set
+	Port     uint16     // non-zero
+	Bridge   string     // a Network's Bridge; ports on internal networks are not published
+}
+
+// Link is one legacy link row: on an ICC=false bridge, From may open connections to To's
+// exposed Port (and To answers). One row per exposed port. Rows on ICC=true bridges have
+// no effect.
+type Link struct {
+	Bridge   string
+	From, To netip.Addr // same family
+	Proto    string     // "tcp" or "udp"
+	Port     uint16     // non-zero
+}
+
+// State is everything the rules are built from. Order does not matter; duplicates are
+// ignored.
+type State struct {
+	Networks []Network
+	Ports    []Port
+	Links    []Link
+}
+
+// normalize validates s and returns a sorted, deduplicated copy, so that the ruleset
+// depends only on the set of inputs.
+func normalize(s State) (State, error) {
+	var n State
+	seen := map[string]bool{}
+	for _, nw := range s.Networks {
+		if nw.Bridge == "" || len(nw.Bridge) > 15 {
+			return State{}, fmt.Errorf("network bridge %q: want 1 to 15 bytes", nw.Bridge)
+		}
+		if seen[nw.Bridge] {
+			return State{}, fmt.Errorf("network bridge %q: listed twice", nw.Bridge)
+		}
+		seen[nw.Bridge] = true
+		nw.Subnets = slices.Clone(nw.Subnets)
+		for i, p := range nw.Subnets {
+			if !p.IsValid() {
+				return State{}, fmt.Errorf("network %s: invalid subnet", nw.Bridge)
+			}
+			nw.Subnets[i] = p.Masked()
+		}
+		slices.SortFunc(nw.Subnets, netip.Prefix.Compare)
+		nw.Subnets = slices.Compact(nw.Subnets)
+		n.Networks = append(n.Networks, nw)
+	}
+	slices.SortFunc(n.Networks, func(a, b Network) int { return cmp.Compare(a.Bridge, b.Bridge) })
+
+	for _, p := range s.Ports {
+		if err := checkPort(p, seen); err != nil {
+			return State{}, fmt.Errorf("port %s %s:%d -> %s:%d: %w", p.Proto, p.HostIP, p.HostPort, p.Addr, p.Port, err)
+		}
+		if p.HostIP.IsValid() {
+			p.HostIP = p.HostIP.Unmap()
+		}
+		p.Addr = p.Addr.Unmap()
+		n.Ports = append(n.Ports, p)
+	}
+	slices.SortFunc(n.Ports, comparePorts)
+	n.Ports = slices.Compact(n.Ports)
+
+	for _, l := range s.Links {
+		if err := checkLink(l, seen); err != nil {
+			return State{}, fmt.Errorf("link %s -> %s %s/%d: %w", l.From, l.To, l.Proto, l.Port, err)
+		}
+		l.From, l.To = l.From.Unmap(), l.To.Unmap()
+		n.Links = append(n.Links, l)
+	}
+	slices.SortFunc(n.Links, compareLinks)
+	n.Links = slices.Compact(n.Links)
+	return n, nil
+}
+
+func checkPort(p Port, bridges map[string]bool) error {
+	switch {
+	case p.Proto != "tcp" && p.Proto != "udp":
+		return fmt.Errorf("protocol %q: want tcp or udp", p.Proto)
+	case p.HostPort == 0 || p.Port == 0:
+		return fmt.Errorf("port 0")
+	case !p.Addr.IsValid():
+		return fmt.Errorf("no sandbox address")
+	case p.HostIP.IsValid() && p.HostIP.Unmap().Is4() != p.Addr.Unmap().Is4():
+		return fmt.Errorf("host and sandbox addresses of different families")
+	case !bridges[p.Bridge]:
+		return fmt.Errorf("bridge %q: not a network", p.Bridge)
+	}
+	return nil
+}
+
+func checkLink(l Link, bridges map[string]bool) error {
+	switch {
+	case l.Proto != "tcp" && l.Proto != "udp":
+		return fmt.Errorf("protocol %q: want tcp or udp", l.Proto)
+	case l.Port == 0:
+		return fmt.Errorf("port 0")
+	case !l.From.IsValid() || !l.To.IsValid() || l.From.Unmap().Is4() != l.To.Unmap().Is4():
+		return fmt.Errorf("want two addresses of one family")
+	case !bridges[l.Bridge]:
+		return fmt.Errorf("bridge %q: not a network", l.Bridge)
+	}
+	return nil
+}
+
+func comparePorts(a, b Port) int {
+	return cmp.Or(
+		cmp.Compare(a.Bridge, b.Bridge),
+		a.Addr.Compare(b.Addr),
+		cmp.Compare(a.Proto, b.Proto),
+		cmp.Compare(a.Port, b.Port),
+		cmp.Compare(a.HostPort, b.HostPort),
+		a.HostIP.Compare(b.HostIP),
+	)
+}
+
+func compareLinks(a, b Link) int {
+	return cmp.Or(
+		cmp.Compare(a.Bridge, b.Bridge),
+		a.From.Compare(b.From),
+		a.To.Compare(b.To),
+		cmp.Compare(a.Proto, b.Proto),
+		cmp.Compare(a.Port, b.Port),
+	)
+}
+
+// hostIP is the address a port is published on: ok is false when it is not published in
+// this family at all (see Network.HostBindingIPv4). A zero addr means every local address.
+func hostIP(p Port, nw Network) (addr netip.Addr, ok bool) {
+	if p.HostIP.IsValid() && !p.HostIP.IsUnspecified() {
+		return p.HostIP, true
+	}
+	if p.HostIP.IsValid() { // 0.0.0.0 or ::, given explicitly
+		return netip.Addr{}, true
+	}
+	def := nw.HostBindingIPv4.Unmap()
+	if !def.IsValid() || def.IsUnspecified() {
+		return netip.Addr{}, true
+	}
+	if def.Is4() != p.Addr.Is4() {
+		return netip.Addr{}, false
+	}
+	return def, true
+}

@@ -1,0 +1,179 @@
+package firewall
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/google/nftables"
+)
+
+// Rules is the ruleset of one State: berth's tables with their chains and rules, and the
+// bridges that need route_localnet. Build it with Ruleset; String renders it in nft syntax.
+type Rules struct {
+	tables        []*table // ip, ip6, bridge; only those with a rule
+	routeLocalnet []string // bridges with published IPv4 ports, sorted
+}
+
+type table struct {
+	family nftables.TableFamily
+	chains []*chain // only those with a rule
+}
+
+// chain is a base chain with policy accept: berth's rules only ever drop or accept (or
+// NAT) traffic they are about, and leave the rest to the other tables.
+type chain struct {
+	name     string
+	typ      nftables.ChainType
+	hook     *nftables.ChainHook
+	priority *nftables.ChainPriority
+	prioName string // as nft prints it
+	rules    []*rule
+}
+
+var familyNames = map[nftables.TableFamily]string{
+	nftables.TableFamilyIPv4:   "ip",
+	nftables.TableFamilyIPv6:   "ip6",
+	nftables.TableFamilyBridge: "bridge",
+}
+
+// families are berth's table families, in the order they are built and removed.
+var families = []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6, nftables.TableFamilyBridge}
+
+// bridgeFilter is the bridge family's "filter" priority (NF_BR_PRI_FILTER_BRIDGED).
+var bridgeFilter = nftables.ChainPriorityRef(-200)
+
+// Ruleset builds the rules for s. The result depends only on the set of inputs, not their
+// order. It fails, changing nothing, if s is inconsistent (unknown bridge, bad protocol,
+// mixed families).
+func Ruleset(s State) (*Rules, error) {
+	s, err := normalize(s)
+	if err != nil {
+		return nil, err
+	}
+	rs := &Rules{}
+	if len(s.Networks) == 0 {
+		return rs, nil
+	}
+	for _, v4 := range []bool{true, false} {
+		b := builder{s: s, v4: v4}
+		t := &table{family: nftables.TableFamilyIPv6}
+		if v4 {
+			t.family = nftables.TableFamilyIPv4
+		}
+		t.add(&chain{name: "forward", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward,
+			priority: nftables.ChainPriorityFilter, prioName: "filter", rules: b.forward()})
+		t.add(&chain{name: "prerouting", typ: nftables.ChainTypeNAT, hook: nftables.ChainHookPrerouting,
+			priority: nftables.ChainPriorityNATDest, prioName: "dstnat", rules: b.dnat()})
+		t.add(&chain{name: "output", typ: nftables.ChainTypeNAT, hook: nftables.ChainHookOutput,
+			priority: nftables.ChainPriorityNATDest, prioName: "dstnat", rules: b.dnat()})
+		t.add(&chain{name: "postrouting", typ: nftables.ChainTypeNAT, hook: nftables.ChainHookPostrouting,
+			priority: nftables.ChainPriorityNATSource, prioName: "srcnat", rules: b.postrouting()})
+		rs.addTable(t)
+		if v4 {
+			rs.routeLocalnet = b.published()
+		}
+	}
+	t := &table{family: nftables.TableFamilyBridge}
+	t.add(&chain{name: "forward", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward,
+		priority: bridgeFilter, prioName: "filter", rules: bridgeForward(s)})
+	rs.addTable(t)
+	return rs, nil
+}
+
+func (t *table) add(c *chain) {
+	if len(c.rules) > 0 {
+		t.chains = append(t.chains, c)
+	}
+}
+
+func (rs *Rules) addTable(t *table) {
+	if len(t.chains) > 0 {
+		rs.tables = append(rs.tables, t)
+	}
+}
+
+// String renders the rules as `nft list table` would show them (close to it: nft may
+// print some matches differently), one table after the other.
+func (rs *Rules) String() string {
+	var b strings.Builder
+	for _, br := range rs.routeLocalnet {
+		fmt.Fprintf(&b, "# sysctl net.ipv4.conf.%s.route_localnet=1\n", br)
+	}
+	for _, t := range rs.tables {
+		fmt.Fprintf(&b, "table %s %s {\n", familyNames[t.family], TableName)
+		for i, c := range t.chains {
+			if i > 0 {
+				b.WriteString("\n")
+			}
+			fmt.Fprintf(&b, "\tchain %s {\n\t\ttype %s hook %s priority %s; policy accept;\n",
+				c.name, c.typ, c.name, c.prioName)
+			for _, r := range c.rules {
+				fmt.Fprintf(&b, "\t\t%s\n", r)
+			}
+			b.WriteString("\t}\n")
+		}
+		b.WriteString("}\n")
+	}
+	return b.String()
+}
+
+// builder makes the rules of one family (ip or ip6) from a normalized State.
+type builder struct {
+	s  State
+	v4 bool
+}
+
+func (b builder) network(bridge string) Network {
+	for _, nw := range b.s.Networks {
+		if nw.Bridge == bridge {
+			return nw
+		}
+	}
+	panic("firewall: unknown bridge " + bridge) // normalize checked every reference
+}
+
+// ports are the published ports of this family, with their host address; ports on
+// internal networks and ports not published in this family are left out.
+func (b builder) ports() (ps []Port) {
+	for _, p := range b.s.Ports {
+		nw := b.network(p.Bridge)
+		if p.Addr.Is4() != b.v4 || nw.Internal {
+			continue
+		}
+		if addr, ok := hostIP(p, nw); ok {
+			p.HostIP = addr
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// published lists the bridges with a published port of this family, sorted.
+func (b builder) published() []string {
+	var brs []string
+	for _, p := range b.ports() {
+		if len(brs) == 0 || brs[len(brs)-1] != p.Bridge {
+			brs = append(brs, p.Bridge)
+		}
+	}
+	return brs
+}
+
+func (b builder) subnets(nw Network) (ps []netip.Prefix) {
+	for _, p := range nw.Subnets {
+		if p.Addr().Is4() == b.v4 {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+func (b builder) links(bridge string) (ls []Link) {
+	for _, l := range b.s.Links {
+		if l.Bridge == bridge && l.From.Is4() == b.v4 {
+			ls = append(ls, l)
+		}
+	}
+	return ls
+}

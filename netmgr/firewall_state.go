@@ -1,0 +1,133 @@
+package netmgr
+
+import (
+	"fmt"
+	"net/netip"
+
+	"berth/netmgr/firewall"
+	"berth/netmgr/store"
+)
+
+// The data plane (NAT, published ports, ICC, isolation) is a pure function of the records:
+// after every change the whole ruleset is rebuilt from a snapshot and swapped in one
+// netlink batch, so a restart or a removal never leaves a stale rule behind.
+
+// firewallState derives the firewall's input from the records.
+func firewallState(snap *store.Snapshot) firewall.State {
+	var st firewall.State
+	for _, n := range snap.Networks() {
+		if n.Driver != store.DriverBridge {
+			continue
+		}
+		fn := firewall.Network{Bridge: n.Bridge, Internal: n.Internal, ICC: n.ICC,
+			Masquerade: n.Options[OptMasquerade] != "false"}
+		for _, s := range n.Subnets {
+			fn.Subnets = append(fn.Subnets, s.Subnet)
+		}
+		if a, err := netip.ParseAddr(n.Options[OptHostBinding]); err == nil {
+			fn.HostBindingIPv4 = a.Unmap()
+		}
+		st.Networks = append(st.Networks, fn)
+	}
+	for _, sb := range snap.Sandboxes() {
+		st.Ports = append(st.Ports, publishedPorts(snap, sb)...)
+		st.Links = append(st.Links, linkRows(snap, sb)...)
+	}
+	return st
+}
+
+// publishedPorts maps a sandbox's published ports to its address on the first non-internal
+// network (the one its default route uses), as Docker does.
+func publishedPorts(snap *store.Snapshot, sb *store.Sandbox) []firewall.Port {
+	if len(sb.Ports) == 0 {
+		return nil
+	}
+	for _, ep := range snap.SandboxEndpoints(sb.ID) {
+		n, err := snap.Network(ep.NetworkID)
+		if err != nil || n.Internal {
+			continue
+		}
+		var out []firewall.Port
+		for _, p := range sb.Ports {
+			for _, a := range []netip.Addr{ep.IPv4, ep.IPv6} {
+				if !a.IsValid() || (p.HostIP.IsValid() && p.HostIP.Is4() != a.Is4()) {
+					continue
+				}
+				out = append(out, firewall.Port{Proto: p.Proto, HostIP: p.HostIP, HostPort: p.HostPort,
+					Addr: a, Port: p.Port, Bridge: n.Bridge})
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// linkRows opens, on ICC=false bridges, each legacy link's pair for the target's exposed ports.
+func linkRows(snap *store.Snapshot, sb *store.Sandbox) []firewall.Link {
+	var out []firewall.Link
+	for _, ep := range snap.SandboxEndpoints(sb.ID) {
+		if len(ep.Links) == 0 {
+			continue
+		}
+		n, err := snap.Network(ep.NetworkID)
+		if err != nil || n.ICC {
+			continue
+		}
+		for _, l := range ep.Links {
+			target, err := snap.SandboxByName(l.Target)
+			if err != nil {
+				continue
+			}
+			tep, err := snap.EndpointOf(n.ID, target.ID)
+			if err != nil {
+				continue
+			}
+			for _, p := range target.Expose {
+				for _, pair := range [][2]netip.Addr{{ep.IPv4, tep.IPv4}, {ep.IPv6, tep.IPv6}} {
+					if pair[0].IsValid() && pair[1].IsValid() {
+						out = append(out, firewall.Link{Bridge: n.Bridge, From: pair[0], To: pair[1], Proto: p.Proto, Port: p.Port})
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// syncFirewall applies the ruleset of the current records and, if asked, turns on IP
+// forwarding once a network needs it (Docker's --ip-forward).
+func (m *Manager) syncFirewall() error {
+	if m.cfg.Firewall == nil {
+		return nil
+	}
+	st := firewallState(m.cfg.Store.Snapshot())
+	if err := m.cfg.Firewall(st); err != nil {
+		return fmt.Errorf("apply firewall: %w", err)
+	}
+	if !m.cfg.IPForward {
+		return nil
+	}
+	v4, v6 := false, false
+	for _, n := range st.Networks {
+		if n.Internal {
+			continue
+		}
+		for _, s := range n.Subnets {
+			v4, v6 = v4 || s.Addr().Is4(), v6 || s.Addr().Is6()
+		}
+	}
+	if v4 || v6 {
+		if err := firewall.EnableForwarding(v6); err != nil {
+			return fmt.Errorf("enable ip forwarding: %w", err)
+		}
+	}
+	return nil
+}
+
+// syncFirewallOrWarn is for changes that already happened (removals): the rules of the new
+// state are tried, and a failure is logged, not returned.
+func (m *Manager) syncFirewallOrWarn(op string) {
+	if err := m.syncFirewall(); err != nil {
+		m.cfg.Log.Warn("firewall after "+op, "err", err)
+	}
+}
