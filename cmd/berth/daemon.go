@@ -20,6 +20,7 @@ import (
 	"berth/api"
 	"berth/dnsd"
 	"berth/netmgr"
+	"berth/netmgr/firewall"
 	"berth/netmgr/kernel"
 	"berth/netmgr/store"
 	"berth/resolver"
@@ -45,6 +46,7 @@ type daemonConfig struct {
 	DNS        []netip.Addr // --dns: upstreams for every sandbox without its own
 	DNSSearch  []string     // --dns-search
 	DNSOptions []string     // --dns-option
+	IPForward  bool         // --ip-forward: enable the kernel's forwarding for non-internal networks
 }
 
 // daemon composes the daemon's components. It holds no state of its own: the store has the
@@ -84,6 +86,7 @@ func newDaemonCmd() *cobra.Command {
 	f.StringArrayVar(&dns, "dns", nil, "upstream DNS server for sandboxes (repeatable)")
 	f.StringArrayVar(&cfg.DNSSearch, "dns-search", nil, "DNS search domain for sandboxes (repeatable)")
 	f.StringArrayVar(&cfg.DNSOptions, "dns-option", nil, "resolv.conf option for sandboxes (repeatable)")
+	f.BoolVar(&cfg.IPForward, "ip-forward", true, "enable IP forwarding when a non-internal network exists")
 	return cmd
 }
 
@@ -188,6 +191,10 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 		FilesDir: filesDir,
 		StateDir: cfg.Root,
 		HostDNS:  cfg.hostDNS,
+		// The data plane: berth's own nftables tables, rebuilt from the records after
+		// every change.
+		Firewall:  firewall.Apply,
+		IPForward: cfg.IPForward,
 	})
 	dns := dnsd.New(dnsd.Config{Store: st, Host: cfg.hostDNS, Log: log})
 	d := &daemon{st: st, mgr: mgr, dns: dns, log: log, cfg: cfg}
