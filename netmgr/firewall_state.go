@@ -102,7 +102,7 @@ func (m *Manager) syncFirewall() error {
 	}
 	st := firewallState(m.cfg.Store.Snapshot())
 	if err := m.cfg.Firewall(st); err != nil {
-		return fmt.Errorf("apply firewall: %w", err)
+		return err // firewall errors say "apply firewall: ..." already
 	}
 	if !m.cfg.IPForward {
 		return nil

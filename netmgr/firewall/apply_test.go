@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"berth/internal/testns"
 	"berth/netmgr/firewall"
 
 	"github.com/google/nftables"
@@ -70,6 +71,37 @@ func TestDataPlane(t *testing.T) {
 	}
 	r.reach(t, "b1", "tcp", "10.88.1.2:7000", "a1 10.88.2.2")
 
+	// Bridged traffic between sandboxes reaches the ip hooks only with br_netfilter on.
+	for _, brnf := range []string{"1", "0"} {
+		t.Run("bridge-nf-call-iptables="+brnf, func(t *testing.T) {
+			const sysctl = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+			if _, err := os.Stat(sysctl); err != nil {
+				t.Skipf("no br_netfilter: %v", err)
+			}
+			setSysctl(t, sysctl, brnf)
+			testTraffic(t, r)
+		})
+	}
+	base := baseState()
+	t.Run("other tables untouched", func(t *testing.T) {
+		mustApply(t, base)
+		if err := firewall.Remove(); err != nil {
+			t.Fatal(err)
+		}
+		if got := nftTables(t); got != "" {
+			t.Errorf("berth tables after Remove:\n%s", got)
+		}
+		if err := firewall.Remove(); err != nil { // nothing left to remove
+			t.Errorf("second Remove: %v", err)
+		}
+		if got := nftList(t, "inet", "other"); got != other {
+			t.Errorf("table inet other changed:\ngot:\n%s\nwant:\n%s", got, other)
+		}
+	})
+}
+
+// testTraffic checks each feature with real traffic.
+func testTraffic(t *testing.T, r *rig) {
 	base := baseState()
 	mustApply(t, base)
 
@@ -138,51 +170,30 @@ func TestDataPlane(t *testing.T) {
 		r.reach(t, "b1", "tcp", "192.0.2.2:7000", "out 192.0.2.1")
 	})
 	t.Run("rules follow state", func(t *testing.T) { testRulesFollowState(t, r, base) })
-	t.Run("other tables untouched", func(t *testing.T) {
-		mustApply(t, base)
-		if err := firewall.Remove(); err != nil {
-			t.Fatal(err)
-		}
-		if got := nftTables(t); got != "" {
-			t.Errorf("berth tables after Remove:\n%s", got)
-		}
-		if err := firewall.Remove(); err != nil { // nothing left to remove
-			t.Errorf("second Remove: %v", err)
-		}
-		if got := nftList(t, "inet", "other"); got != other {
-			t.Errorf("table inet other changed:\ngot:\n%s\nwant:\n%s", got, other)
-		}
-	})
 }
 
-// testICC runs the ICC checks twice: with bridged traffic passed to the ip hooks
-// (br_netfilter, bridge-nf-call-iptables=1) and without.
+// testICC checks that ICC=false blocks traffic between the sandboxes of a bridge and that
+// a link row opens only its own pair, port, protocol and direction.
 func testICC(t *testing.T, r *rig, base firewall.State) {
 	t.Cleanup(func() { mustApply(t, base) })
 	iccOff := withNetA(func(n *firewall.Network) { n.ICC = false })
+	mustApply(t, iccOff)
+	r.block(t, "a1", "tcp", "10.88.1.3:7000")
+	r.block(t, "a2", "udp", "10.88.1.2:7000")
+	r.reach(t, "a1", "tcp", "192.0.2.2:7000", "out 192.0.2.1")
+	r.reach(t, "out", "tcp", "192.0.2.1:8081", "a2 192.0.2.2") // published ports stay reachable
+	r.reach(t, "b1", "tcp", "192.0.2.1:8081", "a2 10.88.1.1")
+	r.reach(t, "a1", "tcp", "192.0.2.1:8080", "a1 10.88.1.1") // hairpin to itself
+	r.block(t, "a1", "tcp", "192.0.2.1:8081")                 // but not to its peer
+	r.block(t, "a1", "tcp", "10.88.1.3:7000")                 // and not directly
+
 	linked := iccOff
 	linked.Links = []firewall.Link{{Bridge: "fw-a", From: addr("10.88.1.2"), To: addr("10.88.1.3"), Proto: "tcp", Port: portEcho}}
-	for _, brnf := range []string{"1", "0"} {
-		t.Run("bridge-nf-call-iptables="+brnf, func(t *testing.T) {
-			const sysctl = "/proc/sys/net/bridge/bridge-nf-call-iptables"
-			if _, err := os.Stat(sysctl); err != nil {
-				t.Skipf("no br_netfilter: %v", err)
-			}
-			setSysctl(t, sysctl, brnf)
-
-			mustApply(t, iccOff)
-			r.block(t, "a1", "tcp", "10.88.1.3:7000")
-			r.block(t, "a2", "udp", "10.88.1.2:7000")
-			r.reach(t, "a1", "tcp", "192.0.2.2:7000", "out 192.0.2.1")
-			r.reach(t, "a1", "tcp", "10.88.1.1:8081", "a2 10.88.1.1") // published ports stay reachable
-
-			mustApply(t, linked)
-			r.reach(t, "a1", "tcp", "10.88.1.3:7000", "a2 10.88.1.2")
-			r.block(t, "a1", "tcp", "10.88.1.3:7001") // another port
-			r.block(t, "a1", "udp", "10.88.1.3:7000") // another protocol
-			r.block(t, "a2", "tcp", "10.88.1.2:7000") // the other direction
-		})
-	}
+	mustApply(t, linked)
+	r.reach(t, "a1", "tcp", "10.88.1.3:7000", "a2 10.88.1.2")
+	r.block(t, "a1", "tcp", "10.88.1.3:7001") // another port
+	r.block(t, "a1", "udp", "10.88.1.3:7000") // another protocol
+	r.block(t, "a2", "tcp", "10.88.1.2:7000") // the other direction
 }
 
 // testRulesFollowState checks that Apply replaces berth's tables with exactly the rules
@@ -190,6 +201,7 @@ func testICC(t *testing.T, r *rig, base firewall.State) {
 func testRulesFollowState(t *testing.T, r *rig, base firewall.State) {
 	mustApply(t, base)
 	full := nftTables(t)
+	t.Logf("nft list of the base state:\n%s", full)
 	mustApply(t, base)
 	if got := nftTables(t); got != full {
 		t.Errorf("second Apply changed the tables:\nbefore:\n%s\nafter:\n%s", full, got)
@@ -284,4 +296,47 @@ func addOtherTable(t *testing.T) string {
 		c.Flush()
 	})
 	return nftList(t, "inet", "other")
+}
+
+// TestRenderingMatchesKernel checks that Rules.String, which the golden files show, is
+// what nft reads back from the kernel: the expressions and the text are built in step.
+func TestRenderingMatchesKernel(t *testing.T) {
+	testns.Require(t)
+	t.Cleanup(func() { firewall.Remove() })
+	linked := withNetA(func(n *firewall.Network) { n.ICC = false })
+	linked.Networks[0].Subnets = append(linked.Networks[0].Subnets, pfx("fd00:88:1::/64"))
+	linked.Ports = append(linked.Ports, firewall.Port{Proto: "udp", HostIP: addr("fd00::1"), HostPort: 53, Addr: addr("fd00:88:1::2"), Port: 53, Bridge: "fw-a"})
+	linked.Links = []firewall.Link{{Bridge: "fw-a", From: addr("10.88.1.2"), To: addr("10.88.1.3"), Proto: "tcp", Port: 80}}
+	internal := withNetA(func(n *firewall.Network) { n.Internal = true })
+	for name, s := range map[string]firewall.State{"base": baseState(), "icc off": linked, "internal": internal} {
+		rs, err := firewall.Ruleset(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rs.Apply(); err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, l := range strings.Split(rs.String(), "\n") {
+			if !strings.HasPrefix(l, "#") {
+				// nft leaves out the ether type that an ip match depends on.
+				l = strings.NewReplacer("ether type ip6 ", "", "ether type ip ", "").Replace(l)
+				want = append(want, l)
+			}
+		}
+		// nft 1.0 names the dstnat priority only in the prerouting hook.
+		got := strings.ReplaceAll(nftTables(t), "hook output priority -100;", "hook output priority dstnat;")
+		if got != strings.Join(want, "\n") {
+			gl, wl := strings.Split(got, "\n"), want
+			for i := range min(len(gl), len(wl)) {
+				if gl[i] != wl[i] {
+					t.Errorf("%s: line %d: nft lists %q; want %q", name, i+1, gl[i], wl[i])
+					break
+				}
+			}
+			if len(gl) != len(wl) {
+				t.Errorf("%s: nft lists %d lines; want %d", name, len(gl), len(wl))
+			}
+		}
+	}
 }

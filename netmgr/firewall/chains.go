@@ -1,13 +1,17 @@
 package firewall
 
-import "net/netip"
+import (
+	"net/netip"
+	"slices"
+)
 
 // forward is the filter chain between interfaces, in this order (first match wins):
 //
 //  1. internal networks: nothing enters or leaves the bridge (both directions)
 //  2. replies and related packets of allowed connections
 //  3. published ports: DNATed connections to Addr:Port, from anywhere, even another
-//     berth bridge (as Docker's userland proxy would serve them)
+//     berth bridge (as Docker's userland proxy would serve them); on ICC=false networks
+//     not from the sandbox's peers on that bridge, only from itself (hairpin)
 //  4. isolation: nothing from one berth bridge to another (DOCKER-ISOLATION)
 //  5. inside one bridge: ICC=false drops all but link rows; ICC=true accepts
 //  6. nothing else enters a non-internal bridge (no direct routing to sandboxes)
@@ -28,8 +32,17 @@ func (b builder) forward() []*rule {
 	}
 	rs = append(rs, newRule().established().accept())
 	for _, p := range b.ports() {
-		rs = append(rs, newRule().oif(p.Bridge, true).addr(false, netip.PrefixFrom(p.Addr, p.Addr.BitLen())).
-			l4port(p.Proto, false, p.Port).dnatted().accept())
+		if b.network(p.Bridge).ICC {
+			rs = append(rs, newRule().oif(p.Bridge, true).addr(false, host(p.Addr)).
+				l4port(p.Proto, false, p.Port).dnatted().accept())
+			continue
+		}
+		// ICC off: not from the sandbox's peers, but from itself (hairpin).
+		rs = append(rs,
+			newRule().oif(p.Bridge, true).iif(p.Bridge, false).addr(false, host(p.Addr)).
+				l4port(p.Proto, false, p.Port).dnatted().accept(),
+			newRule().oif(p.Bridge, true).iif(p.Bridge, true).addr(true, host(p.Addr)).addr(false, host(p.Addr)).
+				l4port(p.Proto, false, p.Port).dnatted().accept())
 	}
 	for _, from := range open {
 		for _, to := range open {
@@ -63,12 +76,14 @@ func (b builder) forward() []*rule {
 // To's port, and To's answers from that port (stateless, so they also work in the bridge
 // family, which has no conntrack).
 func linkRules(l Link) []*rule {
-	one := func(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
 	return []*rule{
-		newRule().addr(true, one(l.From)).addr(false, one(l.To)).l4port(l.Proto, false, l.Port).accept(),
-		newRule().addr(true, one(l.To)).addr(false, one(l.From)).l4port(l.Proto, true, l.Port).accept(),
+		newRule().addr(true, host(l.From)).addr(false, host(l.To)).l4port(l.Proto, false, l.Port).accept(),
+		newRule().addr(true, host(l.To)).addr(false, host(l.From)).l4port(l.Proto, true, l.Port).accept(),
 	}
 }
+
+// host is the single-address prefix of a.
+func host(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
 
 // merge appends the matches and statements of o to r.
 func (r *rule) merge(o *rule) *rule {
@@ -84,7 +99,7 @@ func (b builder) dnat() []*rule {
 	for _, p := range b.ports() {
 		r := newRule()
 		if p.HostIP.IsValid() {
-			r.addr(false, netip.PrefixFrom(p.HostIP, p.HostIP.BitLen()))
+			r.addr(false, host(p.HostIP))
 		} else {
 			r.localDst()
 		}
@@ -126,11 +141,17 @@ func (b builder) postrouting() []*rule {
 }
 
 // bridgeForward is the bridge family's forward chain: on ICC=false networks, IP traffic
-// between two ports of the bridge is dropped, except link rows. ARP passes.
+// switched between two ports of one bridge is dropped, except link rows and a sandbox's
+// hairpin to its own published port; ARP passes. The
+// chain cannot name the bridge (meta ibrname needs CONFIG_NFT_BRIDGE_META, which not every
+// kernel has), so it matches packets with source and destination in the network's
+// subnets, which berth's IPAM keeps distinct. IPv6 link-local traffic between sandboxes
+// is therefore not blocked here, only in the ip6 table when br_netfilter passes bridged
+// traffic to it.
 func bridgeForward(s State) []*rule {
 	var rs []*rule
 	for _, nw := range s.Networks {
-		if nw.ICC {
+		if nw.ICC || len(nw.Subnets) == 0 {
 			continue
 		}
 		for _, l := range s.Links {
@@ -138,12 +159,22 @@ func bridgeForward(s State) []*rule {
 				continue
 			}
 			for _, r := range linkRules(l) {
-				rs = append(rs, newRule().ibr(nw.Bridge).etherType(l.From.Is4()).merge(r))
+				rs = append(rs, newRule().etherType(l.From.Is4()).merge(r))
 			}
 		}
-		rs = append(rs,
-			newRule().ibr(nw.Bridge).etherType(true).drop(),
-			newRule().ibr(nw.Bridge).etherType(false).drop())
+		// A sandbox's hairpin to its own published port, both ways: with
+		// bridge-nf-call-iptables=1 it is DNATed (and its answer un-NATed) while being
+		// bridged, so it passes here from the sandbox's port back to the same port.
+		var self []netip.Addr
+		for _, p := range s.Ports {
+			if p.Bridge == nw.Bridge && !nw.Internal && !slices.Contains(self, p.Addr) {
+				self = append(self, p.Addr)
+				rs = append(rs, newRule().etherType(p.Addr.Is4()).addr(true, host(p.Addr)).addr(false, host(p.Addr)).accept())
+			}
+		}
+		for _, sn := range nw.Subnets {
+			rs = append(rs, newRule().etherType(sn.Addr().Is4()).addr(true, sn).addr(false, sn).drop())
+		}
 	}
 	return rs
 }

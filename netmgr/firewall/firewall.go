@@ -16,8 +16,14 @@
 //
 // The bridge table exists only while a network has ICC off: traffic between two sandboxes
 // of one bridge is switched at layer 2 and reaches the ip/ip6 forward hook only when
-// br_netfilter is loaded (bridge-nf-call-iptables), which berth neither needs nor loads.
-// Rules are the same either way.
+// br_netfilter passes it there (bridge-nf-call-iptables=1), which berth neither needs nor
+// turns on. Both cases are covered: the ip/ip6 rules by interface names, the bridge rules
+// by subnets (see bridgeForward).
+//
+// With bridge-nf-call-iptables=1, a sandbox reaching its own published port through a
+// host address (hairpin) is DNATed while its frame is still being bridged, and is sent
+// back out of the port it came in on: that needs hairpin mode on the bridge port (Docker
+// sets it when its userland proxy is off). That is a link setting, not a rule.
 //
 // Published ports are pure NAT (no userland proxy). Loopback access from the daemon's netns
 // (127.0.0.1:HOSTPORT) needs net.ipv4.conf.BRIDGE.route_localnet=1, which Apply sets on

@@ -53,6 +53,13 @@ var rulesetCases = []struct {
 			{Bridge: "berth0", From: addr("172.17.0.2"), To: addr("172.17.0.3"), Proto: "udp", Port: 53},
 		},
 	}},
+	{"icc off with ports", State{
+		Networks: []Network{{Bridge: "berth0", Subnets: []netip.Prefix{pfx("172.17.0.0/16"), pfx("fd00:17::/64")}, Masquerade: true}},
+		Ports: []Port{
+			{Proto: "tcp", HostPort: 8080, Addr: addr("172.17.0.2"), Port: 80, Bridge: "berth0"},
+			{Proto: "udp", HostPort: 8080, Addr: addr("172.17.0.2"), Port: 80, Bridge: "berth0"},
+		},
+	}},
 	{"internal", State{
 		Networks: []Network{
 			defaultBridge(),
@@ -78,7 +85,7 @@ var rulesetCases = []struct {
 			ICC: true, Masquerade: true, HostBindingIPv4: addr("192.0.2.1")}},
 		Ports: []Port{
 			{Proto: "tcp", HostPort: 8080, Addr: addr("10.4.0.2"), Port: 80, Bridge: "br-bind"},
-			{Proto: "tcp", HostPort: 8080, Addr: addr("fd00:4::2"), Port: 80, Bridge: "br-bind"},               // not published
+			{Proto: "tcp", HostPort: 8080, Addr: addr("fd00:4::2"), Port: 80, Bridge: "br-bind"},                      // not published
 			{Proto: "tcp", HostIP: addr("::1"), HostPort: 8081, Addr: addr("fd00:4::2"), Port: 80, Bridge: "br-bind"}, // explicit
 		},
 	}},

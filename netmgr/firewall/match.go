@@ -62,11 +62,6 @@ func (r *rule) oif(name string, eq bool) *rule {
 	return r.meta(expr.MetaKeyOIFNAME, "oifname", eq, name)
 }
 
-// ibr matches, in the bridge family, the bridge a frame came in on.
-func (r *rule) ibr(name string) *rule {
-	return r.meta(expr.MetaKeyBRIIIFNAME, "meta ibrname", true, name)
-}
-
 // etherType matches IPv4 or IPv6 frames (bridge family), as needed before any ip match.
 func (r *rule) etherType(v4 bool) *rule {
 	typ, word := uint16(unix.ETH_P_IPV6), "ip6"

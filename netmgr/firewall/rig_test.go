@@ -71,6 +71,11 @@ func newRig(t *testing.T) *rig {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Hairpin mode, as Docker sets it without its userland proxy: see the
+			// package comment.
+			if err := netlink.LinkSetHairpin(linkByName(t, "fwv-"+name), true); err != nil {
+				t.Fatal(err)
+			}
 			if err := k.SetDefaultRoutes(path, "eth0", netip.MustParseAddr(br.gw), "", netip.Addr{}); err != nil {
 				t.Fatal(err)
 			}
@@ -125,6 +130,15 @@ func (r *rig) addOutside(t *testing.T, k *kernel.Linux) string {
 	}
 	mustAddrUp(t, h, peer, "192.0.2.2/24")
 	return path
+}
+
+func linkByName(t *testing.T, name string) netlink.Link {
+	t.Helper()
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
 
 func mustAddrUp(t *testing.T, h *netlink.Handle, l netlink.Link, cidr string) {
