@@ -77,6 +77,12 @@ func (k *Linux) addVeth(spec netmgr.VethSpec) error {
 	if err := netlink.LinkSetMaster(host, br); err != nil {
 		return fmt.Errorf("attach to %s: %w", spec.Bridge, err)
 	}
+	// Hairpin lets a sandbox reach its own published port through the daemon's address:
+	// the DNATed packet must go back out of the port it came in on (Docker does the same
+	// when it runs without its userland proxy).
+	if err := netlink.LinkSetHairpin(host, true); err != nil {
+		return fmt.Errorf("hairpin on %s: %w", spec.HostName, err)
+	}
 	if err := netlink.LinkSetUp(host); err != nil {
 		return fmt.Errorf("set %s up: %w", spec.HostName, err)
 	}
