@@ -29,6 +29,9 @@ type Config struct {
 	Firewall func(firewall.State) error
 	// IPForward turns on the kernel's IP forwarding when a non-internal network exists.
 	IPForward bool
+	// NoDefaultICC is the daemon's --icc=false: sandboxes on the default bridge reach each
+	// other only through legacy links. (Negative so the zero Config keeps Docker's default.)
+	NoDefaultICC bool
 }
 
 // Manager serialises every change to networks and sandboxes. Reads never take its lock.

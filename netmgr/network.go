@@ -413,6 +413,19 @@ func (m *Manager) ensurePredefined() error {
 				Created: time.Now().UTC(), Options: map[string]string{}, Labels: map[string]string{}})
 		}
 	}
+	// The daemon's --icc applies to the default bridge at every start, as in Docker.
+	if n, err := snap.NetworkByName(DefaultNetwork); err == nil && n.ICC == m.cfg.NoDefaultICC {
+		c := n.Copy()
+		c.ICC = !m.cfg.NoDefaultICC
+		c.Options[OptICC] = strconv.FormatBool(c.ICC)
+		add = append(add, c)
+	}
+	for _, n := range add {
+		if n.Name == DefaultNetwork {
+			n.ICC = !m.cfg.NoDefaultICC
+			n.Options[OptICC] = strconv.FormatBool(n.ICC)
+		}
+	}
 	if len(add) == 0 {
 		return nil
 	}

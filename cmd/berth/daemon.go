@@ -47,6 +47,7 @@ type daemonConfig struct {
 	DNSSearch  []string     // --dns-search
 	DNSOptions []string     // --dns-option
 	IPForward  bool         // --ip-forward: enable the kernel's forwarding for non-internal networks
+	ICC        bool         // --icc: sandboxes on the default bridge may talk to each other
 }
 
 // daemon composes the daemon's components. It holds no state of its own: the store has the
@@ -87,6 +88,7 @@ func newDaemonCmd() *cobra.Command {
 	f.StringArrayVar(&cfg.DNSSearch, "dns-search", nil, "DNS search domain for sandboxes (repeatable)")
 	f.StringArrayVar(&cfg.DNSOptions, "dns-option", nil, "resolv.conf option for sandboxes (repeatable)")
 	f.BoolVar(&cfg.IPForward, "ip-forward", true, "enable IP forwarding when a non-internal network exists")
+	f.BoolVar(&cfg.ICC, "icc", true, "allow traffic between sandboxes on the default bridge (false: only --link pairs)")
 	return cmd
 }
 
@@ -193,8 +195,9 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 		HostDNS:  cfg.hostDNS,
 		// The data plane: berth's own nftables tables, rebuilt from the records after
 		// every change.
-		Firewall:  firewall.Apply,
-		IPForward: cfg.IPForward,
+		Firewall:     firewall.Apply,
+		IPForward:    cfg.IPForward,
+		NoDefaultICC: !cfg.ICC,
 	})
 	dns := dnsd.New(dnsd.Config{Store: st, Host: cfg.hostDNS, Log: log})
 	d := &daemon{st: st, mgr: mgr, dns: dns, log: log, cfg: cfg}
