@@ -2,8 +2,10 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -139,6 +141,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 	d.must("network", "connect", "bridge", "b")
 	netBefore := d.must("network", "inspect", "app", "bridge")
 	sbBefore := d.must("sandbox", "inspect", "a", "b")
+	inodeA := nsInode(t, "/run/netns/a")
 	for _, how := range []string{"graceful", "kill -9"} {
 		if how == "graceful" {
 			d.stop()
@@ -154,6 +157,9 @@ func TestRestartKeepsEverything(t *testing.T) {
 		}
 		if err := ping(t, "a", d.ip("b", "app")); err != nil {
 			t.Errorf("after %s restart: %v", how, err)
+		}
+		if nsInode(t, "/run/netns/a") != inodeA {
+			t.Errorf("after %s restart: sandbox a's netns was recreated", how)
 		}
 	}
 	// A new sandbox after the restarts never gets an address already held.
@@ -225,6 +231,24 @@ func run(t *testing.T, args ...string) {
 	}
 }
 
+// TestDamagedState: a state file that does not decode stops the daemon with one clear
+// error and is left as it was (never a silent reset).
+func TestDamagedState(t *testing.T) {
+	d := newDaemon(t)
+	state := filepath.Join(d.root, "state.db")
+	junk := []byte(strings.Repeat("not a bbolt file\n", 512))
+	if err := os.WriteFile(state, junk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(d.bin, "daemon", "--root", d.root, "--socket", d.sock, "--resolv-conf", d.resolv).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), state) {
+		t.Errorf("daemon on a damaged state: %v, %q; want an error naming %s", err, out, state)
+	}
+	if got, _ := os.ReadFile(state); string(got) != string(junk) {
+		t.Errorf("damaged state file was rewritten")
+	}
+}
+
 func TestSecondDaemonFails(t *testing.T) {
 	d := newDaemon(t)
 	d.start()
@@ -244,7 +268,7 @@ func TestBadInput(t *testing.T) {
 	state := func() string {
 		return d.must("network", "inspect", "app", "bridge") + d.must("sandbox", "ls") + d.must("network", "ls")
 	}
-	before, kernelBefore := state(), kernelState(t)
+	before, kernelBefore, filesBefore := state(), kernelState(t), filesState(t)
 	cases := []struct {
 		want string
 		args []string
@@ -285,6 +309,22 @@ func TestBadInput(t *testing.T) {
 	if after := kernelState(t); after != kernelBefore {
 		t.Errorf("bad input changed the kernel:\nbefore:\n%s\nafter:\n%s", kernelBefore, after)
 	}
+	if after := filesState(t); after != filesBefore {
+		t.Errorf("bad input changed the generated files:\nbefore:\n%s\nafter:\n%s", filesBefore, after)
+	}
+}
+
+// filesState is every generated file under /etc/netns with its content, and the ruleset.
+func filesState(t *testing.T) string {
+	var b strings.Builder
+	filepath.WalkDir("/etc/netns", func(p string, e os.DirEntry, err error) error {
+		if err == nil && !e.IsDir() {
+			c, _ := os.ReadFile(p)
+			fmt.Fprintf(&b, "== %s\n%s", p, c)
+		}
+		return nil
+	})
+	return b.String() + nftRuleset()
 }
 
 func kernelState(t *testing.T) string {

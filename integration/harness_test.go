@@ -76,7 +76,7 @@ type daemon struct {
 func newDaemon(t *testing.T) *daemon {
 	t.Helper()
 	testns.Require(t)
-	before := testns.KernelSnapshot(t)
+	before := testns.KernelSnapshot(t) + nftRuleset()
 	root := t.TempDir()
 	d := &daemon{t: t, bin: berthBin(t), root: root, sock: filepath.Join(root, "berth.sock"),
 		resolv: filepath.Join(root, "resolv.conf")}
@@ -87,7 +87,7 @@ func newDaemon(t *testing.T) *daemon {
 		d.removeAll()
 		d.stop()
 		wipeBerthObjects(t)
-		if after := testns.KernelSnapshot(t); after != before {
+		if after := testns.KernelSnapshot(t) + nftRuleset(); after != before {
 			t.Errorf("namespace not left as found:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 		if t.Failed() {
@@ -221,6 +221,16 @@ func wipeBerthObjects(t *testing.T) {
 	for _, e := range entries {
 		os.RemoveAll(filepath.Join("/etc/netns", e.Name()))
 	}
+	// berth's rules outlive the daemon on purpose (a restart must not cut traffic).
+	for _, fam := range []string{"ip", "ip6", "bridge"} {
+		exec.Command("nft", "delete", "table", fam, "berth").Run()
+	}
+}
+
+// nftRuleset is the whole ruleset of the test's netns, for the "left as found" check.
+func nftRuleset() string {
+	out, _ := exec.Command("nft", "list", "ruleset").CombinedOutput()
+	return "nft:\n" + string(out)
 }
 
 // inNS runs a command inside a sandbox with `ip netns exec`, as a user would.
