@@ -108,6 +108,7 @@ type SandboxCreate struct {
 	DNSSearch  []string `json:"DnsSearch,omitempty"`
 	DNSOptions []string `json:"DnsOptions,omitempty"`
 	ExtraHosts []string `json:"ExtraHosts,omitempty"` // HOST:IP
+	NetNS      string   `json:"NetNS,omitempty"`      // adopt this existing netns (a path) instead of making one
 	Publish    []string `json:"Publish,omitempty"`    // [HOST_IP:][HOST_PORT:]PORT[/PROTO]
 	Expose     []string `json:"Expose,omitempty"`     // PORT[/PROTO]
 }

@@ -129,7 +129,7 @@ func (m *Manager) sweepStale() {
 	for _, sb := range snap.Sandboxes() {
 		paths[sb.NetNSPath] = true
 		ids[sb.ID] = true
-		if sb.Mode == store.ModeBridge || sb.Mode == store.ModeNone {
+		if (sb.Mode == store.ModeBridge || sb.Mode == store.ModeNone) && sb.Adopted == "" {
 			if id, ok := fileID(sb.NetNSPath); ok {
 				owned[id] = true
 			}

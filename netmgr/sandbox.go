@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -120,7 +121,11 @@ func (m *Manager) buildSandbox(p *sandboxPlan, eps []*store.Endpoint) error {
 	case store.ModeContainer:
 		err = m.cfg.Kernel.PinNetNS(sb.NetNSPath, p.shared.NetNSPath)
 	default:
-		err = m.cfg.Kernel.CreateNetNS(sb.NetNSPath)
+		if sb.Adopted != "" {
+			err = m.cfg.Kernel.PinNetNS(sb.NetNSPath, sb.Adopted)
+		} else {
+			err = m.cfg.Kernel.CreateNetNS(sb.NetNSPath)
+		}
 	}
 	if err != nil {
 		return err
@@ -168,6 +173,12 @@ func (m *Manager) planSandbox(snap *store.Snapshot, req api.SandboxCreate) (*san
 	}
 	if err := planPorts(snap, sb, req); err != nil {
 		return nil, err
+	}
+	if req.NetNS != "" {
+		if err := m.checkAdopt(snap, req.NetNS); err != nil {
+			return nil, err
+		}
+		sb.Adopted = req.NetNS
 	}
 	p := &sandboxPlan{sb: sb, ep: ep}
 	nets := req.Networks
@@ -221,6 +232,9 @@ func (m *Manager) planSpecial(snap *store.Snapshot, p *sandboxPlan, nets []strin
 	}
 	if len(p.sb.Ports) > 0 {
 		return invalid("publish", nets[0], "port publishing needs a bridge network")
+	}
+	if p.sb.Adopted != "" {
+		return invalid("netns", p.sb.Adopted, "an adopted netns joins bridge networks only")
 	}
 	p.sb.Mode = mode
 	if mode == store.ModeContainer {
@@ -336,7 +350,8 @@ func (m *Manager) RemoveSandbox(ctx context.Context, ref string, force bool) err
 			return fmt.Errorf("sandbox %s shares its netns with sandbox %s: remove that first: %w", sb.Name, o.Name, store.ErrConflict)
 		}
 	}
-	if !force && sb.Mode == store.ModeBridge || !force && sb.Mode == store.ModeNone {
+	// An adopted netns is someone else's and always has their processes in it.
+	if !force && sb.Adopted == "" && (sb.Mode == store.ModeBridge || sb.Mode == store.ModeNone) {
 		if n := netnsUsers(sb.NetNSPath); n > 0 {
 			return fmt.Errorf("sandbox %s is in use by %d process(es): stop them or use -f: %w", sb.Name, n, store.ErrConflict)
 		}
@@ -439,4 +454,36 @@ func (m *Manager) RenameSandbox(ctx context.Context, ref, newName string) error 
 	m.syncFirewallOrWarn("rename") // legacy links name their target
 	m.cfg.Log.Info("sandbox renamed", "sandbox", newName, "old", sb.Name)
 	return nil
+}
+
+// checkAdopt validates --netns: an existing network namespace that is neither the
+// daemon's own nor already a sandbox's.
+func (m *Manager) checkAdopt(snap *store.Snapshot, path string) error {
+	if !filepath.IsAbs(path) {
+		return invalid("netns", path, "must be an absolute path")
+	}
+	if !m.cfg.Kernel.NetNSExists(path) {
+		return invalid("netns", path, "not a network namespace")
+	}
+	id, ok := fileID(path)
+	if !ok {
+		return invalid("netns", path, "cannot stat")
+	}
+	if self, ok := ownNetNS(); ok && self == id {
+		return invalid("netns", path, "is the daemon's own network namespace (use --network host)")
+	}
+	for _, o := range snap.Sandboxes() {
+		if oid, ok := fileID(o.NetNSPath); ok && oid == id {
+			return invalid("netns", path, "already sandbox %s", o.Name)
+		}
+	}
+	return nil
+}
+
+// ownNetNS is the (device, inode) of the calling thread's netns, which is the daemon's:
+// netmgr never switches namespaces on its own goroutines.
+func ownNetNS() ([2]uint64, bool) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return fileID("/proc/thread-self/ns/net")
 }

@@ -99,6 +99,13 @@ func setupPeer(nh *netlink.Handle, spec netmgr.VethSpec) error {
 	if err != nil {
 		return fmt.Errorf("find %s: %w", spec.IfName, err)
 	}
+	// A netns berth made has lo up already; an adopted one (--netns) may not, and the
+	// embedded DNS listens on 127.0.0.11.
+	if lo, err := nh.LinkByName("lo"); err == nil && lo.Attrs().Flags&net.FlagUp == 0 {
+		if err := nh.LinkSetUp(lo); err != nil {
+			return fmt.Errorf("set lo up: %w", err)
+		}
+	}
 	if hasIPv6(spec.Addrs) {
 		// sysctls are per netns: write it from a thread inside the sandbox's.
 		err := nsutil.Do(spec.NetNSPath, func() error { return enableIPv6(spec.IfName) })

@@ -77,6 +77,7 @@ type Sandbox struct {
 	Mode       string    `json:"Mode"`
 	Container  string    `json:"Container,omitempty"` // ID of the sandbox whose netns is shared (ModeContainer)
 	NetNSPath  string    `json:"NetNSPath"`
+	Adopted    string    `json:"Adopted,omitempty"` // netns made by someone else (--netns), pinned at NetNSPath; never destroyed
 	State      string    `json:"State"`
 	DNS        []string  `json:"DNS"`        // --dns
 	DNSSearch  []string  `json:"DNSSearch"`  // --dns-search
