@@ -96,21 +96,22 @@ type Network struct {
 
 // SandboxCreate is POST /v1/sandboxes.
 type SandboxCreate struct {
-	Name       string   `json:"Name,omitempty"`
-	Hostname   string   `json:"Hostname,omitempty"`
-	Networks   []string `json:"Networks,omitempty"` // NET, none, host or container:NAME; default bridge
-	Aliases    []string `json:"Aliases,omitempty"`  // on the first network
-	IPv4       string   `json:"IPv4Address,omitempty"`
-	IPv6       string   `json:"IPv6Address,omitempty"`
-	MAC        string   `json:"MacAddress,omitempty"`
-	Links      []string `json:"Links,omitempty"` // NAME[:ALIAS]
-	DNS        []string `json:"Dns,omitempty"`
-	DNSSearch  []string `json:"DnsSearch,omitempty"`
-	DNSOptions []string `json:"DnsOptions,omitempty"`
-	ExtraHosts []string `json:"ExtraHosts,omitempty"` // HOST:IP
-	NetNS      string   `json:"NetNS,omitempty"`      // adopt this existing netns (a path) instead of making one
-	Publish    []string `json:"Publish,omitempty"`    // [HOST_IP:][HOST_PORT:]PORT[/PROTO]
-	Expose     []string `json:"Expose,omitempty"`     // PORT[/PROTO]
+	Name       string            `json:"Name,omitempty"`
+	Hostname   string            `json:"Hostname,omitempty"`
+	Networks   []string          `json:"Networks,omitempty"` // NET, none, host or container:NAME; default bridge
+	Aliases    []string          `json:"Aliases,omitempty"`  // on the first network
+	IPv4       string            `json:"IPv4Address,omitempty"`
+	IPv6       string            `json:"IPv6Address,omitempty"`
+	MAC        string            `json:"MacAddress,omitempty"`
+	Links      []string          `json:"Links,omitempty"` // NAME[:ALIAS]
+	DNS        []string          `json:"Dns,omitempty"`
+	DNSSearch  []string          `json:"DnsSearch,omitempty"`
+	DNSOptions []string          `json:"DnsOptions,omitempty"`
+	ExtraHosts []string          `json:"ExtraHosts,omitempty"` // HOST:IP
+	NetNS      string            `json:"NetNS,omitempty"`      // adopt this existing netns (a path) instead of making one
+	Labels     map[string]string `json:"Labels,omitempty"`     // KEY=VALUE marks, shown by inspect
+	Publish    []string          `json:"Publish,omitempty"`    // [HOST_IP:][HOST_PORT:]PORT[/PROTO]
+	Expose     []string          `json:"Expose,omitempty"`     // PORT[/PROTO]
 }
 
 // PortBinding is one host side of a published port, as docker inspect shows it.
@@ -158,8 +159,10 @@ type Sandbox struct {
 	DNSOptions     []string                    `json:"DnsOptions"`
 	ExtraHosts     []string                    `json:"ExtraHosts"`
 	Networks       map[string]EndpointSettings `json:"Networks"`
-	Ports          map[string][]PortBinding    `json:"Ports"`        // "80/tcp" -> bindings; exposed-only ports map to []
-	ExposedPorts   map[string]struct{}         `json:"ExposedPorts"` // "80/tcp"
+	Labels         map[string]string           `json:"Labels"`
+	NetNSAdopted   string                      `json:"NetNSAdopted,omitempty"` // the path given to --netns
+	Ports          map[string][]PortBinding    `json:"Ports"`                  // "80/tcp" -> bindings; exposed-only ports map to []
+	ExposedPorts   map[string]struct{}         `json:"ExposedPorts"`           // "80/tcp"
 }
 
 // DNSQuery answers GET /v1/sandboxes/{sb}/dns?name=NAME&type=TYPE: what the sandbox would

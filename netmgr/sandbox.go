@@ -174,6 +174,15 @@ func (m *Manager) planSandbox(snap *store.Snapshot, req api.SandboxCreate) (*san
 	if err := planPorts(snap, sb, req); err != nil {
 		return nil, err
 	}
+	for k, v := range req.Labels {
+		if k == "" || strings.ContainsAny(k, "\n=") || strings.Contains(v, "\n") {
+			return nil, invalid("label", k+"="+v, "want KEY=VALUE on one line")
+		}
+		if sb.Labels == nil {
+			sb.Labels = map[string]string{}
+		}
+		sb.Labels[k] = v
+	}
 	if req.NetNS != "" {
 		if err := m.checkAdopt(snap, req.NetNS); err != nil {
 			return nil, err

@@ -136,6 +136,8 @@ func sandboxView(snap *store.Snapshot, sb *store.Sandbox) api.Sandbox {
 		ExtraHosts:     nonNil(sb.ExtraHosts),
 		Networks:       map[string]api.EndpointSettings{},
 		Ports:          portsView(sb),
+		Labels:         copyOrEmpty(sb.Labels),
+		NetNSAdopted:   sb.Adopted,
 		ExposedPorts:   map[string]struct{}{},
 	}
 	for k := range v.Ports {

@@ -71,22 +71,23 @@ const (
 
 // Sandbox is a named network namespace at NetNSPath.
 type Sandbox struct {
-	ID         string    `json:"ID"`   // 64 hex
-	Name       string    `json:"Name"` // unique case-insensitively; the /run/netns file name
-	Hostname   string    `json:"Hostname"`
-	Mode       string    `json:"Mode"`
-	Container  string    `json:"Container,omitempty"` // ID of the sandbox whose netns is shared (ModeContainer)
-	NetNSPath  string    `json:"NetNSPath"`
-	Adopted    string    `json:"Adopted,omitempty"` // netns made by someone else (--netns), pinned at NetNSPath; never destroyed
-	State      string    `json:"State"`
-	DNS        []string  `json:"DNS"`        // --dns
-	DNSSearch  []string  `json:"DNSSearch"`  // --dns-search
-	DNSOptions []string  `json:"DNSOptions"` // --dns-option
-	ExtraHosts []string  `json:"ExtraHosts"` // --add-host HOST:IP
-	Ports      []Port    `json:"Ports"`      // --publish, host ports resolved
-	Expose     []Port    `json:"Expose"`     // --expose (HostPort unused): what a legacy link opens
-	Created    time.Time `json:"Created"`
-	Seq        uint64    `json:"Seq"` // creation order, for stable listings
+	ID         string            `json:"ID"`   // 64 hex
+	Name       string            `json:"Name"` // unique case-insensitively; the /run/netns file name
+	Hostname   string            `json:"Hostname"`
+	Mode       string            `json:"Mode"`
+	Container  string            `json:"Container,omitempty"` // ID of the sandbox whose netns is shared (ModeContainer)
+	NetNSPath  string            `json:"NetNSPath"`
+	Adopted    string            `json:"Adopted,omitempty"` // netns made by someone else (--netns), pinned at NetNSPath; never destroyed
+	Labels     map[string]string `json:"Labels,omitempty"`  // --label: the user's (or a runtime's) own marks
+	State      string            `json:"State"`
+	DNS        []string          `json:"DNS"`        // --dns
+	DNSSearch  []string          `json:"DNSSearch"`  // --dns-search
+	DNSOptions []string          `json:"DNSOptions"` // --dns-option
+	ExtraHosts []string          `json:"ExtraHosts"` // --add-host HOST:IP
+	Ports      []Port            `json:"Ports"`      // --publish, host ports resolved
+	Expose     []Port            `json:"Expose"`     // --expose (HostPort unused): what a legacy link opens
+	Created    time.Time         `json:"Created"`
+	Seq        uint64            `json:"Seq"` // creation order, for stable listings
 }
 
 // Copy returns a deep copy.
@@ -98,6 +99,7 @@ func (s *Sandbox) Copy() *Sandbox {
 	c.ExtraHosts = append([]string(nil), s.ExtraHosts...)
 	c.Ports = append([]Port(nil), s.Ports...)
 	c.Expose = append([]Port(nil), s.Expose...)
+	c.Labels = copyMap(s.Labels)
 	return &c
 }
 
