@@ -177,3 +177,14 @@ type DNSQuery struct {
 	Authority []string `json:"Authority"` // e.g. the upstream's SOA of an NXDOMAIN
 	How       string   `json:"How"`       // which network, record, link or upstream answered
 }
+
+// Event is one line of GET /v1/events (newline-delimited JSON), like `docker events`.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Type    string    `json:"Type"`   // "network", "sandbox" or "daemon"
+	Action  string    `json:"Action"` // create, rm, connect, disconnect, rename, restart
+	ID      string    `json:"ID,omitempty"`
+	Name    string    `json:"Name,omitempty"`
+	Network string    `json:"Network,omitempty"` // connect/disconnect: the network's name
+	OldName string    `json:"OldName,omitempty"` // rename
+}

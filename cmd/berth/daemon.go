@@ -53,11 +53,12 @@ type daemonConfig struct {
 // daemon composes the daemon's components. It holds no state of its own: the store has the
 // records, netmgr the kernel objects and dnsd the DNS sockets.
 type daemon struct {
-	st  *store.Store
-	mgr *netmgr.Manager
-	dns *dnsd.Server
-	log *slog.Logger
-	cfg daemonConfig
+	st     *store.Store
+	mgr    *netmgr.Manager
+	dns    *dnsd.Server
+	events *eventHub
+	log    *slog.Logger
+	cfg    daemonConfig
 }
 
 func newDaemonCmd() *cobra.Command {
@@ -153,11 +154,14 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	if err != nil {
 		return err
 	}
+	apiSrv := newServer(d)
 	srv := &http.Server{
-		Handler:           newServer(d).handler(),
+		Handler:           apiSrv.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Event streams end when shutdown starts, so a graceful stop never waits on them.
+	srv.RegisterOnShutdown(apiSrv.stopStreams)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("daemon started", "root", cfg.Root, "socket", cfg.Socket)
@@ -200,7 +204,7 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 		NoDefaultICC: !cfg.ICC,
 	})
 	dns := dnsd.New(dnsd.Config{Store: st, Host: cfg.hostDNS, Log: log})
-	d := &daemon{st: st, mgr: mgr, dns: dns, log: log, cfg: cfg}
+	d := &daemon{st: st, mgr: mgr, dns: dns, events: newEventHub(), log: log, cfg: cfg}
 	if err := d.restore(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -221,6 +225,7 @@ func (d *daemon) restore(ctx context.Context) error {
 			d.log.Error("restore dns", "sandbox", sb.Name, "err", err)
 		}
 	}
+	d.events.publish(api.Event{Type: "daemon", Action: "restart", Name: d.cfg.Root})
 	return nil
 }
 
@@ -255,7 +260,36 @@ func (d *daemon) createSandbox(ctx context.Context, req api.SandboxCreate) (*sto
 		// Undo: a sandbox is created whole or not at all.
 		return nil, errors.Join(err, d.mgr.RemoveSandbox(ctx, sb.ID, true))
 	}
+	d.events.publish(api.Event{Type: "sandbox", Action: "create", ID: sb.ID, Name: sb.Name})
 	return sb, nil
+}
+
+func (d *daemon) createNetwork(ctx context.Context, req api.NetworkCreate) (*store.Network, error) {
+	n, err := d.mgr.CreateNetwork(ctx, req)
+	if err == nil {
+		d.events.publish(api.Event{Type: "network", Action: "create", ID: n.ID, Name: n.Name})
+	}
+	return n, err
+}
+
+func (d *daemon) removeNetwork(ctx context.Context, ref string) error {
+	n, err := findNetwork(d.st.Snapshot(), ref)
+	if err != nil {
+		return err
+	}
+	if err := d.mgr.RemoveNetwork(ctx, n.ID); err != nil {
+		return err
+	}
+	d.events.publish(api.Event{Type: "network", Action: "rm", ID: n.ID, Name: n.Name})
+	return nil
+}
+
+func (d *daemon) pruneNetworks(ctx context.Context) ([]string, error) {
+	deleted, err := d.mgr.PruneNetworks(ctx)
+	for _, name := range deleted {
+		d.events.publish(api.Event{Type: "network", Action: "rm", Name: name})
+	}
+	return deleted, err
 }
 
 func (d *daemon) removeSandbox(ctx context.Context, ref string, force bool) error {
@@ -269,6 +303,7 @@ func (d *daemon) removeSandbox(ctx context.Context, ref string, force bool) erro
 	// The records are gone, so the sandbox's names no longer resolve; the sockets kept the
 	// old netns alive until now.
 	d.dns.Stop(sb.ID)
+	d.events.publish(api.Event{Type: "sandbox", Action: "rm", ID: sb.ID, Name: sb.Name})
 	return nil
 }
 
@@ -281,11 +316,27 @@ func (d *daemon) connect(ctx context.Context, netRef string, req api.NetworkConn
 	if err != nil {
 		return err
 	}
+	d.events.publish(api.Event{Type: "sandbox", Action: "connect", ID: sb.ID, Name: sb.Name, Network: networkName(snap, netRef)})
 	return d.serveDNS(snap, sb)
 }
 
 func (d *daemon) disconnect(ctx context.Context, netRef string, req api.NetworkDisconnect) error {
-	return d.mgr.Disconnect(ctx, netRef, req)
+	snap := d.st.Snapshot()
+	if err := d.mgr.Disconnect(ctx, netRef, req); err != nil {
+		return err
+	}
+	if sb, err := findSandbox(snap, req.Sandbox); err == nil {
+		d.events.publish(api.Event{Type: "sandbox", Action: "disconnect", ID: sb.ID, Name: sb.Name, Network: networkName(snap, netRef)})
+	}
+	return nil
+}
+
+// networkName is the name of the network ref names, for events.
+func networkName(snap *store.Snapshot, ref string) string {
+	if n, err := findNetwork(snap, ref); err == nil {
+		return n.Name
+	}
+	return ref
 }
 
 func (d *daemon) rename(ctx context.Context, ref, name string) error {
@@ -304,6 +355,7 @@ func (d *daemon) rename(ctx context.Context, ref, name string) error {
 		return err
 	}
 	d.dns.Stop(sb.ID)
+	d.events.publish(api.Event{Type: "sandbox", Action: "rename", ID: sb.ID, Name: renamed.Name, OldName: sb.Name})
 	return d.serveDNS(snap, renamed)
 }
 

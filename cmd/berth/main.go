@@ -85,6 +85,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newExecCmd(o),
 		newRunCmd(o),
 		newDNSCmd(o),
+		newEventsCmd(o),
 	)
 	return root
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,9 +26,15 @@ const maxBody = 1 << 20
 type server struct {
 	d   *daemon
 	log *slog.Logger
+
+	streams     context.Context // done when the daemon shuts down: ends event streams
+	stopStreams context.CancelFunc
 }
 
-func newServer(d *daemon) *server { return &server{d: d, log: d.log} }
+func newServer(d *daemon) *server {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &server{d: d, log: d.log, streams: ctx, stopStreams: cancel}
+}
 
 // handler routes /v1 with Go 1.22 method patterns and logs each request once.
 func (s *server) handler() http.Handler {
@@ -49,6 +56,7 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("DELETE "+v+"/sandboxes/{ref}", s.removeSandbox)
 	mux.HandleFunc("POST "+v+"/sandboxes/{ref}/rename", s.renameSandbox)
 	mux.HandleFunc("GET "+v+"/sandboxes/{ref}/dns", s.dnsQuery)
+	mux.HandleFunc("GET "+v+"/events", s.streamEvents)
 	return s.logRequests(mux)
 }
 
@@ -57,7 +65,7 @@ func (s *server) createNetwork(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	n, err := s.d.mgr.CreateNetwork(r.Context(), req)
+	n, err := s.d.createNetwork(r.Context(), req)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -87,11 +95,11 @@ func (s *server) getNetwork(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) removeNetwork(w http.ResponseWriter, r *http.Request) {
-	writeResult(w, s.d.mgr.RemoveNetwork(r.Context(), r.PathValue("ref")))
+	writeResult(w, s.d.removeNetwork(r.Context(), r.PathValue("ref")))
 }
 
 func (s *server) pruneNetworks(w http.ResponseWriter, r *http.Request) {
-	deleted, err := s.d.mgr.PruneNetworks(r.Context())
+	deleted, err := s.d.pruneNetworks(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"text/template"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"berth/api"
+)
+
+// Events: the daemon publishes one api.Event per change it made (and one "daemon restart"
+// per start); `berth events` streams them like `docker events`. A small ring of past events
+// lets --since replay what happened before the client connected, the daemon's start
+// included.
+
+const (
+	eventRing      = 1024 // past events kept for --since
+	eventSubBuffer = 256  // per subscriber; a subscriber that falls this far behind is dropped
+)
+
+type eventHub struct {
+	mu   sync.Mutex // guards following
+	ring []api.Event
+	subs map[chan api.Event]struct{}
+}
+
+func newEventHub() *eventHub { return &eventHub{subs: map[chan api.Event]struct{}{}} }
+
+// publish records ev and hands it to every subscriber without ever blocking the change
+// that produced it.
+func (h *eventHub) publish(ev api.Event) {
+	ev.Time = time.Now().UTC()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.ring) == eventRing {
+		h.ring = append(h.ring[:0], h.ring[1:]...)
+	}
+	h.ring = append(h.ring, ev)
+	for ch := range h.subs {
+		select {
+		case ch <- ev:
+		default: // too slow: cut it off rather than stall the daemon
+			delete(h.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// subscribe returns the kept events since t and a channel of the following ones; cancel
+// must be called when done.
+func (h *eventHub) subscribe(since time.Time) (past []api.Event, ch chan api.Event, cancel func()) {
+	ch = make(chan api.Event, eventSubBuffer)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, ev := range h.ring {
+		if !ev.Time.Before(since) {
+			past = append(past, ev)
+		}
+	}
+	h.subs[ch] = struct{}{}
+	return past, ch, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if _, ok := h.subs[ch]; ok {
+			delete(h.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// streamEvents serves GET /v1/events[?since=RFC3339]: newline-delimited JSON until the
+// client goes away.
+func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) {
+	var since time.Time
+	if v := r.URL.Query().Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			writeError(w, &requestError{fmt.Sprintf("since %q is not an RFC 3339 time", v)})
+			return
+		}
+		since = t
+	} else {
+		since = time.Now().UTC()
+	}
+	past, ch, cancel := s.d.events.subscribe(since)
+	defer cancel()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	flush := func() {
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+	for _, ev := range past {
+		enc.Encode(ev)
+	}
+	flush()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.streams.Done():
+			return
+		case ev, ok := <-ch:
+			if !ok {
+				return
+			}
+			if enc.Encode(ev) != nil {
+				return
+			}
+			flush()
+		}
+	}
+}
+
+func newEventsCmd(o *globalOpts) *cobra.Command {
+	var since, format string
+	cmd := &cobra.Command{
+		Use:   "events [--since DURATION|TIME] [--format json|TEMPLATE]",
+		Short: "Stream what the daemon changes: create, connect, disconnect, rm, rename, restart",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path := "/events"
+			if since != "" {
+				t, err := parseSince(since, time.Now())
+				if err != nil {
+					return err
+				}
+				path += "?since=" + t.UTC().Format(time.RFC3339Nano)
+			}
+			var tmpl *template.Template
+			if format != "" && format != "json" {
+				var err error
+				if tmpl, err = parseTemplate(format); err != nil {
+					return err
+				}
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			return c.stream(cmd.Context(), path, func(ev api.Event) error {
+				switch {
+				case format == "json":
+					return json.NewEncoder(o.stdout).Encode(ev)
+				case tmpl != nil:
+					if err := tmpl.Execute(o.stdout, ev); err != nil {
+						return err
+					}
+					_, err := fmt.Fprintln(o.stdout)
+					return err
+				}
+				_, err := fmt.Fprintln(o.stdout, eventLine(ev))
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&since, "since", "", "replay kept events since a duration ago (10m) or an RFC 3339 time")
+	cmd.Flags().StringVar(&format, "format", "", "json, or a Go template over each event")
+	return cmd
+}
+
+// parseSince reads a duration ago ("10m") or an RFC 3339 time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("invalid since %q: want a duration like 10m or an RFC 3339 time", s)
+}
+
+// eventLine is the default text form, close to docker events'.
+func eventLine(ev api.Event) string {
+	line := fmt.Sprintf("%s %s %s", ev.Time.Format(time.RFC3339Nano), ev.Type, ev.Action)
+	if ev.ID != "" {
+		line += " " + ev.ID
+	}
+	attrs := ""
+	for _, kv := range [][2]string{{"name", ev.Name}, {"network", ev.Network}, {"oldName", ev.OldName}} {
+		if kv[1] != "" {
+			if attrs != "" {
+				attrs += ", "
+			}
+			attrs += kv[0] + "=" + kv[1]
+		}
+	}
+	if attrs != "" {
+		line += " (" + attrs + ")"
+	}
+	return line
+}
