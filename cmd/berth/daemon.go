@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	sdnotify "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
 
 	"berth/api"
@@ -165,6 +166,10 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("daemon started", "root", cfg.Root, "socket", cfg.Socket)
+	// Under systemd (Type=notify) say ready only now: state restored, DNS reopened, socket up.
+	if _, err := sdnotify.SdNotify(false, sdnotify.SdNotifyReady); err != nil {
+		log.Warn("sd_notify", "err", err)
+	}
 
 	select {
 	case err := <-errc:
@@ -172,6 +177,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	case <-ctx.Done():
 	}
 	log.Info("daemon stopping")
+	sdnotify.SdNotify(false, sdnotify.SdNotifyStopping)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
