@@ -136,17 +136,29 @@ func checkExtraHost(s string) error {
 		return nil
 	}
 	ip = strings.TrimSuffix(strings.TrimPrefix(ip, "["), "]")
-	if _, err := netip.ParseAddr(ip); err != nil {
+	// No zones: a zone may hold any byte, a line break included, and would reach the hosts file.
+	if a, err := netip.ParseAddr(ip); err != nil || a.Zone() != "" {
 		return invalid("add-host", s, "not an IP address: %q", ip)
 	}
 	return nil
 }
 
 func checkDNSOption(s string) error {
-	if s == "" || strings.ContainsAny(s, " \t\n\r#;") {
-		return invalid("dns-option", s, "must be one word like ndots:2")
+	if s == "" || strings.ContainsAny(s, "#;") || !printableWord(s) {
+		return invalid("dns-option", s, "must be one word of printable ASCII like ndots:2")
 	}
 	return nil
+}
+
+// printableWord reports whether s is printable ASCII without spaces: what may go into a
+// resolv.conf or hosts line without changing its shape.
+func printableWord(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 func checkSearch(s string) error {

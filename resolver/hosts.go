@@ -93,7 +93,19 @@ func splitExtraHost(h string) (name, ip string, ok bool) {
 	if strings.HasPrefix(ip, "[") && strings.HasSuffix(ip, "]") {
 		ip = ip[1 : len(ip)-1]
 	}
-	return name, ip, ok && name != "" && ip != ""
+	if !ok || name == "" || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		return "", "", false
+	}
+	// Only a plain address (or host-gateway) may reach the file: a zone could carry a line
+	// break. netmgr refuses such values already; this keeps the renderer safe on its own.
+	if ip == "host-gateway" {
+		return name, ip, true
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Zone() != "" {
+		return "", "", false
+	}
+	return name, a.String(), true
 }
 
 // hostsNames is what the sandbox's own lines map to: the hostname, plus its first label

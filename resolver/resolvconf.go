@@ -292,11 +292,23 @@ func (c *config) generate(sourcePath string, f file) []byte {
 		fmt.Fprintf(&b, "# ExtServers: %s\n", f.ext)
 	}
 	if len(c.rc.invalidNS) > 0 {
-		fmt.Fprintf(&b, "# Invalid nameservers: %s\n", c.rc.invalidNS)
+		fmt.Fprintf(&b, "# Invalid nameservers: %s\n", printable(c.rc.invalidNS))
 	}
 	fmt.Fprintf(&b, "# Overrides: %s\n", c.overrides)
 	if f.ndotsFrom != "" {
 		b.WriteString("# Option ndots from: " + f.ndotsFrom + "\n")
 	}
 	return b.Bytes()
+}
+
+// printable keeps the values that are printable ASCII words: an invalid nameserver value is
+// arbitrary text and, written into a comment, must not start a line of its own.
+func printable(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		if v != "" && !strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r > '~' }) {
+			out = append(out, v)
+		}
+	}
+	return out
 }

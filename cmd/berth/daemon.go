@@ -108,12 +108,12 @@ func (c *daemonConfig) parse(level string, dns []string) error {
 		c.DNS = append(c.DNS, a)
 	}
 	for _, d := range c.DNSSearch {
-		if d == "" || strings.ContainsAny(d, " \t\n") {
+		if !printableWord(d) {
 			return fmt.Errorf("invalid dns-search %q: not a domain", d)
 		}
 	}
 	for _, o := range c.DNSOptions {
-		if o == "" || strings.ContainsAny(o, " \t\n") {
+		if !printableWord(o) || strings.ContainsAny(o, "#;") {
 			return fmt.Errorf("invalid dns-option %q: want one resolv.conf option", o)
 		}
 	}
@@ -389,4 +389,15 @@ func listenUnix(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("chmod %s: %w", path, err)
 	}
 	return ln, nil
+}
+
+// printableWord reports whether s is non-empty printable ASCII without spaces, all that may
+// go into a resolv.conf line without changing its shape.
+func printableWord(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -189,7 +189,10 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err == nil {
 		// A second value (or garbage) after the first means the client sent something
 		// other than what it meant; refuse rather than silently ignore it.
-		if _, terr := dec.Token(); terr != io.EOF {
+		var mb *http.MaxBytesError
+		if _, terr := dec.Token(); errors.As(terr, &mb) {
+			err = terr // the size, not what came after, is what the user must fix
+		} else if terr != io.EOF {
 			err = errors.New("trailing data after the JSON value")
 		}
 	}
