@@ -16,6 +16,7 @@ import (
 	"time"
 
 	sdnotify "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"berth/api"
@@ -49,17 +50,19 @@ type daemonConfig struct {
 	DNSOptions []string     // --dns-option
 	IPForward  bool         // --ip-forward: enable the kernel's forwarding for non-internal networks
 	ICC        bool         // --icc: sandboxes on the default bridge may talk to each other
+	Metrics    string       // --metrics-addr: also serve /metrics on this TCP address
 }
 
 // daemon composes the daemon's components. It holds no state of its own: the store has the
 // records, netmgr the kernel objects and dnsd the DNS sockets.
 type daemon struct {
-	st     *store.Store
-	mgr    *netmgr.Manager
-	dns    *dnsd.Server
-	events *eventHub
-	log    *slog.Logger
-	cfg    daemonConfig
+	st      *store.Store
+	mgr     *netmgr.Manager
+	dns     *dnsd.Server
+	events  *eventHub
+	metrics *prometheus.Registry
+	log     *slog.Logger
+	cfg     daemonConfig
 }
 
 func newDaemonCmd() *cobra.Command {
@@ -90,6 +93,7 @@ func newDaemonCmd() *cobra.Command {
 	f.StringArrayVar(&cfg.DNSSearch, "dns-search", nil, "DNS search domain for sandboxes (repeatable)")
 	f.StringArrayVar(&cfg.DNSOptions, "dns-option", nil, "resolv.conf option for sandboxes (repeatable)")
 	f.BoolVar(&cfg.IPForward, "ip-forward", true, "enable IP forwarding when a non-internal network exists")
+	f.StringVar(&cfg.Metrics, "metrics-addr", "", "also serve Prometheus /metrics on this TCP address (e.g. 127.0.0.1:9323)")
 	f.BoolVar(&cfg.ICC, "icc", true, "allow traffic between sandboxes on the default bridge (false: only --link pairs)")
 	return cmd
 }
@@ -161,6 +165,13 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if cfg.Metrics != "" {
+		stopMetrics, err := serveMetrics(cfg.Metrics, metricsHandler(d.metrics))
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	// Event streams end when shutdown starts, so a graceful stop never waits on them.
 	srv.RegisterOnShutdown(apiSrv.stopStreams)
 	errc := make(chan error, 1)
@@ -210,7 +221,8 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 		NoDefaultICC: !cfg.ICC,
 	})
 	dns := dnsd.New(dnsd.Config{Store: st, Host: cfg.hostDNS, Log: log})
-	d := &daemon{st: st, mgr: mgr, dns: dns, events: newEventHub(), log: log, cfg: cfg}
+	d := &daemon{st: st, mgr: mgr, dns: dns, events: newEventHub(), log: log, cfg: cfg,
+		metrics: newRegistry(st, nil)}
 	if err := d.restore(ctx); err != nil {
 		st.Close()
 		return nil, err
