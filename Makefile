@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin/berth
 PKGS_APT  := iproute2 iputils-ping dnsutils nftables util-linux
 
-.PHONY: build deps demo test test-unit vet clean
+.PHONY: build deps demo test test-unit vet clean fuzz stress install
 
 build:
 	$(GO) build -o $(BIN) ./cmd/berth
@@ -36,6 +36,32 @@ test: deps build vet
 
 test-unit:
 	$(GO) test -count=1 ./netmgr/... ./resolver/... ./cmd/... ./api/...
+
+# fuzz runs each fuzz target for FUZZTIME (their seed corpora also run in `make test`), then
+# the model-based test with more seeds. A crash leaves its input under PKG/testdata/fuzz/.
+FUZZTIME ?= 60s
+FUZZ_TARGETS = resolver:FuzzResolvConf resolver:FuzzHosts resolver:FuzzLookup \
+               netmgr:FuzzValidate netmgr:FuzzSandboxSettings cmd/berth:FuzzDecodeBody
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn ($$pkg)"; \
+	  $(GO) test ./$$pkg/ -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME); \
+	done
+	$(GO) test ./netmgr/ -run '^TestModel$$' -count=1 -model.seeds=200
+
+# stress runs a bounded mixed load (queries, malformed packets, idle TCP clients, sandbox
+# churn) in a private namespace and prints the daemon's goroutines, fds and RSS before/after.
+STRESS ?= 60s
+stress: deps build
+	BERTH_BIN=$(abspath $(BIN)) BERTH_STRESS=$(STRESS) $(GO) test -count=1 -v -run '^TestStress$$' ./integration/
+
+# install puts the binary, the systemd unit and the README in place (PREFIX=/usr/local).
+PREFIX ?= /usr/local
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/berth
+	install -D -m 0644 contrib/berth.service $(DESTDIR)/etc/systemd/system/berth.service
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/berth/README.md
+	$(DESTDIR)$(PREFIX)/bin/berth completion bash > berth.bash && install -D -m 0644 berth.bash $(DESTDIR)/usr/share/bash-completion/completions/berth && rm -f berth.bash
 
 clean:
 	rm -rf bin
