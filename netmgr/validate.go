@@ -135,7 +135,9 @@ func checkExtraHost(s string) error {
 	if ip == "host-gateway" {
 		return nil
 	}
-	ip = strings.TrimSuffix(strings.TrimPrefix(ip, "["), "]")
+	if strings.HasPrefix(ip, "[") && strings.HasSuffix(ip, "]") { // [v6], as the resolver reads it
+		ip = ip[1 : len(ip)-1]
+	}
 	// No zones: a zone may hold any byte, a line break included, and would reach the hosts file.
 	if a, err := netip.ParseAddr(ip); err != nil || a.Zone() != "" {
 		return invalid("add-host", s, "not an IP address: %q", ip)
