@@ -1,19 +1,22 @@
 # berth: make build | make demo | make test
 GO        ?= go
 BIN       := bin/berth
-PKGS_APT  := iproute2 iputils-ping dnsutils nftables util-linux
+CNI_BIN   := bin/berth-cni
 
 .PHONY: build deps demo test test-unit vet clean fuzz stress install
 
 build:
 	$(GO) build -o $(BIN) ./cmd/berth
+	$(GO) build -o $(CNI_BIN) ./cmd/berth-cni
 
 # deps installs the system tools the demo and the integration tests run (ip, ping, dig, nft).
 deps:
 	@missing=""; \
-	for c in ip:iproute2 ping:iputils-ping dig:dnsutils nft:nftables unshare:util-linux; do \
+	for c in ip:iproute2 ping:iputils-ping dig:dnsutils nft:nftables unshare:util-linux \
+		containerd:containerd ctr:containerd runc:runc; do \
 		command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c#*:}"; \
 	done; \
+	dpkg -s busybox-static >/dev/null 2>&1 || missing="$$missing busybox-static"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
@@ -32,7 +35,7 @@ vet:
 # itself under `unshare --net --mount`). Under CI=true those tests fail instead of skipping
 # when they cannot run.
 test: deps build vet
-	BERTH_BIN=$(abspath $(BIN)) $(GO) test -race -count=1 ./...
+	BERTH_BIN=$(abspath $(BIN)) BERTH_CNI_BIN=$(abspath $(CNI_BIN)) $(GO) test -race -count=1 ./...
 
 test-unit:
 	$(GO) test -count=1 ./netmgr/... ./resolver/... ./cmd/... ./api/...
@@ -55,10 +58,11 @@ STRESS ?= 60s
 stress: deps build
 	BERTH_BIN=$(abspath $(BIN)) BERTH_STRESS=$(STRESS) $(GO) test -count=1 -v -run '^TestStress$$' ./integration/
 
-# install puts the binary, the systemd unit and the README in place (PREFIX=/usr/local).
+# install puts the binaries (berth, the CNI plugin berth-cni), the systemd unit and the README in place (PREFIX=/usr/local).
 PREFIX ?= /usr/local
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/berth
+	install -D -m 0755 $(CNI_BIN) $(DESTDIR)/opt/cni/bin/berth-cni
 	install -D -m 0644 contrib/berth.service $(DESTDIR)/etc/systemd/system/berth.service
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/berth/README.md
 	$(DESTDIR)$(PREFIX)/bin/berth completion bash > berth.bash && install -D -m 0644 berth.bash $(DESTDIR)/usr/share/bash-completion/completions/berth && rm -f berth.bash

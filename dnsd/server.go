@@ -80,10 +80,11 @@ func setDefault[T int | time.Duration](v *T, def T) {
 
 // Server runs the embedded DNS of every sandbox it was asked to Serve.
 //
-// Goroutines: per sandbox, one reading each socket plus miekg's one per UDP query and one
-// per TCP connection (at most MaxTCPConns). Local answers are built in that goroutine;
-// forwarded ones hold an inflight slot, and a query that finds none within QueueWait is
-// REFUSED, so waiting goroutines stay bounded by the query rate times QueueWait.
+// Goroutines: per sandbox, one reading the UDP socket, which answers local names inline
+// (udp.go), one per forwarded or unusual UDP query, one accepting TCP and miekg's one per
+// TCP connection (at most MaxTCPConns). Forwarded queries hold an inflight slot, and a
+// query that finds none within QueueWait is REFUSED, so waiting goroutines stay bounded by
+// the query rate times QueueWait.
 type Server struct {
 	cfg    Config
 	fwd    *forwarder
@@ -126,7 +127,7 @@ type sandbox struct {
 
 	udp    *net.UDPConn     // good until stop
 	tcp    *net.TCPListener // good until stop
-	udpSrv *dns.Server
+	udpSrv *udpServer
 	tcpSrv *dns.Server
 	cancel context.CancelFunc // cancels in-flight forwards
 }
@@ -193,23 +194,20 @@ func (s *Server) start(e *sandbox) (err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	e.h = s.newHandler(ctx, e.id, e.nsPath)
-	e.udpSrv = &dns.Server{PacketConn: e.udp, Handler: e.h, UDPSize: udpReadSize}
+	e.udpSrv = newUDPServer(e.h, e.udp) // the socket queues datagrams until the reader runs
 	e.tcpSrv = &dns.Server{
 		Listener:    &limitListener{TCPListener: e.tcp, slots: make(chan struct{}, s.cfg.MaxTCPConns)},
 		Handler:     e.h,
 		IdleTimeout: func() time.Duration { return s.cfg.TCPIdleTimeout },
 	}
-	var wg sync.WaitGroup
-	for _, srv := range []*dns.Server{e.udpSrv, e.tcpSrv} {
-		wg.Add(1)
-		srv.NotifyStartedFunc = wg.Done
-		go func() {
-			if err := srv.ActivateAndServe(); err != nil {
-				s.cfg.Log.Error("dns server stopped", "sandbox", e.id, "err", err)
-			}
-		}()
-	}
-	wg.Wait() // both are started: ActivateAndServe only fails before NotifyStartedFunc on bad listeners
+	started := make(chan struct{})
+	e.tcpSrv.NotifyStartedFunc = func() { close(started) }
+	go func() {
+		if err := e.tcpSrv.ActivateAndServe(); err != nil {
+			s.cfg.Log.Error("dns server stopped", "sandbox", e.id, "err", err)
+		}
+	}()
+	<-started // ActivateAndServe only fails before NotifyStartedFunc on a bad listener
 	s.cfg.Log.Info("dns serving", "sandbox", e.id, "udp", udpPort, "tcp", tcpPort)
 	return nil
 }
@@ -234,7 +232,7 @@ func (s *Server) stop(e *sandbox) {
 	e.cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), stopWait)
 	defer cancel()
-	_ = e.udpSrv.ShutdownContext(ctx) // closes the socket at once, then waits for handlers
+	e.udpSrv.stop(stopWait) // closes the socket at once, then waits for handlers
 	_ = e.tcpSrv.ShutdownContext(ctx)
 	if err := deleteNAT(e.nsPath); err != nil {
 		s.cfg.Log.Warn("remove dns nat", "sandbox", e.id, "err", err)

@@ -94,9 +94,17 @@ func Lookup(snap *store.Snapshot, sandboxID, qname string, qtype uint16) Result 
 // "<sandbox name>.<network name>."; MX for a name known as above is NoData; every other
 // type, and every name not known, is NotOurs.
 func LookupWith(snap *store.Snapshot, sandboxID, qname string, qtype uint16, ndotsSet bool) Result {
+	return LookupAppend(nil, snap, sandboxID, qname, qtype, ndotsSet)
+}
+
+// LookupAppend is LookupWith, except that the Addrs of a Found A or AAAA result are dst[:0]
+// with the addresses appended, instead of a new slice. The DNS server passes a buffer it
+// reuses per socket, so a local answer costs no allocation here: every read goes through
+// the store's commit-time view (Snapshot.FindSandbox, NamedEndpoints, ...).
+func LookupAppend(dst []netip.Addr, snap *store.Snapshot, sandboxID, qname string, qtype uint16, ndotsSet bool) Result {
 	switch qtype {
 	case TypeA, TypeAAAA:
-		res := lookupName(snap, sandboxID, qname, qtype)
+		res := lookupName(snap, sandboxID, qname, qtype, dst)
 		if res.Kind == NotOurs && ndotsSet && singleLabel(qname) {
 			return Result{Kind: NoData, Source: srcNdots}
 		}
@@ -104,7 +112,7 @@ func LookupWith(snap *store.Snapshot, sandboxID, qname string, qtype uint16, ndo
 	case TypeMX:
 		// RFC 5321 implicit MX: a host with an address but no MX gets mail at that
 		// address, so a local name answers NOERROR with no records.
-		res := lookupName(snap, sandboxID, qname, anyFamily)
+		res := lookupName(snap, sandboxID, qname, anyFamily, nil)
 		if res.Kind == NotOurs {
 			return res
 		}
@@ -121,8 +129,9 @@ func singleLabel(qname string) bool {
 	return name != "" && !strings.Contains(name, ".")
 }
 
-// lookupName resolves qname for A (TypeA), AAAA (TypeAAAA) or existence (anyFamily).
-func lookupName(snap *store.Snapshot, sbID, qname string, qtype uint16) Result {
+// lookupName resolves qname for A (TypeA), AAAA (TypeAAAA) or existence (anyFamily). The
+// addresses of a result go into dst[:0].
+func lookupName(snap *store.Snapshot, sbID, qname string, qtype uint16, dst []netip.Addr) Result {
 	name := strings.TrimSuffix(qname, ".")
 	if name == "" {
 		return Result{}
@@ -136,7 +145,7 @@ func lookupName(snap *store.Snapshot, sbID, qname string, qtype uint16) Result {
 	if len(scope) == 0 {
 		return Result{}
 	}
-	if res, ok := lookupCandidate(snap, scope, name, "", qtype); ok {
+	if res, ok := lookupCandidate(snap, scope, name, "", qtype, dst); ok {
 		return res
 	}
 	// Split at each dot from the right: "a.b" on network "c", then "a" on network "b.c".
@@ -144,7 +153,7 @@ func lookupName(snap *store.Snapshot, sbID, qname string, qtype uint16) Result {
 		if name[i] != '.' {
 			continue
 		}
-		if res, ok := lookupCandidate(snap, scope, name[:i], name[i+1:], qtype); ok {
+		if res, ok := lookupCandidate(snap, scope, name[:i], name[i+1:], qtype, dst); ok {
 			return res
 		}
 	}
@@ -153,8 +162,8 @@ func lookupName(snap *store.Snapshot, sbID, qname string, qtype uint16) Result {
 
 // lookupCandidate tries one (name, network) candidate: links first, then names. netName ""
 // means any network of the scope. ok is false when nothing knows the name.
-func lookupCandidate(snap *store.Snapshot, scope []scoped, name, netName string, qtype uint16) (Result, bool) {
-	if res, ok := lookupLink(snap, scope, name, netName, qtype); ok {
+func lookupCandidate(snap *store.Snapshot, scope []scoped, name, netName string, qtype uint16, dst []netip.Addr) (Result, bool) {
+	if res, ok := lookupLink(snap, scope, name, netName, qtype, dst); ok {
 		return res, true
 	}
 	var known *store.Network // first network that knows the name, for NoData
@@ -162,7 +171,7 @@ func lookupCandidate(snap *store.Snapshot, scope []scoped, name, netName string,
 		if netName != "" && !strings.EqualFold(netName, s.nw.Name) {
 			continue
 		}
-		addrs, src, found := resolveOn(snap, s.nw, name, qtype)
+		addrs, src, found := resolveOn(snap, s.nw, name, qtype, dst[:0])
 		if !found {
 			continue
 		}
@@ -185,7 +194,7 @@ func lookupCandidate(snap *store.Snapshot, scope []scoped, name, netName string,
 // N resolves the target by name on N only, and only while the target is connected there; a
 // dangling link is skipped, so (unlike Docker) it does not hide a real sandbox of the same
 // name. The scope's own endpoints carry their links, so no index lookup is needed.
-func lookupLink(snap *store.Snapshot, scope []scoped, name, netName string, qtype uint16) (Result, bool) {
+func lookupLink(snap *store.Snapshot, scope []scoped, name, netName string, qtype uint16, dst []netip.Addr) (Result, bool) {
 	var known *store.Network
 	for _, s := range scope {
 		if netName != "" && !strings.EqualFold(netName, s.nw.Name) {
@@ -195,7 +204,7 @@ func lookupLink(snap *store.Snapshot, scope []scoped, name, netName string, qtyp
 			if !strings.EqualFold(l.Alias, name) {
 				continue
 			}
-			addrs, _, found := resolveOn(snap, s.nw, l.Target, qtype)
+			addrs, _, found := resolveOn(snap, s.nw, l.Target, qtype, dst[:0])
 			if !found {
 				continue
 			}
@@ -215,11 +224,11 @@ func lookupLink(snap *store.Snapshot, scope []scoped, name, netName string, qtyp
 
 // resolveOn looks name up among the visible endpoints of network nw. found says whether any
 // endpoint answers to the name; addrs holds their addresses of the family (nil for
-// anyFamily). src is "name" if any endpoint has it as its sandbox name, short ID or
-// hostname, else "alias".
-func resolveOn(snap *store.Snapshot, nw *store.Network, name string, qtype uint16) (addrs []netip.Addr, src string, found bool) {
+// anyFamily), appended to addrs. src is "name" if any endpoint has it as its sandbox name,
+// short ID or hostname, else "alias".
+func resolveOn(snap *store.Snapshot, nw *store.Network, name string, qtype uint16, addrs []netip.Addr) (_ []netip.Addr, src string, found bool) {
 	src = srcAlias
-	for _, ep := range snap.EndpointsByName(nw.ID, name) {
+	for _, ep := range snap.NamedEndpoints(nw.ID, name) {
 		if !visible(snap, ep) {
 			continue
 		}

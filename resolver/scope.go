@@ -21,24 +21,19 @@ const maxScoped = 8
 // effective returns the sandbox whose network view sbID has: itself, or for ModeContainer
 // the sandbox whose netns it shares (one hop: netmgr refuses to share a sharer).
 func effective(snap *store.Snapshot, sbID string) (*store.Sandbox, bool) {
-	sb, err := snap.Sandbox(sbID)
-	if err != nil {
-		return nil, false
+	sb := snap.FindSandbox(sbID)
+	if sb != nil && sb.Mode == store.ModeContainer {
+		sb = snap.FindSandbox(sb.Container)
 	}
-	if sb.Mode == store.ModeContainer {
-		if sb, err = snap.Sandbox(sb.Container); err != nil {
-			return nil, false
-		}
-	}
-	return sb, true
+	return sb, sb != nil
 }
 
 // dnsScope appends to buf the endpoints of sb that take part in DNS (those on user-defined
 // networks), in Docker's order (less). buf is the caller's stack buffer.
 func dnsScope(snap *store.Snapshot, sb *store.Sandbox, buf []scoped) []scoped {
-	for _, ep := range snap.SandboxEndpoints(sb.ID) {
-		nw, err := snap.Network(ep.NetworkID)
-		if err != nil || !nw.UserDefined() {
+	for _, ep := range snap.JoinedEndpoints(sb.ID) {
+		nw := snap.FindNetwork(ep.NetworkID)
+		if nw == nil || !nw.UserDefined() {
 			continue
 		}
 		buf = append(buf, scoped{ep: ep, nw: nw})
@@ -71,8 +66,8 @@ func less(a, b scoped) int {
 // `network connect` to a ready sandbox is answered as soon as its record exists, like
 // Docker, which adds the records when the endpoint joins.
 func visible(snap *store.Snapshot, ep *store.Endpoint) bool {
-	sb, err := snap.Sandbox(ep.SandboxID)
-	return err == nil && sb.State != store.StateCreating
+	sb := snap.FindSandbox(ep.SandboxID)
+	return sb != nil && sb.State != store.StateCreating
 }
 
 // hasIPv6 reports whether any endpoint of sb holds an IPv6 address.

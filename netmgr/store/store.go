@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-memdb"
 )
@@ -25,6 +27,12 @@ var (
 type Store struct {
 	db   *memdb.MemDB
 	disk *disk // nil for a memory-only store (tests)
+
+	// cur is the latest committed state: a read transaction and the view derived from it,
+	// published together so a reader never sees one without the other. Readers only Load.
+	cur atomic.Pointer[Snapshot] // always non-nil after newStore
+
+	mu sync.Mutex // guards following: serializes Update so views are published in commit order
 }
 
 // Open loads the state file at path (creating it if missing) and takes its lock, so a second
@@ -57,15 +65,16 @@ func newStore(d *disk) (*Store, error) {
 		return nil, fmt.Errorf("memdb schema: %w", err)
 	}
 	s := &Store{db: db, disk: d}
-	if d == nil {
-		return s, nil
+	if d != nil {
+		txn := db.Txn(true)
+		defer txn.Abort()
+		if err := d.load(txn); err != nil {
+			return nil, err
+		}
+		txn.Commit()
 	}
-	txn := db.Txn(true)
-	defer txn.Abort()
-	if err := d.load(txn); err != nil {
-		return nil, err
-	}
-	txn.Commit()
+	read := db.Txn(false)
+	s.cur.Store(&Snapshot{txn: read, view: buildView(read)})
 	return s, nil
 }
 
@@ -77,15 +86,19 @@ func (s *Store) Close() error {
 	return s.disk.close()
 }
 
-// Snapshot returns a consistent read-only view. It is cheap (no copy) and never blocks writers.
+// Snapshot returns a consistent read-only view of the latest commit. It is free (the same
+// value is shared by every reader until the next commit), never blocks writers and may be
+// used from several goroutines.
 func (s *Store) Snapshot() *Snapshot {
-	return &Snapshot{txn: s.db.Txn(false)}
+	return s.cur.Load()
 }
 
 // Update runs fn in one write transaction. If fn succeeds the changes are written to disk
 // and only then made visible in memory, so everything a caller acknowledges is durable. If
 // fn or the disk write fails nothing changes.
 func (s *Store) Update(fn func(tx *Tx) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	txn.TrackChanges()
@@ -93,19 +106,26 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
+	changes := txn.Changes()
 	if s.disk != nil {
-		if err := s.disk.save(txn.Changes()); err != nil {
+		if err := s.disk.save(changes); err != nil {
 			return fmt.Errorf("persist state: %w", err)
 		}
 	}
 	txn.Commit()
+	// Publish the new state: memdb's read transaction and the view derived from the same
+	// changes, under mu so a later commit cannot be published first.
+	s.cur.Store(&Snapshot{txn: s.db.Txn(false), view: s.cur.Load().view.apply(changes)})
 	return nil
 }
 
 // Snapshot is a read transaction with typed getters. Returned records are shared: never
-// mutate them (Copy first).
+// mutate them (Copy first). A Snapshot from Store.Snapshot is shared by all readers: its
+// memdb transaction is only ever read (go-memdb read transactions keep no state of their
+// own) and its view is immutable.
 type Snapshot struct {
-	txn *memdb.Txn
+	txn  *memdb.Txn
+	view *view // derived DNS index of the same commit; nil inside Update (a write txn)
 }
 
 func (s *Snapshot) first(table, index string, args ...interface{}) (interface{}, error) {

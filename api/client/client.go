@@ -1,0 +1,204 @@
+// Package client speaks berth's JSON API over the daemon's unix socket, for programs other
+// than the berth CLI (the CNI plugin). It owns no state beyond one HTTP transport and has no
+// policy: it sends api types and hands back the daemon's answer, classified by status.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+
+	"berth/api"
+)
+
+// EnvHost names the environment variable the berth CLI reads for the daemon's address.
+const EnvHost = "BERTH_HOST"
+
+// Client is one daemon's API. The zero value is not usable: use New.
+type Client struct {
+	host string // unix://PATH, quoted in errors
+	hc   *http.Client
+}
+
+// DefaultHost is $BERTH_HOST, else unix:// + api.DefaultSocket.
+func DefaultHost() string {
+	if h := os.Getenv(EnvHost); h != "" {
+		return h
+	}
+	return "unix://" + api.DefaultSocket
+}
+
+// New parses host (unix://PATH, or a bare absolute path) and returns a client that dials it.
+// Nothing is dialled until the first request.
+func New(host string) (*Client, error) {
+	path, ok := strings.CutPrefix(host, "unix://")
+	if !ok && strings.HasPrefix(host, "/") {
+		path, ok = host, true
+	}
+	if !ok || path == "" {
+		return nil, fmt.Errorf("invalid host %q: want unix://PATH", host)
+	}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}
+	return &Client{host: "unix://" + path, hc: &http.Client{Transport: tr}}, nil
+}
+
+// Host is the daemon's address as unix://PATH.
+func (c *Client) Host() string { return c.host }
+
+// Ping succeeds when the daemon answers GET /v1/ping.
+func (c *Client) Ping(ctx context.Context) error {
+	return c.Do(ctx, http.MethodGet, "/ping", nil, nil)
+}
+
+// Network is GET /v1/networks/{ref}.
+func (c *Client) Network(ctx context.Context, ref string) (*api.Network, error) {
+	var n api.Network
+	if err := c.Do(ctx, http.MethodGet, "/networks/"+url.PathEscape(ref), nil, &n); err != nil {
+		return nil, err
+	}
+	return &n, nil
+}
+
+// Sandboxes is GET /v1/sandboxes.
+func (c *Client) Sandboxes(ctx context.Context) ([]api.Sandbox, error) {
+	var out []api.Sandbox
+	if err := c.Do(ctx, http.MethodGet, "/sandboxes", nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Sandbox is GET /v1/sandboxes/{ref}.
+func (c *Client) Sandbox(ctx context.Context, ref string) (*api.Sandbox, error) {
+	var sb api.Sandbox
+	if err := c.Do(ctx, http.MethodGet, "/sandboxes/"+url.PathEscape(ref), nil, &sb); err != nil {
+		return nil, err
+	}
+	return &sb, nil
+}
+
+// CreateSandbox is POST /v1/sandboxes.
+func (c *Client) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*api.IDResponse, error) {
+	var out api.IDResponse
+	if err := c.Do(ctx, http.MethodPost, "/sandboxes", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RemoveSandbox is DELETE /v1/sandboxes/{ref}, with ?force=1 when force is set.
+func (c *Client) RemoveSandbox(ctx context.Context, ref string, force bool) error {
+	path := "/sandboxes/" + url.PathEscape(ref)
+	if force {
+		path += "?force=1"
+	}
+	return c.Do(ctx, http.MethodDelete, path, nil, nil)
+}
+
+// Do sends in (if non-nil) as JSON to api.Version+path and decodes a 2xx reply into out (if
+// non-nil). A non-2xx reply is a *StatusError; a daemon that cannot be dialled is an
+// *UnreachableError.
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	// The host part is never dialled (DialContext ignores it) but must be valid.
+	req, err := http.NewRequestWithContext(ctx, method, "http://berth"+api.Version+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return c.connError(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return decodeError(resp)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode reply to %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// connError turns a failed request into the one line a user can act on.
+func (c *Client) connError(err error) error {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		return fmt.Errorf("request to the berth daemon at %s: %w", c.host, err)
+	}
+	msg := fmt.Sprintf("cannot connect to the berth daemon at %s: is it running?", c.host)
+	if errors.Is(err, syscall.EACCES) {
+		msg = fmt.Sprintf("permission denied while trying to connect to the berth daemon at %s", c.host)
+	}
+	return &UnreachableError{msg: msg, err: err}
+}
+
+// UnreachableError means no request reached the daemon.
+type UnreachableError struct {
+	msg string
+	err error // the dial error
+}
+
+func (e *UnreachableError) Error() string { return e.msg }
+func (e *UnreachableError) Unwrap() error { return e.err }
+
+// IsUnreachable reports whether err says the daemon could not be dialled.
+func IsUnreachable(err error) bool {
+	var u *UnreachableError
+	return errors.As(err, &u)
+}
+
+// StatusError is a non-2xx answer of the daemon.
+type StatusError struct {
+	Code    int    // HTTP status: 400, 404, 409, 500
+	Message string // the daemon's one line, or the status text
+}
+
+func (e *StatusError) Error() string { return e.Message }
+
+// IsNotFound reports whether the daemon answered 404 (no such sandbox or network).
+func IsNotFound(err error) bool {
+	var s *StatusError
+	return errors.As(err, &s) && s.Code == http.StatusNotFound
+}
+
+// decodeError reads an api.Error body; anything else (a proxy, a crash) keeps its status.
+func decodeError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e api.Error
+	if json.Unmarshal(b, &e) == nil && e.Message != "" {
+		return &StatusError{Code: resp.StatusCode, Message: e.Message}
+	}
+	msg := strings.TrimSpace(string(b))
+	if msg == "" {
+		msg = http.StatusText(resp.StatusCode)
+	}
+	msg, _, _ = strings.Cut(msg, "\n")
+	return &StatusError{Code: resp.StatusCode, Message: fmt.Sprintf("daemon answered %d: %s", resp.StatusCode, msg)}
+}

@@ -1,0 +1,28 @@
+# make bench (full, < 10 min) and make bench-quick (< 2 min): DNS and control-plane numbers
+# of berth and its peers, measured inside a private network+mount namespace (nothing of the
+# machine's own changes). Writes bench/out/MODE/ and bench/RESULTS.md (full run only).
+BENCH_BIN := bench/.bin
+
+.PHONY: bench bench-quick bench-build bench-deps
+
+bench-deps:
+	@missing=""; \
+	for c in dnsperf:dnsperf dnsmasq:dnsmasq-base /usr/lib/podman/aardvark-dns:aardvark-dns ss:iproute2 taskset:util-linux dig:dnsutils; do \
+		command -v $${c%%:*} >/dev/null 2>&1 || [ -x "$${c%%:*}" ] || missing="$$missing $${c#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing || \
+			echo "bench: could not install:$$missing (those peers are skipped)"; \
+	fi
+
+bench-build:
+	$(GO) build -o $(BENCH_BIN)/berth ./cmd/berth
+	$(GO) build -o $(BENCH_BIN)/ ./bench/refserver ./bench/rawudp ./bench/cplat
+
+bench: deps bench-deps bench-build
+	unshare --net --mount --propagation private bench/run.sh full $(abspath $(BENCH_BIN)) $(abspath bench/out/full)
+	cp bench/out/full/RESULTS.md bench/RESULTS.md
+
+bench-quick: deps bench-deps bench-build
+	unshare --net --mount --propagation private bench/run.sh quick $(abspath $(BENCH_BIN)) $(abspath bench/out/quick)

@@ -1,0 +1,193 @@
+// Command cplat measures berth's control plane through its HTTP API on the unix socket.
+//
+//	cplat -mode lat   -n 200  -network NET   # create+rm one sandbox n times: p50/p99
+//	cplat -mode bulk  -n 1000 -network NET   # create n sandboxes bulk0..: total time
+//	cplat -mode rm    -n 1000                # remove bulk0..: total time
+//	cplat -mode probe -n 1000 -timeout 30s   # time until 127.0.0.11 answers in every bulkN netns
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+var client *http.Client
+
+func main() {
+	mode := flag.String("mode", "lat", "lat, bulk, rm or probe")
+	n := flag.Int("n", 200, "how many")
+	socket := flag.String("socket", "/run/berth/berth.sock", "daemon API socket")
+	network := flag.String("network", "benchnet", "network for new sandboxes")
+	timeout := flag.Duration("timeout", 60*time.Second, "probe: give up after")
+	flag.Parse()
+	client = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", *socket)
+	}}}
+	switch *mode {
+	case "lat":
+		var create, rm, both []time.Duration
+		for i := range *n {
+			name := fmt.Sprintf("lat%d", i)
+			t0 := time.Now()
+			must(call("POST", "/v1/sandboxes", fmt.Sprintf(`{"Name":%q,"Networks":[%q]}`, name, *network)))
+			t1 := time.Now()
+			must(call("DELETE", "/v1/sandboxes/"+name+"?force=1", ""))
+			t2 := time.Now()
+			create, rm, both = append(create, t1.Sub(t0)), append(rm, t2.Sub(t1)), append(both, t2.Sub(t0))
+		}
+		fmt.Printf("api create p50 %s p99 %s; rm p50 %s p99 %s; create+rm p50 %s p99 %s (n=%d)\n",
+			pct(create, 50), pct(create, 99), pct(rm, 50), pct(rm, 99), pct(both, 50), pct(both, 99), *n)
+	case "bulk":
+		t0 := time.Now()
+		for i := range *n {
+			must(call("POST", "/v1/sandboxes", fmt.Sprintf(`{"Name":"bulk%d","Networks":[%q]}`, i, *network)))
+		}
+		fmt.Printf("api created %d sandboxes in %s\n", *n, time.Since(t0).Round(time.Millisecond))
+	case "rm":
+		t0 := time.Now()
+		for i := range *n {
+			must(call("DELETE", fmt.Sprintf("/v1/sandboxes/bulk%d?force=1", i), ""))
+		}
+		fmt.Printf("api removed %d sandboxes in %s\n", *n, time.Since(t0).Round(time.Millisecond))
+	case "probe":
+		probe(*n, *timeout)
+	}
+}
+
+func call(method, path, body string) error {
+	req, err := http.NewRequest(method, "http://berth"+path, bytes.NewBufferString(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, b)
+	}
+	return nil
+}
+
+func must(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := min(len(s)-1, (len(s)*p+99)/100-1)
+	return s[max(i, 0)].Round(10 * time.Microsecond)
+}
+
+// probe opens a UDP socket to 127.0.0.11:53 inside each /run/netns/bulkN and asks for the
+// sandbox's own name until it answers; it prints when the last one did.
+func probe(n int, timeout time.Duration) {
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var last time.Duration
+	failed := 0
+	sem := make(chan struct{}, 64)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			name := fmt.Sprintf("bulk%d", i)
+			ok := ask("/run/netns/"+name, name, t0.Add(timeout))
+			mu.Lock()
+			defer mu.Unlock()
+			if !ok {
+				failed++
+			}
+			last = max(last, time.Since(t0))
+		}()
+	}
+	wg.Wait()
+	fmt.Printf("probe: %d of %d sandboxes answering after %s\n", n-failed, n, last.Round(time.Millisecond))
+}
+
+func ask(nsPath, name string, deadline time.Time) bool {
+	c, err := dialIn(nsPath)
+	if err != nil {
+		log.Printf("%s: %v", name, err)
+		return false
+	}
+	defer c.Close()
+	q := query(name)
+	buf := make([]byte, 512)
+	for time.Now().Before(deadline) {
+		c.Write(q)
+		c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		n, err := c.Read(buf)
+		if err == nil && n >= 12 && binary.BigEndian.Uint16(buf[6:]) > 0 {
+			return true
+		}
+		if err != nil && !os.IsTimeout(err) {
+			time.Sleep(10 * time.Millisecond) // refused: nobody listening yet
+		}
+	}
+	return false
+}
+
+// dialIn creates a connected UDP socket inside the netns at nsPath.
+func dialIn(nsPath string) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with its netns
+		fd, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			ch <- result{nil, err}
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			ch <- result{nil, err}
+			return
+		}
+		c, err := net.Dial("udp", "127.0.0.11:53")
+		ch <- result{c, err}
+	}()
+	r := <-ch
+	return r.c, r.err
+}
+
+func query(name string) []byte {
+	b := []byte{0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0}
+	start := 0
+	name += "."
+	for i := 0; i < len(name); i++ {
+		if name[i] == '.' {
+			b = append(b, byte(i-start))
+			b = append(b, name[start:i]...)
+			start = i + 1
+		}
+	}
+	return append(b, 0, 0, 1, 0, 1)
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# report.sh MODE OUT: RESULTS.md from OUT/results.txt (written by run.sh): one table per
+# query mix and variant with each server's ratio to berth, then the control-plane lines.
+set -euo pipefail
+mode=$1 out=$2
+cat <<EOF
+# berth benchmark results ($mode run)
+
+Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r).
+Run: $(date -u +%Y-%m-%dT%H:%MZ), \`make bench$([ "$mode" = quick ] && echo -quick)\` (bench/run.sh inside
+\`unshare --net --mount\`). Raw dnsperf outputs: bench/out/$mode/raw/, exact commands: bench/run.sh.
+
+DNS: dnsperf 2.10 in sandbox \`client\`, each server on its own 127.0.0.x in the same netns,
+\`dnsperf -s ADDR -p PORT -d QUERYFILE -l SECONDS -t 2\`; "pinned": server threads on CPU 0
+(\`taskset -a -p -c 0 PID\`), dnsperf on CPU 1 (\`taskset -c 1\`). Server CPU per answer:
+utime+stime from /proc/PID/stat over the run, divided by completed queries (berth's figure
+is the whole daemon). berth = through 127.0.0.11:53 and the NAT; berth-noNAT = the same
+socket on its random port. ratio = server qps / berth qps. dnsperf 2.10 reports mean and
+standard deviation of latency, not percentiles.
+
+EOF
+awk -F'\t' '
+  $1 == "dns" { key = $2 " (" $3 ")"; if (!(key in seen)) { seen[key] = 1; order[++n] = key }
+    rows[key] = rows[key] "\n" $0; if ($4 == "berth") base[key] = $5 }
+  END {
+    for (i = 1; i <= n; i++) {
+      key = order[i]
+      printf "### %s\n\n| server | qps | ratio to berth | mean latency µs | sd µs | lost | server CPU µs/answer | rcodes |\n|---|---|---|---|---|---|---|---|\n", key
+      split(substr(rows[key], 2), lines, "\n")
+      for (j = 1; j in lines; j++) {
+        split(lines[j], f, "\t")
+        r = base[key] > 0 ? sprintf("%.2f", f[5] / base[key]) : "-"
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", f[4], f[5], r, f[6], f[7], f[8], f[9], f[10]
+      }
+      print ""
+    }
+  }' "$out/results.txt"
+echo "### Control plane"
+echo
+awk -F'\t' '$1 == "cp" { print "- " $2 (NF > 2 ? ": " $3 : "") }' "$out/results.txt"
+echo
+echo "### Log"
+echo
+echo '```'
+cat "$out/log.txt"
+echo '```'

@@ -1,0 +1,183 @@
+package dnsd
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// udpServer serves one sandbox's UDP socket with a single reader goroutine. Queries for
+// names the resolver owns are answered inline from reused buffers (fast.go), with no
+// goroutine, lock or allocation per query. Everything else (forwarded names, malformed or
+// unusual messages, debug logging) is copied and handed to a goroutine that takes the
+// general path: miekg's header checks and unpacking, then handler.ServeDNS, whose
+// forwarder holds the inflight slots (so the number of those goroutines is bounded as it
+// was with miekg's goroutine per packet: by the query rate times QueueWait, plus the
+// forwards in flight).
+//
+// TCP stays on miekg's dns.Server: clients use it for the rare truncated answer.
+type udpServer struct {
+	h     *handler
+	conn  *net.UDPConn // good until stop
+	local net.Addr     // conn's address, for the general path's ResponseWriter
+	wg    sync.WaitGroup
+}
+
+func newUDPServer(h *handler, conn *net.UDPConn) *udpServer {
+	u := &udpServer{h: h, conn: conn, local: conn.LocalAddr()}
+	u.wg.Add(1)
+	go u.read()
+	return u
+}
+
+// stop closes the socket and waits up to wait for the reader and general-path goroutines.
+func (u *udpServer) stop(wait time.Duration) {
+	_ = u.conn.Close()
+	done := make(chan struct{})
+	go func() { u.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(wait):
+	}
+}
+
+// minQuery is the DNS header size: shorter datagrams get no reply (miekg drops them too:
+// any reply to noise can be used for amplification).
+const minQuery = 12
+
+// read is the reader loop. It owns buf and the fast path's scratch space.
+func (u *udpServer) read() {
+	defer u.wg.Done()
+	buf := make([]byte, udpReadSize)
+	var sc scratch
+	for {
+		n, from, err := u.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Transient (no ICMP errors on an unconnected socket, so rare): do not spin.
+			u.h.s.cfg.Log.Debug("dns udp read", "sandbox", u.h.id, "err", err)
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if n < minQuery {
+			continue
+		}
+		if reply, ok := u.h.fast(buf[:n], &sc); ok {
+			_, _ = u.conn.WriteToUDPAddrPort(reply, from)
+			continue
+		}
+		pkt := append([]byte(nil), buf[:n]...)
+		u.wg.Add(1) // the reader's own count is held, so this never races with Wait at zero
+		go u.general(pkt, from)
+	}
+}
+
+// general answers one datagram as miekg's dns.Server would: responses ignored, unknown
+// opcodes NOTIMP, bad section counts or a message that does not unpack FORMERR, the rest
+// through handler.ServeDNS (which recovers its own panics).
+func (u *udpServer) general(pkt []byte, from netip.AddrPort) {
+	defer u.wg.Done()
+	defer func() {
+		if v := recover(); v != nil {
+			u.h.s.cfg.Log.Error("dns udp panic", "sandbox", u.h.id, "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	w := &udpWriter{conn: u.conn, local: u.local, to: from}
+	if req := accept(pkt, w); req != nil {
+		u.h.ServeDNS(w, req)
+	}
+}
+
+// accept applies miekg's DefaultMsgAcceptFunc and unpacks pkt (at least minQuery bytes).
+// Rejected messages are answered here; the result is nil for those and for ignored ones.
+// This mirrors dns.Server.serveDNS (miekg/dns v1.1), which is not exported.
+func accept(pkt []byte, w dns.ResponseWriter) *dns.Msg {
+	dh := dns.Header{
+		Id:      binary.BigEndian.Uint16(pkt[0:]),
+		Bits:    binary.BigEndian.Uint16(pkt[2:]),
+		Qdcount: binary.BigEndian.Uint16(pkt[4:]),
+		Ancount: binary.BigEndian.Uint16(pkt[6:]),
+		Nscount: binary.BigEndian.Uint16(pkt[8:]),
+		Arcount: binary.BigEndian.Uint16(pkt[10:]),
+	}
+	req := new(dns.Msg)
+	setHeader(req, dh)
+	action := dns.DefaultMsgAcceptFunc(dh)
+	switch action {
+	case dns.MsgAccept:
+		if err := req.Unpack(pkt); err == nil {
+			return req
+		}
+		action = dns.MsgReject
+	case dns.MsgIgnore:
+		return nil
+	}
+	opcode := req.Opcode
+	req.SetRcodeFormatError(req)
+	req.Zero = false
+	if action == dns.MsgRejectNotImplemented {
+		req.Opcode = opcode
+		req.Rcode = dns.RcodeNotImplemented
+	}
+	req.Ns, req.Answer, req.Extra = nil, nil, nil
+	_ = w.WriteMsg(req)
+	return nil
+}
+
+// setHeader is miekg's unexported Msg.setHdr.
+func setHeader(m *dns.Msg, dh dns.Header) {
+	m.Id = dh.Id
+	m.Response = dh.Bits&flagQR != 0
+	m.Opcode = int(dh.Bits>>11) & 0xF
+	m.Authoritative = dh.Bits&flagAA != 0
+	m.Truncated = dh.Bits&flagTC != 0
+	m.RecursionDesired = dh.Bits&flagRD != 0
+	m.RecursionAvailable = dh.Bits&flagRA != 0
+	m.Zero = dh.Bits&flagZ != 0
+	m.AuthenticatedData = dh.Bits&flagAD != 0
+	m.CheckingDisabled = dh.Bits&flagCD != 0
+	m.Rcode = int(dh.Bits & 0xF)
+}
+
+// Header flag bits (RFC 1035 4.1.1, RFC 4035 3.2).
+const (
+	flagQR uint16 = 1 << 15
+	flagAA uint16 = 1 << 10
+	flagTC uint16 = 1 << 9
+	flagRD uint16 = 1 << 8
+	flagRA uint16 = 1 << 7
+	flagZ  uint16 = 1 << 6
+	flagAD uint16 = 1 << 5
+	flagCD uint16 = 1 << 4
+)
+
+// udpWriter is the dns.ResponseWriter of one datagram on the general path.
+type udpWriter struct {
+	conn  *net.UDPConn
+	local net.Addr // a *net.UDPAddr: the handler tells UDP from TCP by it
+	to    netip.AddrPort
+}
+
+func (w *udpWriter) LocalAddr() net.Addr  { return w.local }
+func (w *udpWriter) RemoteAddr() net.Addr { return net.UDPAddrFromAddrPort(w.to) }
+func (w *udpWriter) WriteMsg(m *dns.Msg) error {
+	b, err := m.Pack()
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+func (w *udpWriter) Write(b []byte) (int, error) { return w.conn.WriteToUDPAddrPort(b, w.to) }
+func (w *udpWriter) Close() error                { return nil }
+func (w *udpWriter) TsigStatus() error           { return nil }
+func (w *udpWriter) TsigTimersOnly(bool)         {}
+func (w *udpWriter) Hijack()                     {}

@@ -1,0 +1,291 @@
+package store
+
+import (
+	"cmp"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+// view is a read-only index of the records for the DNS answer path, derived from memdb at
+// each commit (Store.Update applies the transaction's changes to a copy of the previous
+// view and publishes both together), so there is one owner of the records and no second
+// copy to keep in step by hand. It holds the same record pointers as memdb.
+//
+// Why it exists: every go-memdb getter allocates (index key, radix transaction, iterator,
+// result slice), about 37 allocations per A answer over five getters. A Go map read with a
+// key built on the stack allocates nothing. A view is never modified once published: apply
+// copies each map it changes and builds new slices.
+type view struct {
+	sandboxes map[string]*Sandbox               // ID -> sandbox
+	networks  map[string]*Network               // ID -> network
+	joined    map[string][]*Endpoint            // sandbox ID -> its endpoints, by (Seq, ID)
+	names     map[string]map[string][]*Endpoint // network ID -> lower-cased DNS name -> endpoints, by ID
+	byIP      map[netip.Addr][]*Endpoint        // address -> endpoints holding it, by ID
+}
+
+// buildView derives a view from every record visible to txn (at open, after loading the
+// state file).
+func buildView(txn *memdb.Txn) *view {
+	v := &view{
+		sandboxes: map[string]*Sandbox{},
+		networks:  map[string]*Network{},
+		joined:    map[string][]*Endpoint{},
+		names:     map[string]map[string][]*Endpoint{},
+		byIP:      map[netip.Addr][]*Endpoint{},
+	}
+	snap := &Snapshot{txn: txn}
+	for _, sb := range all[Sandbox](snap, tableSandboxes, indexID) {
+		v.sandboxes[sb.ID] = sb
+	}
+	for _, n := range all[Network](snap, tableNetworks, indexID) {
+		v.networks[n.ID] = n
+	}
+	cloned := map[string]bool{}
+	for _, ep := range all[Endpoint](snap, tableEndpoints, indexID) {
+		v.addEndpoint(ep, cloned)
+	}
+	return v
+}
+
+// apply returns a new view: v with the changes of one committed transaction. v itself is
+// not modified (readers may hold it).
+func (v *view) apply(changes memdb.Changes) *view {
+	n := *v
+	var sbCopied, nwCopied, epCopied bool
+	cloned := map[string]bool{} // networks whose name map n owns already
+	for _, c := range changes {
+		switch c.Table {
+		case tableSandboxes:
+			if !sbCopied {
+				n.sandboxes, sbCopied = maps.Clone(v.sandboxes), true
+			}
+			if c.Before != nil {
+				delete(n.sandboxes, c.Before.(*Sandbox).ID)
+			}
+			if c.After != nil {
+				sb := c.After.(*Sandbox)
+				n.sandboxes[sb.ID] = sb
+			}
+		case tableNetworks:
+			if !nwCopied {
+				n.networks, nwCopied = maps.Clone(v.networks), true
+			}
+			if c.Before != nil {
+				delete(n.networks, c.Before.(*Network).ID)
+			}
+			if c.After != nil {
+				nw := c.After.(*Network)
+				n.networks[nw.ID] = nw
+			}
+		case tableEndpoints:
+			if !epCopied {
+				n.joined, n.names, n.byIP = maps.Clone(v.joined), maps.Clone(v.names), maps.Clone(v.byIP)
+				epCopied = true
+			}
+			if c.Before != nil {
+				n.removeEndpoint(c.Before.(*Endpoint), cloned)
+			}
+			if c.After != nil {
+				n.addEndpoint(c.After.(*Endpoint), cloned)
+			}
+		}
+	}
+	return &n
+}
+
+// addEndpoint indexes ep. The top-level maps must already belong to v; cloned tracks which
+// per-network name maps do.
+func (v *view) addEndpoint(ep *Endpoint, cloned map[string]bool) {
+	v.joined[ep.SandboxID] = withEndpoint(v.joined[ep.SandboxID], ep, bySeq)
+	if len(ep.DNSNames) > 0 {
+		names := v.netNames(ep.NetworkID, cloned)
+		for _, name := range ep.DNSNames {
+			key := strings.ToLower(name)
+			names[key] = withEndpoint(names[key], ep, byID)
+		}
+	}
+	for _, a := range [2]netip.Addr{ep.IPv4, ep.IPv6} {
+		if a.IsValid() {
+			a = a.Unmap()
+			v.byIP[a] = withEndpoint(v.byIP[a], ep, byID)
+		}
+	}
+}
+
+// removeEndpoint drops ep (the record as it was indexed) from v.
+func (v *view) removeEndpoint(ep *Endpoint, cloned map[string]bool) {
+	setOrDelete(v.joined, ep.SandboxID, withoutEndpoint(v.joined[ep.SandboxID], ep.ID))
+	if len(ep.DNSNames) > 0 && v.names[ep.NetworkID] != nil {
+		names := v.netNames(ep.NetworkID, cloned)
+		for _, name := range ep.DNSNames {
+			key := strings.ToLower(name)
+			setOrDelete(names, key, withoutEndpoint(names[key], ep.ID))
+		}
+		if len(names) == 0 {
+			delete(v.names, ep.NetworkID)
+		}
+	}
+	for _, a := range [2]netip.Addr{ep.IPv4, ep.IPv6} {
+		if a.IsValid() {
+			a = a.Unmap()
+			setOrDelete(v.byIP, a, withoutEndpoint(v.byIP[a], ep.ID))
+		}
+	}
+}
+
+// netNames returns the name map of network netID, copied first if v does not own it yet.
+func (v *view) netNames(netID string, cloned map[string]bool) map[string][]*Endpoint {
+	m := v.names[netID]
+	// m is nil also after an earlier change of this commit emptied and dropped the
+	// network's map (a rename removes, then re-adds, an endpoint's names).
+	if !cloned[netID] || m == nil {
+		if m == nil {
+			m = map[string][]*Endpoint{}
+		} else {
+			m = maps.Clone(m)
+		}
+		v.names[netID] = m
+		cloned[netID] = true
+	}
+	return m
+}
+
+func bySeq(a, b *Endpoint) int {
+	if c := cmp.Compare(a.Seq, b.Seq); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
+}
+
+func byID(a, b *Endpoint) int { return cmp.Compare(a.ID, b.ID) }
+
+// withEndpoint returns a new slice: list without any record of ep.ID, plus ep, in order.
+func withEndpoint(list []*Endpoint, ep *Endpoint, order func(a, b *Endpoint) int) []*Endpoint {
+	out := make([]*Endpoint, 0, len(list)+1)
+	for _, e := range list {
+		if e.ID != ep.ID {
+			out = append(out, e)
+		}
+	}
+	i, _ := slices.BinarySearchFunc(out, ep, order)
+	return slices.Insert(out, i, ep)
+}
+
+// withoutEndpoint returns a new slice without the record of id (nil if none is left).
+func withoutEndpoint(list []*Endpoint, id string) []*Endpoint {
+	var out []*Endpoint
+	for _, e := range list {
+		if e.ID != id {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func setOrDelete[K comparable](m map[K][]*Endpoint, k K, list []*Endpoint) {
+	if len(list) == 0 {
+		delete(m, k)
+		return
+	}
+	m[k] = list
+}
+
+// maxNameLen bounds the stack buffer used to lower-case a name (a DNS name is at most 253
+// characters in text form; longer ones are lower-cased on the heap).
+const maxNameLen = 256
+
+// The getters below serve the DNS answer path. On a Snapshot from Store.Snapshot they read
+// the view and allocate nothing; inside an Update transaction (no view) they fall back to
+// the memdb getters. Returned slices are shared: never modify them.
+
+// FindSandbox returns the sandbox with this ID, or nil.
+func (s *Snapshot) FindSandbox(id string) *Sandbox {
+	if s.view != nil {
+		return s.view.sandboxes[id]
+	}
+	sb, _ := s.Sandbox(id)
+	return sb
+}
+
+// FindNetwork returns the network with this ID, or nil.
+func (s *Snapshot) FindNetwork(id string) *Network {
+	if s.view != nil {
+		return s.view.networks[id]
+	}
+	n, _ := s.Network(id)
+	return n
+}
+
+// JoinedEndpoints returns the endpoints of a sandbox in join order, as SandboxEndpoints
+// does, without copying. The slice is shared: never modify it.
+func (s *Snapshot) JoinedEndpoints(sbID string) []*Endpoint {
+	if s.view != nil {
+		return s.view.joined[sbID]
+	}
+	return s.SandboxEndpoints(sbID)
+}
+
+// NamedEndpoints returns the endpoints on network netID that answer to name
+// (case-insensitive), as EndpointsByName does, without copying. The slice is shared: never
+// modify it.
+func (s *Snapshot) NamedEndpoints(netID, name string) []*Endpoint {
+	if s.view == nil {
+		return s.EndpointsByName(netID, name)
+	}
+	names := s.view.names[netID]
+	if names == nil {
+		return nil
+	}
+	switch foldCase(name) {
+	case foldNone:
+		return names[name]
+	case foldUnicode:
+		return names[strings.ToLower(name)]
+	}
+	if len(name) > maxNameLen {
+		return names[strings.ToLower(name)]
+	}
+	var buf [maxNameLen]byte
+	b := buf[:len(name)]
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return names[string(b)] // no allocation: the compiler reads the map with the bytes
+}
+
+// AddressHolders returns the endpoints holding address a on any network, as EndpointsByIP
+// does, without copying. The slice is shared: never modify it.
+func (s *Snapshot) AddressHolders(a netip.Addr) []*Endpoint {
+	if s.view == nil {
+		return s.EndpointsByIP(a)
+	}
+	return s.view.byIP[a.Unmap()]
+}
+
+// How a name must be lower-cased to match the index's strings.ToLower keys.
+const (
+	foldNone    = iota // already lower case
+	foldASCII          // ASCII upper-case letters only: fold on the stack
+	foldUnicode        // non-ASCII bytes: strings.ToLower, exactly as the index
+)
+
+func foldCase(s string) int {
+	fold := foldNone
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 0x80:
+			return foldUnicode
+		case 'A' <= c && c <= 'Z':
+			fold = foldASCII
+		}
+	}
+	return fold
+}
