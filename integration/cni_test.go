@@ -9,11 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,39 +19,8 @@ import (
 	"berth/internal/testns"
 )
 
-var (
-	cniBuildOnce sync.Once
-	cniBinPath   string
-	cniBuildErr  error
-)
-
-// cniBin returns the berth-cni plugin: $BERTH_CNI_BIN, else a fresh `go build` into a temp
-// dir, like berthBin.
-func cniBin(t *testing.T) string {
-	t.Helper()
-	cniBuildOnce.Do(func() {
-		if p := os.Getenv("BERTH_CNI_BIN"); p != "" {
-			cniBinPath = p
-			return
-		}
-		_, file, _, _ := runtime.Caller(0)
-		dir, err := os.MkdirTemp("", "berth-cni-bin")
-		if err != nil {
-			cniBuildErr = err
-			return
-		}
-		cniBinPath = filepath.Join(dir, "berth-cni")
-		cmd := exec.Command("go", "build", "-o", cniBinPath, "./cmd/berth-cni")
-		cmd.Dir = filepath.Join(filepath.Dir(file), "..")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			cniBuildErr = fmt.Errorf("go build berth-cni: %v\n%s", err, out)
-		}
-	})
-	if cniBuildErr != nil {
-		t.Fatal(cniBuildErr)
-	}
-	return cniBinPath
-}
+// cniBin returns the berth-cni plugin ($BERTH_CNI_BIN or a fresh build).
+func cniBin(t *testing.T) string { return cniBinary.get(t) }
 
 // cniCall is one invocation of the plugin, as a runtime makes it.
 type cniCall struct {

@@ -23,39 +23,49 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testns.Main(m)) }
 
+// builtBinary builds one of the repository's commands once per test binary, or takes it from
+// the environment (make test builds them before the tests, while the module cache is
+// reachable).
+type builtBinary struct {
+	env, pkg string // e.g. BERTH_BIN, ./cmd/berth
+	once     sync.Once
+	path     string
+	err      error
+}
+
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	berthBinary = &builtBinary{env: "BERTH_BIN", pkg: "./cmd/berth"}
+	cniBinary   = &builtBinary{env: "BERTH_CNI_BIN", pkg: "./cmd/berth-cni"}
 )
 
-// berthBin returns the berth binary: $BERTH_BIN (make test builds it before the tests, while
-// the module cache is reachable), else a fresh `go build` into a temp dir.
-func berthBin(t *testing.T) string {
+func (b *builtBinary) get(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		if p := os.Getenv("BERTH_BIN"); p != "" {
-			binPath = p
+	b.once.Do(func() {
+		if p := os.Getenv(b.env); p != "" {
+			b.path = p
 			return
 		}
 		_, file, _, _ := runtime.Caller(0)
 		dir, err := os.MkdirTemp("", "berth-bin")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		binPath = filepath.Join(dir, "berth")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/berth")
+		b.path = filepath.Join(dir, filepath.Base(b.pkg))
+		cmd := exec.Command("go", "build", "-o", b.path, b.pkg)
 		cmd.Dir = filepath.Join(filepath.Dir(file), "..")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return binPath
+	return b.path
 }
+
+// berthBin returns the berth binary ($BERTH_BIN or a fresh build).
+func berthBin(t *testing.T) string { return berthBinary.get(t) }
 
 // daemon is one berth daemon with its own state dir and socket.
 type daemon struct {
