@@ -31,8 +31,13 @@ func (s *Server) Explain(ctx context.Context, sandboxID, name string, qtype uint
 	a := s.answer(ctx, h, q, "udp")
 	if a.raw == nil {
 		a.msg.Truncate(bufsize(q, "udp"))
+		return a.msg, a.how(), nil
 	}
-	return a.msg, a.how(), nil
+	m := new(dns.Msg)
+	if err := m.Unpack(a.raw); err != nil {
+		return nil, "", fmt.Errorf("dns query %q: reply from %s: %w", name, a.upstream, err)
+	}
+	return m, a.how(), nil
 }
 
 // explainHandler returns the served handler of sb (to share its inflight limit) or a
@@ -50,5 +55,5 @@ func (s *Server) explainHandler(ctx context.Context, sb *store.Sandbox) *handler
 		default:
 		}
 	}
-	return &handler{s: s, ctx: ctx, id: sb.ID, nsPath: sb.NetNSPath}
+	return &handler{s: s, ctx: ctx, id: sb.ID, nsPath: sb.NetNSPath} // sem nil: Explain's own queries are not limited
 }

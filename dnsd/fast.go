@@ -1,6 +1,7 @@
 package dnsd
 
 import (
+	"bytes"
 	"encoding/binary"
 	"log/slog"
 	"math/rand/v2"
@@ -50,30 +51,53 @@ type fastQuery struct {
 	do      bool   // its DO bit
 }
 
+// verdict is what the UDP reader does with a datagram.
+type verdict uint8
+
+const (
+	toGeneral verdict = iota // miekg's checks, then ServeDNS on a goroutine
+	answered                 // the reply is ready
+	toRelay                  // a plain query for a name resolver does not own: forward it
+)
+
 // fast answers pkt if it can, returning the reply (valid until the next call) and true.
-// false means: use the general path (it also covers a panic here, which is logged).
-func (h *handler) fast(pkt []byte, sc *scratch) (reply []byte, ok bool) {
+// false means: use the general path or the relay.
+func (h *handler) fast(pkt []byte, sc *scratch) ([]byte, bool) {
+	reply, v, _ := h.classify(pkt, sc)
+	return reply, v == answered
+}
+
+// classify answers pkt if it can (answered, with the reply valid until the next call),
+// or says where it goes. q is the parsed query for answered and toRelay. A panic here
+// is logged and sends the datagram to the general path.
+func (h *handler) classify(pkt []byte, sc *scratch) (reply []byte, v verdict, q fastQuery) {
 	defer func() {
-		if v := recover(); v != nil {
-			h.s.cfg.Log.Error("dns fast path panic", "sandbox", h.id, "panic", v, "stack", string(debug.Stack()))
-			reply, ok = nil, false
+		if p := recover(); p != nil {
+			h.s.cfg.Log.Error("dns fast path panic", "sandbox", h.id, "panic", p, "stack", string(debug.Stack()))
+			reply, v = nil, toGeneral
 		}
 	}()
 	q, ok := parseQuery(pkt, sc)
 	if !ok || h.s.cfg.Log.Enabled(h.ctx, slog.LevelDebug) { // per-query debug lines come from ServeDNS
-		return nil, false
+		return nil, toGeneral, q
 	}
 	// The resolver keeps no reference to the name (a Result holds store strings only), so
 	// it may look at scratch memory that the next datagram overwrites.
 	qname := unsafe.String(&sc.name[0], q.nameLen)
 	res := resolver.LookupAppend(sc.addrs[:0], h.s.cfg.Store.Snapshot(), h.id, qname, q.qtype, false)
 	if res.Kind == resolver.NotOurs {
-		return nil, false // forwarded (or the ndots rule, which ServeDNS applies)
+		if (q.qtype == resolver.TypeA || q.qtype == resolver.TypeAAAA) && bytes.IndexByte(sc.name[:q.nameLen-1], '.') < 0 {
+			return nil, toGeneral, q // the ndots rule, which ServeDNS applies
+		}
+		return nil, toRelay, q
 	}
 	if cap(res.Addrs) > cap(sc.addrs) {
 		sc.addrs = res.Addrs[:0] // keep the grown buffer
 	}
-	return buildReply(pkt, q, res, sc)
+	if reply, ok = buildReply(pkt, q, res, sc); !ok {
+		return nil, toGeneral, q
+	}
+	return reply, answered, q
 }
 
 // parseQuery accepts only a plain query: QR clear, opcode QUERY, one question of class IN

@@ -8,8 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -22,156 +20,131 @@ import (
 type forwardConfig struct {
 	Timeout  time.Duration // one upstream attempt, dial included
 	Deadline time.Duration // all attempts of one query
-	// Dial opens a connected socket to addr inside the netns at nsPath ("" is the daemon's
-	// own). The socket may then be used from any goroutine.
+	// Dial opens a connected TCP socket to addr inside the netns at nsPath ("" is the
+	// daemon's own). The socket may then be used from any goroutine.
 	Dial func(ctx context.Context, nsPath, network, addr string) (net.Conn, error)
 }
 
 // forwarder relays queries for names the resolver does not own. Upstreams are tried in
 // order; each attempt uses a fresh socket and a fresh random query ID, and only a reply
-// with that ID and the same question, from that server, is accepted. Nothing is cached.
+// with that ID and the same question, from that server, is accepted. It moves on after a
+// dial error, a timeout, SERVFAIL or REFUSED. Nothing is cached. UDP goes through the
+// relay (relay.go), TCP, which clients use for the rare truncated answer, through a
+// connection of its own per attempt.
 type forwarder struct {
-	cfg forwardConfig
+	cfg     forwardConfig
+	relay   *relay
+	metrics *Metrics
 }
 
 // errNoUpstreams means the sandbox has nowhere to forward to (none configured, or only
 // host ones for an internal-only sandbox).
 var errNoUpstreams = errors.New("no upstream nameservers")
 
-// udpBufs are 64 KiB read buffers: an upstream that ignores EDNS may still send a large
-// UDP reply (moby #44575), and it is relayed as received.
-var udpBufs = sync.Pool{New: func() any { b := make([]byte, dns.MaxMsgSize); return &b }}
-
-// exchange forwards r over proto ("udp" or "tcp", the client's transport) to ups in turn.
-// It moves on after a dial error, a timeout, SERVFAIL or REFUSED and returns the first other
-// reply, unpacked and as raw bytes carrying the client's ID, with the upstream that sent it.
-func (f *forwarder) exchange(ctx context.Context, r *dns.Msg, proto string, ups []resolver.Upstream, nsPath string) (*dns.Msg, []byte, string, error) {
+// exchange forwards r over proto ("udp" or "tcp", the client's transport) to ups in turn
+// for the sandbox of h and returns the first reply that is final, as raw bytes carrying
+// the client's ID, with the upstream that sent it.
+func (f *forwarder) exchange(ctx context.Context, h *handler, r *dns.Msg, proto string, ups []resolver.Upstream, nsPath string) ([]byte, string, error) {
 	if len(ups) == 0 {
-		return nil, nil, "", errNoUpstreams
+		return nil, "", errNoUpstreams
 	}
 	query, err := r.Pack()
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("pack query: %w", err)
+		return nil, "", fmt.Errorf("pack query: %w", err)
+	}
+	qend, ok := questionEnd(query)
+	if !ok {
+		return nil, "", errors.New("pack query: no question")
+	}
+	if proto == "udp" {
+		e := f.relay.get(h, query, fastQuery{qend: qend, qtype: r.Question[0].Qtype}, ups, nsPath)
+		if e == nil {
+			return nil, "", ErrClosed
+		}
+		res := f.relay.exchange(ctx, e)
+		return res.raw, res.upstream, res.err
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.Deadline)
 	defer cancel()
 	var errs []error
 	for _, up := range ups {
-		ns, where := nsPath, "sandbox netns"
+		ns := nsPath
 		if up.HostNS {
-			ns, where = "", "host netns"
+			ns = ""
 		}
-		name := up.Addr.String() + " (" + where + ")"
+		name := upstreamName(up)
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: not tried: %w", name, err))
 			break
 		}
-		reply, raw, err := f.try(ctx, query, r.Question[0], proto, up.Addr.String(), ns)
+		raw, err := f.tryTCP(ctx, query[:qend], up.Addr.String(), ns)
 		switch {
-		case err != nil:
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errTimeout) || isTimeout(err):
+			f.metrics.upstreamTimeout(up.Addr)
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
-		case reply.Rcode == dns.RcodeServerFailure || reply.Rcode == dns.RcodeRefused:
-			errs = append(errs, fmt.Errorf("%s: %s", name, dns.RcodeToString[reply.Rcode]))
+		case err != nil:
+			f.metrics.upstreamError(up.Addr, upErrNetwork)
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		case raw[3]&0xF == dns.RcodeServerFailure || raw[3]&0xF == dns.RcodeRefused:
+			rc := int(raw[3] & 0xF)
+			f.metrics.upstreamError(up.Addr, upErrRcode(rc))
+			errs = append(errs, fmt.Errorf("%s: %s", name, dns.RcodeToString[rc]))
 		default:
-			reply.Id = r.Id
 			binary.BigEndian.PutUint16(raw, r.Id)
-			return reply, raw, name, nil
+			return raw, name, nil
 		}
 	}
-	return nil, nil, "", errors.Join(errs...)
+	return nil, "", errors.Join(errs...)
 }
 
-// try runs one attempt against one upstream. query is modified (its ID).
-func (f *forwarder) try(ctx context.Context, query []byte, q dns.Question, proto, addr, nsPath string) (*dns.Msg, []byte, error) {
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// tryTCP runs one attempt against one upstream over TCP. query (up to the end of its
+// question; ID and all) is copied, not modified.
+func (f *forwarder) tryTCP(ctx context.Context, query []byte, addr, nsPath string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	defer cancel()
-	conn, err := f.cfg.Dial(ctx, nsPath, proto, addr)
+	conn, err := f.cfg.Dial(ctx, nsPath, "tcp", addr)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer conn.Close()
 	deadline, _ := ctx.Deadline()
 	if err := conn.SetDeadline(deadline); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	// Stop (the handler's context) ends the attempt at once rather than at the deadline.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-
-	id := uint16(rand.Uint32())
-	binary.BigEndian.PutUint16(query, id)
-	if proto == "tcp" {
-		return exchangeTCP(conn, query, id, q)
-	}
-	return exchangeUDP(conn, query, id, q)
+	return exchangeTCP(conn, query)
 }
 
-// exchangeUDP sends query on a connected UDP socket (the kernel drops datagrams from other
-// addresses) and reads until a matching reply arrives; others are ignored.
-func exchangeUDP(conn net.Conn, query []byte, id uint16, q dns.Question) (*dns.Msg, []byte, error) {
-	if _, err := conn.Write(query); err != nil {
-		return nil, nil, err
-	}
-	bp := udpBufs.Get().(*[]byte)
-	defer udpBufs.Put(bp)
-	buf := *bp
-	for {
-		n, err := conn.Read(buf)
-		if err != nil {
-			return nil, nil, err
-		}
-		if n < 12 || binary.BigEndian.Uint16(buf) != id {
-			continue // a late reply to someone else, or noise
-		}
-		m := new(dns.Msg)
-		if err := m.Unpack(buf[:n]); err != nil {
-			return nil, nil, fmt.Errorf("bad reply: %w", err)
-		}
-		if !matches(m, id, q) {
-			continue
-		}
-		return m, append([]byte(nil), buf[:n]...), nil
-	}
-}
-
-// exchangeTCP sends query over TCP (two-byte length prefix) and reads one reply, which
-// must match: on a stream there is nothing else to wait for.
-func exchangeTCP(conn net.Conn, query []byte, id uint16, q dns.Question) (*dns.Msg, []byte, error) {
+// exchangeTCP sends query over TCP (two-byte length prefix) with a fresh random ID and
+// reads one reply, which must match: on a stream there is nothing else to wait for.
+func exchangeTCP(conn net.Conn, query []byte) ([]byte, error) {
 	out := make([]byte, 2+len(query))
 	binary.BigEndian.PutUint16(out, uint16(len(query)))
 	copy(out[2:], query)
+	id := uint16(rand.Uint32())
+	binary.BigEndian.PutUint16(out[2:], id)
 	if _, err := conn.Write(out); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var l [2]byte
 	if _, err := io.ReadFull(conn, l[:]); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	raw := make([]byte, binary.BigEndian.Uint16(l[:]))
 	if _, err := io.ReadFull(conn, raw); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	m := new(dns.Msg)
-	if err := m.Unpack(raw); err != nil {
-		return nil, nil, fmt.Errorf("bad reply: %w", err)
+	if !replyMatches(raw, id, out[2:]) {
+		return nil, errors.New("reply does not match the query")
 	}
-	if !matches(m, id, q) {
-		return nil, nil, errors.New("reply does not match the query")
-	}
-	return m, raw, nil
-}
-
-// matches reports whether m answers the question q sent with id. Error replies without a
-// question section (FORMERR, NOTIMP from old servers) are accepted on the ID alone.
-func matches(m *dns.Msg, id uint16, q dns.Question) bool {
-	if !m.Response || m.Id != id {
-		return false
-	}
-	if len(m.Question) == 0 {
-		return m.Rcode != dns.RcodeSuccess
-	}
-	a := m.Question[0]
-	return len(m.Question) == 1 && a.Qtype == q.Qtype && a.Qclass == q.Qclass && strings.EqualFold(a.Name, q.Name)
+	return raw, nil
 }
 
 // dialIn dials addr from inside the netns at nsPath ("" for the current one). The socket is

@@ -24,13 +24,63 @@ type handler struct {
 	ctx    context.Context // cancelled by Stop; bounds forwards
 	id     string
 	nsPath string        // the sandbox netns, for upstreams dialled from inside
-	sem    chan struct{} // this sandbox's inflight slots
+	sem    chan struct{} // this sandbox's inflight slots, or nil (Explain of an unserved sandbox)
+	ns     *nsSockets    // opens sockets in nsPath; or nil (nsutil.Do per socket)
 
-	lastRefusedLog atomic.Int64 // unix nanos of the last "inflight limit" warning
+	ups            atomic.Pointer[upsCache] // the upstreams of the last snapshot seen
+	lastRefusedLog atomic.Int64             // unix nanos of the last "inflight limit" warning
+}
+
+// upsCache is where the sandbox forwards, for one store snapshot and one host view: the
+// list only changes with those, and working it out costs a resolv.conf parse.
+type upsCache struct {
+	snap   *store.Snapshot
+	host   *hostView
+	ups    []resolver.Upstream // not modified
+	nsPath string
 }
 
 func (s *Server) newHandler(ctx context.Context, id, nsPath string) *handler {
-	return &handler{s: s, ctx: ctx, id: id, nsPath: nsPath, sem: make(chan struct{}, s.cfg.MaxInflight)}
+	h := &handler{s: s, ctx: ctx, id: id, nsPath: nsPath, sem: make(chan struct{}, s.cfg.MaxInflight)}
+	if nsPath != "" {
+		h.ns = newNSSockets(nsPath)
+	}
+	return h
+}
+
+// close ends the handler's netns socket goroutine, if any.
+func (h *handler) close() {
+	if h.ns != nil {
+		h.ns.close()
+	}
+}
+
+// upstreams returns where the sandbox forwards and its current netns path.
+func (h *handler) upstreams(snap *store.Snapshot) ([]resolver.Upstream, string) {
+	host := h.s.hostView()
+	if c := h.ups.Load(); c != nil && c.snap == snap && c.host == host {
+		return c.ups, c.nsPath
+	}
+	nsPath := h.nsPath
+	if sb, err := snap.Sandbox(h.id); err == nil {
+		nsPath = sb.NetNSPath
+	}
+	c := &upsCache{snap: snap, host: host, ups: h.s.upstreams(snap, h.id), nsPath: nsPath}
+	h.ups.Store(c)
+	return c.ups, c.nsPath
+}
+
+// socket opens a connected UDP socket to up: in the daemon's netns for host upstreams,
+// else in the sandbox's (nsPath).
+func (h *handler) socket(up resolver.Upstream, nsPath string) (int, error) {
+	switch {
+	case up.HostNS || nsPath == "":
+		return udpSocket(up.Addr)
+	case h.ns != nil && h.ns.path == nsPath:
+		return h.ns.open(up.Addr)
+	default:
+		return udpSocketIn(nsPath, up.Addr)
+	}
 }
 
 // ServeDNS implements dns.Handler. miekg's default MsgAcceptFunc has already rejected
@@ -41,10 +91,15 @@ func (h *handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
 		proto = "tcp"
 	}
+	var qtype uint16
+	if len(r.Question) > 0 {
+		qtype = r.Question[0].Qtype
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			h.s.cfg.Log.Error("dns handler panic", "sandbox", h.id, "panic", v, "stack", string(debug.Stack()))
 			writeLocal(w, r, failure(r, dns.RcodeServerFailure), proto)
+			h.s.metrics.answered(qtype, dns.RcodeServerFailure, srcServfail, time.Since(start))
 		}
 	}()
 
@@ -54,6 +109,7 @@ func (h *handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	} else {
 		writeLocal(w, r, a.msg, proto)
 	}
+	h.s.metrics.answered(qtype, a.rcode(), a.source(), time.Since(start))
 	if a.refused {
 		h.logRefused()
 	}
@@ -62,7 +118,7 @@ func (h *handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		log.LogAttrs(h.ctx, slog.LevelDebug, "query",
 			slog.String("sandbox", h.id), slog.String("qname", q.Name),
 			slog.String("qtype", dns.TypeToString[q.Qtype]), slog.String("proto", proto),
-			slog.String("rcode", dns.RcodeToString[a.msg.Rcode]), slog.String("source", a.how()),
+			slog.String("rcode", dns.RcodeToString[a.rcode()]), slog.String("source", a.how()),
 			slog.Duration("dur", time.Since(start)))
 	}
 }
@@ -95,12 +151,37 @@ func bufsize(r *dns.Msg, proto string) int {
 
 // answer is what a query got and how.
 type answer struct {
-	msg      *dns.Msg // always set (for a relayed reply, its unpacked form)
-	raw      []byte   // the upstream's reply to relay verbatim, or nil for a local reply
-	res      resolver.Result
-	upstream string // where a forwarded reply came from
-	err      error  // why forwarding failed
-	refused  bool   // inflight limit hit
+	msg       *dns.Msg // the local reply, or nil for a relayed one
+	raw       []byte   // the upstream's reply to relay verbatim, or nil for a local reply
+	res       resolver.Result
+	upstream  string // where a forwarded reply came from
+	err       error  // why forwarding failed
+	refused   bool   // inflight limit hit
+	malformed bool   // a query we do not take (opcode, question count, EDNS version)
+}
+
+// rcode is the reply's response code (the low four bits for a relayed reply).
+func (a *answer) rcode() int {
+	if a.raw != nil {
+		return int(a.raw[3] & 0xF)
+	}
+	return a.msg.Rcode
+}
+
+// source is the metrics label of the answer.
+func (a *answer) source() source {
+	switch {
+	case a.raw != nil:
+		return srcForwarded
+	case a.refused:
+		return srcRefused
+	case a.malformed:
+		return srcMalformed
+	case a.err != nil:
+		return srcServfail
+	default:
+		return srcLocal
+	}
 }
 
 // how describes the answer's source for logs and `berth dns query`.
@@ -127,13 +208,13 @@ func (a *answer) how() string {
 // otherwise through the sandbox's upstreams.
 func (s *Server) answer(ctx context.Context, h *handler, r *dns.Msg, proto string) answer {
 	if r.Opcode != dns.OpcodeQuery {
-		return answer{msg: failure(r, dns.RcodeNotImplemented)}
+		return answer{msg: failure(r, dns.RcodeNotImplemented), malformed: true}
 	}
 	if len(r.Question) != 1 {
-		return answer{msg: failure(r, dns.RcodeFormatError)}
+		return answer{msg: failure(r, dns.RcodeFormatError), malformed: true}
 	}
 	if opt := r.IsEdns0(); opt != nil && opt.Version() != 0 {
-		return answer{msg: failure(r, dns.RcodeBadVers)}
+		return answer{msg: failure(r, dns.RcodeBadVers), malformed: true}
 	}
 	q := r.Question[0]
 	snap := s.cfg.Store.Snapshot()
@@ -150,16 +231,12 @@ func (s *Server) answer(ctx context.Context, h *handler, r *dns.Msg, proto strin
 		return answer{msg: failure(r, dns.RcodeRefused), res: res, refused: true}
 	}
 	defer release()
-	nsPath := h.nsPath
-	if sb, err := snap.Sandbox(h.id); err == nil {
-		nsPath = sb.NetNSPath
-	}
-	ups := s.upstreams(snap, h.id)
-	reply, raw, up, err := s.fwd.exchange(ctx, r, proto, ups, nsPath)
+	ups, nsPath := h.upstreams(snap)
+	raw, up, err := s.fwd.exchange(ctx, h, r, proto, ups, nsPath)
 	if err != nil {
 		return answer{msg: failure(r, dns.RcodeServerFailure), res: res, err: err}
 	}
-	return answer{msg: reply, raw: raw, res: res, upstream: up}
+	return answer{raw: raw, res: res, upstream: up}
 }
 
 // lookup is resolver.LookupWith with the ndots rule, whose input (the sandbox's and the
@@ -170,7 +247,7 @@ func (s *Server) lookup(snap *store.Snapshot, id string, q dns.Question) resolve
 	if res.Kind != resolver.NotOurs || (q.Qtype != dns.TypeA && q.Qtype != dns.TypeAAAA) || !singleLabel(q.Name) {
 		return res
 	}
-	return resolver.LookupWith(snap, id, q.Name, q.Qtype, resolver.NDotsSet(snap, id, s.cfg.Host()))
+	return resolver.LookupWith(snap, id, q.Name, q.Qtype, resolver.NDotsSet(snap, id, s.hostView().hc))
 }
 
 // singleLabel reports whether name is one non-empty label, trailing dot aside.
@@ -272,6 +349,29 @@ func (s *Server) acquire(ctx context.Context, sem chan struct{}) (release func()
 			<-sem
 		}
 	}, true
+}
+
+// tryAcquire takes an inflight slot of the sandbox and one of the daemon if both are free
+// now (the UDP reader, which must not wait).
+func (h *handler) tryAcquire() bool {
+	select {
+	case h.sem <- struct{}{}:
+	default:
+		return false
+	}
+	select {
+	case h.s.global <- struct{}{}:
+		return true
+	default:
+		<-h.sem
+		return false
+	}
+}
+
+// releaseSlots gives back what tryAcquire took.
+func (h *handler) releaseSlots() {
+	<-h.s.global
+	<-h.sem
 }
 
 // logRefused warns about the inflight limit at most once per refusedLogEvery per sandbox.

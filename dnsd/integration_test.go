@@ -1,13 +1,18 @@
 package dnsd
 
 import (
+	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"berth/internal/nsutil"
 	"berth/internal/testns"
@@ -271,4 +276,36 @@ func TestReplaceNAT(t *testing.T) {
 		t.Errorf("table after replace:\n%s\nwant exactly the 4 rules of the new ports", rules)
 	}
 	t.Log("\n" + rules)
+}
+
+// TestNSSockets: the sandbox's socket goroutine makes sockets in the sandbox's netns, starts
+// again after going idle, and fails after close.
+func TestNSSockets(t *testing.T) {
+	testns.Require(t)
+	nsPath, _ := sandboxNS(t, "dnsd-sockets")
+	ns := newNSSockets(nsPath)
+	ns.idle = 20 * time.Millisecond
+	for _, up := range []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:53"), netip.MustParseAddrPort("[::1]:53")} {
+		for i := range nsPool + 2 { // from the pool, then by request
+			fd, err := ns.open(up)
+			if err != nil {
+				t.Fatal(err)
+			}
+			testns.AssertSocketInNetNS(t, fd, nsPath)
+			unix.Close(fd)
+			if i == 0 {
+				ns.mu.Lock()
+				exited := ns.exited
+				ns.mu.Unlock()
+				<-exited // idle: the goroutine and its thread are gone, the pool closed
+				if len(ns.pool) != 0 {
+					t.Errorf("pool holds %d sockets after the goroutine ended; want 0", len(ns.pool))
+				}
+			}
+		}
+	}
+	ns.close()
+	if _, err := ns.open(netip.MustParseAddrPort("[::1]:53")); !errors.Is(err, errNSClosed) {
+		t.Errorf("open after close: got %v; want errNSClosed", err)
+	}
 }

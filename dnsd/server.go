@@ -14,9 +14,11 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"berth/internal/nsutil"
 	"berth/netmgr/store"
@@ -39,12 +41,13 @@ const (
 	ednsSize                = 1232            // UDP size we advertise (DNS flag day 2020)
 	localTTL                = 600             // libnetwork respTTL; clients cache local names this long
 	refusedLogEvery         = 2 * time.Second // rate limit of the "inflight limit" warning
+	hostRefresh             = 1 * time.Second // how long one Config.Host result is used
 )
 
 // Config configures a Server. Zero limits take the defaults above.
 type Config struct {
 	Store *store.Store               // always non-nil
-	Host  func() resolver.HostConfig // the daemon's DNS view, read per forwarded query; or nil (no host upstreams)
+	Host  func() resolver.HostConfig // the daemon's DNS view, read at most once per hostRefresh when forwarding; or nil (no host upstreams)
 	Log   *slog.Logger               // or nil (discard)
 
 	MaxInflight      int           // forwarded queries in flight per sandbox; beyond it REFUSED
@@ -81,14 +84,19 @@ func setDefault[T int | time.Duration](v *T, def T) {
 // Server runs the embedded DNS of every sandbox it was asked to Serve.
 //
 // Goroutines: per sandbox, one reading the UDP socket, which answers local names inline
-// (udp.go), one per forwarded or unusual UDP query, one accepting TCP and miekg's one per
-// TCP connection (at most MaxTCPConns). Forwarded queries hold an inflight slot, and a
-// query that finds none within QueueWait is REFUSED, so waiting goroutines stay bounded by
-// the query rate times QueueWait.
+// and hands forwarded ones to the relay (udp.go, relay.go), one per unusual UDP query,
+// one accepting TCP and miekg's one per TCP connection (at most MaxTCPConns), and while
+// it forwards to servers inside the sandbox, one locked in its netns (netns.go); for all
+// sandboxes, one relay loop. Forwarded queries hold an inflight slot, and a query that
+// finds none within QueueWait is REFUSED, so waiting goroutines stay bounded by the query
+// rate times QueueWait.
 type Server struct {
-	cfg    Config
-	fwd    *forwarder
-	global chan struct{} // inflight slots shared by all sandboxes
+	cfg     Config
+	fwd     *forwarder
+	relay   *relay
+	metrics *Metrics
+	global  chan struct{}            // inflight slots shared by all sandboxes
+	host    atomic.Pointer[hostView] // the last Config.Host result
 
 	// upstreams lists where a sandbox's unknown names go; tests replace it.
 	upstreams func(snap *store.Snapshot, sandboxID string) []resolver.Upstream
@@ -106,15 +114,38 @@ func New(cfg Config) *Server {
 		global: make(chan struct{}, cfg.MaxInflightTotal),
 		sbs:    make(map[string]*sandbox),
 	}
+	s.metrics = newMetrics(func() int { return len(s.global) })
+	s.relay = newRelay(cfg.ForwardTimeout, cfg.ForwardDeadline, s.metrics)
 	s.fwd = &forwarder{cfg: forwardConfig{
 		Timeout:  cfg.ForwardTimeout,
 		Deadline: cfg.ForwardDeadline,
 		Dial:     dialIn,
-	}}
+	}, relay: s.relay, metrics: s.metrics}
 	s.upstreams = func(snap *store.Snapshot, sandboxID string) []resolver.Upstream {
-		return resolver.Upstreams(snap, sandboxID, s.cfg.Host())
+		return resolver.Upstreams(snap, sandboxID, s.hostView().hc)
 	}
 	return s
+}
+
+// Collector returns the Prometheus collector of the server's DNS metrics
+// (berth_dns_*; see Metrics).
+func (s *Server) Collector() prometheus.Collector { return s.metrics }
+
+// hostView is one Config.Host result and when it was taken.
+type hostView struct {
+	hc resolver.HostConfig
+	at time.Time
+}
+
+// hostView returns the daemon's DNS view, at most hostRefresh old: Config.Host reads the
+// host's resolv.conf, which is too slow to do per query and changes rarely.
+func (s *Server) hostView() *hostView {
+	if v := s.host.Load(); v != nil && time.Since(v.at) < hostRefresh {
+		return v
+	}
+	v := &hostView{hc: s.cfg.Host(), at: time.Now()}
+	s.host.Store(v)
+	return v
 }
 
 // sandbox is the serving state of one sandbox.
@@ -196,9 +227,10 @@ func (s *Server) start(e *sandbox) (err error) {
 	e.h = s.newHandler(ctx, e.id, e.nsPath)
 	e.udpSrv = newUDPServer(e.h, e.udp) // the socket queues datagrams until the reader runs
 	e.tcpSrv = &dns.Server{
-		Listener:    &limitListener{TCPListener: e.tcp, slots: make(chan struct{}, s.cfg.MaxTCPConns)},
-		Handler:     e.h,
-		IdleTimeout: func() time.Duration { return s.cfg.TCPIdleTimeout },
+		Listener:      &limitListener{TCPListener: e.tcp, slots: make(chan struct{}, s.cfg.MaxTCPConns)},
+		Handler:       e.h,
+		IdleTimeout:   func() time.Duration { return s.cfg.TCPIdleTimeout },
+		MsgAcceptFunc: s.countRejects,
 	}
 	started := make(chan struct{})
 	e.tcpSrv.NotifyStartedFunc = func() { close(started) }
@@ -234,6 +266,7 @@ func (s *Server) stop(e *sandbox) {
 	defer cancel()
 	e.udpSrv.stop(stopWait) // closes the socket at once, then waits for handlers
 	_ = e.tcpSrv.ShutdownContext(ctx)
+	e.h.close()
 	if err := deleteNAT(e.nsPath); err != nil {
 		s.cfg.Log.Warn("remove dns nat", "sandbox", e.id, "err", err)
 	}
@@ -253,6 +286,25 @@ func (s *Server) Close() {
 		go func() { defer wg.Done(); s.stop(e) }()
 	}
 	wg.Wait()
+	s.relay.close()
+}
+
+// countRejects is miekg's DefaultMsgAcceptFunc (for TCP) that counts what it rejects.
+func (s *Server) countRejects(dh dns.Header) dns.MsgAcceptAction {
+	switch a := dns.DefaultMsgAcceptFunc(dh); a {
+	case dns.MsgAccept:
+		return a
+	case dns.MsgIgnore:
+		s.metrics.dropped()
+		return a
+	default:
+		rc := dns.RcodeFormatError
+		if a == dns.MsgRejectNotImplemented {
+			rc = dns.RcodeNotImplemented
+		}
+		s.metrics.answered(0, rc, srcMalformed, 0)
+		return a
+	}
 }
 
 // listeners returns the sockets of a served sandbox, for tests that check their netns.

@@ -14,12 +14,13 @@ import (
 
 // udpServer serves one sandbox's UDP socket with a single reader goroutine. Queries for
 // names the resolver owns are answered inline from reused buffers (fast.go), with no
-// goroutine, lock or allocation per query. Everything else (forwarded names, malformed or
-// unusual messages, debug logging) is copied and handed to a goroutine that takes the
-// general path: miekg's header checks and unpacking, then handler.ServeDNS, whose
-// forwarder holds the inflight slots (so the number of those goroutines is bounded as it
-// was with miekg's goroutine per packet: by the query rate times QueueWait, plus the
-// forwards in flight).
+// goroutine, lock or allocation per query. Plain queries for other names go to the relay
+// (relay.go) when an inflight slot is free at once; the relay answers the client itself.
+// Everything else (malformed or unusual messages, debug logging, a full inflight limit)
+// is copied and handed to a goroutine that takes the general path: miekg's header checks
+// and unpacking, then handler.ServeDNS, whose forwarder holds the inflight slots (so the
+// number of those goroutines is bounded as it was with miekg's goroutine per packet: by
+// the query rate times QueueWait, plus the forwards in flight).
 //
 // TCP stays on miekg's dns.Server: clients use it for the rare truncated answer.
 type udpServer struct {
@@ -68,16 +69,46 @@ func (u *udpServer) read() {
 			continue
 		}
 		if n < minQuery {
+			u.h.s.metrics.dropped()
 			continue
 		}
-		if reply, ok := u.h.fast(buf[:n], &sc); ok {
+		start := time.Now()
+		reply, v, q := u.h.classify(buf[:n], &sc)
+		switch v {
+		case answered:
 			_, _ = u.conn.WriteToUDPAddrPort(reply, from)
+			u.h.s.metrics.answered(q.qtype, 0, srcLocal, time.Since(start))
 			continue
+		case toRelay:
+			if u.forward(buf[:n], q, from) {
+				continue
+			}
 		}
 		pkt := append([]byte(nil), buf[:n]...)
 		u.wg.Add(1) // the reader's own count is held, so this never races with Wait at zero
 		go u.general(pkt, from)
 	}
+}
+
+// forward hands a query for a name resolver does not own to the relay, which answers the
+// client itself. false leaves it to the general path: no inflight slot free right now (it
+// waits there up to QueueWait, then REFUSED), no upstream (SERVFAIL), or the server closed.
+func (u *udpServer) forward(pkt []byte, q fastQuery, from netip.AddrPort) bool {
+	h := u.h
+	if !h.tryAcquire() {
+		return false
+	}
+	ups, nsPath := h.upstreams(h.s.cfg.Store.Snapshot())
+	var e *fwdEntry
+	if len(ups) > 0 {
+		e = h.s.relay.get(h, pkt, q, ups, nsPath)
+	}
+	if e == nil {
+		h.releaseSlots()
+		return false
+	}
+	h.s.relay.send(e, u.conn, from)
+	return true
 }
 
 // general answers one datagram as miekg's dns.Server would: responses ignored, unknown
@@ -91,8 +122,16 @@ func (u *udpServer) general(pkt []byte, from netip.AddrPort) {
 		}
 	}()
 	w := &udpWriter{conn: u.conn, local: u.local, to: from}
-	if req := accept(pkt, w); req != nil {
+	req, action := acceptMsg(pkt, w)
+	switch {
+	case req != nil:
 		u.h.ServeDNS(w, req)
+	case action == dns.MsgIgnore:
+		u.h.s.metrics.dropped()
+	case action == dns.MsgRejectNotImplemented:
+		u.h.s.metrics.answered(0, dns.RcodeNotImplemented, srcMalformed, 0)
+	default:
+		u.h.s.metrics.answered(0, dns.RcodeFormatError, srcMalformed, 0)
 	}
 }
 
@@ -100,6 +139,13 @@ func (u *udpServer) general(pkt []byte, from netip.AddrPort) {
 // Rejected messages are answered here; the result is nil for those and for ignored ones.
 // This mirrors dns.Server.serveDNS (miekg/dns v1.1), which is not exported.
 func accept(pkt []byte, w dns.ResponseWriter) *dns.Msg {
+	req, _ := acceptMsg(pkt, w)
+	return req
+}
+
+// acceptMsg is accept that also says what it did: MsgAccept with the message, or
+// MsgIgnore, MsgReject or MsgRejectNotImplemented with nil.
+func acceptMsg(pkt []byte, w dns.ResponseWriter) (*dns.Msg, dns.MsgAcceptAction) {
 	dh := dns.Header{
 		Id:      binary.BigEndian.Uint16(pkt[0:]),
 		Bits:    binary.BigEndian.Uint16(pkt[2:]),
@@ -114,11 +160,11 @@ func accept(pkt []byte, w dns.ResponseWriter) *dns.Msg {
 	switch action {
 	case dns.MsgAccept:
 		if err := req.Unpack(pkt); err == nil {
-			return req
+			return req, action
 		}
 		action = dns.MsgReject
 	case dns.MsgIgnore:
-		return nil
+		return nil, action
 	}
 	opcode := req.Opcode
 	req.SetRcodeFormatError(req)
@@ -129,7 +175,7 @@ func accept(pkt []byte, w dns.ResponseWriter) *dns.Msg {
 	}
 	req.Ns, req.Answer, req.Extra = nil, nil, nil
 	_ = w.WriteMsg(req)
-	return nil
+	return nil, action
 }
 
 // setHeader is miekg's unexported Msg.setHdr.
