@@ -44,7 +44,8 @@ test-unit:
 # the model-based test with more seeds. A crash leaves its input under PKG/testdata/fuzz/.
 FUZZTIME ?= 60s
 FUZZ_TARGETS = resolver:FuzzResolvConf resolver:FuzzHosts resolver:FuzzLookup \
-               netmgr:FuzzValidate netmgr:FuzzSandboxSettings cmd/berth:FuzzDecodeBody
+               netmgr:FuzzValidate netmgr:FuzzSandboxSettings cmd/berth:FuzzDecodeBody \
+               dnsd:FuzzHandler
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn ($$pkg)"; \
