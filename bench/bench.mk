@@ -3,7 +3,7 @@
 # machine's own changes). Writes bench/out/MODE/ and bench/RESULTS.md (full run only).
 BENCH_BIN := bench/.bin
 
-.PHONY: bench bench-quick bench-build bench-deps
+.PHONY: bench bench-quick bench-cp bench-build bench-deps
 
 bench-deps:
 	@missing=""; \
@@ -26,3 +26,8 @@ bench: deps bench-deps bench-build
 
 bench-quick: deps bench-deps bench-build
 	unshare --net --mount --propagation private bench/run.sh quick $(abspath $(BENCH_BIN)) $(abspath bench/out/quick)
+
+# bench-cp: the control-plane part only (same topology as bench, no dnsperf; ~3 min).
+# BERTH=PATH measures another berth build with the same harness.
+bench-cp: deps bench-build
+	unshare --net --mount --propagation private bench/run.sh cp $(abspath $(BENCH_BIN)) $(abspath bench/out/cp)

@@ -11,7 +11,8 @@ mode=$1 bin=$2 out=$3
 case $mode in
 full) dur=7 nsmall=99 nbig=100 naliases=100 nlat=200 nbulk=1000 ;;
 quick) dur=2 nsmall=99 nbig=100 naliases=100 nlat=30 nbulk=200 ;;
-*) echo "usage: run.sh full|quick BIN OUT" >&2; exit 2 ;;
+cp) dur=0 nsmall=99 nbig=100 naliases=100 nlat=200 nbulk=1000 ;; # the full topology, control plane only
+*) echo "usage: run.sh full|quick|cp BIN OUT" >&2; exit 2 ;;
 esac
 rm -rf "$out"; mkdir -p "$out/q" "$out/raw"
 state=$(mktemp -d /tmp/berth-bench.XXXXXX)
@@ -33,7 +34,7 @@ ip link set lo up
 printf 'nameserver 127.0.0.53\n' > "$state/resolv.conf"
 berth=${BERTH:-$bin/berth} # BERTH=PATH measures another build
 start_daemon() {
-  "$berth" daemon --root "$state/root" --resolv-conf "$state/resolv.conf" --log-level error &
+  "$berth" daemon --root "$state/root" --resolv-conf "$state/resolv.conf" --log-level error 2>>"$out/daemon.log" &
   daemon=$!
 }
 start_daemon
@@ -144,12 +145,10 @@ run_mixes() {
 }
 result "# kind mix variant server qps avg_lat_us sd_lat_us lost cpu_us_per_answer rcodes"
 log "dns: 100 names"
-if [ "$mode" = full ]; then
-  run_mixes pinned a_100 aaaa_v4only ptr shared_alias
-  run_mixes unpinned a_100
-else
-  run_mixes pinned a_100
-fi
+case $mode in
+full) run_mixes pinned a_100 aaaa_v4only ptr shared_alias; run_mixes unpinned a_100 ;;
+quick) run_mixes pinned a_100 ;;
+esac
 
 log "adding $nbig sandboxes with $naliases aliases each"
 t0=$(date +%s%N)
@@ -175,9 +174,9 @@ fi
 sleep 0.5
 log "dns: $(wc -l < "$hosts") sandboxes, $(awk '{n += NF - 1} END {print n}' "$hosts") names"
 cp "$q/a_100" "$q/a_100_with_10000"
-run_mixes pinned a_10000 a_100_with_10000
-log "dns: forwarded"
-for srv in "berth 127.0.0.11 53 $daemon" "dnsmasq 127.0.0.13 53 ${dnsmasqpid:-}" "aardvark-dns 127.0.0.15 53 ${aardpid:-} -a 10.77.0.2"; do
+[ "$mode" = cp ] || run_mixes pinned a_10000 a_100_with_10000
+[ "$mode" = cp ] || log "dns: forwarded"
+[ "$mode" = cp ] || for srv in "berth 127.0.0.11 53 $daemon" "dnsmasq 127.0.0.13 53 ${dnsmasqpid:-}" "aardvark-dns 127.0.0.15 53 ${aardpid:-} -a 10.77.0.2"; do
   read -r name addr port pid extra <<< "$srv"
   [ -z "$pid" ] || [[ $pid == -* ]] && continue
   # shellcheck disable=SC2086

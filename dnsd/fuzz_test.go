@@ -27,7 +27,7 @@ func FuzzHandler(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte{0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1}) // RFC 9267 pointer loop
-	f.Add([]byte{0, 2, 0x28, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1})   // opcode UPDATE
+	f.Add([]byte{0, 2, 0x28, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1})     // opcode UPDATE
 	st := newFixture(f, "")
 	addSandboxes(f, st, 40, "many")
 	u := newUpstream(f, "127.0.0.1")

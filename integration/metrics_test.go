@@ -30,12 +30,16 @@ func TestMetrics(t *testing.T) {
 	d.must("network", "create", "--subnet", "10.58.0.0/24", "app")
 	d.must("sandbox", "create", "--name", "web", "--network", "app")
 	d.must("sandbox", "create", "--name", "db", "--network", "app")
+	if r := dig(t, "web", "db"); len(r.values("A")) != 1 {
+		t.Fatalf("dig db: %s", r.raw)
+	}
 	m := d.scrape(t)
 	for _, want := range []string{
 		`berth_sandboxes{mode="bridge"} 2`,
 		`berth_addresses_in_use{network="app"} 2`,
 		`berth_networks{driver="bridge"} 2`,
 		"go_goroutines ",
+		`berth_dns_answers_total{source="local"}`,
 		"process_open_fds ",
 	} {
 		if !strings.Contains(m, want) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 
 	"berth/api"
 	"berth/netmgr/store"
@@ -130,8 +131,9 @@ func nextIfName(eps []*store.Endpoint) string {
 	}
 }
 
-// addEndpointTx records a new endpoint of sb on n with its addresses, inside tx.
-func addEndpointTx(tx *store.Tx, sb *store.Sandbox, n *store.Network, r endpointReq) (*store.Endpoint, error) {
+// addEndpointTx records a new endpoint of sb on n with its addresses, inside tx; q holds the
+// addresses of veths still being deleted.
+func addEndpointTx(tx *store.Tx, sb *store.Sandbox, n *store.Network, r endpointReq, q *reaper) (*store.Endpoint, error) {
 	eps := tx.SandboxEndpoints(sb.ID)
 	seq, err := tx.NextCounter("endpoint_seq")
 	if err != nil {
@@ -140,11 +142,11 @@ func addEndpointTx(tx *store.Tx, sb *store.Sandbox, n *store.Network, r endpoint
 	ep := &store.Endpoint{ID: newID(), NetworkID: n.ID, SandboxID: sb.ID, IfName: nextIfName(eps),
 		Aliases: r.aliases, Links: r.links, Seq: seq}
 	ep.HostVeth = store.VethName(ep.ID)
-	if ep.IPv4, err = allocate(tx, n, false, r.ip4, ep.ID, "ip"); err != nil {
+	if ep.IPv4, err = allocate(tx, n, false, r.ip4, ep.ID, "ip", q); err != nil {
 		return nil, err
 	}
 	if n.IPv6 {
-		if ep.IPv6, err = allocate(tx, n, true, r.ip6, ep.ID, "ip6"); err != nil {
+		if ep.IPv6, err = allocate(tx, n, true, r.ip6, ep.ID, "ip6", q); err != nil {
 			return nil, err
 		}
 	} else if r.ip6.IsValid() {
@@ -177,9 +179,19 @@ func (m *Manager) attach(sb *store.Sandbox, n *store.Network, ep *store.Endpoint
 			addrs = append(addrs, netip.PrefixFrom(a, sub.Subnet.Bits()))
 		}
 	}
-	return m.cfg.Kernel.AddVeth(VethSpec{NetNSPath: sb.NetNSPath, HostName: ep.HostVeth, Bridge: n.Bridge,
+	err := m.cfg.Kernel.AddVeth(VethSpec{NetNSPath: sb.NetNSPath, HostName: ep.HostVeth, Bridge: n.Bridge,
 		IfName: ep.IfName, MAC: mac, MTU: n.MTU, Addrs: addrs})
+	if errors.Is(err, syscall.EXFULL) {
+		// The kernel's word for it is a bare "exchange full".
+		return fmt.Errorf("network %s is full: its bridge %s already has %d ports, the most a Linux bridge takes: %w",
+			n.Name, n.Bridge, maxBridgePorts, store.ErrConflict)
+	}
+	return err
 }
+
+// maxBridgePorts is how many ports a Linux bridge takes: port numbers are 10 bits
+// (BR_MAX_PORTS 1024) and 0 is never used, so enslaving one more fails with EXFULL.
+const maxBridgePorts = 1023
 
 // setRoutes points the sandbox's default routes at the gateways of its first non-internal
 // network (per family, in join order); internal networks never get a default route.
@@ -232,7 +244,7 @@ func (m *Manager) Connect(ctx context.Context, netRef string, req api.NetworkCon
 	}
 	var ep *store.Endpoint
 	err = m.cfg.Store.Update(func(tx *store.Tx) error {
-		ep, err = addEndpointTx(tx, sb, n, r)
+		ep, err = addEndpointTx(tx, sb, n, r, m.reap)
 		return err
 	})
 	if err != nil {

@@ -20,6 +20,9 @@ type fakeKernel struct {
 	routes []netip.Prefix
 	failOn string // method name that fails once, for undo tests
 	gw     map[string][2]netip.Addr
+
+	vethErr    error         // or nil: what AddVeth returns instead of succeeding
+	deleteGate chan struct{} // or nil: DeleteLink of a veth waits for it to be closed
 }
 
 func newFakeKernel() *fakeKernel {
@@ -46,6 +49,15 @@ func (k *fakeKernel) EnsureBridge(spec BridgeSpec) error {
 }
 
 func (k *fakeKernel) DeleteLink(name string) error {
+	k.mu.Lock()
+	gate := k.deleteGate
+	if k.links[name] != "veth" {
+		gate = nil
+	}
+	k.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.links, name)
@@ -100,6 +112,9 @@ func (k *fakeKernel) AddVeth(spec VethSpec) error {
 	defer k.mu.Unlock()
 	if err := k.fail("AddVeth"); err != nil {
 		return err
+	}
+	if k.vethErr != nil {
+		return k.vethErr
 	}
 	if !k.netns[spec.NetNSPath] {
 		return fmt.Errorf("no netns %s", spec.NetNSPath)

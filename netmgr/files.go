@@ -70,38 +70,35 @@ func (m *Manager) removeFiles(sb *store.Sandbox) {
 // is logged, not returned: the files are a fallback view of state that is already durable,
 // and the next change (or restart) writes them again.
 func (m *Manager) refreshFiles(snap *store.Snapshot, sb *store.Sandbox) {
-	for _, o := range snap.Sandboxes() {
-		if o.ID == sb.ID || (o.Mode == store.ModeContainer && o.Container == sb.ID) {
-			if err := m.writeFiles(snap, o); err != nil {
-				m.cfg.Log.Warn("write sandbox files", "sandbox", o.Name, "err", err)
-			}
+	cur, err := snap.Sandbox(sb.ID)
+	if err != nil {
+		return
+	}
+	for _, o := range append([]*store.Sandbox{cur}, snap.SandboxesSharing(sb.ID)...) {
+		if err := m.writeFiles(snap, o); err != nil {
+			m.cfg.Log.Warn("write sandbox files", "sandbox", o.Name, "err", err)
 		}
 	}
 	m.refreshDependents(snap, sb.Name)
 }
 
 // refreshDependents rewrites the files of sandboxes whose legacy links name target, so
-// their hosts files follow the target's address.
+// their hosts files follow the target's address. An index finds them: no scan.
 func (m *Manager) refreshDependents(snap *store.Snapshot, target string) {
-	for _, o := range snap.Sandboxes() {
-		for _, ep := range snap.SandboxEndpoints(o.ID) {
-			if linksTo(ep, target) {
-				if err := m.writeFiles(snap, o); err != nil {
-					m.cfg.Log.Warn("write sandbox files", "sandbox", o.Name, "err", err)
-				}
-				break
-			}
+	done := map[string]bool{}
+	for _, ep := range snap.EndpointsLinkingTo(target) {
+		if done[ep.SandboxID] {
+			continue
+		}
+		done[ep.SandboxID] = true
+		o, err := snap.Sandbox(ep.SandboxID)
+		if err != nil {
+			continue
+		}
+		if err := m.writeFiles(snap, o); err != nil {
+			m.cfg.Log.Warn("write sandbox files", "sandbox", o.Name, "err", err)
 		}
 	}
-}
-
-func linksTo(ep *store.Endpoint, target string) bool {
-	for _, l := range ep.Links {
-		if strings.EqualFold(l.Target, target) {
-			return true
-		}
-	}
-	return false
 }
 
 // netnsUsers counts processes whose network namespace is the one pinned at path.

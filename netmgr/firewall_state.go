@@ -3,6 +3,7 @@ package netmgr
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 
 	"berth/netmgr/firewall"
 	"berth/netmgr/store"
@@ -29,9 +30,13 @@ func firewallState(snap *store.Snapshot) firewall.State {
 		}
 		st.Networks = append(st.Networks, fn)
 	}
-	for _, sb := range snap.Sandboxes() {
+	// Indexes give the only sandboxes and endpoints that add rows, so the cost follows the
+	// networks, published ports and links, not the number of sandboxes.
+	for _, sb := range snap.PublishingSandboxes() {
 		st.Ports = append(st.Ports, publishedPorts(snap, sb)...)
-		st.Links = append(st.Links, linkRows(snap, sb)...)
+	}
+	for _, ep := range snap.LinkingEndpoints() {
+		st.Links = append(st.Links, linkRows(snap, ep)...)
 	}
 	return st
 }
@@ -63,30 +68,25 @@ func publishedPorts(snap *store.Snapshot, sb *store.Sandbox) []firewall.Port {
 }
 
 // linkRows opens, on ICC=false bridges, each legacy link's pair for the target's exposed ports.
-func linkRows(snap *store.Snapshot, sb *store.Sandbox) []firewall.Link {
+func linkRows(snap *store.Snapshot, ep *store.Endpoint) []firewall.Link {
+	n, err := snap.Network(ep.NetworkID)
+	if err != nil || n.ICC {
+		return nil
+	}
 	var out []firewall.Link
-	for _, ep := range snap.SandboxEndpoints(sb.ID) {
-		if len(ep.Links) == 0 {
+	for _, l := range ep.Links {
+		target, err := snap.SandboxByName(l.Target)
+		if err != nil {
 			continue
 		}
-		n, err := snap.Network(ep.NetworkID)
-		if err != nil || n.ICC {
+		tep, err := snap.EndpointOf(n.ID, target.ID)
+		if err != nil {
 			continue
 		}
-		for _, l := range ep.Links {
-			target, err := snap.SandboxByName(l.Target)
-			if err != nil {
-				continue
-			}
-			tep, err := snap.EndpointOf(n.ID, target.ID)
-			if err != nil {
-				continue
-			}
-			for _, p := range target.Expose {
-				for _, pair := range [][2]netip.Addr{{ep.IPv4, tep.IPv4}, {ep.IPv6, tep.IPv6}} {
-					if pair[0].IsValid() && pair[1].IsValid() {
-						out = append(out, firewall.Link{Bridge: n.Bridge, From: pair[0], To: pair[1], Proto: p.Proto, Port: p.Port})
-					}
+		for _, p := range target.Expose {
+			for _, pair := range [][2]netip.Addr{{ep.IPv4, tep.IPv4}, {ep.IPv6, tep.IPv6}} {
+				if pair[0].IsValid() && pair[1].IsValid() {
+					out = append(out, firewall.Link{Bridge: n.Bridge, From: pair[0], To: pair[1], Proto: p.Proto, Port: p.Port})
 				}
 			}
 		}
@@ -95,15 +95,33 @@ func linkRows(snap *store.Snapshot, sb *store.Sandbox) []firewall.Link {
 }
 
 // syncFirewall applies the ruleset of the current records and, if asked, turns on IP
-// forwarding once a network needs it (Docker's --ip-forward).
+// forwarding once a network needs it (Docker's --ip-forward). A state equal to the one
+// last applied is not applied again: most changes (a sandbox without published ports or
+// links) leave the ruleset as it is, and rebuilding it costs a netlink batch that grows
+// with the ruleset. Restore always applies (applied starts nil), so rules changed behind
+// berth's back are put right at the next start. Call with mu held.
 func (m *Manager) syncFirewall() error {
 	if m.cfg.Firewall == nil {
 		return nil
 	}
 	st := firewallState(m.cfg.Store.Snapshot())
+	if m.applied != nil && reflect.DeepEqual(*m.applied, st) {
+		return nil
+	}
+	m.applied = nil // until this one is in
 	if err := m.cfg.Firewall(st); err != nil {
 		return err // firewall errors say "apply firewall: ..." already
 	}
+	if err := m.enableForwarding(st); err != nil {
+		return err
+	}
+	m.applied = &st
+	return nil
+}
+
+// enableForwarding turns on IP forwarding, if configured, once a non-internal network of
+// st needs it.
+func (m *Manager) enableForwarding(st firewall.State) error {
 	if !m.cfg.IPForward {
 		return nil
 	}

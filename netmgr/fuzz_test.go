@@ -269,6 +269,7 @@ func newFuzzManager(f *testing.F) *fuzzManager {
 // state is everything a refused request must leave alone: records, kernel objects, files.
 func (fm *fuzzManager) state(t *testing.T) string {
 	t.Helper()
+	fm.m.Settle() // veths of earlier removals
 	snap := fm.m.cfg.Store.Snapshot()
 	var b strings.Builder
 	for _, n := range snap.Networks() {

@@ -2,6 +2,7 @@ package netmgr
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -116,8 +117,9 @@ func subnetFor(n *store.Network, v6 bool) (store.Subnet, bool) {
 // allocate picks an address of the given family on network n for endpoint owner and
 // records it in tx. want, if valid, is a static address (--ip / --ip6). Dynamic addresses
 // are the lowest free ones of the IP range: allocations are unique in the store, so an
-// address is never handed out twice, across restarts too.
-func allocate(tx *store.Tx, n *store.Network, v6 bool, want netip.Addr, owner, field string) (netip.Addr, error) {
+// address is never handed out twice, across restarts too. Addresses whose veth the reaper
+// is still deleting are skipped; a static one waits for it.
+func allocate(tx *store.Tx, n *store.Network, v6 bool, want netip.Addr, owner, field string, q *reaper) (netip.Addr, error) {
 	sub, ok := subnetFor(n, v6)
 	if !ok {
 		if want.IsValid() {
@@ -135,13 +137,22 @@ func allocate(tx *store.Tx, n *store.Network, v6 bool, want netip.Addr, owner, f
 		if a, err := tx.Address(n.ID, want); err == nil {
 			return netip.Addr{}, holderError(&tx.Snapshot, field, want, a.Owner)
 		}
+		if q.holds(n.ID, want) {
+			q.wait() // the reaper never takes a lock a caller of allocate holds
+		}
 		return want, tx.PutAddress(&store.Address{NetworkID: n.ID, Addr: want, Owner: owner})
 	}
 	rng := sub.IPRange
 	if !rng.IsValid() {
 		rng = sub.Subnet
 	}
-	a, err := firstFree(&tx.Snapshot, n.ID, sub, rng)
+	held := func(a netip.Addr) bool { return q.holds(n.ID, a) }
+	a, err := firstFree(&tx.Snapshot, n.ID, sub, rng, held)
+	if errors.Is(err, store.ErrConflict) {
+		// Full but for addresses being released: worth the wait (tens of ms).
+		q.wait()
+		a, err = firstFree(&tx.Snapshot, n.ID, sub, rng, held)
+	}
 	if err != nil {
 		return netip.Addr{}, err
 	}
@@ -149,8 +160,9 @@ func allocate(tx *store.Tx, n *store.Network, v6 bool, want netip.Addr, owner, f
 }
 
 // firstFree walks the range and the (sorted) allocations together, so the cost is the
-// number of allocations below the first gap, never the size of the range.
-func firstFree(snap *store.Snapshot, netID string, sub store.Subnet, rng netip.Prefix) (netip.Addr, error) {
+// number of allocations below the first gap, never the size of the range. held addresses
+// (veths being deleted) count as taken.
+func firstFree(snap *store.Snapshot, netID string, sub store.Subnet, rng netip.Prefix, held func(netip.Addr) bool) (netip.Addr, error) {
 	taken := snap.NetworkAddresses(netID)
 	i := 0
 	for a := rng.Addr(); rng.Contains(a); a = a.Next() {
@@ -160,7 +172,7 @@ func firstFree(snap *store.Snapshot, netID string, sub store.Subnet, rng netip.P
 		if i < len(taken) && taken[i].Addr == a {
 			continue
 		}
-		if reserved(sub, a) {
+		if reserved(sub, a) || held(a) {
 			continue
 		}
 		return a, nil

@@ -36,9 +36,13 @@ type Config struct {
 
 // Manager serialises every change to networks and sandboxes. Reads never take its lock.
 type Manager struct {
-	cfg Config
+	cfg  Config
+	reap *reaper // always non-nil: deletes removed sandboxes' veths in the background
 
-	mu sync.Mutex // guards every mutation (one change at a time keeps IPAM and undo simple)
+	mu sync.Mutex // guards every mutation (one change at a time keeps IPAM and undo simple), and following
+	// applied is the firewall state last applied without error, or nil: an unchanged
+	// state is not applied again (see syncFirewall).
+	applied *firewall.State
 }
 
 // New returns a Manager; call Restore before serving requests.
@@ -46,5 +50,5 @@ func New(cfg Config) *Manager {
 	if cfg.HostDNS == nil {
 		cfg.HostDNS = func() resolver.HostConfig { return resolver.HostConfig{} }
 	}
-	return &Manager{cfg: cfg}
+	return &Manager{cfg: cfg, reap: newReaper(cfg.Kernel, cfg.Log)}
 }

@@ -743,6 +743,7 @@ func (w *modelWorld) opRename() {
 
 // opRestart is a graceful restart: nothing a user can see may change.
 func (w *modelWorld) opRestart() {
+	w.m.Settle()
 	before := w.dump()
 	if err := w.st.Close(); err != nil {
 		w.t.Fatalf("close store: %v", err)
@@ -795,6 +796,7 @@ func (w *modelWorld) dump() string {
 func (w *modelWorld) check() {
 	t := w.t
 	t.Helper()
+	w.m.Settle() // removed sandboxes' veths go in the background; the model allocates as if gone
 	snap := w.st.Snapshot()
 
 	// Networks: the model's, with their subnets.

@@ -110,7 +110,7 @@ func ephemeralRange() (lo, hi uint16) {
 // portsInUse lists the host ports (per protocol) published by every sandbox in snap.
 func portsInUse(snap *store.Snapshot) map[string]store.Port {
 	used := map[string]store.Port{}
-	for _, sb := range snap.Sandboxes() {
+	for _, sb := range snap.PublishingSandboxes() {
 		for _, p := range sb.Ports {
 			used[fmt.Sprintf("%s/%d", p.Proto, p.HostPort)] = p
 		}
@@ -122,6 +122,9 @@ func portsInUse(snap *store.Snapshot) map[string]store.Port {
 // free ones for the -p PORT form. Two bindings of one host port and protocol conflict even
 // on different host IPs: one DNAT rule per port keeps the ruleset simple to reason about.
 func assignHostPorts(snap *store.Snapshot, ports []store.Port) ([]store.Port, error) {
+	if len(ports) == 0 {
+		return nil, nil
+	}
 	used := portsInUse(snap)
 	key := func(p store.Port) string { return fmt.Sprintf("%s/%d", p.Proto, p.HostPort) }
 	out := make([]store.Port, 0, len(ports))

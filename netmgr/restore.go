@@ -35,8 +35,12 @@ func (m *Manager) Restore(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("restore: list links: %w", err)
 	}
+	have := make(map[string]bool, len(links))
+	for _, l := range links {
+		have[l] = true
+	}
 	for _, sb := range snap.Sandboxes() {
-		if err := m.restoreSandbox(snap, sb, links); err != nil {
+		if err := m.restoreSandbox(snap, sb, have); err != nil {
 			return fmt.Errorf("restore: sandbox %s: %w", sb.Name, err)
 		}
 	}
@@ -57,21 +61,21 @@ func (m *Manager) Restore(ctx context.Context) error {
 	return nil
 }
 
-func (m *Manager) restoreSandbox(snap *store.Snapshot, sb *store.Sandbox, links []string) error {
+func (m *Manager) restoreSandbox(snap *store.Snapshot, sb *store.Sandbox, links map[string]bool) error {
 	if sb.State != store.StateReady {
 		m.cfg.Log.Warn("undoing half-created sandbox", "sandbox", sb.Name)
-		return m.teardown(sb)
+		return m.teardown(sb, false)
 	}
 	if !m.cfg.Kernel.NetNSExists(sb.NetNSPath) {
 		if sb.Mode == store.ModeHost {
 			return m.cfg.Kernel.PinNetNS(sb.NetNSPath, "/proc/self/ns/net")
 		}
 		m.cfg.Log.Warn("netns gone, dropping sandbox", "sandbox", sb.Name, "path", sb.NetNSPath)
-		return m.teardown(sb)
+		return m.teardown(sb, false)
 	}
 	repaired := false
 	for _, ep := range snap.SandboxEndpoints(sb.ID) {
-		if contains(links, ep.HostVeth) {
+		if links[ep.HostVeth] {
 			continue
 		}
 		n, err := snap.Network(ep.NetworkID)

@@ -1,13 +1,16 @@
 package netmgr
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,7 +79,7 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 			if i == 0 {
 				r = p.ep
 			}
-			ep, err := addEndpointTx(tx, sb, n, r)
+			ep, err := addEndpointTx(tx, sb, n, r, m.reap)
 			if err != nil {
 				return err
 			}
@@ -90,20 +93,20 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 	crashPoint("sandbox-create:recorded")
 	// 2. Kernel.
 	if err := m.buildSandbox(p, eps); err != nil {
-		return nil, errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), m.teardown(sb))
+		return nil, errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), m.teardown(sb, false))
 	}
 	// 3. Ready.
 	ready := sb.Copy()
 	ready.State = store.StateReady
 	if err := m.cfg.Store.Update(func(tx *store.Tx) error { return tx.PutSandbox(ready) }); err != nil {
-		return nil, errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), m.teardown(sb))
+		return nil, errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), m.teardown(sb, false))
 	}
 	crashPoint("sandbox-create:ready")
 	snap = m.cfg.Store.Snapshot()
 	m.refreshFiles(snap, ready)
 	crashPoint("sandbox-create:files")
 	if err := m.syncFirewall(); err != nil {
-		err = errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), m.teardown(ready))
+		err = errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), m.teardown(ready, false))
 		m.syncFirewallOrWarn("failed sandbox create")
 		return nil, err
 	}
@@ -354,10 +357,9 @@ func (m *Manager) RemoveSandbox(ctx context.Context, ref string, force bool) err
 	if err != nil {
 		return err
 	}
-	for _, o := range snap.Sandboxes() {
-		if o.Mode == store.ModeContainer && o.Container == sb.ID {
-			return fmt.Errorf("sandbox %s shares its netns with sandbox %s: remove that first: %w", sb.Name, o.Name, store.ErrConflict)
-		}
+	if sharers := snap.SandboxesSharing(sb.ID); len(sharers) > 0 {
+		o := slices.MinFunc(sharers, func(a, b *store.Sandbox) int { return cmp.Compare(a.Seq, b.Seq) })
+		return fmt.Errorf("sandbox %s shares its netns with sandbox %s: remove that first: %w", sb.Name, o.Name, store.ErrConflict)
 	}
 	// An adopted netns is someone else's and always has their processes in it.
 	if !force && sb.Adopted == "" && (sb.Mode == store.ModeBridge || sb.Mode == store.ModeNone) {
@@ -365,7 +367,7 @@ func (m *Manager) RemoveSandbox(ctx context.Context, ref string, force bool) err
 			return fmt.Errorf("sandbox %s is in use by %d process(es): stop them or use -f: %w", sb.Name, n, store.ErrConflict)
 		}
 	}
-	if err := m.teardown(sb); err != nil {
+	if err := m.teardown(sb, true); err != nil {
 		return fmt.Errorf("remove sandbox %s: %w", sb.Name, err)
 	}
 	crashPoint("sandbox-rm:recorded")
@@ -376,13 +378,15 @@ func (m *Manager) RemoveSandbox(ctx context.Context, ref string, force bool) err
 }
 
 // teardown removes the kernel objects, files and records of sb. Kernel first, records
-// last: a crash in between leaves a record whose netns is gone, which restore drops.
-func (m *Manager) teardown(sb *store.Sandbox) error {
+// last: a crash in between leaves a record whose netns is gone, which restore drops. With
+// reap (sandbox rm), the veths are deleted in the background once the records are gone
+// (see reaper); undo and restore delete them here.
+func (m *Manager) teardown(sb *store.Sandbox, reap bool) error {
 	snap := m.cfg.Store.Snapshot()
 	eps := snap.SandboxEndpoints(sb.ID)
 	var errs []error
-	for _, ep := range eps {
-		errs = append(errs, m.cfg.Kernel.DeleteLink(ep.HostVeth))
+	if !reap {
+		errs = append(errs, m.deleteVeths(eps))
 	}
 	errs = append(errs, m.cfg.Kernel.DeleteNetNS(sb.NetNSPath))
 	if err := errors.Join(errs...); err != nil {
@@ -391,7 +395,7 @@ func (m *Manager) teardown(sb *store.Sandbox) error {
 	crashPoint("sandbox-rm:kernel")
 	m.removeFiles(sb)
 	crashPoint("sandbox-rm:files")
-	return m.cfg.Store.Update(func(tx *store.Tx) error {
+	err := m.cfg.Store.Update(func(tx *store.Tx) error {
 		for _, ep := range eps {
 			if err := deleteEndpointTx(tx, ep); err != nil {
 				return err
@@ -399,6 +403,33 @@ func (m *Manager) teardown(sb *store.Sandbox) error {
 		}
 		return tx.DeleteSandbox(sb)
 	})
+	if !reap {
+		return err
+	}
+	if err != nil {
+		return errors.Join(err, m.deleteVeths(eps))
+	}
+	var veths []string
+	var held []heldAddr
+	for _, ep := range eps {
+		veths = append(veths, ep.HostVeth)
+		for _, a := range []netip.Addr{ep.IPv4, ep.IPv6} {
+			if a.IsValid() {
+				held = append(held, heldAddr{ep.NetworkID, a})
+			}
+		}
+	}
+	m.reap.reap(veths, held)
+	return nil
+}
+
+// deleteVeths deletes the host ends of eps (which takes the sandbox ends with them).
+func (m *Manager) deleteVeths(eps []*store.Endpoint) error {
+	var errs []error
+	for _, ep := range eps {
+		errs = append(errs, m.cfg.Kernel.DeleteLink(ep.HostVeth))
+	}
+	return errors.Join(errs...)
 }
 
 // RenameSandbox changes a sandbox's name: its DNS names, netns pin and files follow.

@@ -121,6 +121,7 @@ func probe(n int, timeout time.Duration) {
 			defer mu.Unlock()
 			if !ok {
 				failed++
+				log.Printf("probe: %s did not answer", name)
 			}
 			last = max(last, time.Since(t0))
 		}()

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,6 +59,7 @@ type daemonConfig struct {
 type daemon struct {
 	st      *store.Store
 	mgr     *netmgr.Manager
+	kern    *kernel.Linux
 	dns     *dnsd.Server
 	events  *eventHub
 	metrics *prometheus.Registry
@@ -206,9 +208,10 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 	if err != nil {
 		return nil, err // ErrLocked reads as one line: another daemon has this root
 	}
+	kern := kernel.New(log)
 	mgr := netmgr.New(netmgr.Config{
 		Store:    st,
-		Kernel:   kernel.New(log),
+		Kernel:   kern,
 		Log:      log,
 		NetNSDir: netNSDir,
 		FilesDir: filesDir,
@@ -221,8 +224,8 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 		NoDefaultICC: !cfg.ICC,
 	})
 	dns := dnsd.New(dnsd.Config{Store: st, Host: cfg.hostDNS, Log: log})
-	d := &daemon{st: st, mgr: mgr, dns: dns, events: newEventHub(), log: log, cfg: cfg,
-		metrics: newRegistry(st, nil)}
+	d := &daemon{st: st, mgr: mgr, kern: kern, dns: dns, events: newEventHub(), log: log, cfg: cfg,
+		metrics: newRegistry(st, dns.Collector())}
 	if err := d.restore(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -230,19 +233,38 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 	return d, nil
 }
 
+// restoreWorkers is how many sandboxes' DNS servers restore starts at once.
+const restoreWorkers = 8
+
 // restore replays the store into the kernel after a (re)start, then reopens the embedded
 // DNS of every sandbox that has one.
 func (d *daemon) restore(ctx context.Context) error {
 	if err := d.mgr.Restore(ctx); err != nil {
 		return fmt.Errorf("restore state: %w", err)
 	}
+	// Each server's start is mostly waiting on the kernel (a thread entering the netns, an
+	// nftables batch there), so a few run at once: with 1,000 sandboxes this is most of
+	// the time until every 127.0.0.11 answers again.
 	snap := d.st.Snapshot()
-	for _, sb := range snap.Sandboxes() {
-		if err := d.serveDNS(snap, sb); err != nil {
-			// One broken sandbox must not keep every other one from resolving.
-			d.log.Error("restore dns", "sandbox", sb.Name, "err", err)
-		}
+	work := make(chan *store.Sandbox)
+	var wg sync.WaitGroup
+	for range restoreWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for sb := range work {
+				if err := d.serveDNS(snap, sb, false); err != nil {
+					// One broken sandbox must not keep every other one from resolving.
+					d.log.Error("restore dns", "sandbox", sb.Name, "err", err)
+				}
+			}
+		}()
 	}
+	for _, sb := range snap.Sandboxes() {
+		work <- sb
+	}
+	close(work)
+	wg.Wait()
 	d.events.publish(api.Event{Type: "daemon", Action: "restart", Name: d.cfg.Root})
 	return nil
 }
@@ -250,17 +272,31 @@ func (d *daemon) restore(ctx context.Context) error {
 // serveDNS starts the embedded DNS of sb if it needs one: a sandbox with its own netns that
 // is (or was, in this daemon's life) on a user-defined network. As in Docker, the server is
 // not stopped when the last user-defined network is disconnected; it then forwards.
-// Container-mode sandboxes share the server of the sandbox whose netns they join.
-func (d *daemon) serveDNS(snap *store.Snapshot, sb *store.Sandbox) error {
+// Container-mode sandboxes share the server of the sandbox whose netns they join. fresh
+// says sb's netns was made by this request, so no client in it can have queried yet.
+func (d *daemon) serveDNS(snap *store.Snapshot, sb *store.Sandbox, fresh bool) error {
 	if sb.Mode != store.ModeBridge || !resolver.Embedded(snap, sb.ID) {
 		return nil
 	}
-	return d.dns.Serve(sb)
+	if err := d.dns.Serve(sb); err != nil || fresh {
+		return err
+	}
+	// A client that was retrying 127.0.0.11:53 on one socket while the NAT to the new
+	// ports was missing (a restart, a rename, an adopted netns) holds a conntrack entry
+	// without that NAT, refreshed by each retry: it would never be answered.
+	if err := d.kern.ForgetUDPConntrack(sb.NetNSPath, dnsService); err != nil {
+		d.log.Warn("reset dns conntrack", "sandbox", sb.Name, "err", err)
+	}
+	return nil
 }
+
+// dnsService is the embedded DNS address clients use (dnsd NATs it to its real ports).
+var dnsService = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 11}), 53)
 
 // close stops the DNS servers, then releases the state file they read.
 func (d *daemon) close() {
 	d.dns.Close()
+	d.mgr.Settle() // veths of removed sandboxes still being deleted
 	if err := d.st.Close(); err != nil {
 		d.log.Error("close state", "err", err)
 	}
@@ -274,7 +310,8 @@ func (d *daemon) createSandbox(ctx context.Context, req api.SandboxCreate) (*sto
 	if err != nil {
 		return nil, err
 	}
-	if err := d.serveDNS(d.st.Snapshot(), sb); err != nil {
+	// A netns made just now has had no client yet; an adopted one may have.
+	if err := d.serveDNS(d.st.Snapshot(), sb, sb.Adopted == ""); err != nil {
 		// Undo: a sandbox is created whole or not at all.
 		return nil, errors.Join(err, d.mgr.RemoveSandbox(ctx, sb.ID, true))
 	}
@@ -335,7 +372,7 @@ func (d *daemon) connect(ctx context.Context, netRef string, req api.NetworkConn
 		return err
 	}
 	d.events.publish(api.Event{Type: "sandbox", Action: "connect", ID: sb.ID, Name: sb.Name, Network: networkName(snap, netRef)})
-	return d.serveDNS(snap, sb)
+	return d.serveDNS(snap, sb, false)
 }
 
 func (d *daemon) disconnect(ctx context.Context, netRef string, req api.NetworkDisconnect) error {
@@ -374,7 +411,7 @@ func (d *daemon) rename(ctx context.Context, ref, name string) error {
 	}
 	d.dns.Stop(sb.ID)
 	d.events.publish(api.Event{Type: "sandbox", Action: "rename", ID: sb.ID, Name: renamed.Name, OldName: sb.Name})
-	return d.serveDNS(snap, renamed)
+	return d.serveDNS(snap, renamed, false)
 }
 
 // listenUnix listens on path with mode 0660. A socket file left by a crashed daemon is

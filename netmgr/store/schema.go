@@ -29,6 +29,9 @@ const (
 	indexSandboxLink    = "sandbox_link"    // DNS: (sandbox, link alias) -> endpoints carrying the link
 	indexIP             = "ip"              // DNS PTR: address -> endpoints
 	indexOwner          = "owner"           // IPAM release: addresses of an endpoint
+	indexContainer      = "container"       // netmgr: sandboxes sharing another's netns (container mode)
+	indexPublished      = "published"       // firewall, host-port picking: sandboxes with published ports
+	indexLinkTarget     = "link_target"     // netmgr, firewall: (lower-cased link target) -> endpoints linking to it
 )
 
 func schema() *memdb.DBSchema {
@@ -56,8 +59,12 @@ func sandboxesTable() *memdb.TableSchema {
 	return &memdb.TableSchema{
 		Name: tableSandboxes,
 		Indexes: map[string]*memdb.IndexSchema{
-			indexID:   {Name: indexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-			indexName: {Name: indexName, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name", Lowercase: true}},
+			indexID:        {Name: indexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+			indexName:      {Name: indexName, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name", Lowercase: true}},
+			indexContainer: {Name: indexContainer, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Container"}},
+			indexPublished: {Name: indexPublished, Indexer: &memdb.ConditionalIndex{Conditional: func(obj interface{}) (bool, error) {
+				return len(obj.(*Sandbox).Ports) > 0, nil
+			}}},
 		},
 	}
 }
@@ -76,6 +83,7 @@ func endpointsTable() *memdb.TableSchema {
 			indexNetworkName: {Name: indexNetworkName, AllowMissing: true, Indexer: networkNameIndexer{}},
 			indexSandboxLink: {Name: indexSandboxLink, AllowMissing: true, Indexer: sandboxLinkIndexer{}},
 			indexIP:          {Name: indexIP, AllowMissing: true, Indexer: endpointIPIndexer{}},
+			indexLinkTarget:  {Name: indexLinkTarget, AllowMissing: true, Indexer: linkTargetIndexer{}},
 		},
 	}
 }
@@ -155,6 +163,42 @@ func (sandboxLinkIndexer) FromArgs(args ...interface{}) ([]byte, error) {
 		return nil, err
 	}
 	return pairKey(a, b), nil
+}
+
+// linkTargetIndexer indexes an endpoint under each (lower-cased) target of its legacy links;
+// the empty prefix lists every endpoint that has a link (once per link).
+type linkTargetIndexer struct{}
+
+func (linkTargetIndexer) FromObject(obj interface{}) (bool, [][]byte, error) {
+	ep := obj.(*Endpoint)
+	keys := make([][]byte, 0, len(ep.Links))
+	for _, l := range ep.Links {
+		keys = append(keys, []byte(strings.ToLower(l.Target)+"\x00"))
+	}
+	return len(keys) > 0, keys, nil
+}
+
+func (linkTargetIndexer) FromArgs(args ...interface{}) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("want 1 argument, got %d", len(args))
+	}
+	s, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("want string, got %T", args[0])
+	}
+	return []byte(strings.ToLower(s) + "\x00"), nil
+}
+
+// PrefixFromArgs with "" matches every endpoint that has a link.
+func (linkTargetIndexer) PrefixFromArgs(args ...interface{}) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("want 1 argument, got %d", len(args))
+	}
+	s, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("want string, got %T", args[0])
+	}
+	return []byte(strings.ToLower(s)), nil
 }
 
 // addrKey is a fixed-width big-endian key, so iteration over a network's addresses is in

@@ -208,6 +208,39 @@ func (s *Snapshot) Sandboxes() []*Sandbox {
 	return out
 }
 
+// SandboxesSharing returns the container-mode sandboxes that share sandbox id's netns.
+func (s *Snapshot) SandboxesSharing(id string) []*Sandbox {
+	return all[Sandbox](s, tableSandboxes, indexContainer, id)
+}
+
+// PublishingSandboxes returns the sandboxes with published ports, in creation order. Served
+// by an index: the cost follows the number of such sandboxes, not of all sandboxes.
+func (s *Snapshot) PublishingSandboxes() []*Sandbox {
+	out := all[Sandbox](s, tableSandboxes, indexPublished, true)
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out
+}
+
+// EndpointsLinkingTo returns the endpoints with a legacy link whose target is name
+// (case-insensitive), ordered by ID.
+func (s *Snapshot) EndpointsLinkingTo(name string) []*Endpoint {
+	return all[Endpoint](s, tableEndpoints, indexLinkTarget, name)
+}
+
+// LinkingEndpoints returns every endpoint that has at least one legacy link, ordered by ID.
+func (s *Snapshot) LinkingEndpoints() []*Endpoint {
+	var out []*Endpoint
+	seen := map[string]bool{}
+	for _, ep := range all[Endpoint](s, tableEndpoints, indexLinkTarget+"_prefix", "") {
+		if !seen[ep.ID] {
+			seen[ep.ID] = true
+			out = append(out, ep)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
 // Endpoint returns the endpoint with this ID.
 func (s *Snapshot) Endpoint(id string) (*Endpoint, error) {
 	obj, err := s.first(tableEndpoints, indexID, id)

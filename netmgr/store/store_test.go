@@ -177,3 +177,45 @@ func TestLock(t *testing.T) {
 		t.Errorf("second Open err = %v, want ErrLocked", err)
 	}
 }
+
+// TestDependencyIndexes covers the indexes netmgr uses instead of scanning every sandbox:
+// container-mode sharers, publishing sandboxes and legacy-link dependents.
+func TestDependencyIndexes(t *testing.T) {
+	s := NewMemory()
+	n, sb, ep := fixture(t, s)
+	db := &Sandbox{ID: strings.Repeat("d", 64), Name: "DB", Mode: ModeBridge, State: StateReady, Seq: 2,
+		Ports: []Port{{Proto: "tcp", Port: 5432, HostPort: 15432}}}
+	side := &Sandbox{ID: strings.Repeat("e", 64), Name: "side", Mode: ModeContainer, Container: sb.ID, Seq: 3}
+	other := &Endpoint{ID: strings.Repeat("f", 64), NetworkID: n.ID, SandboxID: db.ID, IfName: "eth0",
+		Links: []Link{{Target: "DB", Alias: "self"}, {Target: "web"}}}
+	err := s.Update(func(tx *Tx) error {
+		for _, x := range []*Sandbox{db, side} {
+			if err := tx.PutSandbox(x); err != nil {
+				return err
+			}
+		}
+		return tx.PutEndpoint(other)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := s.Snapshot()
+	if got := snap.SandboxesSharing(sb.ID); len(got) != 1 || got[0].ID != side.ID {
+		t.Errorf("SandboxesSharing(web) = %v; want side", got)
+	}
+	if got := snap.SandboxesSharing(db.ID); len(got) != 0 {
+		t.Errorf("SandboxesSharing(db) = %v; want none", got)
+	}
+	if got := snap.PublishingSandboxes(); len(got) != 1 || got[0].ID != db.ID {
+		t.Errorf("PublishingSandboxes = %v; want db", got)
+	}
+	if got := snap.EndpointsLinkingTo("db"); len(got) != 2 || got[0].ID != ep.ID || got[1].ID != other.ID {
+		t.Errorf("EndpointsLinkingTo(db) = %v; want both endpoints", got)
+	}
+	if got := snap.EndpointsLinkingTo("WEB"); len(got) != 1 || got[0].ID != other.ID {
+		t.Errorf("EndpointsLinkingTo(WEB) = %v; want db's endpoint", got)
+	}
+	if got := snap.LinkingEndpoints(); len(got) != 2 || got[0].ID != ep.ID || got[1].ID != other.ID {
+		t.Errorf("LinkingEndpoints = %v; want both endpoints once each", got)
+	}
+}
