@@ -202,3 +202,33 @@ func decodeError(resp *http.Response) error {
 	msg, _, _ = strings.Cut(msg, "\n")
 	return &StatusError{Code: resp.StatusCode, Message: fmt.Sprintf("daemon answered %d: %s", resp.StatusCode, msg)}
 }
+
+// Events GETs the daemon's event stream at api.Version+path (newline-delimited JSON) and
+// calls fn for each event until the daemon ends it, ctx is done or fn fails.
+func (c *Client) Events(ctx context.Context, path string, fn func(api.Event) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://berth"+api.Version+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return c.connError(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return decodeError(resp)
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var ev api.Event
+		if err := dec.Decode(&ev); err != nil {
+			if errors.Is(err, io.EOF) || ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("event stream: %w", err)
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+}
