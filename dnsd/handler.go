@@ -100,6 +100,7 @@ func (h *handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			h.s.cfg.Log.Error("dns handler panic", "sandbox", h.id, "panic", v, "stack", string(debug.Stack()))
 			writeLocal(w, r, failure(r, dns.RcodeServerFailure), proto)
 			h.s.metrics.answered(qtype, dns.RcodeServerFailure, srcServfail, time.Since(start))
+			h.s.metrics.panicked()
 		}
 	}()
 

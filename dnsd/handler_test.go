@@ -184,6 +184,9 @@ func TestErrors(t *testing.T) {
 		if got.Rcode != dns.RcodeServerFailure {
 			t.Errorf("got %s; want SERVFAIL", dns.RcodeToString[got.Rcode])
 		}
+		if n := value(t, s, "berth_dns_handler_panics_total"); n != 1 {
+			t.Errorf("berth_dns_handler_panics_total = %v, want 1", n)
+		}
 		// The server still answers.
 		if got := query(t, s, "udp", question("web.", dns.TypeA)); len(got.Answer) != 1 {
 			t.Errorf("after panic: got %v; want web's address", got)

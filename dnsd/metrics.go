@@ -17,8 +17,9 @@ type Metrics struct {
 	queries   [numQtypes][numRcodes]atomic.Uint64
 	answers   [numSources]atomic.Uint64
 	latency   [2]histogram // index: latencyLocal, latencyForwarded
-	inflight  func() int   // forwards holding a slot now; read by Collect
-	mu        sync.Mutex   // guards following
+	panics    atomic.Uint64
+	inflight  func() int // forwards holding a slot now; read by Collect
+	mu        sync.Mutex // guards following
 	upstreams map[netip.AddrPort]*upstreamCounters
 }
 
@@ -151,6 +152,10 @@ func (m *Metrics) answered(qtype uint16, rcode int, src source, d time.Duration)
 // dropped counts a datagram that got no reply.
 func (m *Metrics) dropped() { m.answers[srcDropped].Add(1) }
 
+// panicked counts a handler panic turned into SERVFAIL: it should stay at zero, and an
+// alert on it finds a bug faster than the log does.
+func (m *Metrics) panicked() { m.panics.Add(1) }
+
 func (m *Metrics) upstream(addr netip.AddrPort) *upstreamCounters {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -179,13 +184,15 @@ var (
 		"Failed upstream attempts other than timeouts, by upstream and reason (network, servfail, refused).", []string{"upstream", "reason"}, nil)
 	descUpTimeouts = prometheus.NewDesc("berth_dns_upstream_timeouts_total",
 		"Upstream attempts that got no reply in time, by upstream.", []string{"upstream"}, nil)
+	descPanics = prometheus.NewDesc("berth_dns_handler_panics_total",
+		"Handler panics recovered and answered with SERVFAIL.", nil, nil)
 	descInflight = prometheus.NewDesc("berth_dns_forwards_in_flight",
 		"Forwarded queries waiting for an upstream now.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueries, descAnswers, descLatency, descUpErrors, descUpTimeouts, descInflight} {
+	for _, d := range []*prometheus.Desc{descQueries, descAnswers, descLatency, descUpErrors, descUpTimeouts, descPanics, descInflight} {
 		ch <- d
 	}
 }
@@ -236,5 +243,6 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descUpTimeouts, prometheus.CounterValue, float64(c.timeouts.Load()), a.String())
 	}
+	ch <- prometheus.MustNewConstMetric(descPanics, prometheus.CounterValue, float64(m.panics.Load()))
 	ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, float64(m.inflight()))
 }
