@@ -3,7 +3,7 @@
 # machine's own changes). Writes bench/out/MODE/ and bench/RESULTS.md (full run only).
 BENCH_BIN := bench/.bin
 
-.PHONY: bench bench-quick bench-cp bench-build bench-deps
+.PHONY: bench bench-quick bench-cp bench-restart bench-build bench-deps
 
 bench-deps:
 	@missing=""; \
@@ -22,7 +22,9 @@ bench-build:
 
 bench: deps bench-deps bench-build
 	unshare --net --mount --propagation private bench/run.sh full $(abspath $(BENCH_BIN)) $(abspath bench/out/full)
-	cp bench/out/full/RESULTS.md bench/RESULTS.md
+	@# The hand-written sections above the generated part stay; the generated part is replaced.
+	{ sed '/^# berth benchmark results (full run)$$/,$$d' bench/RESULTS.md 2>/dev/null; cat bench/out/full/RESULTS.md; } > bench/RESULTS.md.new
+	mv bench/RESULTS.md.new bench/RESULTS.md
 
 bench-quick: deps bench-deps bench-build
 	unshare --net --mount --propagation private bench/run.sh quick $(abspath $(BENCH_BIN)) $(abspath bench/out/quick)
@@ -31,3 +33,10 @@ bench-quick: deps bench-deps bench-build
 # BERTH=PATH measures another berth build with the same harness.
 bench-cp: deps bench-build
 	unshare --net --mount --propagation private bench/run.sh cp $(abspath $(BENCH_BIN)) $(abspath bench/out/cp)
+
+# bench-restart: daemon restart with RESTART_N sandboxes until every 127.0.0.11 answers,
+# RESTART_ROUNDS times (~1 min). BERTH=PATH measures another build.
+RESTART_N ?= 1000
+RESTART_ROUNDS ?= 3
+bench-restart: deps bench-build
+	unshare --net --mount --propagation private bench/restart.sh $(abspath $(BENCH_BIN)) $(RESTART_N) $(RESTART_ROUNDS)

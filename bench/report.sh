@@ -16,7 +16,14 @@ DNS: dnsperf 2.10 in sandbox \`client\`, each server on its own 127.0.0.x in the
 utime+stime from /proc/PID/stat over the run, divided by completed queries (berth's figure
 is the whole daemon). berth = through 127.0.0.11:53 and the NAT; berth-noNAT = the same
 socket on its random port. ratio = server qps / berth qps. dnsperf 2.10 reports mean and
-standard deviation of latency, not percentiles.
+standard deviation of latency, not percentiles. docker = Docker 20.10's embedded resolver
+(Debian's dockerd, started for the run by ../shared/tools/docker-oracle.sh in a namespace of
+its own), asked at 127.0.0.11:53 through its NAT rules by the same dnsperf command run in a
+container's netns (\`nsenter -t PID -n\`); its 99 names are network aliases of 3 containers,
+its forwarded names go to the same refserver -any on the bridge's gateway (the container's
+\`--dns\`); its CPU is dockerd's. Control plane: netavark = Debian's \`netavark setup\` then
+\`teardown\` of one container (a JSON network options file, a netns of its own) on a bridge
+held by a second container, timed with \`date\` around each command like berth's CLI.
 
 EOF
 awk -F'\t' '
@@ -35,6 +42,12 @@ awk -F'\t' '
       print ""
     }
   }' "$out/results.txt"
+if awk -F'\t' '$1 == "note" {f = 1} END {exit !f}' "$out/results.txt"; then
+  echo "### Peers not measured"
+  echo
+  awk -F'\t' '$1 == "note" { print "- " $2 }' "$out/results.txt"
+  echo
+fi
 echo "### Control plane"
 echo
 awk -F'\t' '$1 == "cp" { print "- " $2 (NF > 2 ? ": " $3 : "") }' "$out/results.txt"

@@ -3,15 +3,20 @@
 # bench-quick` (MODE quick) inside a private network+mount namespace (unshare --net --mount):
 # loopback and the addresses made here only, every step bounded in time.
 #
+# Peers: refserver (a minimal miekg/dns map server), rawudp, dnsmasq and aardvark-dns in the
+# client's netns; in full mode (or BENCH_DOCKER=1) Docker 20.10's embedded resolver, dockerd
+# started and stopped here through ../shared/tools/docker-oracle.sh (skipped, with a line
+# in RESULTS.md, if it cannot start); netavark setup/teardown for the control plane.
+#
 # BIN holds berth, refserver, rawudp and cplat; OUT gets the query files, raw outputs and
 # RESULTS.md. Every DNS server runs in the netns of sandbox "client", on its own 127.0.0.x
 # address; dnsperf runs there too and asks each in turn, with the same query files.
 set -euo pipefail
 mode=$1 bin=$2 out=$3
 case $mode in
-full) dur=7 nsmall=99 nbig=100 naliases=100 nlat=200 nbulk=1000 ;;
-quick) dur=2 nsmall=99 nbig=100 naliases=100 nlat=30 nbulk=200 ;;
-cp) dur=0 nsmall=99 nbig=100 naliases=100 nlat=200 nbulk=1000 ;; # the full topology, control plane only
+full) dur=7 nsmall=99 nbig=100 naliases=100 nlat=200 nbulk=1000 nnv=50 ;;
+quick) dur=2 nsmall=99 nbig=100 naliases=100 nlat=30 nbulk=200 nnv=10 ;;
+cp) dur=0 nsmall=99 nbig=100 naliases=100 nlat=200 nbulk=1000 nnv=50 ;; # the full topology, control plane only
 *) echo "usage: run.sh full|quick|cp BIN OUT" >&2; exit 2 ;;
 esac
 rm -rf "$out"; mkdir -p "$out/q" "$out/raw"
@@ -20,11 +25,30 @@ pids=() jobs=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   [ -n "${daemon:-}" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
+  docker_stop
   rm -rf "$state"
 }
 trap cleanup EXIT
+# Docker's embedded resolver, the peer: Debian's dockerd through ../shared/tools/docker-oracle.sh
+# (dockerd in a namespace of its own, below this one), started and stopped here, bounded in time.
+oracle=${DOCKER_ORACLE:-$(cd "$(dirname "$0")/../.." && pwd)/shared/tools/docker-oracle.sh}
+dockdir=$state/docker
+docker_stop() {
+  [ -n "${dockerpid:-}" ] || [ -d "$dockdir" ] || return 0
+  if [ -n "${dockerpid:-}" ]; then
+    # Containers first: dockerd would give each `sleep` its 10 s stop timeout.
+    timeout 60 docker -H "unix://$dockdir/docker.sock" rm -f dclient ds1 ds2 ds3 >/dev/null 2>&1 || true
+  fi
+  local upid
+  upid=$(cat "$dockdir/unshare.pid" 2>/dev/null || true) # = dockerd's pid (unshare execs it)
+  timeout 60 "$oracle" stop "$dockdir" >/dev/null 2>&1 || true
+  for p in $upid ${dockerpid:-}; do kill "$p" 2>/dev/null || true; done # if stop gave up on it
+  dockerpid=
+  return 0
+}
 log() { printf '%s %s\n' "$(date +%T)" "$*" | tee -a "$out/log.txt" >&2; }
 result() { printf '%s\n' "$*" | tee -a "$out/results.txt"; }
+note() { log "$*"; result "note	$*"; }
 
 for d in /run/netns /etc/netns /run/berth; do mkdir -p "$d"; mount -t tmpfs tmpfs "$d"; done
 ip link set lo up
@@ -40,6 +64,7 @@ start_daemon() {
 start_daemon
 for _ in $(seq 100); do "$berth" network ls -q >/dev/null 2>&1 && break; sleep 0.05; done
 
+log "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine shows here)"
 log "topology: network benchnet, client + $nsmall sandboxes (s1..s4 share alias pool), $nbig sandboxes with $naliases aliases each"
 "$berth" network create --subnet 10.77.0.0/16 --gateway 10.77.0.1 benchnet >/dev/null
 "$berth" sandbox create --name client --network benchnet --ip 10.77.0.2 >/dev/null
@@ -73,6 +98,7 @@ servers_dns() {
   [ -n "${dnsmasqpid:-}" ] && echo "dnsmasq 127.0.0.13 53 $dnsmasqpid"
   [ -n "${aardpid:-}" ] && echo "aardvark-dns 127.0.0.15 53 $aardpid -a 10.77.0.2"
   echo "rawudp 127.0.0.14 53 $rawpid"
+  [ -n "${dockerpid:-}" ] && echo "docker 127.0.0.11 53 $dockerpid"
 }
 
 cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -80,7 +106,8 @@ cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # perf MIX SERVER ADDR PORT PID VARIANT [dnsperf args]: one dnsperf run, one results line.
 perf() {
   local mix=$1 name=$2 addr=$3 port=$4 pid=$5 variant=$6; shift 6
-  local pin=() c0 c1 f=$out/raw/$mix.$name.$variant.txt
+  local pin=() c0 c1 f=$out/raw/$mix.$name.$variant.txt inns=(ip netns exec client)
+  [ "$name" = docker ] && inns=(nsenter -t "$dockcpid" -n) # from inside a container's netns
   if [ "$variant" = pinned ]; then
     taskset -a -p -c 0 "$pid" >/dev/null
     pin=(taskset -c 1)
@@ -88,7 +115,7 @@ perf() {
     taskset -a -p -c 0-1 "$pid" >/dev/null
   fi
   c0=$(cputicks "$pid")
-  ip netns exec client "${pin[@]}" dnsperf -s "$addr" -p "$port" -d "$q/$mix" -l "$dur" -t 2 -W "$@" > "$f" 2>&1 || true
+  "${inns[@]}" "${pin[@]}" dnsperf -s "$addr" -p "$port" -d "$q/$mix" -l "$dur" -t 2 -W "$@" > "$f" 2>&1 || true
   c1=$(cputicks "$pid")
   awk -v mix="$mix" -v name="$name" -v variant="$variant" -v ticks=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" '
     /Queries completed:/ {done=$3}
@@ -130,6 +157,39 @@ if [ -x "$aard" ]; then
 else
   log "aardvark-dns not installed: skipped"
 fi
+docker_start() {
+  if [ ! -x "$oracle" ]; then note "docker: $oracle not found: Docker's resolver skipped"; return; fi
+  log "docker: starting dockerd through $oracle (at most 120 s)"
+  if ! timeout 120 "$oracle" start "$dockdir" > "$out/raw/docker-oracle.log" 2>&1; then
+    note "docker: dockerd could not start ($(tail -n 1 "$out/raw/docker-oracle.log" 2>/dev/null)): Docker's resolver skipped"
+    cp "$dockdir/dockerd.log" "$out/raw/dockerd.log" 2>/dev/null || true
+    docker_stop; return
+  fi
+  dockerpid=$(cat "$dockdir/dockerd.pid")
+  # The same 99 names as berth's s1..s99 (network aliases of 3 containers, 33 each), a client
+  # container, and the forwarded names' upstream: refserver -any on the bridge's gateway in
+  # dockerd's netns (Docker 20.10 forwards from the container's netns to its --dns servers).
+  if docker_setup; then
+    dockcpid=$(timeout 60 docker -H "unix://$dockdir/docker.sock" inspect -f '{{.State.Pid}}' dclient)
+    log "docker: $(dockerd --version), dockerd pid $dockerpid, client container pid $dockcpid"
+  else
+    note "docker: containers could not be set up (see raw/docker-oracle.log): Docker's resolver skipped"
+    docker_stop
+  fi
+  return 0
+}
+docker_setup() {
+  local dk=(timeout 60 docker -H "unix://$dockdir/docker.sock") k i args
+  "${dk[@]}" network create --subnet 10.80.0.0/16 --gateway 10.80.0.1 dbench >/dev/null 2>>"$out/raw/docker-oracle.log" || return 1
+  nsenter -t "$dockerpid" -n "$bin/refserver" -listen 10.80.0.1:53 -any 10.9.9.9 & pids+=($!)
+  "${dk[@]}" run -d --name dclient --network dbench --dns 10.80.0.1 bb sleep 3600 >/dev/null 2>>"$out/raw/docker-oracle.log" || return 1
+  for k in 1 2 3; do
+    args=()
+    for i in $(seq $((k * 33 - 32)) $((k * 33))); do args+=(--network-alias "s$i"); done
+    "${dk[@]}" run -d --name "ds$k" --network dbench "${args[@]}" bb sleep 3600 >/dev/null 2>>"$out/raw/docker-oracle.log" || return 1
+  done
+}
+[ "$mode" = full ] || [ "${BENCH_DOCKER:-}" = 1 ] && docker_start # BENCH_DOCKER=1: in quick mode too
 sleep 0.3
 
 # The same 100 names, then 10,000 more through aliases.
@@ -138,6 +198,7 @@ run_mixes() {
   for mix in "$@"; do
     while read -r name addr port pid extra; do
       [ "$name" = rawudp ] && [[ $mix != a_* ]] && continue
+      [ "$name" = docker ] && [ "$mix" != a_100 ] && continue # Docker has the 100 names only
       # shellcheck disable=SC2086
       perf "$mix" "$name" "$addr" "$port" "$pid" "$variant" $extra
     done < <(servers_dns)
@@ -176,15 +237,16 @@ log "dns: $(wc -l < "$hosts") sandboxes, $(awk '{n += NF - 1} END {print n}' "$h
 cp "$q/a_100" "$q/a_100_with_10000"
 [ "$mode" = cp ] || run_mixes pinned a_10000 a_100_with_10000
 [ "$mode" = cp ] || log "dns: forwarded"
-[ "$mode" = cp ] || for srv in "berth 127.0.0.11 53 $daemon" "dnsmasq 127.0.0.13 53 ${dnsmasqpid:-}" "aardvark-dns 127.0.0.15 53 ${aardpid:-} -a 10.77.0.2"; do
+[ "$mode" = cp ] || for srv in "berth 127.0.0.11 53 $daemon" "dnsmasq 127.0.0.13 53 ${dnsmasqpid:-}" "aardvark-dns 127.0.0.15 53 ${aardpid:-} -a 10.77.0.2" "docker 127.0.0.11 53 ${dockerpid:-}"; do
   read -r name addr port pid extra <<< "$srv"
   [ -z "$pid" ] || [[ $pid == -* ]] && continue
   # shellcheck disable=SC2086
   perf forwarded "$name" "$addr" "$port" "$pid" pinned $extra
 done
 taskset -a -p -c 0-1 "$daemon" >/dev/null
+[ -z "${dockerpid:-}" ] || { log "docker: stopping dockerd"; docker_stop; }
 
-log "control plane"
+log "control plane (load average $(cut -d' ' -f1-3 /proc/loadavg))"
 lat=()
 for i in $(seq "$nlat"); do
   t0=$(date +%s%N)
@@ -194,7 +256,12 @@ for i in $(seq "$nlat"); do
 done
 printf '%s\n' "${lat[@]}" | sort -n | awk '{v[NR] = $1} END {
   printf "cp\tCLI sandbox create+rm (n=%d)\tp50 %.1f ms p99 %.1f ms\n", NR, v[int(NR * 0.5 + 0.5)] / 1000, v[int(NR * 0.99 + 0.5)] / 1000 }' | tee -a "$out/results.txt"
-result "cp	$("$bin/cplat" -mode lat -n "$nlat")"
+cli_p50=$(printf '%s\n' "${lat[@]}" | sort -n | awk '{v[NR] = $1} END {printf "%.3f", v[int(NR * 0.5 + 0.5)] / 1000}')
+apilat=$("$bin/cplat" -mode lat -n "$nlat")
+result "cp	$apilat"
+# ms of a Go duration as cplat prints it (µs, ms or s)
+api_p50=$(sed -n 's/.*create+rm p50 \([0-9.]*[µm]*s\).*/\1/p' <<< "$apilat" |
+  awk '{v = $1 + 0; if ($1 ~ /µs$/) v /= 1000; else if ($1 !~ /ms$/) v *= 1000; printf "%.3f", v}')
 rss() { awk '/VmRSS/ {print $2}' "/proc/$daemon/status"; }
 fds() { ls "/proc/$daemon/fd" | wc -l; }
 sb0=$("$berth" sandbox ls -q | wc -l) r0=$(rss) f0=$(fds)
@@ -211,5 +278,56 @@ probe=$("$bin/cplat" -mode probe -n "$nbulk" -timeout 30s)
 result "cp	restart with $((sb0 + nbulk)) sandboxes: $probe (from daemon exec: $((($(date +%s%N) - t0) / 1000000)) ms)"
 result "cp	$("$bin/cplat" -mode rm -n "$nbulk")"
 
+# netavark (Debian's, what podman uses), the control-plane peer: `netavark setup` and
+# `teardown` of one container on a bridge that already exists (a keeper container holds it:
+# netavark deletes a bridge whose last container goes), in this namespace too, timed like
+# berth's CLI above (date around each command). After berth's numbers: its iptables rules
+# stay in this netns.
+nvconf() { # name ip n: the network options netavark reads (podman's types::NetworkOptions)
+  cat <<JSON
+{"container_id": "$(printf '%064d' "$3")", "container_name": "$1",
+ "networks": {"nvbench": {"static_ips": ["$2"], "interface_name": "eth0"}},
+ "network_info": {"nvbench": {"name": "nvbench", "id": "$(printf 'b%063d' 1)", "driver": "bridge",
+   "network_interface": "nvbr0", "subnets": [{"subnet": "10.79.0.0/16", "gateway": "10.79.0.1"}],
+   "ipv6_enabled": false, "internal": false, "dns_enabled": false}}}
+JSON
+}
+netavark_peer() {
+  local nv=/usr/lib/podman/netavark d=$state/netavark i t0 t1 t2
+  if [ ! -x "$nv" ]; then note "netavark: $nv not installed: skipped"; return 0; fi
+  mkdir -p "$d"
+  nvconf keeper 10.79.0.2 1 > "$d/keeper.json"
+  nvconf c1 10.79.0.3 2 > "$d/c1.json"
+  ip netns add nvkeeper && ip netns add nvc1
+  if ! timeout 30 "$nv" --config "$d/cfg" -f "$d/keeper.json" setup /run/netns/nvkeeper > "$out/raw/netavark.log" 2>&1; then
+    note "netavark: setup of the keeper container failed ($(tail -n 1 "$out/raw/netavark.log")): skipped"
+    return 0
+  fi
+  : > "$d/times"
+  for i in $(seq "$nnv"); do
+    t0=$(date +%s%N)
+    timeout 30 "$nv" --config "$d/cfg" -f "$d/c1.json" setup /run/netns/nvc1 >/dev/null 2>>"$out/raw/netavark.log" || { note "netavark: setup failed: skipped"; return 0; }
+    t1=$(date +%s%N)
+    timeout 30 "$nv" --config "$d/cfg" -f "$d/c1.json" teardown /run/netns/nvc1 >/dev/null 2>>"$out/raw/netavark.log" || { note "netavark: teardown failed: skipped"; return 0; }
+    t2=$(date +%s%N)
+    echo "$(((t1 - t0) / 1000)) $(((t2 - t1) / 1000))" >> "$d/times"
+  done
+  timeout 30 "$nv" --config "$d/cfg" -f "$d/keeper.json" teardown /run/netns/nvkeeper >/dev/null 2>>"$out/raw/netavark.log" || true
+  ip netns del nvc1; ip netns del nvkeeper
+  awk -v cli="$cli_p50" -v api="$api_p50" -v ver="$("$nv" --version | awk '{print $2}')" '
+    function pct(a, n, p,   i, j, t, s) { for (i = 1; i <= n; i++) s[i] = a[i]
+      for (i = 2; i <= n; i++) { t = s[i]; for (j = i - 1; j >= 1 && s[j] > t; j--) s[j + 1] = s[j]; s[j + 1] = t }
+      return s[int(n * p / 100 + 0.5)] / 1000 }
+    { su[NR] = $1; td[NR] = $2; both[NR] = $1 + $2 }
+    END {
+      b = pct(both, NR, 50)
+      printf "cp\tnetavark %s setup+teardown of one container on an existing bridge (n=%d)\tsetup p50 %.1f ms, teardown p50 %.1f ms, setup+teardown p50 %.1f ms p99 %.1f ms\n", ver, NR, pct(su, NR, 50), pct(td, NR, 50), b, pct(both, NR, 99)
+      printf "cp\tberth create+rm p50 / netavark setup+teardown p50\tCLI %.1f / %.1f ms = %.2f (target <= 0.5); API %.1f / %.1f ms = %.2f\n", cli, b, cli / b, api, b, api / b
+    }' "$d/times" | tee -a "$out/results.txt"
+}
+log "netavark: $nnv setup+teardown"
+netavark_peer
+
+log "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 bash "$(dirname "$0")/report.sh" "$mode" "$out" > "$out/RESULTS.md"
 log "done: $out/RESULTS.md"

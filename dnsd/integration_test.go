@@ -255,7 +255,8 @@ func TestSandboxUpstream(t *testing.T) {
 	}
 }
 
-// TestReplaceNAT: a table left by an earlier daemon (other ports) is replaced, not an error.
+// TestReplaceNAT: a table left by an earlier daemon whose ports are taken now is replaced,
+// not an error.
 func TestReplaceNAT(t *testing.T) {
 	testns.Require(t)
 	nsPath, ns := sandboxNS(t, "dnsd-restart")
@@ -263,6 +264,11 @@ func TestReplaceNAT(t *testing.T) {
 	if err := ensureNAT(nsPath, 1111, 2222); err != nil {
 		t.Fatal(err)
 	}
+	taken, err := nsutil.ListenUDP(nsPath, "127.0.0.11:1111") // someone else's now
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
 	s := New(Config{Store: st, Log: testLogger(t)})
 	defer s.Close()
 	if err := s.Serve(sandboxRecord(t, st, clientID)); err != nil {
@@ -276,6 +282,49 @@ func TestReplaceNAT(t *testing.T) {
 		t.Errorf("table after replace:\n%s\nwant exactly the 4 rules of the new ports", rules)
 	}
 	t.Log("\n" + rules)
+}
+
+// TestKeepNAT: a table left by an earlier daemon (a crash, or Close) whose ports are free
+// is kept as it is and the new sockets take its ports; Close leaves it for the next run,
+// Stop removes it.
+func TestKeepNAT(t *testing.T) {
+	testns.Require(t)
+	nsPath, ns := sandboxNS(t, "dnsd-keep")
+	st := newFixture(t, nsPath)
+	if err := ensureNAT(nsPath, 1111, 2222); err != nil {
+		t.Fatal(err)
+	}
+	want := run(t, "ip", "netns", "exec", ns, "nft", "list", "table", "ip", natTable)
+	sb := sandboxRecord(t, st, clientID)
+	for round := range 2 {
+		s := New(Config{Store: st, Log: testLogger(t)})
+		kept, err := s.ServeKeptNAT(sb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !kept {
+			t.Errorf("round %d: the table of the earlier run was not kept", round)
+		}
+		udp, tcp := s.listeners(sb.ID)
+		if udp.LocalAddr().(*net.UDPAddr).Port != 1111 || tcp.Addr().(*net.TCPAddr).Port != 2222 {
+			t.Errorf("round %d: listening on %v and %v, want the table's ports 1111 and 2222", round, udp.LocalAddr(), tcp.Addr())
+		}
+		if got := dig(t, ns, "web"); got != "172.30.0.3" {
+			t.Errorf("round %d: dig web: got %q", round, got)
+		}
+		if got := run(t, "ip", "netns", "exec", ns, "nft", "list", "table", "ip", natTable); got != want {
+			t.Errorf("round %d: table changed:\n%s\nwant\n%s", round, got, want)
+		}
+		if round == 0 {
+			s.Close() // keeps the table
+			continue
+		}
+		s.Stop(sb.ID)
+		if out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "ip", natTable).CombinedOutput(); err == nil {
+			t.Errorf("after Stop the table is still there:\n%s", out)
+		}
+		s.Close()
+	}
 }
 
 // TestNSSockets: the sandbox's socket goroutine makes sockets in the sandbox's netns, starts

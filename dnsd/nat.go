@@ -1,9 +1,11 @@
 package dnsd
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -35,33 +37,105 @@ var serviceIP = [4]byte{127, 0, 0, 11}
 // An existing table (from an earlier daemon run, with other ports) is replaced in the same
 // batch, so there is no moment without a rule and no "already exists" failure (moby #45646).
 func ensureNAT(nsPath string, udpPort, tcpPort uint16) error {
-	return withConn(nsPath, func(c *nftables.Conn) error {
-		t := &nftables.Table{Name: natTable, Family: nftables.TableFamilyIPv4}
-		c.AddTable(t) // create if missing, so the delete below cannot fail
-		c.DelTable(t)
-		c.AddTable(t)
-		out := c.AddChain(&nftables.Chain{
-			Name: "output", Table: t, Type: nftables.ChainTypeNAT,
-			Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest,
-		})
-		post := c.AddChain(&nftables.Chain{
-			Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
-			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
-		})
-		for _, p := range []struct {
-			proto byte
-			port  uint16
-		}{{unix.IPPROTO_UDP, udpPort}, {unix.IPPROTO_TCP, tcpPort}} {
-			c.AddRule(&nftables.Rule{Table: t, Chain: out,
-				Exprs: natRule(expr.NATTypeDestNAT, p.proto, 16, 2, dnsPort, p.port)})
-			c.AddRule(&nftables.Rule{Table: t, Chain: post,
-				Exprs: natRule(expr.NATTypeSourceNAT, p.proto, 12, 0, p.port, dnsPort)})
-		}
-		if err := c.Flush(); err != nil {
-			return fmt.Errorf("install nftables table %s: %w", natTable, err)
-		}
-		return nil
+	return withConn(nsPath, func(c *nftables.Conn) error { return installNAT(c, udpPort, tcpPort) })
+}
+
+// installNAT is ensureNAT over a connection already in the sandbox's netns.
+func installNAT(c *nftables.Conn, udpPort, tcpPort uint16) error {
+	t := &nftables.Table{Name: natTable, Family: nftables.TableFamilyIPv4}
+	c.AddTable(t) // create if missing, so the delete below cannot fail
+	c.DelTable(t)
+	c.AddTable(t)
+	out := c.AddChain(&nftables.Chain{
+		Name: "output", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest,
 	})
+	post := c.AddChain(&nftables.Chain{
+		Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
+	})
+	for _, p := range []struct {
+		proto byte
+		port  uint16
+	}{{unix.IPPROTO_UDP, udpPort}, {unix.IPPROTO_TCP, tcpPort}} {
+		c.AddRule(&nftables.Rule{Table: t, Chain: out,
+			Exprs: natRule(expr.NATTypeDestNAT, p.proto, 16, 2, dnsPort, p.port)})
+		c.AddRule(&nftables.Rule{Table: t, Chain: post,
+			Exprs: natRule(expr.NATTypeSourceNAT, p.proto, 12, 0, p.port, dnsPort)})
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("install nftables table %s: %w", natTable, err)
+	}
+	return nil
+}
+
+// natChains are the base chains of the table installNAT makes: name, hook, priority.
+var natChains = []struct {
+	name string
+	hook nftables.ChainHook
+	prio nftables.ChainPriority
+}{
+	{"output", *nftables.ChainHookOutput, *nftables.ChainPriorityNATDest},
+	{"postrouting", *nftables.ChainHookPostrouting, *nftables.ChainPriorityNATSource},
+}
+
+// natPorts reads the table berth-dns in c's netns and returns the UDP and TCP ports it
+// redirects 127.0.0.11:53 to, if it is exactly the table installNAT makes for them (what
+// a daemon that stopped or died leaves behind). Anything else (no table, other chains or
+// rules, someone's edits) is not ok, and the caller installs the table afresh.
+func natPorts(c *nftables.Conn) (udp, tcp uint16, ok bool) {
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return 0, 0, false
+	}
+	n := 0
+	for _, ch := range chains {
+		if ch.Table == nil || ch.Table.Name != natTable {
+			continue
+		}
+		n++
+		want := -1
+		for i, w := range natChains {
+			if ch.Name == w.name {
+				want = i
+			}
+		}
+		if want < 0 || ch.Type != nftables.ChainTypeNAT || ch.Hooknum == nil || *ch.Hooknum != natChains[want].hook ||
+			ch.Priority == nil || *ch.Priority != natChains[want].prio {
+			return 0, 0, false
+		}
+	}
+	if n != len(natChains) {
+		return 0, 0, false
+	}
+	t := &nftables.Table{Name: natTable, Family: nftables.TableFamilyIPv4}
+	out, err := c.GetRules(t, &nftables.Chain{Name: "output", Table: t})
+	if err != nil || len(out) != 2 {
+		return 0, 0, false
+	}
+	var ports [2]uint16
+	for i, r := range out {
+		if len(r.Exprs) != 9 {
+			return 0, 0, false
+		}
+		imm, ok := r.Exprs[7].(*expr.Immediate)
+		if !ok || len(imm.Data) != 2 {
+			return 0, 0, false
+		}
+		ports[i] = binary.BigEndian.Uint16(imm.Data)
+	}
+	post, err := c.GetRules(t, &nftables.Chain{Name: "postrouting", Table: t})
+	if err != nil || len(post) != 2 {
+		return 0, 0, false
+	}
+	for i, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+		if ports[i] == 0 ||
+			!reflect.DeepEqual(out[i].Exprs, natRule(expr.NATTypeDestNAT, proto, 16, 2, dnsPort, ports[i])) ||
+			!reflect.DeepEqual(post[i].Exprs, natRule(expr.NATTypeSourceNAT, proto, 12, 0, ports[i], dnsPort)) {
+			return 0, 0, false
+		}
+	}
+	return ports[0], ports[1], true
 }
 
 // natRule matches 127.0.0.11 at addrOff of the IPv4 header, proto, and match at portOff

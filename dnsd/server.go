@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -156,11 +157,12 @@ type sandbox struct {
 	ready  chan struct{} // closed when start finished; err then tells how
 	err    error
 
-	udp    *net.UDPConn     // good until stop
-	tcp    *net.TCPListener // good until stop
-	udpSrv *udpServer
-	tcpSrv *dns.Server
-	cancel context.CancelFunc // cancels in-flight forwards
+	udp     *net.UDPConn     // good until stop
+	tcp     *net.TCPListener // good until stop
+	natKept bool             // start found the NAT table of an earlier run leading to its ports
+	udpSrv  *udpServer
+	tcpSrv  *dns.Server
+	cancel  context.CancelFunc // cancels in-flight forwards
 }
 
 // ErrClosed is returned by Serve after Close.
@@ -174,19 +176,29 @@ var errNoNetNS = errors.New("sandbox has no netns path")
 // both servers are reading, so the first query after it is answered. Serving an already
 // served sandbox is a no-op.
 func (s *Server) Serve(sb *store.Sandbox) error {
+	_, err := s.ServeKeptNAT(sb)
+	return err
+}
+
+// ServeKeptNAT is Serve that also reports whether this call found, in sb's netns, the NAT
+// table of an earlier daemon run leading to ports it could bind again, and so left the
+// table untouched: conntrack entries made by clients while no daemon ran then already
+// translate to the new sockets. false when it installed the table (or sb was already
+// served, or on error).
+func (s *Server) ServeKeptNAT(sb *store.Sandbox) (natKept bool, err error) {
 	if sb.NetNSPath == "" {
 		// Never bind 127.0.0.11 or install NAT in the daemon's own netns.
-		return fmt.Errorf("serve dns in sandbox %q: %w", sb.Name, errNoNetNS)
+		return false, fmt.Errorf("serve dns in sandbox %q: %w", sb.Name, errNoNetNS)
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return ErrClosed
+		return false, ErrClosed
 	}
 	if e, ok := s.sbs[sb.ID]; ok {
 		s.mu.Unlock()
 		<-e.ready
-		return e.err
+		return false, e.err
 	}
 	e := &sandbox{id: sb.ID, nsPath: sb.NetNSPath, ready: make(chan struct{})}
 	s.sbs[sb.ID] = e
@@ -202,25 +214,20 @@ func (s *Server) Serve(sb *store.Sandbox) error {
 		e.err = fmt.Errorf("serve dns in sandbox %q: %w", sb.Name, e.err)
 	}
 	close(e.ready)
-	return e.err
+	return e.natKept && e.err == nil, e.err
 }
 
 // start opens the sockets, installs the NAT and starts both servers.
 func (s *Server) start(e *sandbox) (err error) {
-	if e.udp, err = nsutil.ListenUDP(e.nsPath, serviceAddr+":0"); err != nil {
-		return err
-	}
-	if e.tcp, err = nsutil.ListenTCP(e.nsPath, serviceAddr+":0"); err != nil {
-		e.udp.Close()
+	// One thread enters the netns once for all of it (sockets, nftables), instead of one
+	// setns round trip per socket and one more for the netlink connection.
+	err = nsutil.Do(e.nsPath, e.listen)
+	if err != nil {
+		e.closeSockets() // made, but the thread could not switch back
 		return err
 	}
 	udpPort := uint16(e.udp.LocalAddr().(*net.UDPAddr).Port)
 	tcpPort := uint16(e.tcp.Addr().(*net.TCPAddr).Port)
-	if err := ensureNAT(e.nsPath, udpPort, tcpPort); err != nil {
-		e.udp.Close()
-		e.tcp.Close()
-		return err
-	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
@@ -240,8 +247,59 @@ func (s *Server) start(e *sandbox) (err error) {
 		}
 	}()
 	<-started // ActivateAndServe only fails before NotifyStartedFunc on a bad listener
-	s.cfg.Log.Info("dns serving", "sandbox", e.id, "udp", udpPort, "tcp", tcpPort)
+	s.cfg.Log.Info("dns serving", "sandbox", e.id, "udp", udpPort, "tcp", tcpPort, "nat_kept", e.natKept)
 	return nil
+}
+
+// listen runs on a thread inside the sandbox's netns. It opens the UDP and TCP sockets on
+// 127.0.0.11 and makes the NAT table lead to them. A table left by an earlier daemon run
+// (stopped or killed: Stop removes it, a dead daemon cannot) is kept as it is when its
+// ports can be bound again: no nftables change, and conntrack entries that clients made
+// while the daemon was down already carry the right translation. Otherwise the sockets
+// take random ports and the table is replaced in one batch, as always.
+func (e *sandbox) listen() error {
+	c, err := nftables.New(nftables.AsLasting())
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	defer c.CloseLasting()
+	if udpPort, tcpPort, ok := natPorts(c); ok {
+		e.udp, _ = net.ListenUDP("udp", &net.UDPAddr{IP: serviceIP[:], Port: int(udpPort)})
+		if e.udp != nil {
+			e.tcp, _ = net.ListenTCP("tcp", &net.TCPAddr{IP: serviceIP[:], Port: int(tcpPort)})
+		}
+		if e.udp != nil && e.tcp != nil {
+			e.natKept = true
+			return nil
+		}
+		e.closeSockets() // a port is taken now: start over on random ones
+	}
+	if e.udp, err = net.ListenUDP("udp", &net.UDPAddr{IP: serviceIP[:]}); err != nil {
+		return fmt.Errorf("listen udp %s:0 in netns %q: %w", serviceAddr, e.nsPath, err)
+	}
+	if e.tcp, err = net.ListenTCP("tcp", &net.TCPAddr{IP: serviceIP[:]}); err != nil {
+		e.closeSockets()
+		return fmt.Errorf("listen tcp %s:0 in netns %q: %w", serviceAddr, e.nsPath, err)
+	}
+	udpPort := uint16(e.udp.LocalAddr().(*net.UDPAddr).Port)
+	tcpPort := uint16(e.tcp.Addr().(*net.TCPAddr).Port)
+	if err := installNAT(c, udpPort, tcpPort); err != nil {
+		e.closeSockets()
+		return err
+	}
+	return nil
+}
+
+// closeSockets closes whatever listen opened and forgets it.
+func (e *sandbox) closeSockets() {
+	if e.udp != nil {
+		e.udp.Close()
+		e.udp = nil
+	}
+	if e.tcp != nil {
+		e.tcp.Close()
+		e.tcp = nil
+	}
 }
 
 // Stop stops the embedded DNS of a sandbox: closes its sockets and removes the NAT table if
@@ -252,11 +310,12 @@ func (s *Server) Stop(sandboxID string) {
 	delete(s.sbs, sandboxID)
 	s.mu.Unlock()
 	if ok {
-		s.stop(e)
+		s.stop(e, false)
 	}
 }
 
-func (s *Server) stop(e *sandbox) {
+// stop closes e's sockets and servers, and removes its NAT table unless keepNAT.
+func (s *Server) stop(e *sandbox, keepNAT bool) {
 	<-e.ready
 	if e.err != nil {
 		return
@@ -267,13 +326,21 @@ func (s *Server) stop(e *sandbox) {
 	e.udpSrv.stop(stopWait) // closes the socket at once, then waits for handlers
 	_ = e.tcpSrv.ShutdownContext(ctx)
 	e.h.close()
+	if keepNAT {
+		s.cfg.Log.Info("dns stopped", "sandbox", e.id, "nat", "kept")
+		return
+	}
 	if err := deleteNAT(e.nsPath); err != nil {
 		s.cfg.Log.Warn("remove dns nat", "sandbox", e.id, "err", err)
 	}
 	s.cfg.Log.Info("dns stopped", "sandbox", e.id)
 }
 
-// Close stops every sandbox's server; Serve fails afterwards.
+// Close stops every sandbox's server; Serve fails afterwards. The NAT tables stay in the
+// sandboxes' netns, as after a crash (Docker's live-restore keeps its rules the same way):
+// the next daemon's Serve finds each one, binds its ports again and changes no rule, so
+// a client retrying across the restart is answered as soon as the socket is back, and
+// never meets a table being installed (see ServeKeptNAT).
 func (s *Server) Close() {
 	s.mu.Lock()
 	s.closed = true
@@ -283,7 +350,7 @@ func (s *Server) Close() {
 	var wg sync.WaitGroup
 	for _, e := range sbs {
 		wg.Add(1)
-		go func() { defer wg.Done(); s.stop(e) }()
+		go func() { defer wg.Done(); s.stop(e, true) }()
 	}
 	wg.Wait()
 	s.relay.close()

@@ -1,7 +1,9 @@
 package netmgr
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,7 +30,12 @@ func (m *Manager) fileDirs(sb *store.Sandbox) []string {
 
 // writeFiles renders and writes both files of sb.
 func (m *Manager) writeFiles(snap *store.Snapshot, sb *store.Sandbox) error {
-	host := m.cfg.HostDNS()
+	return m.writeFilesHost(snap, sb, m.cfg.HostDNS())
+}
+
+// writeFilesHost is writeFiles with the daemon's DNS view already read (restore reads it
+// once for every sandbox). A file that already has the content is left alone.
+func (m *Manager) writeFilesHost(snap *store.Snapshot, sb *store.Sandbox, host resolver.HostConfig) error {
 	content := map[string][]byte{
 		"resolv.conf": resolver.ResolvConf(snap, sb.ID, host),
 		"hosts":       resolver.Hosts(snap, sb.ID),
@@ -46,16 +53,32 @@ func (m *Manager) writeFiles(snap *store.Snapshot, sb *store.Sandbox) error {
 	return nil
 }
 
+// writeInPlace makes the file at path hold data, keeping its inode. A file that already
+// holds exactly data is not written (nor its mtime changed): a restart rewrites nothing.
 func writeInPlace(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
+	if sameContent(f, data) {
+		return f.Close()
+	}
+	if err := f.Truncate(0); err != nil {
+		f.Close()
+		return fmt.Errorf("truncate %s: %w", path, err)
+	}
+	if _, err := f.WriteAt(data, 0); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return f.Close()
+}
+
+// sameContent reports whether f, read from its start, is exactly data.
+func sameContent(f *os.File, data []byte) bool {
+	buf := make([]byte, len(data)+1) // one more: a longer file differs
+	n, err := io.ReadFull(f, buf)
+	return (err == io.ErrUnexpectedEOF || err == io.EOF) && bytes.Equal(buf[:n], data)
 }
 
 func (m *Manager) removeFiles(sb *store.Sandbox) {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"berth/netmgr/store"
@@ -52,11 +54,7 @@ func (m *Manager) Restore(ctx context.Context) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	snap = m.cfg.Store.Snapshot()
-	for _, sb := range snap.Sandboxes() {
-		if err := m.writeFiles(snap, sb); err != nil {
-			m.cfg.Log.Warn("write sandbox files", "sandbox", sb.Name, "err", err)
-		}
-	}
+	m.restoreFiles(snap)
 	m.cfg.Log.Info("state restored", "networks", len(snap.Networks()), "sandboxes", len(snap.Sandboxes()))
 	return nil
 }
@@ -178,4 +176,29 @@ func fileID(path string) ([2]uint64, bool) {
 		return [2]uint64{}, false
 	}
 	return [2]uint64{uint64(st.Dev), st.Ino}, true
+}
+
+// restoreFileWorkers is how many sandboxes' files restoreFiles writes at once.
+const restoreFileWorkers = 4
+
+// restoreFiles brings every sandbox's files up to date with the records: the daemon's DNS
+// view is read once, files that already have the content are left alone (after a plain
+// restart that is all of them), and a few sandboxes are done at once.
+func (m *Manager) restoreFiles(snap *store.Snapshot) {
+	host := m.cfg.HostDNS()
+	sbs := snap.Sandboxes()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(restoreFileWorkers, len(sbs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(sbs); i = int(next.Add(1) - 1) {
+				if err := m.writeFilesHost(snap, sbs[i], host); err != nil {
+					m.cfg.Log.Warn("write sandbox files", "sandbox", sbs[i].Name, "err", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

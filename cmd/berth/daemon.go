@@ -242,20 +242,28 @@ func (d *daemon) restore(ctx context.Context) error {
 	if err := d.mgr.Restore(ctx); err != nil {
 		return fmt.Errorf("restore state: %w", err)
 	}
-	// Each server's start is mostly waiting on the kernel (a thread entering the netns, an
-	// nftables batch there), so a few run at once: with 1,000 sandboxes this is most of
-	// the time until every 127.0.0.11 answers again.
+	// Each server's start is mostly waiting on the kernel (a thread entering the netns,
+	// nftables there), so a few run at once: with 1,000 sandboxes this is most of the time
+	// until every 127.0.0.11 answers again.
 	snap := d.st.Snapshot()
 	work := make(chan *store.Sandbox)
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var kept []*store.Sandbox // NAT table of the last run kept: conntrack reset can wait
 	for range restoreWorkers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for sb := range work {
-				if err := d.serveDNS(snap, sb, false); err != nil {
+				ok, err := d.restoreDNS(snap, sb)
+				if err != nil {
 					// One broken sandbox must not keep every other one from resolving.
 					d.log.Error("restore dns", "sandbox", sb.Name, "err", err)
+				}
+				if ok {
+					mu.Lock()
+					kept = append(kept, sb)
+					mu.Unlock()
 				}
 			}
 		}()
@@ -265,8 +273,48 @@ func (d *daemon) restore(ctx context.Context) error {
 	}
 	close(work)
 	wg.Wait()
+	if len(kept) > 0 {
+		go d.forgetDNSConntrack(kept)
+	}
 	d.events.publish(api.Event{Type: "daemon", Action: "restart", Name: d.cfg.Root})
 	return nil
+}
+
+// restoreDNS is serveDNS for a sandbox of the last run. Its netns usually still holds the
+// NAT table that run installed; dnsd then binds the same ports again and leaves the table
+// as it is, so the conntrack entries of clients that retried while no daemon ran already
+// lead to the new sockets, and their reset (a walk of the whole conntrack hash, shared by
+// all netns: 2-4 ms each, most of a restart's time with 1,000 sandboxes) can wait until
+// every sandbox answers again: kept reports that. Otherwise the table was (re)installed
+// and the reset is done at once, as serveDNS does.
+func (d *daemon) restoreDNS(snap *store.Snapshot, sb *store.Sandbox) (kept bool, err error) {
+	if sb.Mode != store.ModeBridge || !resolver.Embedded(snap, sb.ID) {
+		return false, nil
+	}
+	kept, err = d.dns.ServeKeptNAT(sb)
+	if err != nil || kept {
+		return kept, err
+	}
+	if err := d.kern.ForgetUDPConntrack(sb.NetNSPath, dnsService); err != nil {
+		d.log.Warn("reset dns conntrack", "sandbox", sb.Name, "err", err)
+	}
+	return false, nil
+}
+
+// forgetDNSConntrack resets the 127.0.0.11:53 conntrack entries of sandboxes whose NAT
+// table restore kept, one at a time in the background. Entries made while the table was
+// in place translate correctly and would do no harm; this is for a crash of the last run
+// between installing a table and resetting its entries, which leaves entries with no or
+// an older translation that a retrying client keeps alive.
+func (d *daemon) forgetDNSConntrack(sbs []*store.Sandbox) {
+	for _, sb := range sbs {
+		if err := d.kern.ForgetUDPConntrack(sb.NetNSPath, dnsService); err != nil {
+			if _, gone := d.st.Snapshot().Sandbox(sb.ID); gone != nil {
+				continue // removed meanwhile: its netns went with it
+			}
+			d.log.Warn("reset dns conntrack", "sandbox", sb.Name, "err", err)
+		}
+	}
 }
 
 // serveDNS starts the embedded DNS of sb if it needs one: a sandbox with its own netns that

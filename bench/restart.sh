@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# restart.sh BIN N ROUNDS: daemon restart time with N sandboxes, ROUNDS times, run by `make
+# bench-restart` inside a private network+mount namespace (unshare --net --mount). One
+# daemon creates N sandboxes (cplat -mode bulk, network bulknet of its own); then, ROUNDS
+# times: SIGTERM, wait, start the daemon again and run `cplat -mode probe` (a UDP socket per
+# sandbox retrying 127.0.0.11:53 every 20 ms) until every sandbox answers. BERTH=PATH
+# measures another build with the same harness; PERF=1 records `perf record -a -g` over
+# the last round into /tmp/berth-restart.perf.
+set -euo pipefail
+bin=$1 n=$2 rounds=${3:-3}
+berth=${BERTH:-$bin/berth}
+state=$(mktemp -d /tmp/berth-restart.XXXXXX)
+for d in /run/netns /etc/netns /run/berth; do mkdir -p "$d"; mount -t tmpfs tmpfs "$d"; done
+ip link set lo up
+printf 'nameserver 127.0.0.53\n' > "$state/resolv.conf"
+start() {
+  "$berth" daemon --root "$state/root" --resolv-conf "$state/resolv.conf" --log-level error 2>>"$state/daemon.log" &
+  daemon=$!
+}
+cleanup() {
+  [ -n "${perfpid:-}" ] && kill "$perfpid" 2>/dev/null
+  [ -n "${daemon:-}" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
+  rm -rf "$state"
+}
+trap cleanup EXIT
+start
+for _ in $(seq 100); do "$berth" network ls -q >/dev/null 2>&1 && break; sleep 0.05; done
+"$berth" network create --subnet 10.78.0.0/16 bulknet >/dev/null
+echo "build $berth; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+"$bin/cplat" -mode bulk -n "$n" -network bulknet
+for r in $(seq "$rounds"); do
+  kill "$daemon"; wait "$daemon" || true
+  if [ -n "${PERF:-}" ] && [ "$r" = "$rounds" ]; then
+    perf record -a -g -o /tmp/berth-restart.perf -- sleep 5 >/dev/null 2>&1 & perfpid=$!
+    sleep 0.3
+  fi
+  t0=$(date +%s%N)
+  start
+  p=$("$bin/cplat" -mode probe -n "$n" -timeout 30s)
+  echo "round $r: $p (from daemon exec: $((($(date +%s%N) - t0) / 1000000)) ms)"
+done
+[ -z "${perfpid:-}" ] || { wait "$perfpid" || true; perfpid=; }
