@@ -102,9 +102,11 @@ type Server struct {
 	// upstreams lists where a sandbox's unknown names go; tests replace it.
 	upstreams func(snap *store.Snapshot, sandboxID string) []resolver.Upstream
 
-	mu     sync.Mutex // guards following
-	sbs    map[string]*sandbox
-	closed bool
+	mu        sync.Mutex // guards following
+	sbs       map[string]*sandbox
+	closed    bool
+	pending   []*sandbox // served on a kept NAT table, conntrack reset still to do
+	resetting bool       // a goroutine is working through pending
 }
 
 // New returns a Server that serves nothing until Serve is called.
@@ -157,12 +159,13 @@ type sandbox struct {
 	ready  chan struct{} // closed when start finished; err then tells how
 	err    error
 
-	udp     *net.UDPConn     // good until stop
-	tcp     *net.TCPListener // good until stop
-	natKept bool             // start found the NAT table of an earlier run leading to its ports
-	udpSrv  *udpServer
-	tcpSrv  *dns.Server
-	cancel  context.CancelFunc // cancels in-flight forwards
+	udp      *net.UDPConn     // good until stop
+	tcp      *net.TCPListener // good until stop
+	natKept  bool             // start found the NAT table of an earlier run leading to its ports
+	resetErr error            // the conntrack reset after installing the table failed (logged)
+	udpSrv   *udpServer
+	tcpSrv   *dns.Server
+	cancel   context.CancelFunc // cancels in-flight forwards
 }
 
 // ErrClosed is returned by Serve after Close.
@@ -171,34 +174,24 @@ var ErrClosed = errors.New("dns server closed")
 // errNoNetNS refuses a sandbox without a netns of its own (host mode).
 var errNoNetNS = errors.New("sandbox has no netns path")
 
-// Serve starts the embedded DNS of sb: UDP and TCP sockets on 127.0.0.11 random ports
-// inside sb.NetNSPath, the NAT from 127.0.0.11:53 to them, and the servers. It returns once
-// both servers are reading, so the first query after it is answered. Serving an already
-// served sandbox is a no-op.
+// Serve starts the embedded DNS of sb: UDP and TCP sockets on 127.0.0.11 inside
+// sb.NetNSPath, the NAT from 127.0.0.11:53 to them, and the servers. It returns once both
+// servers are reading, so the first query after it is answered. Serving an already served
+// sandbox is a no-op.
 func (s *Server) Serve(sb *store.Sandbox) error {
-	_, err := s.ServeKeptNAT(sb)
-	return err
-}
-
-// ServeKeptNAT is Serve that also reports whether this call found, in sb's netns, the NAT
-// table of an earlier daemon run leading to ports it could bind again, and so left the
-// table untouched: conntrack entries made by clients while no daemon ran then already
-// translate to the new sockets. false when it installed the table (or sb was already
-// served, or on error).
-func (s *Server) ServeKeptNAT(sb *store.Sandbox) (natKept bool, err error) {
 	if sb.NetNSPath == "" {
 		// Never bind 127.0.0.11 or install NAT in the daemon's own netns.
-		return false, fmt.Errorf("serve dns in sandbox %q: %w", sb.Name, errNoNetNS)
+		return fmt.Errorf("serve dns in sandbox %q: %w", sb.Name, errNoNetNS)
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return false, ErrClosed
+		return ErrClosed
 	}
 	if e, ok := s.sbs[sb.ID]; ok {
 		s.mu.Unlock()
 		<-e.ready
-		return false, e.err
+		return e.err
 	}
 	e := &sandbox{id: sb.ID, nsPath: sb.NetNSPath, ready: make(chan struct{})}
 	s.sbs[sb.ID] = e
@@ -214,7 +207,46 @@ func (s *Server) ServeKeptNAT(sb *store.Sandbox) (natKept bool, err error) {
 		e.err = fmt.Errorf("serve dns in sandbox %q: %w", sb.Name, e.err)
 	}
 	close(e.ready)
-	return e.natKept && e.err == nil, e.err
+	if e.err == nil && e.natKept {
+		s.queueReset(e)
+	}
+	return e.err
+}
+
+// queueReset schedules the conntrack reset of a sandbox served on the NAT table of an
+// earlier run. Entries made while that table was in place translate correctly; the reset
+// is for a crash of the earlier run between installing a table and resetting its entries.
+// It walks the conntrack hash all netns share (2-4 ms each, most of a restart's time with
+// 1,000 sandboxes), so one goroutine does them after the servers answer, one at a time.
+func (s *Server) queueReset(e *sandbox) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending = append(s.pending, e)
+	if !s.resetting {
+		s.resetting = true
+		go s.resetPending()
+	}
+}
+
+func (s *Server) resetPending() {
+	for {
+		s.mu.Lock()
+		if len(s.pending) == 0 || s.closed {
+			s.pending, s.resetting = nil, false
+			s.mu.Unlock()
+			return
+		}
+		e := s.pending[0]
+		s.pending = s.pending[1:]
+		live := s.sbs[e.id] == e
+		s.mu.Unlock()
+		if !live {
+			continue // stopped meanwhile: its netns may be gone
+		}
+		if err := nsutil.Do(e.nsPath, forgetConntrack); err != nil {
+			s.cfg.Log.Warn("reset dns conntrack", "sandbox", e.id, "err", err)
+		}
+	}
 }
 
 // start opens the sockets, installs the NAT and starts both servers.
@@ -247,6 +279,9 @@ func (s *Server) start(e *sandbox) (err error) {
 		}
 	}()
 	<-started // ActivateAndServe only fails before NotifyStartedFunc on a bad listener
+	if e.resetErr != nil {
+		s.cfg.Log.Warn("reset dns conntrack", "sandbox", e.id, "err", e.resetErr)
+	}
 	s.cfg.Log.Info("dns serving", "sandbox", e.id, "udp", udpPort, "tcp", tcpPort, "nat_kept", e.natKept)
 	return nil
 }
@@ -287,6 +322,10 @@ func (e *sandbox) listen() error {
 		e.closeSockets()
 		return err
 	}
+	// Still on the thread inside the netns: a client that retried while there was no
+	// table (a restart, a rename, an adopted netns) must not keep an untranslated entry.
+	// Best effort: the server works without it, only such a client stays unanswered.
+	e.resetErr = forgetConntrack()
 	return nil
 }
 
@@ -340,7 +379,7 @@ func (s *Server) stop(e *sandbox, keepNAT bool) {
 // sandboxes' netns, as after a crash (Docker's live-restore keeps its rules the same way):
 // the next daemon's Serve finds each one, binds its ports again and changes no rule, so
 // a client retrying across the restart is answered as soon as the socket is back, and
-// never meets a table being installed (see ServeKeptNAT).
+// never meets a table being installed (see sandbox.listen).
 func (s *Server) Close() {
 	s.mu.Lock()
 	s.closed = true

@@ -59,7 +59,6 @@ type daemonConfig struct {
 type daemon struct {
 	st      *store.Store
 	mgr     *netmgr.Manager
-	kern    *kernel.Linux
 	dns     *dnsd.Server
 	events  *eventHub
 	metrics *prometheus.Registry
@@ -208,10 +207,9 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 	if err != nil {
 		return nil, err // ErrLocked reads as one line: another daemon has this root
 	}
-	kern := kernel.New(log)
 	mgr := netmgr.New(netmgr.Config{
 		Store:    st,
-		Kernel:   kern,
+		Kernel:   kernel.New(log),
 		Log:      log,
 		NetNSDir: netNSDir,
 		FilesDir: filesDir,
@@ -224,7 +222,7 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 		NoDefaultICC: !cfg.ICC,
 	})
 	dns := dnsd.New(dnsd.Config{Store: st, Host: cfg.hostDNS, Log: log})
-	d := &daemon{st: st, mgr: mgr, kern: kern, dns: dns, events: newEventHub(), log: log, cfg: cfg,
+	d := &daemon{st: st, mgr: mgr, dns: dns, events: newEventHub(), log: log, cfg: cfg,
 		metrics: newRegistry(st, dns.Collector())}
 	if err := d.restore(ctx); err != nil {
 		st.Close()
@@ -248,22 +246,14 @@ func (d *daemon) restore(ctx context.Context) error {
 	snap := d.st.Snapshot()
 	work := make(chan *store.Sandbox)
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var kept []*store.Sandbox // NAT table of the last run kept: conntrack reset can wait
 	for range restoreWorkers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for sb := range work {
-				ok, err := d.restoreDNS(snap, sb)
-				if err != nil {
+				if err := d.serveDNS(snap, sb); err != nil {
 					// One broken sandbox must not keep every other one from resolving.
 					d.log.Error("restore dns", "sandbox", sb.Name, "err", err)
-				}
-				if ok {
-					mu.Lock()
-					kept = append(kept, sb)
-					mu.Unlock()
 				}
 			}
 		}()
@@ -273,73 +263,20 @@ func (d *daemon) restore(ctx context.Context) error {
 	}
 	close(work)
 	wg.Wait()
-	if len(kept) > 0 {
-		go d.forgetDNSConntrack(kept)
-	}
 	d.events.publish(api.Event{Type: "daemon", Action: "restart", Name: d.cfg.Root})
 	return nil
-}
-
-// restoreDNS is serveDNS for a sandbox of the last run. Its netns usually still holds the
-// NAT table that run installed; dnsd then binds the same ports again and leaves the table
-// as it is, so the conntrack entries of clients that retried while no daemon ran already
-// lead to the new sockets, and their reset (a walk of the whole conntrack hash, shared by
-// all netns: 2-4 ms each, most of a restart's time with 1,000 sandboxes) can wait until
-// every sandbox answers again: kept reports that. Otherwise the table was (re)installed
-// and the reset is done at once, as serveDNS does.
-func (d *daemon) restoreDNS(snap *store.Snapshot, sb *store.Sandbox) (kept bool, err error) {
-	if sb.Mode != store.ModeBridge || !resolver.Embedded(snap, sb.ID) {
-		return false, nil
-	}
-	kept, err = d.dns.ServeKeptNAT(sb)
-	if err != nil || kept {
-		return kept, err
-	}
-	if err := d.kern.ForgetUDPConntrack(sb.NetNSPath, dnsService); err != nil {
-		d.log.Warn("reset dns conntrack", "sandbox", sb.Name, "err", err)
-	}
-	return false, nil
-}
-
-// forgetDNSConntrack resets the 127.0.0.11:53 conntrack entries of sandboxes whose NAT
-// table restore kept, one at a time in the background. Entries made while the table was
-// in place translate correctly and would do no harm; this is for a crash of the last run
-// between installing a table and resetting its entries, which leaves entries with no or
-// an older translation that a retrying client keeps alive.
-func (d *daemon) forgetDNSConntrack(sbs []*store.Sandbox) {
-	for _, sb := range sbs {
-		if err := d.kern.ForgetUDPConntrack(sb.NetNSPath, dnsService); err != nil {
-			if _, gone := d.st.Snapshot().Sandbox(sb.ID); gone != nil {
-				continue // removed meanwhile: its netns went with it
-			}
-			d.log.Warn("reset dns conntrack", "sandbox", sb.Name, "err", err)
-		}
-	}
 }
 
 // serveDNS starts the embedded DNS of sb if it needs one: a sandbox with its own netns that
 // is (or was, in this daemon's life) on a user-defined network. As in Docker, the server is
 // not stopped when the last user-defined network is disconnected; it then forwards.
-// Container-mode sandboxes share the server of the sandbox whose netns they join. fresh
-// says sb's netns was made by this request, so no client in it can have queried yet.
-func (d *daemon) serveDNS(snap *store.Snapshot, sb *store.Sandbox, fresh bool) error {
+// Container-mode sandboxes share the server of the sandbox whose netns they join.
+func (d *daemon) serveDNS(snap *store.Snapshot, sb *store.Sandbox) error {
 	if sb.Mode != store.ModeBridge || !resolver.Embedded(snap, sb.ID) {
 		return nil
 	}
-	if err := d.dns.Serve(sb); err != nil || fresh {
-		return err
-	}
-	// A client that was retrying 127.0.0.11:53 on one socket while the NAT to the new
-	// ports was missing (a restart, a rename, an adopted netns) holds a conntrack entry
-	// without that NAT, refreshed by each retry: it would never be answered.
-	if err := d.kern.ForgetUDPConntrack(sb.NetNSPath, dnsService); err != nil {
-		d.log.Warn("reset dns conntrack", "sandbox", sb.Name, "err", err)
-	}
-	return nil
+	return d.dns.Serve(sb)
 }
-
-// dnsService is the embedded DNS address clients use (dnsd NATs it to its real ports).
-var dnsService = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 11}), 53)
 
 // close stops the DNS servers, then releases the state file they read.
 func (d *daemon) close() {
@@ -358,8 +295,7 @@ func (d *daemon) createSandbox(ctx context.Context, req api.SandboxCreate) (*sto
 	if err != nil {
 		return nil, err
 	}
-	// A netns made just now has had no client yet; an adopted one may have.
-	if err := d.serveDNS(d.st.Snapshot(), sb, sb.Adopted == ""); err != nil {
+	if err := d.serveDNS(d.st.Snapshot(), sb); err != nil {
 		// Undo: a sandbox is created whole or not at all.
 		return nil, errors.Join(err, d.mgr.RemoveSandbox(ctx, sb.ID, true))
 	}
@@ -420,7 +356,7 @@ func (d *daemon) connect(ctx context.Context, netRef string, req api.NetworkConn
 		return err
 	}
 	d.events.publish(api.Event{Type: "sandbox", Action: "connect", ID: sb.ID, Name: sb.Name, Network: networkName(snap, netRef)})
-	return d.serveDNS(snap, sb, false)
+	return d.serveDNS(snap, sb)
 }
 
 func (d *daemon) disconnect(ctx context.Context, netRef string, req api.NetworkDisconnect) error {
@@ -459,7 +395,7 @@ func (d *daemon) rename(ctx context.Context, ref, name string) error {
 	}
 	d.dns.Stop(sb.ID)
 	d.events.publish(api.Event{Type: "sandbox", Action: "rename", ID: sb.ID, Name: renamed.Name, OldName: sb.Name})
-	return d.serveDNS(snap, renamed, false)
+	return d.serveDNS(snap, renamed)
 }
 
 // listenUnix listens on path with mode 0660. A socket file left by a crashed daemon is
