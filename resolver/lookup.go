@@ -136,12 +136,8 @@ func lookupName(snap *store.Snapshot, sbID, qname string, qtype uint16, dst []ne
 	if name == "" {
 		return Result{}
 	}
-	sb, ok := effective(snap, sbID)
-	if !ok {
-		return Result{}
-	}
 	var buf [maxScoped]scoped
-	scope := dnsScope(snap, sb, buf[:0])
+	scope := querierScope(snap, sbID, buf[:0])
 	if len(scope) == 0 {
 		return Result{}
 	}

@@ -22,12 +22,8 @@ func lookupPTR(snap *store.Snapshot, sbID, qname string) Result {
 	if !ok {
 		return Result{}
 	}
-	sb, ok := effective(snap, sbID)
-	if !ok {
-		return Result{}
-	}
 	var buf [maxScoped]scoped
-	scope := dnsScope(snap, sb, buf[:0])
+	scope := querierScope(snap, sbID, buf[:0])
 	if len(scope) == 0 {
 		return Result{}
 	}

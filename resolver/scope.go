@@ -28,6 +28,16 @@ func effective(snap *store.Snapshot, sbID string) (*store.Sandbox, bool) {
 	return sb, sb != nil
 }
 
+// querierScope is dnsScope of the sandbox whose view sbID resolves with (itself, or the one
+// it shares a netns with); nothing if it does not exist.
+func querierScope(snap *store.Snapshot, sbID string, buf []scoped) []scoped {
+	sb, ok := effective(snap, sbID)
+	if !ok {
+		return buf
+	}
+	return dnsScope(snap, sb, buf)
+}
+
 // dnsScope appends to buf the endpoints of sb that take part in DNS (those on user-defined
 // networks), in Docker's order (less). buf is the caller's stack buffer.
 func dnsScope(snap *store.Snapshot, sb *store.Sandbox, buf []scoped) []scoped {
