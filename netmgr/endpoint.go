@@ -225,11 +225,11 @@ func (m *Manager) Connect(ctx context.Context, netRef string, req api.NetworkCon
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	snap := m.cfg.Store.Snapshot()
-	n, err := networkByRef(snap, netRef)
+	n, err := NetworkByRef(snap, netRef)
 	if err != nil {
 		return err
 	}
-	sb, err := sandboxByRef(snap, req.Sandbox)
+	sb, err := SandboxByRef(snap, req.Sandbox)
 	if err != nil {
 		return err
 	}
@@ -291,11 +291,11 @@ func (m *Manager) Disconnect(ctx context.Context, netRef string, req api.Network
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	snap := m.cfg.Store.Snapshot()
-	n, err := networkByRef(snap, netRef)
+	n, err := NetworkByRef(snap, netRef)
 	if err != nil {
 		return err
 	}
-	sb, err := sandboxByRef(snap, req.Sandbox)
+	sb, err := SandboxByRef(snap, req.Sandbox)
 	if err != nil {
 		return err
 	}

@@ -40,40 +40,6 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// networkByRef finds a network by name (case-insensitive), full ID or unique ID prefix.
-func networkByRef(snap *store.Snapshot, ref string) (*store.Network, error) {
-	if n, err := snap.NetworkByName(ref); err == nil {
-		return n, nil
-	}
-	if n, err := snap.Network(ref); err == nil {
-		return n, nil
-	}
-	var found *store.Network
-	if len(ref) >= 1 && isHex(ref) {
-		for _, n := range snap.Networks() {
-			if len(n.ID) >= len(ref) && n.ID[:len(ref)] == ref {
-				if found != nil {
-					return nil, invalid("network", ref, "ambiguous id prefix")
-				}
-				found = n
-			}
-		}
-	}
-	if found == nil {
-		return nil, fmt.Errorf("network %q: %w", ref, store.ErrNotFound)
-	}
-	return found, nil
-}
-
-func isHex(s string) bool {
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 // CreateNetwork validates req, records the network and creates its bridge.
 func (m *Manager) CreateNetwork(ctx context.Context, req api.NetworkCreate) (*store.Network, error) {
 	m.mu.Lock()
@@ -339,7 +305,7 @@ func (m *Manager) RemoveNetwork(ctx context.Context, ref string) error {
 
 func (m *Manager) removeNetworkLocked(ref string) error {
 	snap := m.cfg.Store.Snapshot()
-	n, err := networkByRef(snap, ref)
+	n, err := NetworkByRef(snap, ref)
 	if err != nil {
 		return err
 	}

@@ -202,3 +202,12 @@ func (m *Manager) restoreFiles(snap *store.Snapshot) {
 	}
 	wg.Wait()
 }
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -18,31 +18,6 @@ import (
 	"berth/netmgr/store"
 )
 
-// sandboxByRef finds a sandbox by name (case-insensitive), full ID or unique ID prefix.
-func sandboxByRef(snap *store.Snapshot, ref string) (*store.Sandbox, error) {
-	if sb, err := snap.SandboxByName(strings.TrimPrefix(ref, "/")); err == nil {
-		return sb, nil
-	}
-	if sb, err := snap.Sandbox(ref); err == nil {
-		return sb, nil
-	}
-	var found *store.Sandbox
-	if ref != "" && isHex(ref) {
-		for _, sb := range snap.Sandboxes() {
-			if strings.HasPrefix(sb.ID, ref) {
-				if found != nil {
-					return nil, invalid("sandbox", ref, "ambiguous id prefix")
-				}
-				found = sb
-			}
-		}
-	}
-	if found == nil {
-		return nil, fmt.Errorf("sandbox %q: %w", ref, store.ErrNotFound)
-	}
-	return found, nil
-}
-
 // sandboxPlan is a validated create request.
 type sandboxPlan struct {
 	sb       *store.Sandbox
@@ -204,7 +179,7 @@ func (m *Manager) planSandbox(snap *store.Snapshot, req api.SandboxCreate) (*san
 		if _, _, special := specialMode(ref); special {
 			return nil, invalid("network", ref, "cannot be combined with other networks")
 		}
-		n, err := networkByRef(snap, ref)
+		n, err := NetworkByRef(snap, ref)
 		if err != nil {
 			return nil, err
 		}
@@ -250,7 +225,7 @@ func (m *Manager) planSpecial(snap *store.Snapshot, p *sandboxPlan, nets []strin
 	}
 	p.sb.Mode = mode
 	if mode == store.ModeContainer {
-		target, err := sandboxByRef(snap, arg)
+		target, err := SandboxByRef(snap, arg)
 		if err != nil {
 			return invalid("network", nets[0], "no such sandbox %q", arg)
 		}
@@ -353,7 +328,7 @@ func (m *Manager) RemoveSandbox(ctx context.Context, ref string, force bool) err
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	snap := m.cfg.Store.Snapshot()
-	sb, err := sandboxByRef(snap, ref)
+	sb, err := SandboxByRef(snap, ref)
 	if err != nil {
 		return err
 	}
@@ -437,7 +412,7 @@ func (m *Manager) RenameSandbox(ctx context.Context, ref, newName string) error 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	snap := m.cfg.Store.Snapshot()
-	sb, err := sandboxByRef(snap, ref)
+	sb, err := SandboxByRef(snap, ref)
 	if err != nil {
 		return err
 	}

@@ -312,7 +312,7 @@ func (d *daemon) createNetwork(ctx context.Context, req api.NetworkCreate) (*sto
 }
 
 func (d *daemon) removeNetwork(ctx context.Context, ref string) error {
-	n, err := findNetwork(d.st.Snapshot(), ref)
+	n, err := netmgr.NetworkByRef(d.st.Snapshot(), ref)
 	if err != nil {
 		return err
 	}
@@ -332,7 +332,7 @@ func (d *daemon) pruneNetworks(ctx context.Context) ([]string, error) {
 }
 
 func (d *daemon) removeSandbox(ctx context.Context, ref string, force bool) error {
-	sb, err := findSandbox(d.st.Snapshot(), ref)
+	sb, err := netmgr.SandboxByRef(d.st.Snapshot(), ref)
 	if err != nil {
 		return err
 	}
@@ -351,7 +351,7 @@ func (d *daemon) connect(ctx context.Context, netRef string, req api.NetworkConn
 		return err
 	}
 	snap := d.st.Snapshot()
-	sb, err := findSandbox(snap, req.Sandbox)
+	sb, err := netmgr.SandboxByRef(snap, req.Sandbox)
 	if err != nil {
 		return err
 	}
@@ -364,7 +364,7 @@ func (d *daemon) disconnect(ctx context.Context, netRef string, req api.NetworkD
 	if err := d.mgr.Disconnect(ctx, netRef, req); err != nil {
 		return err
 	}
-	if sb, err := findSandbox(snap, req.Sandbox); err == nil {
+	if sb, err := netmgr.SandboxByRef(snap, req.Sandbox); err == nil {
 		d.events.publish(api.Event{Type: "sandbox", Action: "disconnect", ID: sb.ID, Name: sb.Name, Network: networkName(snap, netRef)})
 	}
 	return nil
@@ -372,14 +372,14 @@ func (d *daemon) disconnect(ctx context.Context, netRef string, req api.NetworkD
 
 // networkName is the name of the network ref names, for events.
 func networkName(snap *store.Snapshot, ref string) string {
-	if n, err := findNetwork(snap, ref); err == nil {
+	if n, err := netmgr.NetworkByRef(snap, ref); err == nil {
 		return n.Name
 	}
 	return ref
 }
 
 func (d *daemon) rename(ctx context.Context, ref, name string) error {
-	sb, err := findSandbox(d.st.Snapshot(), ref)
+	sb, err := netmgr.SandboxByRef(d.st.Snapshot(), ref)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"berth/api"
+	"berth/netmgr"
 )
 
 // `berth dns query SANDBOX NAME [TYPE]` shows what a sandbox would get from 127.0.0.11 and
@@ -60,7 +61,7 @@ func newDNSCmd(o *globalOpts) *cobra.Command {
 
 // dnsQuery serves GET /v1/sandboxes/{ref}/dns.
 func (s *server) dnsQuery(w http.ResponseWriter, r *http.Request) {
-	sb, err := findSandbox(s.d.st.Snapshot(), r.PathValue("ref"))
+	sb, err := netmgr.SandboxByRef(s.d.st.Snapshot(), r.PathValue("ref"))
 	if err != nil {
 		writeError(w, err)
 		return

@@ -87,7 +87,7 @@ func (s *server) listNetworks(w http.ResponseWriter, _ *http.Request) {
 
 func (s *server) getNetwork(w http.ResponseWriter, r *http.Request) {
 	snap := s.d.st.Snapshot()
-	n, err := findNetwork(snap, r.PathValue("ref"))
+	n, err := netmgr.NetworkByRef(snap, r.PathValue("ref"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -147,7 +147,7 @@ func (s *server) listSandboxes(w http.ResponseWriter, _ *http.Request) {
 
 func (s *server) getSandbox(w http.ResponseWriter, r *http.Request) {
 	snap := s.d.st.Snapshot()
-	sb, err := findSandbox(snap, r.PathValue("ref"))
+	sb, err := netmgr.SandboxByRef(snap, r.PathValue("ref"))
 	if err != nil {
 		writeError(w, err)
 		return

@@ -25,7 +25,7 @@ func TestWriteErrorStatus(t *testing.T) {
 		{"invalid", fmt.Errorf("create network: %w", &netmgr.InvalidError{Field: "subnet", Value: "x", Reason: "bad"}), 400},
 		{"request", &requestError{"empty"}, 400},
 		{"not found", fmt.Errorf("network %q: %w", "x", store.ErrNotFound), 404},
-		{"not found view", &notFoundError{"sandbox", "x"}, 404},
+		{"not found view", refNotFound(), 404},
 		{"conflict", fmt.Errorf("name: %w", store.ErrConflict), 409},
 		{"other", errors.New("netlink: operation not permitted\nsecond line"), 500},
 	} {
@@ -162,4 +162,10 @@ func TestRoutes(t *testing.T) {
 			t.Errorf("%s %s: got %d; want %d", tc.method, tc.path, w.Code, tc.want)
 		}
 	}
+}
+
+// refNotFound is the error a read gets for a reference that names nothing.
+func refNotFound() error {
+	_, err := netmgr.SandboxByRef(store.NewMemory().Snapshot(), "x")
+	return err
 }
