@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // The durable encoding lives in this file only: one bbolt bucket per table, JSON values keyed
@@ -35,7 +36,7 @@ func openDisk(path string) (*disk, error) {
 	// The flock bbolt takes is our "one daemon per state dir" guard; a short timeout turns a
 	// second daemon into a fast, clear failure instead of a hang.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 200 * time.Millisecond})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open state %s: %w", path, ErrLocked)
 	}
 	if err != nil {
