@@ -17,7 +17,7 @@ bench-deps:
 	fi
 
 bench-build:
-	$(GO) build -o $(BENCH_BIN)/berth ./cmd/berth
+	CGO_ENABLED=0 $(GO) build -o $(BENCH_BIN)/berth ./cmd/berth
 	$(GO) build -o $(BENCH_BIN)/ ./bench/refserver ./bench/rawudp ./bench/cplat
 
 bench: deps bench-deps bench-build
