@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 
 	"berth/internal/nsutil"
@@ -368,4 +369,84 @@ func (s *Server) natKept(sandboxID string) bool {
 	}
 	<-e.ready
 	return e.natKept && e.err == nil
+}
+
+// TestUDPBurst: many clients send many queries at once, so the reader takes them several
+// per recvmmsg and answers several per sendmmsg. Every reply must reach the socket that
+// asked, carry its ID and question, and answer it; malformed datagrams in the burst are
+// dropped or answered alone and do not disturb the others.
+func TestUDPBurst(t *testing.T) {
+	testns.Require(t)
+	nsPath, _ := sandboxNS(t, "dnsd-burst")
+	st := newFixture(t, nsPath)
+	s := newTestServer(t, st, Config{}) // no debug log: that takes the general path
+	if err := s.Serve(sandboxRecord(t, st, clientID)); err != nil {
+		t.Fatal(err)
+	}
+	// 128 queries in flight: within the server socket's default receive buffer (208 KiB
+	// holds ~200 small datagrams; a longer burst is dropped by the kernel, as for any UDP
+	// server, and the client retries).
+	const clients, perClient = 8, 16
+	names := []struct{ name, want string }{{"web.", "172.30.0.3"}, {"WWW.", "172.30.0.3"}, {"client.", "172.30.0.2"}, {"web.n1.", "172.30.0.3"}}
+	conns := make([]*net.UDPConn, clients)
+	for c := range conns {
+		conn, err := nsutil.ListenUDP(nsPath, "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetReadBuffer(1 << 20)
+		conns[c] = conn
+	}
+	server := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 11), Port: 53}
+	// All queries first, replies afterwards: the server's socket queue fills up.
+	for i := range perClient {
+		for c, conn := range conns {
+			m := question(names[(i+c)%len(names)].name, dns.TypeA)
+			m.Id = uint16(c<<8 | i)
+			b, err := m.Pack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.WriteToUDP(b, server); err != nil {
+				t.Fatal(err)
+			}
+			if i%8 == 0 {
+				conn.WriteToUDP([]byte{1, 2, 3}, server) // too short: no reply
+			}
+		}
+	}
+	for c, conn := range conns {
+		got := map[uint16]bool{}
+		buf := make([]byte, 1024)
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for len(got) < perClient {
+			n, err := conn.Read(buf)
+			if err != nil {
+				var missing []int
+				for i := range perClient {
+					if !got[uint16(c<<8|i)] {
+						missing = append(missing, i)
+					}
+				}
+				t.Fatalf("client %d: %d of %d replies (missing %v), then %v", c, len(got), perClient, missing, err)
+			}
+			r := new(dns.Msg)
+			if err := r.Unpack(buf[:n]); err != nil {
+				t.Fatalf("client %d: reply does not unpack: %v", c, err)
+			}
+			i := int(r.Id & 0xFF)
+			if int(r.Id>>8) != c || i >= perClient || got[r.Id] {
+				t.Fatalf("client %d got reply ID %#x: not one of its queries, or twice", c, r.Id)
+			}
+			got[r.Id] = true
+			want := names[(i+c)%len(names)]
+			if len(r.Question) != 1 || r.Question[0].Name != want.name {
+				t.Fatalf("client %d reply %d: question %v; want %s", c, i, r.Question, want.name)
+			}
+			if len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != want.want {
+				t.Fatalf("client %d reply %d (%s): answer %v; want %s", c, i, want.name, r.Answer, want.want)
+			}
+		}
+	}
 }

@@ -10,11 +10,14 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
 )
 
-// udpServer serves one sandbox's UDP socket with a single reader goroutine. Queries for
-// names the resolver owns are answered inline from reused buffers (fast.go), with no
-// goroutine, lock or allocation per query. Plain queries for other names go to the relay
+// udpServer serves one sandbox's UDP socket with a single reader goroutine, which takes
+// the queued datagrams in batches (recvmmsg) and sends the batch's local answers together
+// (sendmmsg). Queries for names the resolver owns are answered inline from reused buffers
+// (fast.go), with no goroutine or lock per query (the batch read allocates each sender's
+// address). Plain queries for other names go to the relay
 // (relay.go) when an inflight slot is free at once; the relay answers the client itself.
 // Everything else (malformed or unusual messages, debug logging, a full inflight limit)
 // is copied and handed to a goroutine that takes the general path: miekg's header checks
@@ -52,13 +55,28 @@ func (u *udpServer) stop(wait time.Duration) {
 // any reply to noise can be used for amplification).
 const minQuery = 12
 
-// read is the reader loop. It owns buf and the fast path's scratch space.
+// readBatch is how many datagrams one recvmmsg takes at most, and how many replies one
+// sendmmsg sends. Under load a socket holds many queries (a stub resolver sends A and AAAA
+// together; a busy sandbox more): taking them in one system call each way costs less than
+// a recvfrom and a sendto per query. With one datagram waiting it is one of each, as before.
+const readBatch = 16
+
+// read is the reader loop. It owns the buffers and the fast path's scratch space.
 func (u *udpServer) read() {
 	defer u.wg.Done()
-	buf := make([]byte, udpReadSize)
+	pc := ipv4.NewPacketConn(u.conn)
+	in := make([]ipv4.Message, readBatch)
+	out := make([]ipv4.Message, 0, readBatch)
+	replies := make([][]byte, readBatch) // out[i]'s reply; the fast path reuses one scratch
+	starts := make([]time.Time, readBatch)
+	qtypes := make([]uint16, readBatch)
+	for i := range in {
+		in[i].Buffers = [][]byte{make([]byte, udpReadSize)}
+		replies[i] = make([]byte, 0, 512)
+	}
 	var sc scratch
 	for {
-		n, from, err := u.conn.ReadFromUDPAddrPort(buf)
+		n, err := pc.ReadBatch(in, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -68,25 +86,54 @@ func (u *udpServer) read() {
 			time.Sleep(time.Millisecond)
 			continue
 		}
-		if n < minQuery {
-			u.h.s.metrics.dropped()
-			continue
-		}
-		start := time.Now()
-		reply, v, q := u.h.classify(buf[:n], &sc)
-		switch v {
-		case answered:
-			_, _ = u.conn.WriteToUDPAddrPort(reply, from)
-			u.h.s.metrics.answered(q.qtype, 0, srcLocal, time.Since(start))
-			continue
-		case toRelay:
-			if u.forward(buf[:n], q, from) {
+		out = out[:0]
+		for i := range n {
+			pkt := in[i].Buffers[0][:in[i].N]
+			from, ok := in[i].Addr.(*net.UDPAddr)
+			if !ok || len(pkt) < minQuery {
+				u.h.s.metrics.dropped()
 				continue
 			}
+			start := time.Now()
+			reply, v, q := u.h.classify(pkt, &sc)
+			switch v {
+			case answered:
+				k := len(out)
+				replies[k] = append(replies[k][:0], reply...)
+				starts[k], qtypes[k] = start, q.qtype
+				out = append(out, ipv4.Message{Buffers: [][]byte{replies[k]}, Addr: from})
+				continue
+			case toRelay:
+				if u.forward(pkt, q, from.AddrPort()) {
+					continue
+				}
+			}
+			pkt = append([]byte(nil), pkt...)
+			u.wg.Add(1) // the reader's own count is held, so this never races with Wait at zero
+			go u.general(pkt, from.AddrPort())
 		}
-		pkt := append([]byte(nil), buf[:n]...)
-		u.wg.Add(1) // the reader's own count is held, so this never races with Wait at zero
-		go u.general(pkt, from)
+		u.send(pc, out)
+		done := time.Now()
+		for k := range out {
+			u.h.s.metrics.answered(qtypes[k], 0, srcLocal, done.Sub(starts[k]))
+		}
+	}
+}
+
+// send writes the replies in msgs with as few sendmmsg calls as the kernel allows. A reply
+// the kernel refuses (a full socket buffer, rare on loopback) is dropped, as one sendto
+// failing was: the client retries.
+func (u *udpServer) send(pc *ipv4.PacketConn, msgs []ipv4.Message) {
+	for len(msgs) > 0 {
+		n, err := pc.WriteBatch(msgs, 0)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			u.h.s.cfg.Log.Debug("dns udp write", "sandbox", u.h.id, "err", err)
+			n = max(n, 1) // skip the one that failed
+		}
+		msgs = msgs[n:]
 	}
 }
 
