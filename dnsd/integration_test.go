@@ -450,3 +450,39 @@ func TestUDPBurst(t *testing.T) {
 		}
 	}
 }
+
+// TestStopNameReused: a sandbox is removed (its netns pin deleted) and a new one takes its
+// name, so its netns is pinned at the same path, before the old server is stopped. Stopping
+// the old server must leave the new sandbox's NAT table alone.
+func TestStopNameReused(t *testing.T) {
+	testns.Require(t)
+	const ns = "dnsd-reuse"
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	nsPath := "/run/netns/" + ns
+	st := newFixture(t, nsPath) // client and web both name nsPath
+	s := newTestServer(t, st, Config{Log: testLogger(t)})
+	if err := s.Serve(sandboxRecord(t, st, clientID)); err != nil {
+		t.Fatal(err)
+	}
+	// The old sandbox goes (its server still runs, holding the old netns), a new one
+	// comes with the same name.
+	run(t, "ip", "netns", "del", ns)
+	run(t, "ip", "netns", "add", ns)
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	if err := s.Serve(sandboxRecord(t, st, webID)); err != nil {
+		t.Fatal(err)
+	}
+	s.Stop(clientID)
+	if got := run(t, "ip", "netns", "exec", ns, "nft", "list", "tables"); got != "table ip "+natTable {
+		t.Errorf("tables in the new netns after stopping the old server: %q; want the new server's", got)
+	}
+	if got := dig(t, ns, "web"); got != "172.30.0.3" {
+		t.Errorf("dig web in the new netns after stopping the old server: %q", got)
+	}
+	s.Stop(webID)
+	if got := run(t, "ip", "netns", "exec", ns, "nft", "list", "tables"); got != "" {
+		t.Errorf("tables after stopping the new server: %q; want none", got)
+	}
+}

@@ -2,23 +2,25 @@ package dnsd
 
 import (
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus"
+
+	"berth/internal/promtext"
 )
 
 // Metrics counts what the embedded DNS of every sandbox answers, for Prometheus. The query
 // paths only add to atomic counters indexed by small enums (the UDP fast path stays free of
-// allocations and locks); label values, sums and histograms are built in Collect.
+// allocations and locks); label values, sums and histograms are built in WriteMetrics.
 type Metrics struct {
 	queries   [numQtypes][numRcodes]atomic.Uint64
 	answers   [numSources]atomic.Uint64
 	latency   [2]histogram // index: latencyLocal, latencyForwarded
 	panics    atomic.Uint64
-	inflight  func() int // forwards holding a slot now; read by Collect
+	inflight  func() int // forwards holding a slot now; read by WriteMetrics
 	mu        sync.Mutex // guards following
 	upstreams map[netip.AddrPort]*upstreamCounters
 }
@@ -173,33 +175,58 @@ func (m *Metrics) upstreamError(addr netip.AddrPort, reason int) {
 
 func (m *Metrics) upstreamTimeout(addr netip.AddrPort) { m.upstream(addr).timeouts.Add(1) }
 
-var (
-	descQueries = prometheus.NewDesc("berth_dns_queries_total",
-		"DNS replies sent by the embedded DNS servers, by query type and response code.", []string{"qtype", "rcode"}, nil)
-	descAnswers = prometheus.NewDesc("berth_dns_answers_total",
-		"DNS queries by where the answer came from (local, forwarded, refused, servfail, malformed, dropped).", []string{"source"}, nil)
-	descLatency = prometheus.NewDesc("berth_dns_duration_seconds",
-		"Time from reading a query to writing its reply, for names answered locally and names forwarded.", []string{"source"}, nil)
-	descUpErrors = prometheus.NewDesc("berth_dns_upstream_errors_total",
-		"Failed upstream attempts other than timeouts, by upstream and reason (network, servfail, refused).", []string{"upstream", "reason"}, nil)
-	descUpTimeouts = prometheus.NewDesc("berth_dns_upstream_timeouts_total",
-		"Upstream attempts that got no reply in time, by upstream.", []string{"upstream"}, nil)
-	descPanics = prometheus.NewDesc("berth_dns_handler_panics_total",
-		"Handler panics recovered and answered with SERVFAIL.", nil, nil)
-	descInflight = prometheus.NewDesc("berth_dns_forwards_in_flight",
-		"Forwarded queries waiting for an upstream now.", nil, nil)
+// Names and help texts of the metric families, in the order WriteMetrics writes them.
+const (
+	nameAnswers = "berth_dns_answers_total"
+	helpAnswers = "DNS queries by where the answer came from (local, forwarded, refused, servfail, malformed, dropped)."
+
+	nameLatency = "berth_dns_duration_seconds"
+	helpLatency = "Time from reading a query to writing its reply, for names answered locally and names forwarded."
+
+	nameInflight = "berth_dns_forwards_in_flight"
+	helpInflight = "Forwarded queries waiting for an upstream now."
+
+	namePanics = "berth_dns_handler_panics_total"
+	helpPanics = "Handler panics recovered and answered with SERVFAIL."
+
+	nameQueries = "berth_dns_queries_total"
+	helpQueries = "DNS replies sent by the embedded DNS servers, by query type and response code."
+
+	nameUpErrors = "berth_dns_upstream_errors_total"
+	helpUpErrors = "Failed upstream attempts other than timeouts, by upstream and reason (network, servfail, refused)."
+
+	nameUpTimeouts = "berth_dns_upstream_timeouts_total"
+	helpUpTimeouts = "Upstream attempts that got no reply in time, by upstream."
 )
 
-// Describe implements prometheus.Collector.
-func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueries, descAnswers, descLatency, descUpErrors, descUpTimeouts, descPanics, descInflight} {
-		ch <- d
+// WriteMetrics writes the metrics in the Prometheus text format, families in name order.
+// Counters never seen are left out, except the answer sources, which are always there.
+func (m *Metrics) WriteMetrics(w *promtext.Writer) {
+	for i := range m.answers {
+		w.Header(nameAnswers, helpAnswers, promtext.Counter)
+		w.Sample(nameAnswers, float64(m.answers[i].Load()), "source", sourceNames[i])
 	}
-}
 
-// Collect implements prometheus.Collector. Counters never seen are left out, except the
-// answer sources, which are always there.
-func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	var bounds [len(latencyBuckets)]float64
+	for i, le := range latencyBuckets {
+		bounds[i] = le.Seconds()
+	}
+	for i, label := range [...]string{latencyLocal: "local", latencyForwarded: "forwarded"} {
+		h := &m.latency[i]
+		var counts [len(h.counts)]uint64
+		for b := range h.counts {
+			counts[b] = h.counts[b].Load()
+		}
+		w.Header(nameLatency, helpLatency, promtext.Histogram)
+		w.Histogram(nameLatency, bounds[:], counts[:], time.Duration(h.sum.Load()).Seconds(), "source", label)
+	}
+
+	w.Header(nameInflight, helpInflight, promtext.Gauge)
+	w.Sample(nameInflight, float64(m.inflight()))
+
+	w.Header(namePanics, helpPanics, promtext.Counter)
+	w.Sample(namePanics, float64(m.panics.Load()))
+
 	for qi := range m.queries {
 		qt := "other"
 		if qi < len(qtypes) {
@@ -211,38 +238,33 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 				rc = dns.RcodeToString[rcodes[ri]]
 			}
 			if v := m.queries[qi][ri].Load(); v > 0 {
-				ch <- prometheus.MustNewConstMetric(descQueries, prometheus.CounterValue, float64(v), qt, rc)
+				w.Header(nameQueries, helpQueries, promtext.Counter)
+				w.Sample(nameQueries, float64(v), "qtype", qt, "rcode", rc)
 			}
 		}
 	}
-	for i := range m.answers {
-		ch <- prometheus.MustNewConstMetric(descAnswers, prometheus.CounterValue, float64(m.answers[i].Load()), sourceNames[i])
-	}
-	for i, label := range []string{"local", "forwarded"} {
-		h := &m.latency[i]
-		buckets := make(map[float64]uint64, len(latencyBuckets))
-		var cum uint64
-		for b, le := range latencyBuckets {
-			cum += h.counts[b].Load()
-			buckets[le.Seconds()] = cum
-		}
-		cum += h.counts[len(latencyBuckets)].Load()
-		ch <- prometheus.MustNewConstHistogram(descLatency, cum, time.Duration(h.sum.Load()).Seconds(), buckets, label)
+
+	type upstream struct {
+		addr netip.AddrPort
+		c    *upstreamCounters
 	}
 	m.mu.Lock()
-	ups := make(map[netip.AddrPort]*upstreamCounters, len(m.upstreams))
+	ups := make([]upstream, 0, len(m.upstreams))
 	for a, c := range m.upstreams {
-		ups[a] = c
+		ups = append(ups, upstream{a, c})
 	}
 	m.mu.Unlock()
-	for a, c := range ups {
-		for r := range c.errors {
-			if v := c.errors[r].Load(); v > 0 {
-				ch <- prometheus.MustNewConstMetric(descUpErrors, prometheus.CounterValue, float64(v), a.String(), upErrNames[r])
+	slices.SortFunc(ups, func(a, b upstream) int { return a.addr.Compare(b.addr) })
+	for _, u := range ups {
+		for r := range u.c.errors {
+			if v := u.c.errors[r].Load(); v > 0 {
+				w.Header(nameUpErrors, helpUpErrors, promtext.Counter)
+				w.Sample(nameUpErrors, float64(v), "reason", upErrNames[r], "upstream", u.addr.String())
 			}
 		}
-		ch <- prometheus.MustNewConstMetric(descUpTimeouts, prometheus.CounterValue, float64(c.timeouts.Load()), a.String())
 	}
-	ch <- prometheus.MustNewConstMetric(descPanics, prometheus.CounterValue, float64(m.panics.Load()))
-	ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, float64(m.inflight()))
+	for _, u := range ups {
+		w.Header(nameUpTimeouts, helpUpTimeouts, promtext.Counter)
+		w.Sample(nameUpTimeouts, float64(u.c.timeouts.Load()), "upstream", u.addr.String())
+	}
 }

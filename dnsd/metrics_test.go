@@ -5,14 +5,19 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"berth/internal/promtext"
 )
 
 // TestMetrics: queries through a served UDP socket (fast path, relay, general path) and
@@ -105,14 +110,29 @@ func TestMetrics(t *testing.T) {
 	if sum := value(t, s, `berth_dns_duration_seconds_sum{source="forwarded"}`); sum < 0.2 {
 		t.Errorf("forwarded latency sum %v s; want at least 0.2", sum)
 	}
-	reg := prometheus.NewPedanticRegistry() // checks descriptions against what Collect sends
-	reg.MustRegister(s.Collector())
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	text := metricsText(t, s)
+	if problems, err := promlint.New(strings.NewReader(text)).Lint(); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v\n%s", problems, err, text)
 	}
-	if problems, err := promlint.NewWithMetricFamilies(mfs).Lint(); err != nil || len(problems) > 0 {
-		t.Errorf("lint: %v %v", problems, err)
+	// Every family has its help and type, and the histograms all their buckets.
+	mfs := parseMetrics(t, s)
+	for name, typ := range map[string]dto.MetricType{
+		"berth_dns_queries_total":           dto.MetricType_COUNTER,
+		"berth_dns_answers_total":           dto.MetricType_COUNTER,
+		"berth_dns_duration_seconds":        dto.MetricType_HISTOGRAM,
+		"berth_dns_upstream_errors_total":   dto.MetricType_COUNTER,
+		"berth_dns_upstream_timeouts_total": dto.MetricType_COUNTER,
+		"berth_dns_handler_panics_total":    dto.MetricType_COUNTER,
+		"berth_dns_forwards_in_flight":      dto.MetricType_GAUGE,
+	} {
+		if mf := mfs[name]; mf == nil || mf.GetType() != typ || mf.GetHelp() == "" {
+			t.Errorf("%s: %v; want type %v with help", name, mf, typ)
+		}
+	}
+	for _, m := range mfs["berth_dns_duration_seconds"].GetMetric() {
+		if n := len(m.GetHistogram().GetBucket()); n != len(latencyBuckets)+1 {
+			t.Errorf("histogram %v: %d buckets; want %d", m.GetLabel(), n, len(latencyBuckets)+1)
+		}
 	}
 }
 
@@ -177,23 +197,43 @@ func TestFastMetricsNoAllocs(t *testing.T) {
 	}
 }
 
-// value is the sample of s's metrics written as series in the text format (labels in name
-// order, as Prometheus sorts them; a histogram's _count, _sum and _bucket series), or 0
-// when there is none. (prometheus/testutil would need a module outside go.mod.)
-func value(t *testing.T, s *Server, series string) float64 {
+// metricsText is what s.WriteMetrics writes.
+func metricsText(t *testing.T, s *Server) string {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(s.Collector())
-	mfs, err := reg.Gather()
-	if err != nil {
+	var b strings.Builder
+	w := promtext.NewWriter(&b)
+	s.WriteMetrics(w)
+	if err := w.Err(); err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
+	return b.String()
+}
+
+// parseMetrics reads s's metrics back with Prometheus' own text parser.
+func parseMetrics(t *testing.T, s *Server) map[string]*dto.MetricFamily {
+	t.Helper()
+	text := metricsText(t, s)
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	mfs, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("parse: %v\n%s", err, text)
+	}
+	return mfs
+}
+
+// value is the sample of s's metrics written as series in the text format (labels in name
+// order, as Prometheus sorts them; a histogram's _count, _sum and _bucket series), or 0
+// when there is none. The text is read back with Prometheus' parser, so a series this
+// finds is one Prometheus reads.
+func value(t *testing.T, s *Server, series string) float64 {
+	t.Helper()
+	for _, mf := range parseMetrics(t, s) {
 		for _, m := range mf.GetMetric() {
 			var labels []string
 			for _, l := range m.GetLabel() {
 				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
 			}
+			sort.Strings(labels)
 			name := func(suffix string, extra ...string) string {
 				n := mf.GetName() + suffix
 				if l := append(append([]string(nil), labels...), extra...); len(l) > 0 {

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
 
 	"github.com/google/nftables"
@@ -155,17 +154,50 @@ func natRule(typ expr.NATType, proto byte, addrOff, portOff uint32, match, to ui
 	}
 }
 
-// deleteNAT removes the table if the netns still exists. A netns that is gone took the
-// table with it; a table that is already gone is fine.
-func deleteNAT(nsPath string) error {
-	err := withConn(nsPath, func(c *nftables.Conn) error {
-		c.DelTable(&nftables.Table{Name: natTable, Family: nftables.TableFamilyIPv4})
-		return c.Flush()
-	})
-	if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOENT) {
-		return nil
+// nsID identifies a netns: the device and inode of its nsfs file, the same through every
+// path that pins it.
+type nsID struct{ dev, ino uint64 }
+
+// statNetNS returns the identity of the netns at path (a pin, or /proc/thread-self/ns/net).
+func statNetNS(path string) (nsID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nsID{}, fmt.Errorf("stat netns %s: %w", path, err)
 	}
-	return err
+	return nsID{uint64(st.Dev), st.Ino}, nil
+}
+
+// openNetNS opens the netns pinned at path if it is still the netns want, else returns -1:
+// the path is gone, or names another netns now (the sandbox was removed or renamed and a
+// new one took its name), whose table is not ours to touch.
+func openNetNS(path string, want nsID) (int, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return -1, nil
+	}
+	if err != nil {
+		return -1, fmt.Errorf("open netns %s: %w", path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || (nsID{uint64(st.Dev), st.Ino}) != want {
+		unix.Close(fd)
+		return -1, nil
+	}
+	return fd, nil
+}
+
+// deleteNAT removes the table from the netns open at fd; a table that is already gone is
+// fine.
+func deleteNAT(fd int) error {
+	c, err := nftables.New(nftables.WithNetNSFd(fd))
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	c.DelTable(&nftables.Table{Name: natTable, Family: nftables.TableFamilyIPv4})
+	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	return nil
 }
 
 // withConn runs fn with an nftables connection to the netns at nsPath ("" for the current

@@ -19,9 +19,10 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"berth/internal/nsutil"
+	"berth/internal/promtext"
 	"berth/netmgr/store"
 	"berth/resolver"
 )
@@ -130,9 +131,9 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// Collector returns the Prometheus collector of the server's DNS metrics
-// (berth_dns_*; see Metrics).
-func (s *Server) Collector() prometheus.Collector { return s.metrics }
+// WriteMetrics writes the server's DNS metrics (berth_dns_*; see Metrics) in the
+// Prometheus text format.
+func (s *Server) WriteMetrics(w *promtext.Writer) { s.metrics.WriteMetrics(w) }
 
 // hostView is one Config.Host result and when it was taken.
 type hostView struct {
@@ -159,6 +160,7 @@ type sandbox struct {
 	ready  chan struct{} // closed when start finished; err then tells how
 	err    error
 
+	ns       nsID             // the netns the sockets are in (nsPath may name another later)
 	udp      *net.UDPConn     // good until stop
 	tcp      *net.TCPListener // good until stop
 	natKept  bool             // start found the NAT table of an earlier run leading to its ports
@@ -292,7 +294,10 @@ func (s *Server) start(e *sandbox) (err error) {
 // ports can be bound again: no nftables change, and conntrack entries that clients made
 // while the daemon was down already carry the right translation. Otherwise the sockets
 // take random ports and the table is replaced in one batch, as always.
-func (e *sandbox) listen() error {
+func (e *sandbox) listen() (err error) {
+	if e.ns, err = statNetNS("/proc/thread-self/ns/net"); err != nil {
+		return err
+	}
 	c, err := nftables.New(nftables.AsLasting())
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
@@ -359,6 +364,16 @@ func (s *Server) stop(e *sandbox, keepNAT bool) {
 	if e.err != nil {
 		return
 	}
+	// The netns is opened while the sockets still hold it: as long as it lives, no other
+	// netns can have its identity, so the check in openNetNS cannot be fooled by a new
+	// sandbox pinned at the same path with a recycled inode number.
+	nsFD := -1
+	if !keepNAT {
+		var err error
+		if nsFD, err = openNetNS(e.nsPath, e.ns); err != nil {
+			s.cfg.Log.Warn("remove dns nat", "sandbox", e.id, "err", err)
+		}
+	}
 	e.cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), stopWait)
 	defer cancel()
@@ -369,8 +384,12 @@ func (s *Server) stop(e *sandbox, keepNAT bool) {
 		s.cfg.Log.Info("dns stopped", "sandbox", e.id, "nat", "kept")
 		return
 	}
-	if err := deleteNAT(e.nsPath); err != nil {
-		s.cfg.Log.Warn("remove dns nat", "sandbox", e.id, "err", err)
+	if nsFD >= 0 {
+		// Otherwise the netns is gone from the path, and its table goes with it.
+		if err := deleteNAT(nsFD); err != nil {
+			s.cfg.Log.Warn("remove dns nat", "sandbox", e.id, "err", err)
+		}
+		unix.Close(nsFD)
 	}
 	s.cfg.Log.Info("dns stopped", "sandbox", e.id)
 }

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	sdnotify "github.com/coreos/go-systemd/v22/daemon"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"berth/api"
@@ -61,7 +60,7 @@ type daemon struct {
 	mgr     *netmgr.Manager
 	dns     *dnsd.Server
 	events  *eventHub
-	metrics *prometheus.Registry
+	metrics http.Handler // /metrics; nil in tests that build a daemon by hand
 	log     *slog.Logger
 	cfg     daemonConfig
 }
@@ -167,7 +166,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if cfg.Metrics != "" {
-		stopMetrics, err := serveMetrics(cfg.Metrics, metricsHandler(d.metrics))
+		stopMetrics, err := serveMetrics(cfg.Metrics, d.metrics)
 		if err != nil {
 			return err
 		}
@@ -223,7 +222,7 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 	})
 	dns := dnsd.New(dnsd.Config{Store: st, Host: cfg.hostDNS, Log: log})
 	d := &daemon{st: st, mgr: mgr, dns: dns, events: newEventHub(), log: log, cfg: cfg,
-		metrics: newRegistry(st, dns.Collector())}
+		metrics: newMetricsHandler(st, dns)}
 	if err := d.restore(ctx); err != nil {
 		st.Close()
 		return nil, err

@@ -1,85 +1,94 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
+	"berth/dnsd"
+	"berth/internal/promtext"
 	"berth/netmgr/store"
 )
 
-// Metrics in Prometheus format, on the API socket at /metrics and, with --metrics-addr, on
-// a TCP listener. State gauges are read from a store snapshot at scrape time (no counters
-// to keep in sync); DNS counters come from dnsd through its Observe hook.
+// Metrics in the Prometheus text format, on the API socket at /metrics and, with
+// --metrics-addr, on a TCP listener. State gauges are read from a store snapshot at scrape
+// time (no counters to keep in sync); DNS counters come from dnsd. The Go runtime and
+// process metrics (procmetrics.go) are read at scrape time too, under the names of
+// Prometheus' Go client; client_golang itself, and VictoriaMetrics/metrics, cost every CLI
+// command package init. Everything is written with internal/promtext.
 
-// stateCollector reports the records: sandboxes, networks and addresses per network.
-type stateCollector struct {
-	st        *store.Store
-	sandboxes *prometheus.Desc
-	networks  *prometheus.Desc
-	addresses *prometheus.Desc
+// metricsHandler serves /metrics: the Go runtime and process metrics (goroutines, fds, RSS:
+// what `make stress` compares), then the state gauges, then dnsd's counters. dns may be nil.
+type metricsHandler struct {
+	st  *store.Store
+	dns *dnsd.Server
 }
 
-func newStateCollector(st *store.Store) *stateCollector {
-	return &stateCollector{
-		st:        st,
-		sandboxes: prometheus.NewDesc("berth_sandboxes", "Sandboxes, by network mode.", []string{"mode"}, nil),
-		networks:  prometheus.NewDesc("berth_networks", "Networks, by driver.", []string{"driver"}, nil),
-		addresses: prometheus.NewDesc("berth_addresses_in_use", "Addresses allocated, per network.", []string{"network"}, nil),
+func newMetricsHandler(st *store.Store, dns *dnsd.Server) *metricsHandler {
+	return &metricsHandler{st: st, dns: dns}
+}
+
+// ServeHTTP renders the whole exposition into a buffer and only then writes it, so a
+// failure (a panic) on the way leaves no half response behind a 200.
+func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var buf bytes.Buffer
+	pw := promtext.NewWriter(&buf)
+	writeGoMetrics(pw)
+	writeProcessMetrics(pw)
+	writeStateMetrics(pw, h.st.Snapshot())
+	if h.dns != nil {
+		h.dns.WriteMetrics(pw)
 	}
+	w.Header().Set("Content-Type", promtext.ContentType)
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.Write(buf.Bytes()) // an error here is the scraper gone
 }
 
-func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.sandboxes
-	ch <- c.networks
-	ch <- c.addresses
-}
-
-func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	snap := c.st.Snapshot()
+// writeStateMetrics writes the gauges of the records: sandboxes per mode (all four always
+// there), networks per driver and addresses in use per bridge network.
+func writeStateMetrics(w *promtext.Writer, snap *store.Snapshot) {
 	modes := map[string]int{store.ModeBridge: 0, store.ModeNone: 0, store.ModeHost: 0, store.ModeContainer: 0}
 	for _, sb := range snap.Sandboxes() {
 		modes[sb.Mode]++
 	}
-	for m, n := range modes {
-		ch <- prometheus.MustNewConstMetric(c.sandboxes, prometheus.GaugeValue, float64(n), m)
-	}
 	drivers := map[string]int{}
+	type inUse struct {
+		network string
+		n       int
+	}
+	var addrs []inUse
 	for _, n := range snap.Networks() {
 		drivers[n.Driver]++
 		if n.Driver == store.DriverBridge {
-			ch <- prometheus.MustNewConstMetric(c.addresses, prometheus.GaugeValue,
-				float64(len(snap.NetworkAddresses(n.ID))), n.Name)
+			addrs = append(addrs, inUse{n.Name, len(snap.NetworkAddresses(n.ID))})
 		}
 	}
-	for d, n := range drivers {
-		ch <- prometheus.MustNewConstMetric(c.networks, prometheus.GaugeValue, float64(n), d)
-	}
-}
 
-// newRegistry builds the daemon's registry: Go runtime and process metrics (goroutines,
-// fds, RSS: what `make stress` compares) plus the state gauges and dnsd's counters.
-func newRegistry(st *store.Store, dns prometheus.Collector) *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newStateCollector(st),
+	const (
+		addresses = "berth_addresses_in_use"
+		networks  = "berth_networks"
+		sandboxes = "berth_sandboxes"
 	)
-	if dns != nil {
-		reg.MustRegister(dns)
+	slices.SortFunc(addrs, func(a, b inUse) int { return strings.Compare(a.network, b.network) })
+	for _, a := range addrs {
+		w.Header(addresses, "Addresses allocated, per network.", promtext.Gauge)
+		w.Sample(addresses, float64(a.n), "network", a.network)
 	}
-	return reg
-}
-
-func metricsHandler(reg *prometheus.Registry) http.Handler {
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	for _, d := range slices.Sorted(maps.Keys(drivers)) {
+		w.Header(networks, "Networks, by driver.", promtext.Gauge)
+		w.Sample(networks, float64(drivers[d]), "driver", d)
+	}
+	for _, m := range slices.Sorted(maps.Keys(modes)) {
+		w.Header(sandboxes, "Sandboxes, by network mode.", promtext.Gauge)
+		w.Sample(sandboxes, float64(modes[m]), "mode", m)
+	}
 }
 
 // serveMetrics serves /metrics on addr; the returned func stops it.

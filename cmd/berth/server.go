@@ -57,7 +57,9 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("POST "+v+"/sandboxes/{ref}/rename", s.renameSandbox)
 	mux.HandleFunc("GET "+v+"/sandboxes/{ref}/dns", s.dnsQuery)
 	mux.HandleFunc("GET "+v+"/events", s.streamEvents)
-	mux.Handle("GET /metrics", metricsHandler(s.d.metrics))
+	if s.d.metrics != nil {
+		mux.Handle("GET /metrics", s.d.metrics)
+	}
 	return s.logRequests(mux)
 }
 
