@@ -18,7 +18,8 @@ import (
 
 // Restore reconciles the kernel with the store after a start, a graceful stop or a kill -9:
 //   - predefined networks exist; every bridge exists with its addresses;
-//   - a sandbox caught half-created is undone; a ready sandbox whose netns is gone is dropped
+//   - a sandbox caught half-created (its records in state creating, or an intent file) is
+//     undone; a ready sandbox whose netns is gone is dropped
 //     (its addresses released); a ready sandbox whose netns lives gets any missing veth back;
 //   - berth-named veths and bridges with no record are deleted (nothing else is touched).
 func (m *Manager) Restore(ctx context.Context) error {
@@ -27,6 +28,7 @@ func (m *Manager) Restore(ctx context.Context) error {
 	if err := m.ensurePredefined(); err != nil {
 		return fmt.Errorf("restore: predefined networks: %w", err)
 	}
+	m.recoverIntents()
 	snap := m.cfg.Store.Snapshot()
 	for _, n := range snap.Networks() {
 		if err := m.ensureBridge(n); err != nil {

@@ -37,10 +37,11 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 		return nil, err
 	}
 	sb := p.sb
-	// 1. Records first (state creating), so a crash during the kernel work leaves something
-	// the restore pass finds and undoes.
+	// 1. Records, held uncommitted while the kernel work runs, and an intent file naming
+	// them, so that a crash during the kernel work leaves the restore pass something to
+	// undo (intent.go). One disk commit per create: they become durable and visible at 3.
 	var eps []*store.Endpoint
-	err = m.cfg.Store.Update(func(tx *store.Tx) error {
+	pend, err := m.cfg.Store.Begin(func(tx *store.Tx) error {
 		seq, err := tx.NextCounter("sandbox_seq")
 		if err != nil {
 			return err
@@ -65,17 +66,30 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 	if err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", sb.Name, err)
 	}
+	defer pend.Abort() // a no-op once committed
+	if err := m.writeIntent(sb.ID, pend); err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.Name, err)
+	}
 	crashPoint("sandbox-create:recorded")
 	// 2. Kernel.
-	if err := m.buildSandbox(p, eps); err != nil {
-		return nil, errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), m.teardown(sb, false))
+	undo := func(err error) (*store.Sandbox, error) {
+		pend.Abort()
+		uerr := m.unmake(sb, eps)
+		if uerr == nil {
+			m.dropIntent(sb.ID) // otherwise the next restore retries the undo
+		}
+		return nil, errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), uerr)
 	}
-	// 3. Ready.
+	if err := m.buildSandbox(p, eps, &pend.Tx.Snapshot); err != nil {
+		return undo(err)
+	}
+	// 3. Ready: the records become durable and visible together.
 	ready := sb.Copy()
 	ready.State = store.StateReady
-	if err := m.cfg.Store.Update(func(tx *store.Tx) error { return tx.PutSandbox(ready) }); err != nil {
-		return nil, errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), m.teardown(sb, false))
+	if err := pend.Commit(func(tx *store.Tx) error { return tx.PutSandbox(ready) }); err != nil {
+		return undo(err)
 	}
+	m.dropIntent(sb.ID)
 	crashPoint("sandbox-create:ready")
 	snap = m.cfg.Store.Snapshot()
 	m.refreshFiles(snap, ready)
@@ -89,8 +103,8 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 	return ready, nil
 }
 
-// buildSandbox does the kernel work of a recorded sandbox.
-func (m *Manager) buildSandbox(p *sandboxPlan, eps []*store.Endpoint) error {
+// buildSandbox does the kernel work of a sandbox whose records snap holds.
+func (m *Manager) buildSandbox(p *sandboxPlan, eps []*store.Endpoint, snap *store.Snapshot) error {
 	sb := p.sb
 	var err error
 	switch sb.Mode {
@@ -115,7 +129,6 @@ func (m *Manager) buildSandbox(p *sandboxPlan, eps []*store.Endpoint) error {
 		}
 		crashPoint("sandbox-create:veth")
 	}
-	snap := m.cfg.Store.Snapshot()
 	return m.setRoutes(snap, sb)
 }
 
@@ -396,6 +409,14 @@ func (m *Manager) teardown(sb *store.Sandbox, reap bool) error {
 	}
 	m.reap.reap(veths, held)
 	return nil
+}
+
+// unmake undoes the kernel objects and files of a sandbox that has no records (a create
+// that failed before its commit).
+func (m *Manager) unmake(sb *store.Sandbox, eps []*store.Endpoint) error {
+	err := errors.Join(m.deleteVeths(eps), m.cfg.Kernel.DeleteNetNS(sb.NetNSPath))
+	m.removeFiles(sb)
+	return err
 }
 
 // deleteVeths deletes the host ends of eps (which takes the sandbox ends with them).

@@ -245,3 +245,102 @@ func TestRestoreSweepsAndDrops(t *testing.T) {
 		t.Errorf("foreign bridge br-mine was removed")
 	}
 }
+
+// cutShortCreate does what CreateSandbox does up to its commit, then drops the pending
+// records as a crash would: the intent file and the kernel objects stay.
+func cutShortCreate(t *testing.T, m *Manager, name string) (*store.Sandbox, *store.Endpoint) {
+	t.Helper()
+	p, err := m.planSandbox(m.cfg.Store.Snapshot(), api.SandboxCreate{Name: name, Networks: []string{"app"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ep *store.Endpoint
+	pend, err := m.cfg.Store.Begin(func(tx *store.Tx) error {
+		if err := tx.PutSandbox(p.sb); err != nil {
+			return err
+		}
+		ep, err = addEndpointTx(tx, p.sb, p.networks[0], p.ep, m.reap)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.writeIntent(p.sb.ID, pend); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.buildSandbox(p, []*store.Endpoint{ep}, &pend.Tx.Snapshot); err != nil {
+		t.Fatal(err)
+	}
+	m.refreshFiles(&pend.Tx.Snapshot, p.sb)
+	pend.Abort()
+	return p.sb, ep
+}
+
+// TestRestoreUndoesIntent: a create cut short after its kernel work but before its one
+// commit leaves no records, only its intent file; the restore pass undoes the netns, veth
+// and files it names and frees nothing twice. An intent of another boot is dropped unread:
+// the netns pin it names may be someone else's by now.
+func TestRestoreUndoesIntent(t *testing.T) {
+	m, k := newTestManager(t)
+	mustNetwork(t, m, api.NetworkCreate{Name: "app"})
+	sb, ep := cutShortCreate(t, m, "web")
+	if got := m.cfg.Store.Snapshot().Sandboxes(); len(got) != 0 {
+		t.Fatalf("records visible before the commit: %v", got)
+	}
+	if !k.netns[sb.NetNSPath] || k.links[ep.HostVeth] != "veth" {
+		t.Fatalf("kernel objects not made: netns %v, links %v", k.netns, k.links)
+	}
+	// An intent of an earlier boot naming a netns that exists now (someone else's).
+	k.netns[filepath.Join(m.cfg.NetNSDir, "theirs")] = true
+	old := `{"boot":"00000000-0000-0000-0000-000000000000","records":{"sandboxes":[{"ID":"` +
+		strings.Repeat("f", 64) + `","Name":"theirs","NetNSPath":"` + filepath.Join(m.cfg.NetNSDir, "theirs") + `","State":"creating"}]}}`
+	if err := os.WriteFile(filepath.Join(m.intentDir(), strings.Repeat("f", 64)), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := m.Restore(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	snap := m.cfg.Store.Snapshot()
+	if got := snap.Sandboxes(); len(got) != 0 {
+		t.Errorf("sandboxes after restore: %v; want none", got)
+	}
+	n, _ := snap.NetworkByName("app")
+	if a := snap.NetworkAddresses(n.ID); len(a) != 0 {
+		t.Errorf("addresses left allocated: %v", a)
+	}
+	if k.netns[sb.NetNSPath] {
+		t.Errorf("netns %s of the cut-short create left behind", sb.NetNSPath)
+	}
+	if _, ok := k.links[ep.HostVeth]; ok {
+		t.Errorf("veth %s of the cut-short create left behind", ep.HostVeth)
+	}
+	if _, err := os.Stat(filepath.Join(m.cfg.FilesDir, "web")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("files of the cut-short create left behind: %v", err)
+	}
+	if !k.netns[filepath.Join(m.cfg.NetNSDir, "theirs")] {
+		t.Errorf("an intent of another boot removed a netns")
+	}
+	if left, _ := os.ReadDir(m.intentDir()); len(left) != 0 {
+		t.Errorf("intent files left: %v", left)
+	}
+	// The name and the address are free again.
+	if _, again := mustSandbox(t, m, api.SandboxCreate{Name: "web", Networks: []string{"app"}}); again.IPv4 != ep.IPv4 {
+		t.Errorf("address of web created again: %v; want the freed %v", again.IPv4, ep.IPv4)
+	}
+}
+
+// TestCreateLeavesNoIntent: a create removes its intent file once committed, and a failed
+// create once undone.
+func TestCreateLeavesNoIntent(t *testing.T) {
+	m, k := newTestManager(t)
+	mustNetwork(t, m, api.NetworkCreate{Name: "app"})
+	mustSandbox(t, m, api.SandboxCreate{Name: "web", Networks: []string{"app"}})
+	k.failOn = "AddVeth"
+	if _, err := m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "db", Networks: []string{"app"}}); err == nil {
+		t.Fatal("create succeeded despite a kernel failure")
+	}
+	if left, _ := os.ReadDir(m.intentDir()); len(left) != 0 {
+		t.Errorf("intent files left: %v", left)
+	}
+}

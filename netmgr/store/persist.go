@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -163,4 +164,49 @@ func newRecord(table string) interface{} {
 		return &Meta{}
 	}
 	panic("store: unknown table " + table)
+}
+
+// intentTables are the tables an intent carries: the records of a thing being made.
+// Networks are made with their own commit first; counters only ever move forward.
+var intentTables = []string{tableSandboxes, tableEndpoints, tableAddresses}
+
+// Intent encodes the records the pending transaction inserts, so that they can be put back
+// by Recover after a crash before Commit (netmgr keeps it in a file meanwhile: the kernel
+// objects it makes for those records must be found and undone by the restore pass).
+func (p *Pending) Intent() ([]byte, error) {
+	recs := map[string][]json.RawMessage{}
+	for _, c := range p.txn.Changes() {
+		if c.After == nil || !slices.Contains(intentTables, c.Table) {
+			continue
+		}
+		v, err := json.Marshal(c.After)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", c.Table, err)
+		}
+		recs[c.Table] = append(recs[c.Table], v)
+	}
+	return json.Marshal(recs)
+}
+
+// Recover commits the records of an intent as they were encoded (an existing record with
+// the same key is replaced).
+func (s *Store) Recover(intent []byte) error {
+	var recs map[string][]json.RawMessage
+	if err := json.Unmarshal(intent, &recs); err != nil {
+		return fmt.Errorf("decode intent: %w", err)
+	}
+	return s.Update(func(tx *Tx) error {
+		for _, t := range intentTables {
+			for _, v := range recs[t] {
+				obj := newRecord(t)
+				if err := json.Unmarshal(v, obj); err != nil {
+					return fmt.Errorf("decode intent %s: %w", t, err)
+				}
+				if err := tx.insert(t, obj); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }

@@ -97,26 +97,72 @@ func (s *Store) Snapshot() *Snapshot {
 // and only then made visible in memory, so everything a caller acknowledges is durable. If
 // fn or the disk write fails nothing changes.
 func (s *Store) Update(fn func(tx *Tx) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	txn.TrackChanges()
-	tx := &Tx{Snapshot: Snapshot{txn: txn}}
-	if err := fn(tx); err != nil {
+	p, err := s.Begin(fn)
+	if err != nil {
 		return err
 	}
-	changes := txn.Changes()
-	if s.disk != nil {
-		if err := s.disk.save(changes); err != nil {
+	return p.Commit(nil)
+}
+
+// Pending is a write transaction held open across work that has to happen between making
+// records and committing them (netmgr's kernel work for a new sandbox): one disk commit
+// instead of two. Until Commit or Abort, readers see the state before it, and every other
+// Begin or Update waits. Its Tx reads its own changes.
+type Pending struct {
+	Tx   *Tx
+	s    *Store
+	txn  *memdb.Txn
+	done bool
+}
+
+// Begin runs fn in a new write transaction and holds it open. If fn fails nothing changes
+// and nothing is held.
+func (s *Store) Begin(fn func(tx *Tx) error) (*Pending, error) {
+	s.mu.Lock()
+	txn := s.db.Txn(true)
+	txn.TrackChanges()
+	p := &Pending{Tx: &Tx{Snapshot: Snapshot{txn: txn}}, s: s, txn: txn}
+	if err := fn(p.Tx); err != nil {
+		p.Abort()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Commit runs fn (nil: nothing more) in the pending transaction, then writes all its
+// changes to disk and only then makes them visible. On any failure nothing changes. The
+// transaction is finished either way.
+func (p *Pending) Commit(fn func(tx *Tx) error) error {
+	if p.done {
+		return errors.New("store: transaction already finished")
+	}
+	defer p.Abort()
+	if fn != nil {
+		if err := fn(p.Tx); err != nil {
+			return err
+		}
+	}
+	changes := p.txn.Changes()
+	if p.s.disk != nil {
+		if err := p.s.disk.save(changes); err != nil {
 			return fmt.Errorf("persist state: %w", err)
 		}
 	}
-	txn.Commit()
+	p.txn.Commit()
 	// Publish the new state: memdb's read transaction and the view derived from the same
 	// changes, under mu so a later commit cannot be published first.
-	s.cur.Store(&Snapshot{txn: s.db.Txn(false), view: s.cur.Load().view.apply(changes)})
+	p.s.cur.Store(&Snapshot{txn: p.s.db.Txn(false), view: p.s.cur.Load().view.apply(changes)})
 	return nil
+}
+
+// Abort drops the pending changes. It is a no-op after Commit or Abort.
+func (p *Pending) Abort() {
+	if p.done {
+		return
+	}
+	p.done = true
+	p.txn.Abort() // a no-op after Commit
+	p.s.mu.Unlock()
 }
 
 // Snapshot is a read transaction with typed getters. Returned records are shared: never
