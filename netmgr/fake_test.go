@@ -136,7 +136,7 @@ func newTestManager(t *testing.T) (*Manager, *fakeKernel) {
 	k := newFakeKernel()
 	dir := t.TempDir()
 	m := New(Config{Store: store.NewMemory(), Kernel: k, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		NetNSDir: dir + "/netns", FilesDir: dir + "/etc", StateDir: dir + "/state"})
+		NetNSDir: dir + "/netns", FilesDir: dir + "/etc", RunDir: dir + "/state"})
 	if err := m.Restore(t.Context()); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}

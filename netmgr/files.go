@@ -24,7 +24,7 @@ var fileNames = []string{"resolv.conf", "hosts"}
 func (m *Manager) fileDirs(sb *store.Sandbox) []string {
 	return []string{
 		filepath.Join(m.cfg.FilesDir, sb.Name),
-		filepath.Join(m.cfg.StateDir, "sandboxes", sb.ID),
+		filepath.Join(m.cfg.RunDir, "sandboxes", sb.ID),
 	}
 }
 

@@ -249,7 +249,7 @@ func newFuzzManager(f *testing.F) *fuzzManager {
 	dir := f.TempDir()
 	k := newFakeKernel()
 	m := New(Config{Store: store.NewMemory(), Kernel: k, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		NetNSDir: dir + "/netns", FilesDir: dir + "/etc", StateDir: dir + "/state",
+		NetNSDir: dir + "/netns", FilesDir: dir + "/etc", RunDir: dir + "/state",
 		HostDNS: func() resolver.HostConfig {
 			return resolver.HostConfig{ResolvConfPath: "/etc/resolv.conf",
 				ResolvConf: []byte("nameserver 10.0.0.53\nsearch corp\noptions edns0\n")}

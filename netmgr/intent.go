@@ -14,15 +14,14 @@ import (
 
 // A new sandbox's records are committed once, after its kernel work, ready: one disk commit
 // (two fsyncs, ~1 ms here) per create instead of two. Until that commit, an intent file
-// under StateDir/intents names the records being made, so that a crash in the middle leaves
+// under RunDir/intents names the records being made, so that a crash in the middle leaves
 // the restore pass something to undo: it puts the records back (state creating) and the
 // usual undo of a half-made sandbox follows.
 //
-// The file is written without fsync, on purpose. A kill -9 leaves it in the page cache, so
-// it survives what the kernel objects survive. A power loss or reboot takes the kernel
-// objects with it (netns pins live on tmpfs, veths in memory) and perhaps the file too; an
-// intent from an earlier boot is therefore dropped unread, so it can never name a netns
-// pin that someone else made after the reboot.
+// The file needs to last exactly as long as the kernel objects it names: a kill -9 leaves
+// both, a reboot takes both (netns pins live on tmpfs, veths in memory). So it lives in
+// RunDir, a tmpfs normally, and is never fsynced. Should RunDir be on a disk, an intent of
+// an earlier boot is dropped unread: the netns pin it names may be someone else's by now.
 
 // intent is the content of one intent file.
 type intent struct {
@@ -36,7 +35,7 @@ var bootID = sync.OnceValue(func() string {
 	return strings.TrimSpace(string(b))
 })
 
-func (m *Manager) intentDir() string { return filepath.Join(m.cfg.StateDir, "intents") }
+func (m *Manager) intentDir() string { return filepath.Join(m.cfg.RunDir, "intents") }
 
 // writeIntent records what p is about to make for sandbox id.
 func (m *Manager) writeIntent(id string, p *store.Pending) error {

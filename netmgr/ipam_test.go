@@ -216,7 +216,7 @@ func TestIPAMRestart(t *testing.T) {
 		}
 		t.Cleanup(func() { st.Close() })
 		m := New(Config{Store: st, Kernel: k, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			NetNSDir: dir + "/netns", FilesDir: dir + "/etc", StateDir: dir + "/state"})
+			NetNSDir: dir + "/netns", FilesDir: dir + "/etc", RunDir: dir + "/state"})
 		if err := m.Restore(t.Context()); err != nil {
 			t.Fatal(err)
 		}

@@ -19,7 +19,11 @@ type Config struct {
 	Log      *slog.Logger // always non-nil
 	NetNSDir string       // where named netns are pinned: /run/netns
 	FilesDir string       // per-sandbox resolv.conf/hosts for `ip netns exec`: /etc/netns
-	StateDir string       // --root; copies of the files for runtimes live under it
+	// RunDir (the daemon's --exec-root, a tmpfs: /run/berth) holds what lives exactly as
+	// long as the kernel objects, which a reboot takes: copies of the sandbox files for
+	// runtimes to bind-mount (RunDir/sandboxes/ID, stable across renames) and the intent
+	// files of creates in progress (intent.go).
+	RunDir string
 
 	// HostDNS returns the daemon's resolv.conf and DNS flags, for rendering sandbox files.
 	HostDNS func() resolver.HostConfig // or nil: an empty host file

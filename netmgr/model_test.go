@@ -160,7 +160,7 @@ func (w *modelWorld) open() {
 	}
 	w.st = st
 	w.m = New(Config{Store: st, Kernel: w.k, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		NetNSDir: filepath.Join(w.dir, "netns"), FilesDir: filepath.Join(w.dir, "etc"), StateDir: filepath.Join(w.dir, "state")})
+		NetNSDir: filepath.Join(w.dir, "netns"), FilesDir: filepath.Join(w.dir, "etc"), RunDir: filepath.Join(w.dir, "state")})
 	if err := w.m.Restore(w.t.Context()); err != nil {
 		w.t.Fatalf("Restore: %v", err)
 	}

@@ -163,10 +163,10 @@ func (m *Manager) sweepStale() {
 			os.RemoveAll(dir)
 		}
 	}
-	entries, _ = os.ReadDir(filepath.Join(m.cfg.StateDir, "sandboxes"))
+	entries, _ = os.ReadDir(filepath.Join(m.cfg.RunDir, "sandboxes"))
 	for _, e := range entries {
 		if !ids[e.Name()] {
-			os.RemoveAll(filepath.Join(m.cfg.StateDir, "sandboxes", e.Name()))
+			os.RemoveAll(filepath.Join(m.cfg.RunDir, "sandboxes", e.Name()))
 		}
 	}
 }

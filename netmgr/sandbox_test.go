@@ -58,7 +58,7 @@ func TestSandboxDefaultsAndNames(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(m.cfg.FilesDir, sb.Name, "resolv.conf")); err != nil {
 		t.Errorf("resolv.conf not written: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(m.cfg.StateDir, "sandboxes", sb.ID, "hosts")); err != nil {
+	if _, err := os.Stat(filepath.Join(m.cfg.RunDir, "sandboxes", sb.ID, "hosts")); err != nil {
 		t.Errorf("hosts copy under the state dir not written: %v", err)
 	}
 }

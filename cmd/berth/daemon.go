@@ -41,8 +41,9 @@ const shutdownTimeout = 10 * time.Second
 
 // daemonConfig is what `berth daemon` was started with.
 type daemonConfig struct {
-	Root       string // state dir: state.db and per-sandbox files
+	Root       string // state dir: state.db
 	Socket     string // API unix socket
+	ExecRoot   string // runtime files that die with the kernel objects: sandbox file copies, create intents
 	LogLevel   slog.Level
 	ResolvConf string       // the host's resolv.conf, source of upstream servers
 	DNS        []netip.Addr // --dns: upstreams for every sandbox without its own
@@ -87,6 +88,7 @@ func newDaemonCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.Root, "root", "/var/lib/berth", "state directory")
 	f.StringVar(&cfg.Socket, "socket", api.DefaultSocket, "API unix socket")
+	f.StringVar(&cfg.ExecRoot, "exec-root", "", "runtime directory, best a tmpfs: copies of sandbox files for runtimes (default: the socket's directory)")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&resolvFl, "resolv-conf", "/etc/resolv.conf", "host resolv.conf with the upstream servers")
 	f.StringArrayVar(&dns, "dns", nil, "upstream DNS server for sandboxes (repeatable)")
@@ -123,6 +125,9 @@ func (c *daemonConfig) parse(level string, dns []string) error {
 	}
 	if c.Root == "" || c.Socket == "" {
 		return errors.New("invalid daemon flags: --root and --socket must not be empty")
+	}
+	if c.ExecRoot == "" {
+		c.ExecRoot = filepath.Dir(c.Socket)
 	}
 	return nil
 }
@@ -206,13 +211,16 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 	if err != nil {
 		return nil, err // ErrLocked reads as one line: another daemon has this root
 	}
+	// Where earlier berth versions kept the sandbox file copies; they live under --exec-root
+	// now. A runtime's bind mount of an old copy keeps its file.
+	os.RemoveAll(filepath.Join(cfg.Root, "sandboxes"))
 	mgr := netmgr.New(netmgr.Config{
 		Store:    st,
 		Kernel:   kernel.New(log),
 		Log:      log,
 		NetNSDir: netNSDir,
 		FilesDir: filesDir,
-		StateDir: cfg.Root,
+		RunDir:   cfg.ExecRoot,
 		HostDNS:  cfg.hostDNS,
 		// The data plane: berth's own nftables tables, rebuilt from the records after
 		// every change.
