@@ -5,7 +5,8 @@
 # times: SIGTERM, wait, start the daemon again and run `cplat -mode probe` (a UDP socket per
 # sandbox retrying 127.0.0.11:53 every 20 ms) until every sandbox answers. BERTH=PATH
 # measures another build with the same harness; PERF=1 records `perf record -a -g` over
-# the last round into /tmp/berth-restart.perf.
+# the last round into /tmp/berth-restart.perf; LOGLEVEL=info and KEEPLOG=FILE keep the
+# daemon's log (its timestamps show restore and DNS start apart).
 set -euo pipefail
 bin=$1 n=$2 rounds=${3:-3}
 berth=${BERTH:-$bin/berth}
@@ -14,12 +15,13 @@ for d in /run/netns /etc/netns /run/berth; do mkdir -p "$d"; mount -t tmpfs tmpf
 ip link set lo up
 printf 'nameserver 127.0.0.53\n' > "$state/resolv.conf"
 start() {
-  "$berth" daemon --root "$state/root" --resolv-conf "$state/resolv.conf" --log-level error 2>>"$state/daemon.log" &
+  "$berth" daemon --root "$state/root" --resolv-conf "$state/resolv.conf" --log-level "${LOGLEVEL:-error}" 2>>"$state/daemon.log" &
   daemon=$!
 }
 cleanup() {
   [ -n "${perfpid:-}" ] && kill "$perfpid" 2>/dev/null
   [ -n "${daemon:-}" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
+  [ -z "${KEEPLOG:-}" ] || cp "$state/daemon.log" "$KEEPLOG"
   rm -rf "$state"
 }
 trap cleanup EXIT

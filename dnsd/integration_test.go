@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -484,5 +486,53 @@ func TestStopNameReused(t *testing.T) {
 	s.Stop(webID)
 	if got := run(t, "ip", "netns", "exec", ns, "nft", "list", "tables"); got != "" {
 		t.Errorf("tables after stopping the new server: %q; want none", got)
+	}
+}
+
+// TestCleanFile: a clean stop lists the sandboxes whose kept tables need no conntrack
+// reset, so the next start skips those resets; a crash (no list) resets every kept table.
+func TestCleanFile(t *testing.T) {
+	testns.Require(t)
+	nsPath, ns := sandboxNS(t, "dnsd-clean")
+	st := newFixture(t, nsPath)
+	sb := sandboxRecord(t, st, clientID)
+	clean := filepath.Join(t.TempDir(), "dns-clean")
+	serve := func() *Server {
+		t.Helper()
+		s := New(Config{Store: st, Log: testLogger(t), CleanFile: clean})
+		if err := s.Serve(sb); err != nil {
+			t.Fatal(err)
+		}
+		if got := dig(t, ns, "web"); got != "172.30.0.3" {
+			t.Errorf("dig web: got %q", got)
+		}
+		return s
+	}
+	queued := func(s *Server) int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.queued
+	}
+
+	s := serve() // installs the table and resets at once: clean
+	s.Close()
+	if b, err := os.ReadFile(clean); err != nil || strings.TrimSpace(string(b)) != clientID {
+		t.Fatalf("clean list after Close: %q, %v; want the sandbox's ID", b, err)
+	}
+	s = serve() // kept table, listed clean: no reset
+	if !s.natKept(sb.ID) || queued(s) != 0 {
+		t.Errorf("start after a clean stop: kept %v, resets queued %d; want kept, none", s.natKept(sb.ID), queued(s))
+	}
+	if _, err := os.Stat(clean); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("clean list not removed at start: %v", err)
+	}
+	// A crash: this run writes no list (its sockets close as a dead process's do), so the
+	// next start resets the kept table.
+	s.cfg.CleanFile = ""
+	s.Close()
+	s = serve()
+	defer s.Close()
+	if !s.natKept(sb.ID) || queued(s) != 1 {
+		t.Errorf("start after a crash: kept %v, resets queued %d; want kept, 1", s.natKept(sb.ID), queued(s))
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +53,13 @@ type Config struct {
 	Store *store.Store               // always non-nil
 	Host  func() resolver.HostConfig // the daemon's DNS view, read at most once per hostRefresh when forwarding; or nil (no host upstreams)
 	Log   *slog.Logger               // or nil (discard)
+
+	// CleanFile, if set, is where Close lists the sandboxes whose NAT tables it keeps with
+	// no conntrack entry that needs a reset, and where New reads (then removes) that list:
+	// a start after a clean stop skips those resets (each walks the whole conntrack hash:
+	// seconds of CPU with 1,000 sandboxes). After a crash there is no list, and every kept
+	// table is reset, as before. A tmpfs (the daemon's --exec-root): tables die at reboot.
+	CleanFile string
 
 	MaxInflight      int           // forwarded queries in flight per sandbox; beyond it REFUSED
 	MaxInflightTotal int           // forwarded queries in flight for all sandboxes together
@@ -103,11 +112,14 @@ type Server struct {
 	// upstreams lists where a sandbox's unknown names go; tests replace it.
 	upstreams func(snap *store.Snapshot, sandboxID string) []resolver.Upstream
 
+	wasClean map[string]bool // sandboxes whose kept NAT table needs no reset (Config.CleanFile)
+
 	mu        sync.Mutex // guards following
 	sbs       map[string]*sandbox
 	closed    bool
 	pending   []*sandbox // served on a kept NAT table, conntrack reset still to do
 	resetting bool       // a goroutine is working through pending
+	queued    int        // resets queued in this run (tests)
 }
 
 // New returns a Server that serves nothing until Serve is called.
@@ -118,6 +130,7 @@ func New(cfg Config) *Server {
 		global: make(chan struct{}, cfg.MaxInflightTotal),
 		sbs:    make(map[string]*sandbox),
 	}
+	s.wasClean = readCleanFile(cfg.CleanFile, cfg.Log)
 	s.metrics = newMetrics(func() int { return len(s.global) })
 	s.relay = newRelay(cfg.ForwardTimeout, cfg.ForwardDeadline, s.metrics)
 	s.fwd = &forwarder{cfg: forwardConfig{
@@ -165,6 +178,7 @@ type sandbox struct {
 	tcp      *net.TCPListener // good until stop
 	natKept  bool             // start found the NAT table of an earlier run leading to its ports
 	resetErr error            // the conntrack reset after installing the table failed (logged)
+	clean    atomic.Bool      // no conntrack entry made before the table needs a reset
 	udpSrv   *udpServer
 	tcpSrv   *dns.Server
 	cancel   context.CancelFunc // cancels in-flight forwards
@@ -209,7 +223,7 @@ func (s *Server) Serve(sb *store.Sandbox) error {
 		e.err = fmt.Errorf("serve dns in sandbox %q: %w", sb.Name, e.err)
 	}
 	close(e.ready)
-	if e.err == nil && e.natKept {
+	if e.err == nil && e.natKept && !e.clean.Load() {
 		s.queueReset(e)
 	}
 	return e.err
@@ -224,6 +238,7 @@ func (s *Server) queueReset(e *sandbox) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pending = append(s.pending, e)
+	s.queued++
 	if !s.resetting {
 		s.resetting = true
 		go s.resetPending()
@@ -247,6 +262,8 @@ func (s *Server) resetPending() {
 		}
 		if err := nsutil.Do(e.nsPath, forgetConntrack); err != nil {
 			s.cfg.Log.Warn("reset dns conntrack", "sandbox", e.id, "err", err)
+		} else {
+			e.clean.Store(true)
 		}
 	}
 }
@@ -281,8 +298,13 @@ func (s *Server) start(e *sandbox) (err error) {
 		}
 	}()
 	<-started // ActivateAndServe only fails before NotifyStartedFunc on a bad listener
-	if e.resetErr != nil {
+	switch {
+	case e.natKept:
+		e.clean.Store(s.wasClean[e.id]) // otherwise Serve queues the reset
+	case e.resetErr != nil:
 		s.cfg.Log.Warn("reset dns conntrack", "sandbox", e.id, "err", e.resetErr)
+	default:
+		e.clean.Store(true)
 	}
 	s.cfg.Log.Info("dns serving", "sandbox", e.id, "udp", udpPort, "tcp", tcpPort, "nat_kept", e.natKept)
 	return nil
@@ -412,6 +434,45 @@ func (s *Server) Close() {
 	}
 	wg.Wait()
 	s.relay.close()
+	s.writeCleanFile(sbs)
+}
+
+// writeCleanFile lists, one ID per line, the sandboxes whose kept NAT tables are clean
+// (see Config.CleanFile). A failure only costs the next start its resets.
+func (s *Server) writeCleanFile(sbs map[string]*sandbox) {
+	if s.cfg.CleanFile == "" {
+		return
+	}
+	var b []byte
+	for id, e := range sbs {
+		if e.err == nil && e.clean.Load() {
+			b = append(append(b, id...), '\n')
+		}
+	}
+	if err := os.WriteFile(s.cfg.CleanFile, b, 0o600); err != nil {
+		s.cfg.Log.Warn("record clean dns nat tables", "err", err)
+	}
+}
+
+// readCleanFile reads and removes the list writeCleanFile left: it holds for the tables
+// as the last run left them, and only until this run changes or crashes.
+func readCleanFile(path string, log *slog.Logger) map[string]bool {
+	clean := map[string]bool{}
+	if path == "" {
+		return clean
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return clean // none: the first start, or the last run did not stop cleanly
+	}
+	if err := os.Remove(path); err != nil {
+		log.Warn("remove clean dns nat list; kept tables are reset instead", "err", err)
+		return clean
+	}
+	for _, id := range strings.Fields(string(b)) {
+		clean[id] = true
+	}
+	return clean
 }
 
 // countRejects is miekg's DefaultMsgAcceptFunc (for TCP) that counts what it rejects.

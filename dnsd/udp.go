@@ -62,18 +62,24 @@ const minQuery = 12
 const readBatch = 16
 
 // read is the reader loop. It owns the buffers and the fast path's scratch space.
+//
+// It starts with room for one datagram and doubles it, up to readBatch, whenever a read
+// fills all it has: a read buffer is udpReadSize, and most sandboxes, idle or with one
+// client, never need more than one (a thousand idle sandboxes would otherwise hold 64 MiB).
 func (u *udpServer) read() {
 	defer u.wg.Done()
 	pc := ipv4.NewPacketConn(u.conn)
-	in := make([]ipv4.Message, readBatch)
-	out := make([]ipv4.Message, 0, readBatch)
-	replies := make([][]byte, readBatch) // out[i]'s reply; the fast path reuses one scratch
-	starts := make([]time.Time, readBatch)
-	qtypes := make([]uint16, readBatch)
-	for i := range in {
-		in[i].Buffers = [][]byte{make([]byte, udpReadSize)}
-		replies[i] = make([]byte, 0, 512)
+	in := make([]ipv4.Message, 0, readBatch)
+	addBuffers := func(n int) {
+		for len(in) < n {
+			in = append(in, ipv4.Message{Buffers: [][]byte{make([]byte, udpReadSize)}})
+		}
 	}
+	addBuffers(1)
+	out := make([]ipv4.Message, 0, readBatch)
+	var replies [readBatch][]byte // out[k]'s reply (the fast path reuses one scratch), grown on use
+	var starts [readBatch]time.Time
+	var qtypes [readBatch]uint16
 	var sc scratch
 	for {
 		n, err := pc.ReadBatch(in, 0)
@@ -116,6 +122,9 @@ func (u *udpServer) read() {
 		done := time.Now()
 		for k := range out {
 			u.h.s.metrics.answered(qtypes[k], 0, srcLocal, done.Sub(starts[k]))
+		}
+		if n == len(in) && n < readBatch {
+			addBuffers(min(2*n, readBatch)) // more were probably waiting
 		}
 	}
 }

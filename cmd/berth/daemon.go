@@ -207,6 +207,9 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("create root: %w", err)
 	}
+	if err := os.MkdirAll(cfg.ExecRoot, 0o755); err != nil {
+		return nil, fmt.Errorf("create exec-root: %w", err)
+	}
 	st, err := store.Open(filepath.Join(cfg.Root, "state.db"))
 	if err != nil {
 		return nil, err // ErrLocked reads as one line: another daemon has this root
@@ -228,7 +231,8 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 		IPForward:    cfg.IPForward,
 		NoDefaultICC: !cfg.ICC,
 	})
-	dns := dnsd.New(dnsd.Config{Store: st, Host: cfg.hostDNS, Log: log})
+	dns := dnsd.New(dnsd.Config{Store: st, Host: cfg.hostDNS, Log: log,
+		CleanFile: filepath.Join(cfg.ExecRoot, "dns-clean")})
 	d := &daemon{st: st, mgr: mgr, dns: dns, events: newEventHub(), log: log, cfg: cfg,
 		metrics: newMetricsHandler(st, dns)}
 	if err := d.restore(ctx); err != nil {
