@@ -13,6 +13,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // cmdCheck verifies the attachment: its sandbox exists in the daemon, adopted CNI_NETNS,
@@ -79,7 +80,7 @@ func checkInterface(nsPath, name string, want *types100.Result) error {
 		return fmt.Errorf("open netns %s: %w", nsPath, err)
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink in netns %s: %w", nsPath, err)
 	}

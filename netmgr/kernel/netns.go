@@ -72,7 +72,7 @@ func newNetNSLocked(path string) error {
 	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("bind %s: %w", src, err)
 	}
-	h, err := netlink.NewHandle() // sockets in this thread's (new) netns
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE) // a socket in this thread's (new) netns
 	if err != nil {
 		return fmt.Errorf("netlink: %w", err)
 	}

@@ -32,7 +32,7 @@ func (k *Linux) addVeth(spec netmgr.VethSpec) error {
 		return fmt.Errorf("open netns: %w", err)
 	}
 	defer ns.Close()
-	nh, err := netlink.NewHandleAt(ns)
+	nh, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE) // one socket: the default opens three (route, xfrm, netfilter)
 	if err != nil {
 		return fmt.Errorf("netlink in netns: %w", err)
 	}
@@ -132,7 +132,7 @@ func (k *Linux) SetDefaultRoutes(nsPath, ifName4 string, gw4 netip.Addr, ifName6
 		return fmt.Errorf("set default routes in %s: open netns: %w", nsPath, err)
 	}
 	defer ns.Close()
-	nh, err := netlink.NewHandleAt(ns)
+	nh, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE) // one socket: the default opens three (route, xfrm, netfilter)
 	if err != nil {
 		return fmt.Errorf("set default routes in %s: netlink: %w", nsPath, err)
 	}
