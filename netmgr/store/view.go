@@ -2,6 +2,7 @@ package store
 
 import (
 	"cmp"
+	"hash/maphash"
 	"maps"
 	"net/netip"
 	"slices"
@@ -20,12 +21,49 @@ import (
 // key built on the stack allocates nothing. A view is never modified once published: apply
 // copies each map it changes and builds new slices.
 type view struct {
-	sandboxes map[string]*Sandbox               // ID -> sandbox
-	networks  map[string]*Network               // ID -> network
-	joined    map[string][]*Endpoint            // sandbox ID -> its endpoints, by (Seq, ID)
-	names     map[string]map[string][]*Endpoint // network ID -> lower-cased DNS name -> endpoints, by ID
-	byIP      map[netip.Addr][]*Endpoint        // address -> endpoints holding it, by ID
+	sandboxes map[string]*Sandbox        // ID -> sandbox
+	networks  map[string]*Network        // ID -> network
+	joined    map[string][]*Endpoint     // sandbox ID -> its endpoints, by (Seq, ID)
+	names     map[string]*nameMap        // network ID -> lower-cased DNS name -> endpoints, by ID
+	byIP      map[netip.Addr][]*Endpoint // address -> endpoints holding it, by ID
 }
+
+// nameShards is how many parts a network's name map is split into, by a hash of the name:
+// a commit copies only the parts it changes. Whole, the map of a network with 10,000
+// names (aliases count) would be copied by every create and rm on it.
+const nameShards = 64
+
+// nameSeed seeds the shard hash; the same for every view of the process.
+var nameSeed = maphash.MakeSeed()
+
+// nameMap is one network's names: lower-cased name -> endpoints, in the shard of the
+// name's hash. An empty shard is nil.
+type nameMap [nameShards]map[string][]*Endpoint
+
+func shardOf(key string) int { return int(maphash.String(nameSeed, key) % nameShards) }
+
+func (m *nameMap) empty() bool {
+	for _, shard := range m {
+		if shard != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// owned records what one apply has copied already, so each network's name map and each
+// shard is copied at most once per commit.
+type owned struct {
+	nets   map[string]bool
+	shards map[shardKey]bool
+}
+
+type shardKey struct {
+	netID string
+	shard int
+}
+
+func newOwned() *owned { return &owned{nets: map[string]bool{}, shards: map[shardKey]bool{}} }
 
 // buildView derives a view from every record visible to txn (at open, after loading the
 // state file).
@@ -34,7 +72,7 @@ func buildView(txn *memdb.Txn) *view {
 		sandboxes: map[string]*Sandbox{},
 		networks:  map[string]*Network{},
 		joined:    map[string][]*Endpoint{},
-		names:     map[string]map[string][]*Endpoint{},
+		names:     map[string]*nameMap{},
 		byIP:      map[netip.Addr][]*Endpoint{},
 	}
 	snap := &Snapshot{txn: txn}
@@ -44,9 +82,9 @@ func buildView(txn *memdb.Txn) *view {
 	for _, n := range all[Network](snap, tableNetworks, indexID) {
 		v.networks[n.ID] = n
 	}
-	cloned := map[string]bool{}
+	own := newOwned()
 	for _, ep := range all[Endpoint](snap, tableEndpoints, indexID) {
-		v.addEndpoint(ep, cloned)
+		v.addEndpoint(ep, own)
 	}
 	return v
 }
@@ -56,7 +94,7 @@ func buildView(txn *memdb.Txn) *view {
 func (v *view) apply(changes memdb.Changes) *view {
 	n := *v
 	var sbCopied, nwCopied, epCopied bool
-	cloned := map[string]bool{} // networks whose name map n owns already
+	own := newOwned()
 	for _, c := range changes {
 		switch c.Table {
 		case tableSandboxes:
@@ -87,26 +125,24 @@ func (v *view) apply(changes memdb.Changes) *view {
 				epCopied = true
 			}
 			if c.Before != nil {
-				n.removeEndpoint(c.Before.(*Endpoint), cloned)
+				n.removeEndpoint(c.Before.(*Endpoint), own)
 			}
 			if c.After != nil {
-				n.addEndpoint(c.After.(*Endpoint), cloned)
+				n.addEndpoint(c.After.(*Endpoint), own)
 			}
 		}
 	}
 	return &n
 }
 
-// addEndpoint indexes ep. The top-level maps must already belong to v; cloned tracks which
-// per-network name maps do.
-func (v *view) addEndpoint(ep *Endpoint, cloned map[string]bool) {
+// addEndpoint indexes ep. The top-level maps must already belong to v; own tracks which
+// name maps and shards do.
+func (v *view) addEndpoint(ep *Endpoint, own *owned) {
 	v.joined[ep.SandboxID] = withEndpoint(v.joined[ep.SandboxID], ep, bySeq)
-	if len(ep.DNSNames) > 0 {
-		names := v.netNames(ep.NetworkID, cloned)
-		for _, name := range ep.DNSNames {
-			key := strings.ToLower(name)
-			names[key] = withEndpoint(names[key], ep, byID)
-		}
+	for _, name := range ep.DNSNames {
+		key := strings.ToLower(name)
+		shard := v.nameShard(ep.NetworkID, shardOf(key), own)
+		shard[key] = withEndpoint(shard[key], ep, byID)
 	}
 	for _, a := range [2]netip.Addr{ep.IPv4, ep.IPv6} {
 		if a.IsValid() {
@@ -117,15 +153,22 @@ func (v *view) addEndpoint(ep *Endpoint, cloned map[string]bool) {
 }
 
 // removeEndpoint drops ep (the record as it was indexed) from v.
-func (v *view) removeEndpoint(ep *Endpoint, cloned map[string]bool) {
+func (v *view) removeEndpoint(ep *Endpoint, own *owned) {
 	setOrDelete(v.joined, ep.SandboxID, withoutEndpoint(v.joined[ep.SandboxID], ep.ID))
-	if len(ep.DNSNames) > 0 && v.names[ep.NetworkID] != nil {
-		names := v.netNames(ep.NetworkID, cloned)
+	if v.names[ep.NetworkID] != nil {
 		for _, name := range ep.DNSNames {
 			key := strings.ToLower(name)
-			setOrDelete(names, key, withoutEndpoint(names[key], ep.ID))
+			i := shardOf(key)
+			if v.names[ep.NetworkID][i] == nil {
+				continue
+			}
+			shard := v.nameShard(ep.NetworkID, i, own)
+			setOrDelete(shard, key, withoutEndpoint(shard[key], ep.ID))
+			if len(shard) == 0 {
+				v.names[ep.NetworkID][i] = nil
+			}
 		}
-		if len(names) == 0 {
+		if v.names[ep.NetworkID].empty() {
 			delete(v.names, ep.NetworkID)
 		}
 	}
@@ -137,21 +180,31 @@ func (v *view) removeEndpoint(ep *Endpoint, cloned map[string]bool) {
 	}
 }
 
-// netNames returns the name map of network netID, copied first if v does not own it yet.
-func (v *view) netNames(netID string, cloned map[string]bool) map[string][]*Endpoint {
+// nameShard returns shard i of network netID's name map, copying the map (an array of
+// shard pointers) and the shard first if v does not own them yet in this commit.
+func (v *view) nameShard(netID string, i int, own *owned) map[string][]*Endpoint {
 	m := v.names[netID]
 	// m is nil also after an earlier change of this commit emptied and dropped the
 	// network's map (a rename removes, then re-adds, an endpoint's names).
-	if !cloned[netID] || m == nil {
-		if m == nil {
-			m = map[string][]*Endpoint{}
-		} else {
-			m = maps.Clone(m)
+	if !own.nets[netID] || m == nil {
+		c := new(nameMap)
+		if m != nil {
+			*c = *m
 		}
+		m = c
 		v.names[netID] = m
-		cloned[netID] = true
+		own.nets[netID] = true
 	}
-	return m
+	k := shardKey{netID, i}
+	if !own.shards[k] || m[i] == nil {
+		if m[i] == nil {
+			m[i] = map[string][]*Endpoint{}
+		} else {
+			m[i] = maps.Clone(m[i])
+		}
+		own.shards[k] = true
+	}
+	return m[i]
 }
 
 func bySeq(a, b *Endpoint) int {
@@ -242,12 +295,14 @@ func (s *Snapshot) NamedEndpoints(netID, name string) []*Endpoint {
 	}
 	switch foldCase(name) {
 	case foldNone:
-		return names[name]
+		return names[shardOf(name)][name]
 	case foldUnicode:
-		return names[strings.ToLower(name)]
+		key := strings.ToLower(name)
+		return names[shardOf(key)][key]
 	}
 	if len(name) > maxNameLen {
-		return names[strings.ToLower(name)]
+		key := strings.ToLower(name)
+		return names[shardOf(key)][key]
 	}
 	var buf [maxNameLen]byte
 	b := buf[:len(name)]
@@ -258,7 +313,8 @@ func (s *Snapshot) NamedEndpoints(netID, name string) []*Endpoint {
 		}
 		b[i] = c
 	}
-	return names[string(b)] // no allocation: the compiler reads the map with the bytes
+	// No allocation: the compiler reads the map with the bytes.
+	return names[maphash.Bytes(nameSeed, b)%nameShards][string(b)]
 }
 
 // AddressHolders returns the endpoints holding address a on any network, as EndpointsByIP
