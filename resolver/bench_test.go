@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 )
@@ -82,6 +83,32 @@ func TestLookupAppendNoAllocs(t *testing.T) {
 		id := w.sb[q.from].ID
 		if got := testing.AllocsPerRun(100, func() { LookupAppend(buf, snap, id, q.qname, q.qtype, false) }); got != 0 {
 			t.Errorf("LookupAppend(%s %d): %v allocations; want 0", q.qname, q.qtype, got)
+		}
+	}
+}
+
+// BenchmarkLookupManyNames: the same A hit in a network with 10,000 names (100 sandboxes
+// with 100 aliases each), for the last alias of one of them: a lookup reads one map shard
+// and compares the sandbox's own names, never the endpoint's aliases or the network's
+// names one by one. It should cost what A_hit costs in BenchmarkLookup.
+func BenchmarkLookupManyNames(b *testing.B) {
+	f := newFixture(b)
+	n := f.network("big", "10.50.0.0/16")
+	asker := f.sandbox("asker")
+	f.connect(asker, n, ep{ip4: "10.50.0.2"})
+	for i := range 100 {
+		var aliases []string
+		for a := range 100 {
+			aliases = append(aliases, fmt.Sprintf("b%d-a%d", i, a))
+		}
+		f.connect(f.sandbox(fmt.Sprintf("b%d", i)), n, ep{ip4: fmt.Sprintf("10.50.1.%d", i+2), aliases: aliases})
+	}
+	snap := f.snap()
+	buf := make([]netip.Addr, 0, 16)
+	b.ReportAllocs()
+	for b.Loop() {
+		if res := LookupAppend(buf, snap, asker.ID, "b57-a99", TypeA, false); res.Kind != Found {
+			b.Fatalf("b57-a99: %v", res.Kind)
 		}
 	}
 }

@@ -225,11 +225,12 @@ func lookupLink(snap *store.Snapshot, scope []scoped, name, netName string, qtyp
 func resolveOn(snap *store.Snapshot, nw *store.Network, name string, qtype uint16, addrs []netip.Addr) (_ []netip.Addr, src string, found bool) {
 	src = srcAlias
 	for _, ep := range snap.NamedEndpoints(nw.ID, name) {
-		if !visible(snap, ep) {
+		sb := snap.FindSandbox(ep.SandboxID)
+		if sb == nil || sb.State == store.StateCreating { // as visible, with the record at hand
 			continue
 		}
 		found = true
-		if !isAlias(ep, name) {
+		if ownName(sb, name) {
 			src = srcName
 		}
 		switch qtype {
@@ -242,12 +243,9 @@ func resolveOn(snap *store.Snapshot, nw *store.Network, name string, qtype uint1
 	return addrs, src, found
 }
 
-// isAlias reports whether name reaches ep only through one of its network aliases.
-func isAlias(ep *store.Endpoint, name string) bool {
-	for _, a := range ep.Aliases {
-		if strings.EqualFold(a, name) {
-			return true
-		}
-	}
-	return false
+// ownName reports whether name is sb's name, short ID or hostname: three comparisons, where
+// looking through the endpoint's aliases would cost one per alias on every answer.
+func ownName(sb *store.Sandbox, name string) bool {
+	return strings.EqualFold(name, sb.Name) || strings.EqualFold(name, store.ShortID(sb.ID)) ||
+		strings.EqualFold(name, sb.Hostname)
 }
