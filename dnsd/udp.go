@@ -10,14 +10,12 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/net/ipv4"
 )
 
 // udpServer serves one sandbox's UDP socket with a single reader goroutine, which takes
 // the queued datagrams in batches (recvmmsg) and sends the batch's local answers together
-// (sendmmsg). Queries for names the resolver owns are answered inline from reused buffers
-// (fast.go), with no goroutine or lock per query (the batch read allocates each sender's
-// address). Plain queries for other names go to the relay
+// (sendmmsg, mmsg.go). Queries for names the resolver owns are answered inline from reused
+// buffers (fast.go), with no goroutine, lock or allocation per query. Plain queries for other names go to the relay
 // (relay.go) when an inflight slot is free at once; the relay answers the client itself.
 // Everything else (malformed or unusual messages, debug logging, a full inflight limit)
 // is copied and handed to a goroutine that takes the general path: miekg's header checks
@@ -68,21 +66,29 @@ const readBatch = 16
 // client, never need more than one (a thousand idle sandboxes would otherwise hold 64 MiB).
 func (u *udpServer) read() {
 	defer u.wg.Done()
-	pc := ipv4.NewPacketConn(u.conn)
-	in := make([]ipv4.Message, 0, readBatch)
+	mc, err := newMmsgConn(u.conn, readBatch)
+	if err != nil {
+		u.h.s.cfg.Log.Error("dns udp reader", "sandbox", u.h.id, "err", err)
+		return
+	}
+	in := make([][]byte, 0, readBatch)
 	addBuffers := func(n int) {
 		for len(in) < n {
-			in = append(in, ipv4.Message{Buffers: [][]byte{make([]byte, udpReadSize)}})
+			in = append(in, make([]byte, udpReadSize))
 		}
 	}
 	addBuffers(1)
-	out := make([]ipv4.Message, 0, readBatch)
-	var replies [readBatch][]byte // out[k]'s reply (the fast path reuses one scratch), grown on use
-	var starts [readBatch]time.Time
-	var qtypes [readBatch]uint16
-	var sc scratch
+	var (
+		lens    [readBatch]int
+		froms   [readBatch]netip.AddrPort
+		replies [readBatch][]byte // the k-th answer (the fast path reuses one scratch), grown on use
+		to      [readBatch]netip.AddrPort
+		starts  [readBatch]time.Time
+		qtypes  [readBatch]uint16
+		sc      scratch
+	)
 	for {
-		n, err := pc.ReadBatch(in, 0)
+		n, err := mc.read(in, lens[:], froms[:])
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -92,11 +98,10 @@ func (u *udpServer) read() {
 			time.Sleep(time.Millisecond)
 			continue
 		}
-		out = out[:0]
+		k := 0 // answers in this batch
 		for i := range n {
-			pkt := in[i].Buffers[0][:in[i].N]
-			from, ok := in[i].Addr.(*net.UDPAddr)
-			if !ok || len(pkt) < minQuery {
+			pkt, from := in[i][:lens[i]], froms[i]
+			if len(pkt) < minQuery {
 				u.h.s.metrics.dropped()
 				continue
 			}
@@ -104,24 +109,23 @@ func (u *udpServer) read() {
 			reply, v, q := u.h.classify(pkt, &sc)
 			switch v {
 			case answered:
-				k := len(out)
 				replies[k] = append(replies[k][:0], reply...)
-				starts[k], qtypes[k] = start, q.qtype
-				out = append(out, ipv4.Message{Buffers: [][]byte{replies[k]}, Addr: from})
+				to[k], starts[k], qtypes[k] = from, start, q.qtype
+				k++
 				continue
 			case toRelay:
-				if u.forward(pkt, q, from.AddrPort()) {
+				if u.forward(pkt, q, from) {
 					continue
 				}
 			}
 			pkt = append([]byte(nil), pkt...)
 			u.wg.Add(1) // the reader's own count is held, so this never races with Wait at zero
-			go u.general(pkt, from.AddrPort())
+			go u.general(pkt, from)
 		}
-		u.send(pc, out)
+		u.send(mc, replies[:k], to[:k])
 		done := time.Now()
-		for k := range out {
-			u.h.s.metrics.answered(qtypes[k], 0, srcLocal, done.Sub(starts[k]))
+		for i := range k {
+			u.h.s.metrics.answered(qtypes[i], 0, srcLocal, done.Sub(starts[i]))
 		}
 		if n == len(in) && n < readBatch {
 			addBuffers(min(2*n, readBatch)) // more were probably waiting
@@ -129,12 +133,12 @@ func (u *udpServer) read() {
 	}
 }
 
-// send writes the replies in msgs with as few sendmmsg calls as the kernel allows. A reply
-// the kernel refuses (a full socket buffer, rare on loopback) is dropped, as one sendto
+// send writes the replies with as few sendmmsg calls as the kernel allows. A reply the
+// kernel refuses (a full socket buffer, rare on loopback) is dropped, as one sendto
 // failing was: the client retries.
-func (u *udpServer) send(pc *ipv4.PacketConn, msgs []ipv4.Message) {
-	for len(msgs) > 0 {
-		n, err := pc.WriteBatch(msgs, 0)
+func (u *udpServer) send(mc *mmsgConn, replies [][]byte, to []netip.AddrPort) {
+	for len(replies) > 0 {
+		n, err := mc.write(replies, to)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -142,7 +146,7 @@ func (u *udpServer) send(pc *ipv4.PacketConn, msgs []ipv4.Message) {
 			u.h.s.cfg.Log.Debug("dns udp write", "sandbox", u.h.id, "err", err)
 			n = max(n, 1) // skip the one that failed
 		}
-		msgs = msgs[n:]
+		replies, to = replies[n:], to[n:]
 	}
 }
 
