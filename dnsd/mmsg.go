@@ -49,14 +49,7 @@ func newMmsgConn(c *net.UDPConn, batch int) (*mmsgConn, error) {
 func (m *mmsgConn) read(bufs [][]byte, n []int, from []netip.AddrPort) (int, error) {
 	k := min(len(bufs), len(m.hdrs))
 	for i := range k {
-		m.iovs[i].Base = &bufs[i][0]
-		m.iovs[i].SetLen(len(bufs[i]))
-		m.hdrs[i] = unix.Mmsghdr{Hdr: unix.Msghdr{
-			Name:    (*byte)(unsafe.Pointer(&m.addrs[i])),
-			Namelen: unix.SizeofSockaddrInet4,
-			Iov:     &m.iovs[i],
-		}}
-		m.hdrs[i].Hdr.SetIovlen(1)
+		m.setHeader(i, bufs[i])
 	}
 	got, err := m.call(unix.SYS_RECVMMSG, k, true)
 	for i := range got {
@@ -75,16 +68,21 @@ func (m *mmsgConn) write(bufs [][]byte, to []netip.AddrPort) (int, error) {
 	for i := range k {
 		m.addrs[i] = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: to[i].Addr().As4()}
 		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&m.addrs[i].Port))[:], to[i].Port())
-		m.iovs[i].Base = &bufs[i][0]
-		m.iovs[i].SetLen(len(bufs[i]))
-		m.hdrs[i] = unix.Mmsghdr{Hdr: unix.Msghdr{
-			Name:    (*byte)(unsafe.Pointer(&m.addrs[i])),
-			Namelen: unix.SizeofSockaddrInet4,
-			Iov:     &m.iovs[i],
-		}}
-		m.hdrs[i].Hdr.SetIovlen(1)
+		m.setHeader(i, bufs[i])
 	}
 	return m.call(unix.SYS_SENDMMSG, k, false)
+}
+
+// setHeader points header i at buf and at socket address i.
+func (m *mmsgConn) setHeader(i int, buf []byte) {
+	m.iovs[i].Base = &buf[0]
+	m.iovs[i].SetLen(len(buf))
+	m.hdrs[i] = unix.Mmsghdr{Hdr: unix.Msghdr{
+		Name:    (*byte)(unsafe.Pointer(&m.addrs[i])),
+		Namelen: unix.SizeofSockaddrInet4,
+		Iov:     &m.iovs[i],
+	}}
+	m.hdrs[i].Hdr.SetIovlen(1)
 }
 
 // call runs recvmmsg or sendmmsg on the first k headers through the runtime's poller: it
