@@ -43,7 +43,7 @@ const shutdownTimeout = 10 * time.Second
 type daemonConfig struct {
 	Root       string // state dir: state.db
 	Socket     string // API unix socket
-	ExecRoot   string // runtime files that die with the kernel objects: sandbox file copies, create intents
+	ExecRoot   string // runtime files that a reboot may clear, like the kernel objects: sandbox file copies, create intents, dnsd's clean list
 	LogLevel   slog.Level
 	ResolvConf string       // the host's resolv.conf, source of upstream servers
 	DNS        []netip.Addr // --dns: upstreams for every sandbox without its own
@@ -88,7 +88,7 @@ func newDaemonCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.Root, "root", "/var/lib/berth", "state directory")
 	f.StringVar(&cfg.Socket, "socket", api.DefaultSocket, "API unix socket")
-	f.StringVar(&cfg.ExecRoot, "exec-root", "", "runtime directory, best a tmpfs: copies of sandbox files for runtimes (default: the socket's directory)")
+	f.StringVar(&cfg.ExecRoot, "exec-root", "", "runtime directory, best a tmpfs: sandbox file copies for runtimes, create intents (default: the socket's directory)")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&resolvFl, "resolv-conf", "/etc/resolv.conf", "host resolv.conf with the upstream servers")
 	f.StringArrayVar(&dns, "dns", nil, "upstream DNS server for sandboxes (repeatable)")
