@@ -15,8 +15,9 @@ import (
 // udpServer serves one sandbox's UDP socket with a single reader goroutine, which takes
 // the queued datagrams in batches (recvmmsg) and sends the batch's local answers together
 // (sendmmsg, mmsg.go). Queries for names the resolver owns are answered inline from reused
-// buffers (fast.go), with no goroutine, lock or allocation per query. Plain queries for other names go to the relay
-// (relay.go) when an inflight slot is free at once; the relay answers the client itself.
+// buffers (fast.go), with no goroutine, lock or allocation per query. Plain queries for
+// other names go to the relay (relay.go) when an inflight slot is free at once; the relay
+// answers the client itself.
 // Everything else (malformed or unusual messages, debug logging, a full inflight limit)
 // is copied and handed to a goroutine that takes the general path: miekg's header checks
 // and unpacking, then handler.ServeDNS, whose forwarder holds the inflight slots (so the

@@ -12,10 +12,10 @@ import (
 
 // The Go runtime and process metrics of /metrics, under the names, types and HELP texts of
 // Prometheus' Go client (client_golang's Go and process collectors; go_threads' HELP says
-// what it counts here), so dashboards built for those keep working. Everything is read at scrape time with the standard library:
-// runtime.ReadMemStats and /proc. Nothing runs at package init, which every CLI command
-// (the same binary as the daemon) would pay for. A /proc read that fails leaves its
-// metrics out.
+// what it counts here), so dashboards built for those keep working. Everything is read at
+// scrape time with the standard library: runtime.ReadMemStats and /proc. Nothing runs at
+// package init, which every CLI command (the same binary as the daemon) would pay for. A
+// /proc read that fails leaves its metrics out.
 
 // userHZ is the unit of the CPU times in /proc/<pid>/stat: USER_HZ, 100 on every Linux
 // architecture Go supports (procfs and client_golang use the same constant).
