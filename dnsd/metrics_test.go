@@ -102,7 +102,7 @@ func TestMetrics(t *testing.T) {
 		{`berth_dns_duration_seconds_count{source="forwarded"}`, 2},
 		{`berth_dns_duration_seconds_bucket{source="forwarded",le="+Inf"}`, 2},
 	} {
-		if got := value(t, s, tc.series); got != tc.want {
+		if got := settled(t, s, tc.series, tc.want); got != tc.want {
 			t.Errorf("%s: got %v; want %v", tc.series, got, tc.want)
 		}
 	}
@@ -170,7 +170,7 @@ func TestMetricsServfail(t *testing.T) {
 	if want := failure(r, dns.RcodeServerFailure); got.String() != want.String() {
 		t.Errorf("got\n%v\nwant\n%v", got, want)
 	}
-	if v := value(t, s, `berth_dns_answers_total{source="servfail"}`); v != 1 {
+	if v := settled(t, s, `berth_dns_answers_total{source="servfail"}`, 1); v != 1 {
 		t.Errorf("servfail answers: got %v; want 1", v)
 	}
 	if v := value(t, s, `berth_dns_upstream_errors_total{reason="network",upstream="127.0.0.1:1"}`); v != 1 {
@@ -225,6 +225,21 @@ func parseMetrics(t *testing.T, s *Server) map[string]*dto.MetricFamily {
 // order, as Prometheus sorts them; a histogram's _count, _sum and _bucket series), or 0
 // when there is none. The text is read back with Prometheus' parser, so a series this
 // finds is one Prometheus reads.
+// settled returns the value of series once it is want, or after a second what it is then.
+// Answers are counted once they are sent, so a client can hold an answer a moment before
+// it shows.
+func settled(t *testing.T, s *Server, series string, want float64) float64 {
+	t.Helper()
+	deadline := time.Now().Add(time.Second)
+	for {
+		v := value(t, s, series)
+		if v == want || time.Now().After(deadline) {
+			return v
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func value(t *testing.T, s *Server, series string) float64 {
 	t.Helper()
 	for _, mf := range parseMetrics(t, s) {
