@@ -10,6 +10,8 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"berth/internal/nsutil"
 )
 
 // natTable is the nftables table dnsd owns inside each sandbox netns (Docker's nftables
@@ -154,23 +156,10 @@ func natRule(typ expr.NATType, proto byte, addrOff, portOff uint32, match, to ui
 	}
 }
 
-// nsID identifies a netns: the device and inode of its nsfs file, the same through every
-// path that pins it.
-type nsID struct{ dev, ino uint64 }
-
-// statNetNS returns the identity of the netns at path (a pin, or /proc/thread-self/ns/net).
-func statNetNS(path string) (nsID, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return nsID{}, fmt.Errorf("stat netns %s: %w", path, err)
-	}
-	return nsID{uint64(st.Dev), st.Ino}, nil
-}
-
 // openNetNS opens the netns pinned at path if it is still the netns want, else returns -1:
 // the path is gone, or names another netns now (the sandbox was removed or renamed and a
 // new one took its name), whose table is not ours to touch.
-func openNetNS(path string, want nsID) (int, error) {
+func openNetNS(path string, want nsutil.ID) (int, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return -1, nil
@@ -178,8 +167,7 @@ func openNetNS(path string, want nsID) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("open netns %s: %w", path, err)
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || (nsID{uint64(st.Dev), st.Ino}) != want {
+	if id, err := nsutil.IDOfFd(fd); err != nil || id != want {
 		unix.Close(fd)
 		return -1, nil
 	}

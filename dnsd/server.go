@@ -173,7 +173,7 @@ type sandbox struct {
 	ready  chan struct{} // closed when start finished; err then tells how
 	err    error
 
-	ns       nsID             // the netns the sockets are in (nsPath may name another later)
+	ns       nsutil.ID        // the netns the sockets are in (nsPath may name another later)
 	udp      *net.UDPConn     // good until stop
 	tcp      *net.TCPListener // good until stop
 	natKept  bool             // start found the NAT table of an earlier run leading to its ports
@@ -317,7 +317,7 @@ func (s *Server) start(e *sandbox) (err error) {
 // while the daemon was down already carry the right translation. Otherwise the sockets
 // take random ports and the table is replaced in one batch, as always.
 func (e *sandbox) listen() (err error) {
-	if e.ns, err = statNetNS("/proc/thread-self/ns/net"); err != nil {
+	if e.ns, err = nsutil.IDOf("/proc/thread-self/ns/net"); err != nil {
 		return err
 	}
 	c, err := nftables.New(nftables.AsLasting())

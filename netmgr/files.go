@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
+	"berth/internal/nsutil"
 	"berth/netmgr/store"
 	"berth/resolver"
 )
@@ -126,8 +126,8 @@ func (m *Manager) refreshDependents(snap *store.Snapshot, target string) {
 
 // netnsUsers counts processes whose network namespace is the one pinned at path.
 func netnsUsers(path string) int {
-	var want syscall.Stat_t
-	if err := syscall.Stat(path, &want); err != nil {
+	want, err := nsutil.IDOf(path)
+	if err != nil {
 		return 0
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/ns/net")
@@ -137,8 +137,7 @@ func netnsUsers(path string) int {
 		if strings.HasPrefix(p, self) {
 			continue
 		}
-		var st syscall.Stat_t
-		if syscall.Stat(p, &st) == nil && st.Dev == want.Dev && st.Ino == want.Ino {
+		if id, err := nsutil.IDOf(p); err == nil && id == want {
 			n++
 		}
 	}

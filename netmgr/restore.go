@@ -10,8 +10,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
+	"berth/internal/nsutil"
 	"berth/netmgr/store"
 	"berth/resolver"
 )
@@ -128,13 +128,13 @@ func (m *Manager) sweepOrphans() error {
 func (m *Manager) sweepStale() {
 	snap := m.cfg.Store.Snapshot()
 	paths := map[string]bool{}
-	owned := map[[2]uint64]bool{} // (dev, ino) of netns that only berth sandboxes pin
+	owned := map[nsutil.ID]bool{} // netns that only berth sandboxes pin
 	ids := map[string]bool{}
 	for _, sb := range snap.Sandboxes() {
 		paths[sb.NetNSPath] = true
 		ids[sb.ID] = true
 		if (sb.Mode == store.ModeBridge || sb.Mode == store.ModeNone) && sb.Adopted == "" {
-			if id, ok := fileID(sb.NetNSPath); ok {
+			if id, err := nsutil.IDOf(sb.NetNSPath); err == nil {
 				owned[id] = true
 			}
 		}
@@ -142,7 +142,7 @@ func (m *Manager) sweepStale() {
 	entries, _ := os.ReadDir(m.cfg.NetNSDir)
 	for _, e := range entries {
 		p := filepath.Join(m.cfg.NetNSDir, e.Name())
-		if id, ok := fileID(p); ok && !paths[p] && owned[id] {
+		if id, err := nsutil.IDOf(p); err == nil && !paths[p] && owned[id] {
 			m.cfg.Log.Warn("removing stale netns pin", "path", p)
 			if err := m.cfg.Kernel.DeleteNetNS(p); err != nil {
 				m.cfg.Log.Warn("remove stale netns pin", "path", p, "err", err)
@@ -169,15 +169,6 @@ func (m *Manager) sweepStale() {
 			os.RemoveAll(filepath.Join(m.cfg.RunDir, "sandboxes", e.Name()))
 		}
 	}
-}
-
-// fileID is the (device, inode) of path: two pins of one netns share it.
-func fileID(path string) ([2]uint64, bool) {
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		return [2]uint64{}, false
-	}
-	return [2]uint64{uint64(st.Dev), st.Ino}, true
 }
 
 // restoreFileWorkers is how many sandboxes' files restoreFiles writes at once.

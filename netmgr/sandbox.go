@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"berth/api"
+	"berth/internal/nsutil"
 	"berth/netmgr/store"
 )
 
@@ -501,25 +502,26 @@ func (m *Manager) checkAdopt(snap *store.Snapshot, path string) error {
 	if !m.cfg.Kernel.NetNSExists(path) {
 		return invalid("netns", path, "not a network namespace")
 	}
-	id, ok := fileID(path)
-	if !ok {
+	id, err := nsutil.IDOf(path)
+	if err != nil {
 		return invalid("netns", path, "cannot stat")
 	}
 	if self, ok := ownNetNS(); ok && self == id {
 		return invalid("netns", path, "is the daemon's own network namespace (use --network host)")
 	}
 	for _, o := range snap.Sandboxes() {
-		if oid, ok := fileID(o.NetNSPath); ok && oid == id {
+		if oid, err := nsutil.IDOf(o.NetNSPath); err == nil && oid == id {
 			return invalid("netns", path, "already sandbox %s", o.Name)
 		}
 	}
 	return nil
 }
 
-// ownNetNS is the (device, inode) of the calling thread's netns, which is the daemon's:
-// netmgr never switches namespaces on its own goroutines.
-func ownNetNS() ([2]uint64, bool) {
+// ownNetNS is the ID of the calling thread's netns, which is the daemon's: netmgr never
+// switches namespaces on its own goroutines.
+func ownNetNS() (nsutil.ID, bool) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	return fileID("/proc/thread-self/ns/net")
+	id, err := nsutil.IDOf("/proc/thread-self/ns/net")
+	return id, err == nil
 }

@@ -102,3 +102,23 @@ func assertConnIn(t *testing.T, c syscall.Conn, path string) {
 	}
 	raw.Control(func(fd uintptr) { testns.AssertSocketInNetNS(t, int(fd), path) })
 }
+
+// TestIDOf: a netns has one ID through a path and through an open fd, and another netns
+// has another.
+func TestIDOf(t *testing.T) {
+	self, err := IDOf("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if byFd, err := IDOfFd(int(f.Fd())); err != nil || byFd != self {
+		t.Errorf("IDOfFd: %v, %v; want %v", byFd, err, self)
+	}
+	if other, err := IDOf("/proc/self/ns/mnt"); err != nil || other == self {
+		t.Errorf("IDOf of another namespace: %v, %v; want something else than %v", other, err, self)
+	}
+}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"berth/internal/nsutil"
 )
 
 // maxUnmounts bounds DeleteNetNS's unmount loop: a path pinned several times (by hand,
@@ -193,12 +195,10 @@ func ensureSharedMount(dir string) error {
 
 // sameFile reports whether a and b are the same inode (two netns files: the same netns).
 func sameFile(a, b string) (bool, error) {
-	var sa, sb unix.Stat_t
-	if err := unix.Stat(a, &sa); err != nil {
+	ia, err := nsutil.IDOf(a)
+	if err != nil {
 		return false, err
 	}
-	if err := unix.Stat(b, &sb); err != nil {
-		return false, err
-	}
-	return sa.Dev == sb.Dev && sa.Ino == sb.Ino, nil
+	ib, err := nsutil.IDOf(b)
+	return err == nil && ia == ib, err
 }
