@@ -225,8 +225,8 @@ func lookupLink(snap *store.Snapshot, scope []scoped, name, netName string, qtyp
 func resolveOn(snap *store.Snapshot, nw *store.Network, name string, qtype uint16, addrs []netip.Addr) (_ []netip.Addr, src string, found bool) {
 	src = srcAlias
 	for _, ep := range snap.NamedEndpoints(nw.ID, name) {
-		sb := snap.FindSandbox(ep.SandboxID)
-		if sb == nil || sb.State == store.StateCreating { // as visible, with the record at hand
+		sb := visible(snap, ep)
+		if sb == nil {
 			continue
 		}
 		found = true

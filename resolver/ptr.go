@@ -32,7 +32,7 @@ func lookupPTR(snap *store.Snapshot, sbID, qname string) Result {
 	holders := snap.AddressHolders(addr)
 	for _, s := range scope {
 		for _, ep := range holders {
-			if ep.NetworkID != s.nw.ID || !visible(snap, ep) {
+			if ep.NetworkID != s.nw.ID || visible(snap, ep) == nil {
 				continue
 			}
 			owner := snap.FindSandbox(ep.SandboxID)

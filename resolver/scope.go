@@ -69,15 +69,18 @@ func less(a, b scoped) int {
 	return cmp.Compare(a.nw.ID, b.nw.ID)
 }
 
-// visible reports whether an endpoint found by name or address may be answered. The record
-// must belong to an existing sandbox that is not in StateCreating: netmgr inserts a new
-// sandbox's records before its kernel work, and a crash can leave them behind until the
-// restore pass undoes them, so half-made sandboxes are not announced. An endpoint added by
-// `network connect` to a ready sandbox is answered as soon as its record exists, like
-// Docker, which adds the records when the endpoint joins.
-func visible(snap *store.Snapshot, ep *store.Endpoint) bool {
-	sb := snap.FindSandbox(ep.SandboxID)
-	return sb != nil && sb.State != store.StateCreating
+// visible returns the sandbox of an endpoint found by name or address if the endpoint may
+// be answered, else nil. The record must belong to an existing sandbox that is not in
+// StateCreating: the restore pass puts a create cut short by a crash back in that state
+// (and state files of earlier versions hold such records) until it undoes it, so half-made
+// sandboxes are not announced. An endpoint added by `network connect` to a ready sandbox is
+// answered as soon as its record exists, like Docker, which adds the records when the
+// endpoint joins.
+func visible(snap *store.Snapshot, ep *store.Endpoint) *store.Sandbox {
+	if sb := snap.FindSandbox(ep.SandboxID); sb != nil && sb.State != store.StateCreating {
+		return sb
+	}
+	return nil
 }
 
 // hasIPv6 reports whether any endpoint of sb holds an IPv6 address.
