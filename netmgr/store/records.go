@@ -54,8 +54,10 @@ func (n *Network) Copy() *Network {
 	return &c
 }
 
-// Sandbox states. A record is persisted in StateCreating before any kernel work, so a
-// crash during creation leaves something the restore pass can find and undo.
+// Sandbox states. A new sandbox's records are committed once, ready, after its kernel work;
+// StateCreating marks the records of a create cut short by a crash, which the restore pass
+// puts back from netmgr's intent file (Pending.Intent, Recover) and then undoes. State
+// files of earlier versions, which committed StateCreating first, hold such records too.
 const (
 	StateCreating = "creating"
 	StateReady    = "ready"
