@@ -2,6 +2,7 @@ package dnsd
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -490,7 +491,9 @@ func TestStopNameReused(t *testing.T) {
 }
 
 // TestCleanFile: a clean stop lists the sandboxes whose kept tables need no conntrack
-// reset, so the next start skips those resets; a crash (no list) resets every kept table.
+// reset, with their ports, so the next start binds those ports without reading the table
+// and skips the reset; the table is read afterwards, and put back if it was changed while
+// no daemon ran. A crash (no list) reads and resets every kept table before serving.
 func TestCleanFile(t *testing.T) {
 	testns.Require(t)
 	nsPath, ns := sandboxNS(t, "dnsd-clean")
@@ -503,36 +506,81 @@ func TestCleanFile(t *testing.T) {
 		if err := s.Serve(sb); err != nil {
 			t.Fatal(err)
 		}
-		if got := dig(t, ns, "web"); got != "172.30.0.3" {
-			t.Errorf("dig web: got %q", got)
-		}
 		return s
 	}
-	queued := func(s *Server) int {
+	// settled waits for the background work Serve queued, and reports what start did.
+	settled := func(s *Server) (queued int, unread, isClean bool) {
+		t.Helper()
+		for range 200 {
+			s.mu.Lock()
+			busy := s.resetting
+			queued = s.queued
+			s.mu.Unlock()
+			if !busy {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.queued
+		e := s.sbs[sb.ID]
+		s.mu.Unlock()
+		return queued, e.unread, e.clean.Load()
+	}
+	listed := func() string {
+		t.Helper()
+		b, err := os.ReadFile(clean)
+		if err != nil {
+			t.Fatalf("clean list after Close: %v", err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	digWeb := func(when string) {
+		t.Helper()
+		if got := dig(t, ns, "web"); got != "172.30.0.3" {
+			t.Errorf("%s: dig web: got %q", when, got)
+		}
 	}
 
 	s := serve() // installs the table and resets at once: clean
+	digWeb("first start")
+	udp, tcp := s.listeners(sb.ID)
+	wantLine := fmt.Sprintf("%s %d %d", clientID, udp.LocalAddr().(*net.UDPAddr).Port, tcp.Addr().(*net.TCPAddr).Port)
 	s.Close()
-	if b, err := os.ReadFile(clean); err != nil || strings.TrimSpace(string(b)) != clientID {
-		t.Fatalf("clean list after Close: %q, %v; want the sandbox's ID", b, err)
+	if got := listed(); got != wantLine {
+		t.Fatalf("clean list after Close: %q; want %q", got, wantLine)
 	}
-	s = serve() // kept table, listed clean: no reset
-	if !s.natKept(sb.ID) || queued(s) != 0 {
-		t.Errorf("start after a clean stop: kept %v, resets queued %d; want kept, none", s.natKept(sb.ID), queued(s))
+	table := run(t, "ip", "netns", "exec", ns, "nft", "list", "table", "ip", natTable)
+
+	s = serve() // listed clean: the listed ports, the table checked afterwards, no reset
+	digWeb("start after a clean stop")
+	if q, unread, ok := settled(s); !s.natKept(sb.ID) || !unread || q != 1 || !ok {
+		t.Errorf("start after a clean stop: kept %v, unread %v, queued %d, clean %v; want kept, unread, 1 (the check), clean", s.natKept(sb.ID), unread, q, ok)
 	}
 	if _, err := os.Stat(clean); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("clean list not removed at start: %v", err)
 	}
+	s.Close()
+
+	// The table is removed by hand while no daemon runs: the start still serves on the
+	// listed ports, and the check puts the table back.
+	run(t, "ip", "netns", "exec", ns, "nft", "delete", "table", "ip", natTable)
+	s = serve()
+	if q, _, ok := settled(s); q != 1 || !ok {
+		t.Errorf("start after the table was deleted: queued %d, clean %v; want 1, clean", q, ok)
+	}
+	digWeb("after the check put the table back")
+	if got := run(t, "ip", "netns", "exec", ns, "nft", "list", "table", "ip", natTable); got != table {
+		t.Errorf("table after the check:\n%s\nwant\n%s", got, table)
+	}
+
 	// A crash: this run writes no list (its sockets close as a dead process's do), so the
-	// next start resets the kept table.
+	// next start reads the kept table and resets it.
 	s.cfg.CleanFile = ""
 	s.Close()
 	s = serve()
 	defer s.Close()
-	if !s.natKept(sb.ID) || queued(s) != 1 {
-		t.Errorf("start after a crash: kept %v, resets queued %d; want kept, 1", s.natKept(sb.ID), queued(s))
+	digWeb("start after a crash")
+	if q, unread, _ := settled(s); !s.natKept(sb.ID) || unread || q != 1 {
+		t.Errorf("start after a crash: kept %v, unread %v, queued %d; want kept, read, 1 (the reset)", s.natKept(sb.ID), unread, q)
 	}
 }

@@ -80,14 +80,14 @@ var natChains = []struct {
 	{"postrouting", *nftables.ChainHookPostrouting, *nftables.ChainPriorityNATSource},
 }
 
-// natPorts reads the table berth-dns in c's netns and returns the UDP and TCP ports it
+// readNAT reads the table berth-dns in c's netns and returns the UDP and TCP ports it
 // redirects 127.0.0.11:53 to, if it is exactly the table installNAT makes for them (what
 // a daemon that stopped or died leaves behind). Anything else (no table, other chains or
 // rules, someone's edits) is not ok, and the caller installs the table afresh.
-func natPorts(c *nftables.Conn) (udp, tcp uint16, ok bool) {
+func readNAT(c *nftables.Conn) (p natPorts, ok bool) {
 	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
 	if err != nil {
-		return 0, 0, false
+		return p, false
 	}
 	n := 0
 	for _, ch := range chains {
@@ -103,40 +103,40 @@ func natPorts(c *nftables.Conn) (udp, tcp uint16, ok bool) {
 		}
 		if want < 0 || ch.Type != nftables.ChainTypeNAT || ch.Hooknum == nil || *ch.Hooknum != natChains[want].hook ||
 			ch.Priority == nil || *ch.Priority != natChains[want].prio {
-			return 0, 0, false
+			return p, false
 		}
 	}
 	if n != len(natChains) {
-		return 0, 0, false
+		return p, false
 	}
 	t := &nftables.Table{Name: natTable, Family: nftables.TableFamilyIPv4}
 	out, err := c.GetRules(t, &nftables.Chain{Name: "output", Table: t})
 	if err != nil || len(out) != 2 {
-		return 0, 0, false
+		return p, false
 	}
 	var ports [2]uint16
 	for i, r := range out {
 		if len(r.Exprs) != 9 {
-			return 0, 0, false
+			return p, false
 		}
 		imm, ok := r.Exprs[7].(*expr.Immediate)
 		if !ok || len(imm.Data) != 2 {
-			return 0, 0, false
+			return p, false
 		}
 		ports[i] = binary.BigEndian.Uint16(imm.Data)
 	}
 	post, err := c.GetRules(t, &nftables.Chain{Name: "postrouting", Table: t})
 	if err != nil || len(post) != 2 {
-		return 0, 0, false
+		return p, false
 	}
 	for i, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
 		if ports[i] == 0 ||
 			!reflect.DeepEqual(out[i].Exprs, natRule(expr.NATTypeDestNAT, proto, 16, 2, dnsPort, ports[i])) ||
 			!reflect.DeepEqual(post[i].Exprs, natRule(expr.NATTypeSourceNAT, proto, 12, 0, ports[i], dnsPort)) {
-			return 0, 0, false
+			return p, false
 		}
 	}
-	return ports[0], ports[1], true
+	return natPorts{udp: ports[0], tcp: ports[1]}, true
 }
 
 // natRule matches 127.0.0.11 at addrOff of the IPv4 header, proto, and match at portOff

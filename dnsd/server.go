@@ -55,10 +55,13 @@ type Config struct {
 	Log   *slog.Logger               // or nil (discard)
 
 	// CleanFile, if set, is where Close lists the sandboxes whose NAT tables it keeps with
-	// no conntrack entry that needs a reset, and where New reads (then removes) that list:
-	// a start after a clean stop skips those resets (each walks the whole conntrack hash:
-	// seconds of CPU with 1,000 sandboxes). After a crash there is no list, and every kept
-	// table is reset, as before. A tmpfs (the daemon's --exec-root): tables die at reboot.
+	// no conntrack entry that needs a reset, with the ports each table leads to, and where
+	// New reads (then removes) that list. A start after a clean stop binds those ports
+	// without reading the tables first and skips the resets (each walks the whole
+	// conntrack hash: seconds of CPU with 1,000 sandboxes); the tables are checked in the
+	// background once every server answers. After a crash there is no list: every kept
+	// table is read before its server starts, and reset. A tmpfs (the daemon's
+	// --exec-root): tables die at reboot.
 	CleanFile string
 
 	MaxInflight      int           // forwarded queries in flight per sandbox; beyond it REFUSED
@@ -112,15 +115,18 @@ type Server struct {
 	// upstreams lists where a sandbox's unknown names go; tests replace it.
 	upstreams func(snap *store.Snapshot, sandboxID string) []resolver.Upstream
 
-	wasClean map[string]bool // sandboxes whose kept NAT table needs no reset (Config.CleanFile)
+	wasClean map[string]natPorts // sandboxes whose kept NAT table needs no reset, and its ports (Config.CleanFile)
 
 	mu        sync.Mutex // guards following
 	sbs       map[string]*sandbox
 	closed    bool
-	pending   []*sandbox // served on a kept NAT table, conntrack reset still to do
+	pending   []*sandbox // served on a kept NAT table, conntrack reset or table check still to do
 	resetting bool       // a goroutine is working through pending
-	queued    int        // resets queued in this run (tests)
+	queued    int        // resets and checks queued in this run (tests)
 }
+
+// natPorts are the ports a sandbox's NAT table leads 127.0.0.11:53 to.
+type natPorts struct{ udp, tcp uint16 }
 
 // New returns a Server that serves nothing until Serve is called.
 func New(cfg Config) *Server {
@@ -176,7 +182,8 @@ type sandbox struct {
 	ns       nsutil.ID        // the netns the sockets are in (nsPath may name another later)
 	udp      *net.UDPConn     // good until stop
 	tcp      *net.TCPListener // good until stop
-	natKept  bool             // start found the NAT table of an earlier run leading to its ports
+	natKept  bool             // start kept the NAT table of an earlier run, leading to its ports
+	unread   bool             // kept on the clean list's word: the table itself is checked later
 	resetErr error            // the conntrack reset after installing the table failed (logged)
 	clean    atomic.Bool      // no conntrack entry made before the table needs a reset
 	udpSrv   *udpServer
@@ -223,17 +230,19 @@ func (s *Server) Serve(sb *store.Sandbox) error {
 		e.err = fmt.Errorf("serve dns in sandbox %q: %w", sb.Name, e.err)
 	}
 	close(e.ready)
-	if e.err == nil && e.natKept && !e.clean.Load() {
+	if e.err == nil && (e.unread || e.natKept && !e.clean.Load()) {
 		s.queueReset(e)
 	}
 	return e.err
 }
 
-// queueReset schedules the conntrack reset of a sandbox served on the NAT table of an
-// earlier run. Entries made while that table was in place translate correctly; the reset
-// is for a crash of the earlier run between installing a table and resetting its entries.
-// It walks the conntrack hash all netns share (2-4 ms each, most of a restart's time with
-// 1,000 sandboxes), so one goroutine does them after the servers answer, one at a time.
+// queueReset schedules the background work of a sandbox served on the NAT table of an
+// earlier run: reading the table, if the clean list was taken at its word (see
+// Config.CleanFile), or else the conntrack reset. Entries made while that table was in
+// place translate correctly; the reset is for a crash of the earlier run between
+// installing a table and resetting its entries. It walks the conntrack hash all netns
+// share (2-4 ms each, most of a restart's time with 1,000 sandboxes), so one goroutine does
+// them after the servers answer, one at a time.
 func (s *Server) queueReset(e *sandbox) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -260,6 +269,10 @@ func (s *Server) resetPending() {
 		if !live {
 			continue // stopped meanwhile: its netns may be gone
 		}
+		if e.unread {
+			s.checkNAT(e)
+			continue
+		}
 		if err := nsutil.Do(e.nsPath, forgetConntrack); err != nil {
 			s.cfg.Log.Warn("reset dns conntrack", "sandbox", e.id, "err", err)
 		} else {
@@ -268,17 +281,47 @@ func (s *Server) resetPending() {
 	}
 }
 
+// checkNAT reads the table of a sandbox that start served on the clean list's word, and
+// puts it back, then resets conntrack, if it no longer leads to the sandbox's ports
+// (changed by hand while no daemon ran).
+func (s *Server) checkNAT(e *sandbox) {
+	fd, err := openNetNS(e.nsPath, e.ns)
+	if fd < 0 {
+		if err != nil {
+			s.cfg.Log.Warn("check dns nat", "sandbox", e.id, "err", err)
+		}
+		return // gone or replaced: a Stop is on its way
+	}
+	defer unix.Close(fd)
+	c, err := nftables.New(nftables.WithNetNSFd(fd), nftables.AsLasting())
+	if err != nil {
+		s.cfg.Log.Warn("check dns nat", "sandbox", e.id, "err", err)
+		return
+	}
+	defer c.CloseLasting()
+	want := e.ports()
+	if got, ok := readNAT(c); ok && got == want {
+		return
+	}
+	s.cfg.Log.Warn("dns nat table changed while the daemon was stopped; installing it again", "sandbox", e.id)
+	e.clean.Store(false)
+	if err := installNAT(c, want.udp, want.tcp); err != nil {
+		s.cfg.Log.Warn("check dns nat", "sandbox", e.id, "err", err)
+		return
+	}
+	if err := nsutil.DoAt(fd, forgetConntrack); err != nil {
+		s.cfg.Log.Warn("reset dns conntrack", "sandbox", e.id, "err", err)
+		return
+	}
+	e.clean.Store(true)
+}
+
 // start opens the sockets, installs the NAT and starts both servers.
 func (s *Server) start(e *sandbox) (err error) {
-	// One thread enters the netns once for all of it (sockets, nftables), instead of one
-	// setns round trip per socket and one more for the netlink connection.
-	err = nsutil.Do(e.nsPath, e.listen)
-	if err != nil {
-		e.closeSockets() // made, but the thread could not switch back
+	if err := e.listen(s.wasClean[e.id]); err != nil {
 		return err
 	}
-	udpPort := uint16(e.udp.LocalAddr().(*net.UDPAddr).Port)
-	tcpPort := uint16(e.tcp.Addr().(*net.TCPAddr).Port)
+	ports := e.ports()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
@@ -300,60 +343,89 @@ func (s *Server) start(e *sandbox) (err error) {
 	<-started // ActivateAndServe only fails before NotifyStartedFunc on a bad listener
 	switch {
 	case e.natKept:
-		e.clean.Store(s.wasClean[e.id]) // otherwise Serve queues the reset
+		_, clean := s.wasClean[e.id]
+		e.clean.Store(clean) // otherwise Serve queues the reset
 	case e.resetErr != nil:
 		s.cfg.Log.Warn("reset dns conntrack", "sandbox", e.id, "err", e.resetErr)
 	default:
 		e.clean.Store(true)
 	}
-	s.cfg.Log.Info("dns serving", "sandbox", e.id, "udp", udpPort, "tcp", tcpPort, "nat_kept", e.natKept)
+	s.cfg.Log.Info("dns serving", "sandbox", e.id, "udp", ports.udp, "tcp", ports.tcp, "nat_kept", e.natKept)
 	return nil
 }
 
-// listen runs on a thread inside the sandbox's netns. It opens the UDP and TCP sockets on
-// 127.0.0.11 and makes the NAT table lead to them. A table left by an earlier daemon run
-// (stopped or killed: Stop removes it, a dead daemon cannot) is kept as it is when its
-// ports can be bound again: no nftables change, and conntrack entries that clients made
-// while the daemon was down already carry the right translation. Otherwise the sockets
-// take random ports and the table is replaced in one batch, as always.
-func (e *sandbox) listen() (err error) {
-	if e.ns, err = nsutil.IDOf("/proc/thread-self/ns/net"); err != nil {
+// listen opens the UDP and TCP sockets on 127.0.0.11 inside the sandbox's netns and makes
+// the NAT table lead to them. A table left by an earlier daemon run (stopped or killed:
+// Stop removes it, a dead daemon cannot) is kept as it is when its ports can be bound
+// again: no nftables change, and conntrack entries that clients made while the daemon was
+// down already carry the right translation. Its ports come from the clean list (clean:
+// non-zero after a clean stop, the table is then read later, see checkNAT) or from reading
+// the table. Otherwise the sockets take random ports and the table is replaced in one
+// batch, as always.
+//
+// Only the sockets are made on a thread inside the netns. The nftables connection is
+// opened there but used from this goroutine: a netlink reply that a goroutine locked to
+// its thread waits for costs a thread wake-up each (reading a table took ~1 ms that way,
+// ~0.35 ms this way).
+func (e *sandbox) listen(clean natPorts) error {
+	fd, err := unix.Open(e.nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", e.nsPath, err)
+	}
+	defer unix.Close(fd)
+	if e.ns, err = nsutil.IDOfFd(fd); err != nil {
 		return err
 	}
-	c, err := nftables.New(nftables.AsLasting())
+	if clean != (natPorts{}) && e.bind(fd, clean) == nil {
+		e.natKept, e.unread = true, true
+		return nil
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(fd), nftables.AsLasting())
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
 	defer c.CloseLasting()
-	if udpPort, tcpPort, ok := natPorts(c); ok {
-		e.udp, _ = net.ListenUDP("udp", &net.UDPAddr{IP: serviceIP[:], Port: int(udpPort)})
-		if e.udp != nil {
-			e.tcp, _ = net.ListenTCP("tcp", &net.TCPAddr{IP: serviceIP[:], Port: int(tcpPort)})
-		}
-		if e.udp != nil && e.tcp != nil {
-			e.natKept = true
-			return nil
-		}
-		e.closeSockets() // a port is taken now: start over on random ones
+	if kept, ok := readNAT(c); ok && e.bind(fd, kept) == nil {
+		e.natKept = true
+		return nil
 	}
-	if e.udp, err = net.ListenUDP("udp", &net.UDPAddr{IP: serviceIP[:]}); err != nil {
-		return fmt.Errorf("listen udp %s:0 in netns %q: %w", serviceAddr, e.nsPath, err)
+	// No table, another one, or a port is taken now: start over on random ones.
+	if err := e.bind(fd, natPorts{}); err != nil {
+		return err
 	}
-	if e.tcp, err = net.ListenTCP("tcp", &net.TCPAddr{IP: serviceIP[:]}); err != nil {
-		e.closeSockets()
-		return fmt.Errorf("listen tcp %s:0 in netns %q: %w", serviceAddr, e.nsPath, err)
-	}
-	udpPort := uint16(e.udp.LocalAddr().(*net.UDPAddr).Port)
-	tcpPort := uint16(e.tcp.Addr().(*net.TCPAddr).Port)
-	if err := installNAT(c, udpPort, tcpPort); err != nil {
+	ports := e.ports()
+	if err := installNAT(c, ports.udp, ports.tcp); err != nil {
 		e.closeSockets()
 		return err
 	}
-	// Still on the thread inside the netns: a client that retried while there was no
-	// table (a restart, a rename, an adopted netns) must not keep an untranslated entry.
-	// Best effort: the server works without it, only such a client stays unanswered.
-	e.resetErr = forgetConntrack()
+	// Back inside the netns: a client that retried while there was no table (a restart, a
+	// rename, an adopted netns) must not keep an untranslated entry. Best effort: the
+	// server works without it, only such a client stays unanswered.
+	e.resetErr = nsutil.DoAt(fd, forgetConntrack)
 	return nil
+}
+
+// bind opens both sockets on 127.0.0.11 in the netns open at fd, on ports p (zero: random
+// ones). On failure no socket stays open.
+func (e *sandbox) bind(fd int, p natPorts) error {
+	err := nsutil.DoAt(fd, func() (err error) {
+		if e.udp, err = net.ListenUDP("udp", &net.UDPAddr{IP: serviceIP[:], Port: int(p.udp)}); err != nil {
+			return fmt.Errorf("listen udp %s:%d in netns %q: %w", serviceAddr, p.udp, e.nsPath, err)
+		}
+		if e.tcp, err = net.ListenTCP("tcp", &net.TCPAddr{IP: serviceIP[:], Port: int(p.tcp)}); err != nil {
+			return fmt.Errorf("listen tcp %s:%d in netns %q: %w", serviceAddr, p.tcp, e.nsPath, err)
+		}
+		return nil
+	})
+	if err != nil {
+		e.closeSockets() // one failed, or both made but the thread could not switch back
+	}
+	return err
+}
+
+// ports returns the ports of the open sockets.
+func (e *sandbox) ports() natPorts {
+	return natPorts{udp: uint16(e.udp.LocalAddr().(*net.UDPAddr).Port), tcp: uint16(e.tcp.Addr().(*net.TCPAddr).Port)}
 }
 
 // closeSockets closes whatever listen opened and forgets it.
@@ -446,7 +518,8 @@ func (s *Server) writeCleanFile(sbs map[string]*sandbox) {
 	var b []byte
 	for id, e := range sbs {
 		if e.err == nil && e.clean.Load() {
-			b = append(append(b, id...), '\n')
+			p := e.ports()
+			b = fmt.Appendf(b, "%s %d %d\n", id, p.udp, p.tcp)
 		}
 	}
 	if err := os.WriteFile(s.cfg.CleanFile, b, 0o600); err != nil {
@@ -455,9 +528,10 @@ func (s *Server) writeCleanFile(sbs map[string]*sandbox) {
 }
 
 // readCleanFile reads and removes the list writeCleanFile left: it holds for the tables
-// as the last run left them, and only until this run changes or crashes.
-func readCleanFile(path string, log *slog.Logger) map[string]bool {
-	clean := map[string]bool{}
+// as the last run left them, and only until this run changes or crashes. A line it cannot
+// read is left out: that table is read and reset as after a crash.
+func readCleanFile(path string, log *slog.Logger) map[string]natPorts {
+	clean := map[string]natPorts{}
 	if path == "" {
 		return clean
 	}
@@ -469,8 +543,12 @@ func readCleanFile(path string, log *slog.Logger) map[string]bool {
 		log.Warn("remove clean dns nat list; kept tables are reset instead", "err", err)
 		return clean
 	}
-	for _, id := range strings.Fields(string(b)) {
-		clean[id] = true
+	for line := range strings.Lines(string(b)) {
+		var id string
+		var p natPorts
+		if n, _ := fmt.Sscanf(line, "%s %d %d", &id, &p.udp, &p.tcp); n == 3 && p.udp != 0 && p.tcp != 0 {
+			clean[id] = p
+		}
 	}
 	return clean
 }

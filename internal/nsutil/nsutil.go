@@ -28,9 +28,19 @@ func Do(nsPath string, fn func() error) error {
 	}
 	defer target.Close()
 
+	return doIn(nsPath, target, fn)
+}
+
+// DoAt is Do for a netns the caller holds open at fd: several trips into it are sure to
+// enter the same netns, even if its path is pinned to another one meanwhile.
+func DoAt(fd int, fn func() error) error {
+	return doIn(fmt.Sprintf("fd %d", fd), netns.NsHandle(fd), fn)
+}
+
+func doIn(name string, target netns.NsHandle, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		errc <- doLocked(nsPath, target, fn)
+		errc <- doLocked(name, target, fn)
 	}()
 	return <-errc
 }
