@@ -288,6 +288,35 @@ func TestReplaceNAT(t *testing.T) {
 	t.Log("\n" + rules)
 }
 
+// TestServeNew: ServeNew (a netns made moments ago) opens both sockets in the netns, with
+// the nftables connection in the same trip, and installs the table.
+func TestServeNew(t *testing.T) {
+	testns.Require(t)
+	nsPath, ns := sandboxNS(t, "dnsd-new")
+	st := newFixture(t, nsPath)
+	s := New(Config{Store: st, Log: testLogger(t)})
+	defer s.Close()
+	sb := sandboxRecord(t, st, clientID)
+	if err := s.ServeNew(sb); err != nil {
+		t.Fatal(err)
+	}
+	udp, tcp := s.listeners(clientID)
+	testns.AssertSocketInNetNS(t, sockFD(t, udp), nsPath)
+	testns.AssertSocketInNetNS(t, sockFD(t, tcp), nsPath)
+	if s.natKept(sb.ID) {
+		t.Error("a new netns's server says it kept a table")
+	}
+	for _, args := range [][]string{{"web"}, {"+tcp", "web"}} {
+		if got := dig(t, ns, args...); got != "172.30.0.3" {
+			t.Errorf("dig %v: got %q", args, got)
+		}
+	}
+	rules := run(t, "ip", "netns", "exec", ns, "nft", "list", "table", "ip", natTable)
+	if strings.Count(rules, "dnat to") != 2 || strings.Count(rules, "snat to") != 2 {
+		t.Errorf("table:\n%s\nwant the 4 rules", rules)
+	}
+}
+
 // TestKeepNAT: a table left by an earlier daemon (a crash, or Close) whose ports are free
 // is kept as it is and the new sockets take its ports; Close leaves it for the next run,
 // Stop removes it.

@@ -262,7 +262,7 @@ func (d *daemon) restore(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for sb := range work {
-				if err := d.serveDNS(snap, sb); err != nil {
+				if err := d.serveDNS(snap, sb, false); err != nil {
 					// One broken sandbox must not keep every other one from resolving.
 					d.log.Error("restore dns", "sandbox", sb.Name, "err", err)
 				}
@@ -281,10 +281,14 @@ func (d *daemon) restore(ctx context.Context) error {
 // serveDNS starts the embedded DNS of sb if it needs one: a sandbox with its own netns that
 // is (or was, in this daemon's life) on a user-defined network. As in Docker, the server is
 // not stopped when the last user-defined network is disconnected; it then forwards.
-// Container-mode sandboxes share the server of the sandbox whose netns they join.
-func (d *daemon) serveDNS(snap *store.Snapshot, sb *store.Sandbox) error {
+// Container-mode sandboxes share the server of the sandbox whose netns they join. fresh
+// says berth made sb's netns in this call (dnsd.Server.ServeNew).
+func (d *daemon) serveDNS(snap *store.Snapshot, sb *store.Sandbox, fresh bool) error {
 	if sb.Mode != store.ModeBridge || !resolver.Embedded(snap, sb.ID) {
 		return nil
+	}
+	if fresh {
+		return d.dns.ServeNew(sb)
 	}
 	return d.dns.Serve(sb)
 }
@@ -306,7 +310,7 @@ func (d *daemon) createSandbox(ctx context.Context, req api.SandboxCreate) (*sto
 	if err != nil {
 		return nil, err
 	}
-	if err := d.serveDNS(d.st.Snapshot(), sb); err != nil {
+	if err := d.serveDNS(d.st.Snapshot(), sb, sb.Adopted == ""); err != nil {
 		// Undo: a sandbox is created whole or not at all.
 		return nil, errors.Join(err, d.mgr.RemoveSandbox(ctx, sb.ID, true))
 	}
@@ -367,7 +371,7 @@ func (d *daemon) connect(ctx context.Context, netRef string, req api.NetworkConn
 		return err
 	}
 	d.events.publish(api.Event{Type: "sandbox", Action: "connect", ID: sb.ID, Name: sb.Name, Network: networkName(snap, netRef)})
-	return d.serveDNS(snap, sb)
+	return d.serveDNS(snap, sb, false)
 }
 
 func (d *daemon) disconnect(ctx context.Context, netRef string, req api.NetworkDisconnect) error {
@@ -406,7 +410,7 @@ func (d *daemon) rename(ctx context.Context, ref, name string) error {
 	}
 	d.dns.Stop(sb.ID)
 	d.events.publish(api.Event{Type: "sandbox", Action: "rename", ID: sb.ID, Name: renamed.Name, OldName: sb.Name})
-	return d.serveDNS(snap, renamed)
+	return d.serveDNS(snap, renamed, false)
 }
 
 // listenUnix listens on path with mode 0660. A socket file left by a crashed daemon is
