@@ -2,8 +2,9 @@
 # restart.sh BIN N ROUNDS: daemon restart time with N sandboxes, ROUNDS times, run by `make
 # bench-restart` inside a private network+mount namespace (unshare --net --mount). One
 # daemon creates N sandboxes (cplat -mode bulk, network bulknet of its own); then, ROUNDS
-# times: SIGTERM, wait, start the daemon again and run `cplat -mode probe` (a UDP socket per
-# sandbox retrying 127.0.0.11:53 every 20 ms) until every sandbox answers. BERTH=PATH
+# times: `cplat -mode probe -ready` opens a UDP socket in every sandbox, then SIGTERM, wait,
+# start the daemon again, and the probe asks 127.0.0.11:53 (16 sandboxes at a time, each
+# retried every 20 ms) until every sandbox answers. BERTH=PATH
 # measures another build with the same harness; PERF=1 records `perf record -a -g` over
 # the last round into /tmp/berth-restart.perf; LOGLEVEL=info and KEEPLOG=FILE keep the
 # daemon's log (its timestamps show restore and DNS start apart).
@@ -31,6 +32,9 @@ for _ in $(seq 100); do "$berth" network ls -q >/dev/null 2>&1 && break; sleep 0
 echo "build $berth; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$bin/cplat" -mode bulk -n "$n" -network bulknet
 for r in $(seq "$rounds"); do
+  # The probe opens its sockets first and starts asking when told (cplat -ready).
+  coproc PROBE { "$bin/cplat" -mode probe -ready -n "$n" -timeout 30s; }
+  read -r _ <&"${PROBE[0]}"
   kill "$daemon"; wait "$daemon" || true
   if [ -n "${PERF:-}" ] && [ "$r" = "$rounds" ]; then
     perf record -a -g -o /tmp/berth-restart.perf -- sleep 5 >/dev/null 2>&1 & perfpid=$!
@@ -38,7 +42,9 @@ for r in $(seq "$rounds"); do
   fi
   t0=$(date +%s%N)
   start
-  p=$("$bin/cplat" -mode probe -n "$n" -timeout 30s)
+  echo go >&"${PROBE[1]}"
+  read -r p <&"${PROBE[0]}"
   echo "round $r: $p (from daemon exec: $((($(date +%s%N) - t0) / 1000000)) ms)"
+  wait "$PROBE_PID" || true
 done
 [ -z "${perfpid:-}" ] || { wait "$perfpid" || true; perfpid=; }

@@ -271,10 +271,15 @@ result "cp	$("$bin/cplat" -mode bulk -n "$nbulk" -network bulknet)"
 sleep 1
 r1=$(rss) f1=$(fds)
 result "cp	daemon with $sb0 sandboxes: RSS $r0 KiB, $f0 fds; with $((sb0 + nbulk)): RSS $r1 KiB, $f1 fds; per sandbox $(((r1 - r0) / nbulk)) KiB, $(((f1 - f0) / nbulk)) fds"
+# The probe opens its sockets first and starts asking when told (cplat -ready).
+coproc PROBE { "$bin/cplat" -mode probe -ready -n "$nbulk" -timeout 30s; }
+read -r _ <&"${PROBE[0]}"
 kill "$daemon"; wait "$daemon" 2>/dev/null || true
 t0=$(date +%s%N)
 start_daemon
-probe=$("$bin/cplat" -mode probe -n "$nbulk" -timeout 30s)
+echo go >&"${PROBE[1]}"
+read -r probe <&"${PROBE[0]}"
+wait "$PROBE_PID" || true
 result "cp	restart with $((sb0 + nbulk)) sandboxes: $probe (from daemon exec: $((($(date +%s%N) - t0) / 1000000)) ms)"
 result "cp	$("$bin/cplat" -mode rm -n "$nbulk")"
 

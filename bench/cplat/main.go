@@ -4,9 +4,14 @@
 //	cplat -mode bulk  -n 1000 -network NET   # create n sandboxes bulk0..: total time
 //	cplat -mode rm    -n 1000                # remove bulk0..: total time
 //	cplat -mode probe -n 1000 -timeout 30s   # time until 127.0.0.11 answers in every bulkN netns
+//
+// With -ready, probe first opens its sockets, prints "ready" and waits for a line on stdin
+// before it starts the clock and asks: the caller (re)starts the daemon in between, so
+// the probe's own setup is not counted and does not compete with the daemon for the CPUs.
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -33,6 +38,7 @@ func main() {
 	socket := flag.String("socket", "/run/berth/berth.sock", "daemon API socket")
 	network := flag.String("network", "benchnet", "network for new sandboxes")
 	timeout := flag.Duration("timeout", 60*time.Second, "probe: give up after")
+	ready := flag.Bool("ready", false, "probe: open the sockets, print ready, wait for a line on stdin, then probe")
 	flag.Parse()
 	client = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
@@ -65,7 +71,7 @@ func main() {
 		}
 		fmt.Printf("api removed %d sandboxes in %s\n", *n, time.Since(t0).Round(time.Millisecond))
 	case "probe":
-		probe(*n, *timeout)
+		probe(*n, *timeout, *ready)
 	}
 }
 
@@ -100,42 +106,55 @@ func pct(d []time.Duration, p int) time.Duration {
 	return s[max(i, 0)].Round(10 * time.Microsecond)
 }
 
+// probeWorkers is how many sandboxes probe asks at once. Few: every unanswered query costs
+// the kernel an ICMP error and the probe a retry, CPU the restarting daemon needs.
+const probeWorkers = 16
+
 // probe opens a UDP socket to 127.0.0.11:53 inside each /run/netns/bulkN and asks for the
 // sandbox's own name until it answers; it prints when the last one did.
-func probe(n int, timeout time.Duration) {
+func probe(n int, timeout time.Duration, ready bool) {
+	conns, err := dialAll(n)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if ready {
+		fmt.Println("ready")
+		if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+			log.Fatalf("probe: waiting for the go line: %v", err)
+		}
+	}
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var last time.Duration
 	failed := 0
-	sem := make(chan struct{}, 64)
-	for i := range n {
+	work := make(chan int)
+	for range probeWorkers {
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
-			name := fmt.Sprintf("bulk%d", i)
-			ok := ask("/run/netns/"+name, name, t0.Add(timeout))
-			mu.Lock()
-			defer mu.Unlock()
-			if !ok {
-				failed++
-				log.Printf("probe: %s did not answer", name)
+			for i := range work {
+				name := fmt.Sprintf("bulk%d", i)
+				ok := ask(conns[i], name, t0.Add(timeout))
+				mu.Lock()
+				if !ok {
+					failed++
+					log.Printf("probe: %s did not answer", name)
+				}
+				last = max(last, time.Since(t0))
+				mu.Unlock()
 			}
-			last = max(last, time.Since(t0))
 		}()
 	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
 	wg.Wait()
 	fmt.Printf("probe: %d of %d sandboxes answering after %s\n", n-failed, n, last.Round(time.Millisecond))
 }
 
-func ask(nsPath, name string, deadline time.Time) bool {
-	c, err := dialIn(nsPath)
-	if err != nil {
-		log.Printf("%s: %v", name, err)
-		return false
-	}
+func ask(c net.Conn, name string, deadline time.Time) bool {
 	defer c.Close()
 	q := query(name)
 	buf := make([]byte, 512)
@@ -153,30 +172,41 @@ func ask(nsPath, name string, deadline time.Time) bool {
 	return false
 }
 
-// dialIn creates a connected UDP socket inside the netns at nsPath.
-func dialIn(nsPath string) (net.Conn, error) {
+// dialAll creates a connected UDP socket to 127.0.0.11:53 inside each /run/netns/bulkN,
+// from one thread that enters them in turn.
+func dialAll(n int) ([]net.Conn, error) {
 	type result struct {
-		c   net.Conn
-		err error
+		conns []net.Conn
+		err   error
 	}
 	ch := make(chan result)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with its netns
-		fd, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			ch <- result{nil, err}
-			return
+		runtime.LockOSThread() // never unlocked: the thread ends in another netns
+		var r result
+		for i := range n {
+			path := fmt.Sprintf("/run/netns/bulk%d", i)
+			fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				r.err = err
+				break
+			}
+			err = unix.Setns(fd, unix.CLONE_NEWNET)
+			unix.Close(fd)
+			if err != nil {
+				r.err = fmt.Errorf("setns %s: %w", path, err)
+				break
+			}
+			c, err := net.Dial("udp", "127.0.0.11:53")
+			if err != nil {
+				r.err = fmt.Errorf("%s: %w", path, err)
+				break
+			}
+			r.conns = append(r.conns, c)
 		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		c, err := net.Dial("udp", "127.0.0.11:53")
-		ch <- result{c, err}
+		ch <- r
 	}()
 	r := <-ch
-	return r.c, r.err
+	return r.conns, r.err
 }
 
 func query(name string) []byte {
