@@ -42,6 +42,20 @@ awk -F'\t' '
       print ""
     }
   }' "$out/results.txt"
+# 10,000 names asked against 100 of the same names' form, each server in the same phase
+# (rawudp answers without a lookup: its ratio shows what the query files alone change).
+if grep -q $'^dns\ta_100_of_10000\t' "$out/results.txt"; then
+  echo "### 10,000 names vs 100 (a_10000 / a_100_of_10000, pinned)"
+  echo
+  echo "| server | qps 10,000 names | qps 100 names | ratio | CPU µs/answer 10,000 | CPU µs/answer 100 |"
+  echo "|---|---|---|---|---|---|"
+  awk -F'\t' '$1 == "dns" && $3 == "pinned" && ($2 == "a_10000" || $2 == "a_100_of_10000") {
+      if (!($4 in seen)) { seen[$4] = 1; order[++n] = $4 }
+      qps[$2, $4] = $5; cpu[$2, $4] = $9 }
+    END { for (i = 1; i <= n; i++) { s = order[i]; b = qps["a_100_of_10000", s]
+      printf "| %s | %s | %s | %s | %s | %s |\n", s, qps["a_10000", s], b, (b > 0 ? sprintf("%.2f", qps["a_10000", s] / b) : "-"), cpu["a_10000", s], cpu["a_100_of_10000", s] } }' "$out/results.txt"
+  echo
+fi
 if awk -F'\t' '$1 == "note" {f = 1} END {exit !f}' "$out/results.txt"; then
   echo "### Peers not measured"
   echo

@@ -34,7 +34,9 @@ echo "build $berth; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$rounds"); do
   # The probe opens its sockets first and starts asking when told (cplat -ready).
   coproc PROBE { "$bin/cplat" -mode probe -ready -n "$n" -timeout 30s; }
-  read -r _ <&"${PROBE[0]}"
+  # Copies: bash closes the coproc's own fds and unsets PROBE_PID once it has ended.
+  probepid=$PROBE_PID; exec {pin}<&"${PROBE[0]}" {pout}>&"${PROBE[1]}"
+  read -r _ <&"$pin"
   kill "$daemon"; wait "$daemon" || true
   if [ -n "${PERF:-}" ] && [ "$r" = "$rounds" ]; then
     perf record -a -g -o /tmp/berth-restart.perf -- sleep 5 >/dev/null 2>&1 & perfpid=$!
@@ -42,9 +44,10 @@ for r in $(seq "$rounds"); do
   fi
   t0=$(date +%s%N)
   start
-  echo go >&"${PROBE[1]}"
-  read -r p <&"${PROBE[0]}"
+  echo go >&"$pout"
+  read -r p <&"$pin"
   echo "round $r: $p (from daemon exec: $((($(date +%s%N) - t0) / 1000000)) ms)"
-  wait "$PROBE_PID" || true
+  exec {pin}<&- {pout}>&-
+  wait "$probepid" || true
 done
 [ -z "${perfpid:-}" ] || { wait "$perfpid" || true; perfpid=; }

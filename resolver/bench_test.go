@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 )
@@ -110,5 +111,49 @@ func BenchmarkLookupManyNames(b *testing.B) {
 		if res := LookupAppend(buf, snap, asker.ID, "b57-a99", TypeA, false); res.Kind != Found {
 			b.Fatalf("b57-a99: %v", res.Kind)
 		}
+	}
+}
+
+// BenchmarkLookupSpread: A hits in the network of BenchmarkLookupManyNames, asked in a
+// random order over 100 names or over all 10,000, as the benchmark's a_100 and a_10000
+// query files do. The difference is what a cold name costs (cache misses); both must stay
+// allocation-free.
+func BenchmarkLookupSpread(b *testing.B) {
+	f := newFixture(b)
+	n := f.network("big", "10.50.0.0/16")
+	asker := f.sandbox("asker")
+	f.connect(asker, n, ep{ip4: "10.50.0.2"})
+	var all []string
+	for i := range 100 {
+		var aliases []string
+		for a := range 100 {
+			aliases = append(aliases, fmt.Sprintf("b%d-a%d", i, a))
+		}
+		all = append(all, aliases...)
+		f.connect(f.sandbox(fmt.Sprintf("b%d", i)), n, ep{ip4: fmt.Sprintf("10.50.1.%d", i+2), aliases: aliases})
+	}
+	snap := f.snap()
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, size := range []int{100, 10000} {
+		names := make([]string, 0, 1<<16)
+		for range cap(names) {
+			names = append(names, all[rng.IntN(len(all))])
+		}
+		if size == 100 { // 100 distinct names: the sandboxes' first aliases
+			for i := range names {
+				names[i] = fmt.Sprintf("b%d-a0", rng.IntN(100))
+			}
+		}
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			buf := make([]netip.Addr, 0, 16)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if res := LookupAppend(buf, snap, asker.ID, names[i&(len(names)-1)], TypeA, false); res.Kind != Found {
+					b.Fatalf("%s: %v", names[i&(len(names)-1)], res.Kind)
+				}
+				i++
+			}
+		})
 	}
 }

@@ -5,6 +5,8 @@
 //	cplat -mode rm    -n 1000                # remove bulk0..: total time
 //	cplat -mode probe -n 1000 -timeout 30s   # time until 127.0.0.11 answers in every bulkN netns
 //
+//	cplat -mode ctflush                      # flush conntrack in this netns and every /run/netns one
+//
 // With -ready, probe first opens its sockets, prints "ready" and waits for a line on stdin
 // before it starts the clock and asks: the caller (re)starts the daemon in between, so
 // the probe's own setup is not counted and does not compete with the daemon for the CPUs.
@@ -24,16 +26,19 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
 var client *http.Client
 
 func main() {
-	mode := flag.String("mode", "lat", "lat, bulk, rm or probe")
+	mode := flag.String("mode", "lat", "lat, bulk, rm, probe or ctflush")
 	n := flag.Int("n", 200, "how many")
 	socket := flag.String("socket", "/run/berth/berth.sock", "daemon API socket")
 	network := flag.String("network", "benchnet", "network for new sandboxes")
@@ -72,6 +77,8 @@ func main() {
 		fmt.Printf("api removed %d sandboxes in %s\n", *n, time.Since(t0).Round(time.Millisecond))
 	case "probe":
 		probe(*n, *timeout, *ready)
+	case "ctflush":
+		ctflush()
 	}
 }
 
@@ -207,6 +214,68 @@ func dialAll(n int) ([]net.Conn, error) {
 	}()
 	r := <-ch
 	return r.conns, r.err
+}
+
+// ctflush deletes every conntrack entry in the current netns and in each netns pinned
+// under /run/netns, and prints how many there were. The benchmark runs it between its DNS
+// and control-plane phases: the DNS phases leave ~10^5 UDP entries (every forwarded query
+// has a fresh source port, dnsperf's too) for 30 s, and every netns or veth deleted while
+// they last walks them in the kernel, which the control-plane numbers would then include.
+func ctflush() {
+	paths := []string{""}
+	entries, _ := os.ReadDir("/run/netns")
+	for _, e := range entries {
+		paths = append(paths, "/run/netns/"+e.Name())
+	}
+	total := 0
+	for _, p := range paths {
+		n, err := inNetNS(p, func() (int, error) {
+			b, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_count")
+			if err != nil {
+				return 0, nil // no conntrack here
+			}
+			n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			if n > 0 {
+				err = netlink.ConntrackTableFlush(netlink.ConntrackTable)
+			}
+			return n, err
+		})
+		if err != nil {
+			log.Fatalf("ctflush %s: %v", p, err)
+		}
+		total += n
+	}
+	fmt.Printf("conntrack: flushed %d entries in %d netns\n", total, len(paths))
+}
+
+// inNetNS runs fn on a thread inside the netns at path ("" for the current one); the
+// thread is not reused afterwards.
+func inNetNS(path string, fn func() (int, error)) (int, error) {
+	type result struct {
+		n   int
+		err error
+	}
+	ch := make(chan result)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends in another netns
+		if path != "" {
+			fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				ch <- result{0, err}
+				return
+			}
+			err = unix.Setns(fd, unix.CLONE_NEWNET)
+			unix.Close(fd)
+			if err != nil {
+				ch <- result{0, err}
+				return
+			}
+		}
+		n, err := fn()
+		ch <- result{n, err}
+	}()
+	r := <-ch
+	return r.n, r.err
 }
 
 func query(name string) []byte {
