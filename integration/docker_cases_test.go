@@ -273,6 +273,15 @@ func testDockerUserNetworks(t *testing.T) {
 		checkDockerCase(t, u, rep, c)
 	}
 
+	// An interface on an IPv4-only network has no IPv6 address, not even a link-local one
+	// (Docker 26 and later set disable_ipv6 on it, moby #47963); one on a dual-stack network has both.
+	if out, _ := inNS(t, "ca", "ip", "-6", "-o", "addr", "show", "dev", "eth0"); strings.TrimSpace(out) != "" {
+		t.Errorf("ca (IPv4-only n1): eth0 has IPv6 addresses:\n%s", out)
+	}
+	if out, _ := inNS(t, "c6b", "ip", "-6", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, c6b.GlobalIPv6Address+"/64") || !strings.Contains(out, "inet6 fe80::") {
+		t.Errorf("c6b (dual-stack n6): eth0 lacks its global or link-local IPv6 address:\n%s", out)
+	}
+
 	// User-network resolv.conf. docker 20.10 oracle: "nameserver 127.0.0.11\noptions ndots:0"
 	// and nothing else; newer Docker (§1.2) adds the comment lines, as berth does.
 	out, _ := inNS(t, "ca", "cat", "/etc/resolv.conf")

@@ -93,6 +93,9 @@ func (k *Linux) addVeth(spec netmgr.VethSpec) error {
 	return nil
 }
 
+// addrGenModeNone is IN6_ADDR_GEN_MODE_NONE (linux/if_link.h): no link-local address.
+const addrGenModeNone = 1
+
 // setupPeer configures the sandbox end through nh, a handle in the sandbox netns.
 func setupPeer(nh *netlink.Handle, spec netmgr.VethSpec) error {
 	peer, err := nh.LinkByName(spec.IfName)
@@ -112,6 +115,12 @@ func setupPeer(nh *netlink.Handle, spec netmgr.VethSpec) error {
 		if err != nil {
 			return err
 		}
+	} else if err := nh.LinkSetIP6AddrGenMode(peer, addrGenModeNone); err != nil && !errors.Is(err, unix.EAFNOSUPPORT) {
+		// An endpoint without IPv6 gets no link-local address either, as in Docker (26+
+		// sets disable_ipv6 on such an interface): no DAD, router solicitations or MLD
+		// reports, which the bridge would flood to every other sandbox. Set before the
+		// link is up, so none is ever sent; IPv6 itself stays on for the user's own use.
+		return fmt.Errorf("ipv6 address generation off on %s: %w", spec.IfName, err)
 	}
 	for _, p := range spec.Addrs {
 		if err := nh.AddrAdd(peer, prefixAddr(p)); err != nil && !errors.Is(err, unix.EEXIST) {
