@@ -5,9 +5,13 @@ BENCH_BIN := bench/.bin
 
 .PHONY: bench bench-quick bench-cp bench-restart bench-build bench-deps
 
+# bench-deps installs the peers from Debian, here in the machine's own netns: the bench
+# itself runs in a private one, where apt cannot reach the mirror (docker-oracle.sh's own
+# install would fail there). netavark needs iptables; the oracle needs docker.io and busybox.
 bench-deps:
 	@missing=""; \
-	for c in dnsperf:dnsperf dnsmasq:dnsmasq-base /usr/lib/podman/aardvark-dns:aardvark-dns ss:iproute2 taskset:util-linux dig:dnsutils; do \
+	for c in dnsperf:dnsperf dnsmasq:dnsmasq-base /usr/lib/podman/aardvark-dns:aardvark-dns ss:iproute2 taskset:util-linux dig:dnsutils \
+		/usr/lib/podman/netavark:netavark iptables:iptables dockerd:docker.io /bin/busybox:busybox-static; do \
 		command -v $${c%%:*} >/dev/null 2>&1 || [ -x "$${c%%:*}" ] || missing="$$missing $${c#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
