@@ -384,7 +384,14 @@ func (m *Manager) teardown(sb *store.Sandbox, reap bool) error {
 	crashPoint("sandbox-rm:kernel")
 	m.removeFiles(sb)
 	crashPoint("sandbox-rm:files")
-	err := m.cfg.Store.Update(func(tx *store.Tx) error {
+	// The netns pin is gone now, so records that a crash brings back are dropped again by
+	// restore: they may reach the disk after this returns (UpdateLater). Not a host-mode
+	// sandbox's: restore pins the daemon's netns for it again.
+	update := m.cfg.Store.UpdateLater
+	if sb.Mode == store.ModeHost {
+		update = m.cfg.Store.Update
+	}
+	err := update(func(tx *store.Tx) error {
 		for _, ep := range eps {
 			if err := deleteEndpointTx(tx, ep); err != nil {
 				return err

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,15 @@ type Store struct {
 	// published together so a reader never sees one without the other. Readers only Load.
 	cur atomic.Pointer[Snapshot] // always non-nil after newStore
 
-	mu sync.Mutex // guards following: serializes Update so views are published in commit order
+	mu sync.Mutex // serializes Update so views are published in commit order
+
+	// Changes of UpdateLater reach the disk after they are visible: queued in commit order,
+	// written by one goroutine or by the next durable commit ahead of its own changes.
+	diskMu   sync.Mutex    // held from taking changes off the queue until they are written
+	qmu      sync.Mutex    // guards following
+	queue    memdb.Changes // committed in memory, not yet on disk
+	flushing bool          // a goroutine is writing the queue
+	flushed  *sync.Cond    // on qmu: signalled when a flushing goroutine ends
 }
 
 // Open loads the state file at path (creating it if missing) and takes its lock, so a second
@@ -65,6 +74,7 @@ func newStore(d *disk) (*Store, error) {
 		return nil, fmt.Errorf("memdb schema: %w", err)
 	}
 	s := &Store{db: db, disk: d}
+	s.flushed = sync.NewCond(&s.qmu)
 	if d != nil {
 		txn := db.Txn(true)
 		defer txn.Abort()
@@ -78,12 +88,12 @@ func newStore(d *disk) (*Store, error) {
 	return s, nil
 }
 
-// Close releases the state file.
+// Close writes what UpdateLater left queued and releases the state file.
 func (s *Store) Close() error {
 	if s.disk == nil {
 		return nil
 	}
-	return s.disk.close()
+	return errors.Join(s.Flush(), s.disk.close())
 }
 
 // Snapshot returns a consistent read-only view of the latest commit. It is free (the same
@@ -102,6 +112,73 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 		return err
 	}
 	return p.Commit(nil)
+}
+
+// UpdateLater is Update for changes that a crash may lose: they are visible at once and
+// written to disk in the background (a ~1 ms commit off the caller's path), always before
+// any later commit's changes, and at Close. netmgr uses it for removing a sandbox whose
+// netns is gone with it: if the records come back after a crash, the restore pass finds
+// the netns gone and drops them again.
+func (s *Store) UpdateLater(fn func(tx *Tx) error) error {
+	p, err := s.Begin(fn)
+	if err != nil {
+		return err
+	}
+	return p.commit(nil, true)
+}
+
+// Flush writes what UpdateLater queued and returns the error of the write, if any.
+func (s *Store) Flush() error {
+	s.qmu.Lock()
+	for s.flushing {
+		s.flushed.Wait()
+	}
+	s.qmu.Unlock()
+	return s.write(nil)
+}
+
+// write puts the queued changes, then own, on disk in one bbolt transaction, in commit
+// order. On failure the queued ones stay queued (the next commit tries again).
+func (s *Store) write(own memdb.Changes) error {
+	s.diskMu.Lock()
+	defer s.diskMu.Unlock()
+	s.qmu.Lock()
+	queued := s.queue
+	s.queue = nil
+	s.qmu.Unlock()
+	err := s.disk.save(append(slices.Clip(queued), own...))
+	if err != nil && len(queued) > 0 {
+		s.qmu.Lock()
+		s.queue = append(queued, s.queue...)
+		s.qmu.Unlock()
+	}
+	return err
+}
+
+// enqueue adds changes to the disk queue (under mu, so in commit order) and starts the
+// goroutine that writes it unless one runs. That goroutine stops at the first failure; the
+// queue then waits for the next commit.
+func (s *Store) enqueue(changes memdb.Changes) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	s.queue = append(s.queue, changes...)
+	if s.flushing {
+		return
+	}
+	s.flushing = true
+	go func() {
+		for {
+			err := s.write(nil)
+			s.qmu.Lock()
+			if err != nil || len(s.queue) == 0 {
+				s.flushing = false
+				s.flushed.Broadcast()
+				s.qmu.Unlock()
+				return
+			}
+			s.qmu.Unlock()
+		}
+	}()
 }
 
 // Pending is a write transaction held open across work that has to happen between making
@@ -132,7 +209,9 @@ func (s *Store) Begin(fn func(tx *Tx) error) (*Pending, error) {
 // Commit runs fn (nil: nothing more) in the pending transaction, then writes all its
 // changes to disk and only then makes them visible. On any failure nothing changes. The
 // transaction is finished either way.
-func (p *Pending) Commit(fn func(tx *Tx) error) error {
+func (p *Pending) Commit(fn func(tx *Tx) error) error { return p.commit(fn, false) }
+
+func (p *Pending) commit(fn func(tx *Tx) error, later bool) error {
 	if p.done {
 		return errors.New("store: transaction already finished")
 	}
@@ -143,12 +222,15 @@ func (p *Pending) Commit(fn func(tx *Tx) error) error {
 		}
 	}
 	changes := p.txn.Changes()
-	if p.s.disk != nil {
-		if err := p.s.disk.save(changes); err != nil {
+	if p.s.disk != nil && !later {
+		if err := p.s.write(changes); err != nil {
 			return fmt.Errorf("persist state: %w", err)
 		}
 	}
 	p.txn.Commit()
+	if p.s.disk != nil && later && len(changes) > 0 {
+		p.s.enqueue(changes)
+	}
 	// Publish the new state: memdb's read transaction and the view derived from the same
 	// changes, under mu so a later commit cannot be published first.
 	p.s.cur.Store(&Snapshot{txn: p.s.db.Txn(false), view: p.s.cur.Load().view.apply(changes)})

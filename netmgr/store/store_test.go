@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func fixture(t *testing.T, s *Store) (*Network, *Sandbox, *Endpoint) {
@@ -217,5 +219,63 @@ func TestDependencyIndexes(t *testing.T) {
 	}
 	if got := snap.LinkingEndpoints(); len(got) != 2 || got[0].ID != ep.ID || got[1].ID != other.ID {
 		t.Errorf("LinkingEndpoints = %v; want both endpoints once each", got)
+	}
+}
+
+// TestUpdateLater: changes of UpdateLater are visible at once and reach the disk before the
+// changes of any later commit (here one that reuses the address they freed, which the
+// address index would refuse to load in the other order), and at Close.
+func TestUpdateLater(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, sb, ep := fixture(t, s)
+	if err := s.UpdateLater(func(tx *Tx) error {
+		if err := tx.ReleaseOwner(ep.ID); err != nil {
+			return err
+		}
+		if err := tx.DeleteEndpoint(ep); err != nil {
+			return err
+		}
+		return tx.DeleteSandbox(sb)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Snapshot().Sandbox(sb.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("sandbox after UpdateLater: %v; want ErrNotFound at once", err)
+	}
+	reuse := &Address{NetworkID: n.ID, Addr: ep.IPv4, Owner: "y"}
+	if err := s.Update(func(tx *Tx) error { return tx.PutAddress(reuse) }); err != nil {
+		t.Fatal(err)
+	}
+	onDisk := func(table, key string) bool {
+		var found bool
+		s.disk.db.View(func(btx *bolt.Tx) error {
+			found = btx.Bucket([]byte(table)).Get([]byte(key)) != nil
+			return nil
+		})
+		return found
+	}
+	if onDisk(tableSandboxes, sb.ID) || !onDisk(tableAddresses, primaryKey(reuse)) {
+		t.Errorf("after a durable commit: removed sandbox on disk %v, reused address on disk %v; want false, true",
+			onDisk(tableSandboxes, sb.ID), onDisk(tableAddresses, primaryKey(reuse)))
+	}
+	if err := s.UpdateLater(func(tx *Tx) error { return tx.ReleaseOwner("y") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	snap := s.Snapshot()
+	if len(snap.Sandboxes()) != 0 || len(snap.NetworkAddresses(n.ID)) != 0 || len(snap.Networks()) != 1 {
+		t.Errorf("after reopen: %d sandboxes, %d addresses, %d networks; want 0, 0, 1",
+			len(snap.Sandboxes()), len(snap.NetworkAddresses(n.ID)), len(snap.Networks()))
 	}
 }
