@@ -61,7 +61,8 @@ type daemon struct {
 	mgr     *netmgr.Manager
 	dns     *dnsd.Server
 	events  *eventHub
-	metrics http.Handler // /metrics; nil in tests that build a daemon by hand
+	metrics http.Handler  // /metrics; nil in tests that build a daemon by hand
+	kernel  *kernel.Linux // nil in tests that build a daemon by hand
 	log     *slog.Logger
 	cfg     daemonConfig
 }
@@ -217,9 +218,10 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 	// Where earlier berth versions kept the sandbox file copies; they live under --exec-root
 	// now. A runtime's bind mount of an old copy keeps its file.
 	os.RemoveAll(filepath.Join(cfg.Root, "sandboxes"))
+	k := kernel.New(log)
 	mgr := netmgr.New(netmgr.Config{
 		Store:    st,
-		Kernel:   kernel.New(log),
+		Kernel:   k,
 		Log:      log,
 		NetNSDir: netNSDir,
 		FilesDir: filesDir,
@@ -234,13 +236,19 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 	dns := dnsd.New(dnsd.Config{Store: st, Host: cfg.hostDNS, Log: log,
 		CleanFile: filepath.Join(cfg.ExecRoot, "dns-clean")})
 	d := &daemon{st: st, mgr: mgr, dns: dns, events: newEventHub(), log: log, cfg: cfg,
-		metrics: newMetricsHandler(st, dns)}
+		metrics: newMetricsHandler(st, dns), kernel: k}
 	if err := d.restore(ctx); err != nil {
 		st.Close()
 		return nil, err
 	}
+	k.StartNetNSPool(netnsPoolSize) // after the restore, which it would only slow down
 	return d, nil
 }
+
+// netnsPoolSize is how many netns the daemon keeps made ahead of need (kernel.StartNetNSPool):
+// a create takes one and one is made in the background; the second covers a create
+// that comes before that one is done.
+const netnsPoolSize = 2
 
 // restoreWorkers is how many sandboxes' DNS servers restore starts at once.
 const restoreWorkers = 8
@@ -295,6 +303,9 @@ func (d *daemon) serveDNS(snap *store.Snapshot, sb *store.Sandbox, fresh bool) e
 
 // close stops the DNS servers, then releases the state file they read.
 func (d *daemon) close() {
+	if d.kernel != nil {
+		d.kernel.StopNetNSPool()
+	}
 	d.dns.Close()
 	d.mgr.Settle() // veths of removed sandboxes still being deleted
 	if err := d.st.Close(); err != nil {

@@ -21,7 +21,8 @@ import (
 // Linux changes the kernel objects of the netns the daemon runs in, and of the netns
 // pinned at the paths it is given.
 type Linux struct {
-	log *slog.Logger // always non-nil
+	log  *slog.Logger // always non-nil
+	pool *netnsPool   // nil: CreateNetNS makes every netns itself
 }
 
 var _ netmgr.Kernel = (*Linux)(nil)

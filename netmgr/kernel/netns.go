@@ -17,24 +17,41 @@ import (
 // or by a crash between two pins) has one mount per pin.
 const maxUnmounts = 8
 
-// CreateNetNS makes a new netns with lo up and pins it at path, as `ip netns add` does.
-// A path that already holds a netns is left as it is.
+// CreateNetNS makes a new netns with lo up and pins it at path, as `ip netns add` does,
+// or moves a pooled one there (StartNetNSPool). A path that already holds a netns is left
+// as it is.
 func (k *Linux) CreateNetNS(path string) error {
 	if k.NetNSExists(path) {
 		return nil
 	}
+	if fd := k.pool.take(); fd >= 0 {
+		err := pinFd(fd, path)
+		unix.Close(fd)
+		if err == nil {
+			k.log.Debug("netns created", "netns", path, "pooled", true)
+			return nil
+		}
+		k.log.Warn("netns pool", "err", err)
+	}
+	if err := createNetNS(path); err != nil {
+		return err
+	}
+	k.log.Debug("netns created", "netns", path)
+	return nil
+}
+
+func createNetNS(path string) error {
 	created, err := prepareNetNSFile(path)
 	if err != nil {
 		return fmt.Errorf("create netns %s: %w", path, err)
 	}
-	if err := onSpareThread(func() error { return newNetNSLocked(path) }); err != nil {
+	if err := onSpareThread(func() error { _, err := newNetNSLocked(path); return err }); err != nil {
 		unix.Unmount(path, unix.MNT_DETACH) // no mount (EINVAL) is fine here
 		if created {
 			os.Remove(path)
 		}
 		return fmt.Errorf("create netns %s: %w", path, err)
 	}
-	k.log.Debug("netns created", "netns", path)
 	return nil
 }
 
@@ -63,30 +80,42 @@ func onSpareThread(fn func() error) error {
 	return <-errc
 }
 
-// newNetNSLocked moves its (locked) thread into a new netns, pins that netns at path and
-// sets its lo up. The thread must stay locked whatever happens: after unshare it is in the
-// wrong netns, so it must exit with the goroutine rather than run other goroutines.
-func newNetNSLocked(path string) error {
+// newNetNSLocked moves its (locked) thread into a new netns, pins that netns at path (or,
+// with path "", returns an open fd of it instead) and sets its lo up. The thread must stay
+// locked whatever happens: after unshare it is in the wrong netns, so it must exit with
+// the goroutine rather than run other goroutines.
+func newNetNSLocked(path string) (fd int, err error) {
+	fd = -1
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("unshare: %w", err)
+		return fd, fmt.Errorf("unshare: %w", err)
 	}
 	src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind %s: %w", src, err)
+	if path == "" {
+		if fd, err = unix.Open(src, unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+			return fd, fmt.Errorf("open %s: %w", src, err)
+		}
+		defer func() {
+			if err != nil {
+				unix.Close(fd)
+				fd = -1
+			}
+		}()
+	} else if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+		return fd, fmt.Errorf("bind %s: %w", src, err)
 	}
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE) // a socket in this thread's (new) netns
 	if err != nil {
-		return fmt.Errorf("netlink: %w", err)
+		return fd, fmt.Errorf("netlink: %w", err)
 	}
 	defer h.Close()
 	lo, err := h.LinkByName("lo")
 	if err != nil {
-		return fmt.Errorf("find lo: %w", err)
+		return fd, fmt.Errorf("find lo: %w", err)
 	}
 	if err := h.LinkSetUp(lo); err != nil {
-		return fmt.Errorf("set lo up: %w", err)
+		return fd, fmt.Errorf("set lo up: %w", err)
 	}
-	return nil
+	return fd, nil
 }
 
 // PinNetNS bind-mounts the netns file from (for example /proc/<pid>/ns/net) at path.
@@ -127,6 +156,15 @@ func (k *Linux) PinNetNS(path, from string) error {
 // DeleteNetNS unpins path (every mount stacked on it) and removes the file; absent is
 // not an error. The netns itself goes away once no process or socket uses it.
 func (k *Linux) DeleteNetNS(path string) error {
+	if err := unpin(path); err != nil {
+		return err
+	}
+	k.log.Debug("netns deleted", "netns", path)
+	return nil
+}
+
+// unpin is DeleteNetNS without the log line.
+func unpin(path string) error {
 	for range maxUnmounts {
 		err := unix.Unmount(path, unix.MNT_DETACH)
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
@@ -139,7 +177,6 @@ func (k *Linux) DeleteNetNS(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("delete netns %s: %w", path, err)
 	}
-	k.log.Debug("netns deleted", "netns", path)
 	return nil
 }
 

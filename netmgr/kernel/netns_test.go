@@ -2,16 +2,19 @@ package kernel
 
 import (
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"berth/netmgr"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -155,4 +158,57 @@ func TestPinSelf(t *testing.T) {
 	if same, err := sameFile(p, "/proc/thread-self/ns/net"); err != nil || !same {
 		t.Errorf("pinned /proc/self/ns/net: got same %v, err %v; want this thread's netns", same, err)
 	}
+}
+
+// TestNetNSPool: with a pool, CreateNetNS pins netns made ahead (each a new one, lo up),
+// the pool refills once kicked, and StopNetNSPool frees the ones nobody took (newLinux's
+// cleanup checks that nothing is left).
+func TestNetNSPool(t *testing.T) {
+	k := newLinux(t)
+	const a, b = "/run/netns/bth-pool-a", "/run/netns/bth-pool-b"
+	t.Cleanup(func() {
+		k.StopNetNSPool()
+		k.DeleteNetNS(a)
+		k.DeleteNetNS(b)
+	})
+	k.StartNetNSPool(2)
+	full := func() {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); len(k.pool.ready) < 2; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("pool holds %d netns after 5 s; want 2", len(k.pool.ready))
+			}
+		}
+	}
+	full()
+	for _, p := range []string{a, b} {
+		if err := k.CreateNetNS(p); err != nil {
+			t.Fatal(err)
+		}
+		if !k.NetNSExists(p) {
+			t.Fatalf("%s: no netns pinned", p)
+		}
+		ns, err := netns.GetFromPath(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+		ns.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lo, err := h.LinkByName("lo")
+		h.Close()
+		if err != nil || lo.Attrs().Flags&net.FlagUp == 0 {
+			t.Errorf("%s: lo %v (err %v); want up", p, lo, err)
+		}
+	}
+	if len(k.pool.ready) != 0 {
+		t.Errorf("pool holds %d netns after two takes and no kick; want 0", len(k.pool.ready))
+	}
+	if same, err := sameFile(a, b); err != nil || same {
+		t.Errorf("sameFile(%s, %s): %v, %v; want two different netns", a, b, same, err)
+	}
+	k.pool.kick() // AddVeth does this after a create's veth
+	full()
 }

@@ -19,6 +19,7 @@ import (
 // and the sandbox end's MAC, MTU and addresses set and up. A stale pair from a crash (the
 // same host name, or the same name inside the sandbox) is replaced.
 func (k *Linux) AddVeth(spec netmgr.VethSpec) error {
+	defer k.pool.kick()
 	if err := k.addVeth(spec); err != nil {
 		return fmt.Errorf("create veth %s (%s in %s): %w", spec.HostName, spec.IfName, spec.NetNSPath, err)
 	}

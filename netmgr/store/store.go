@@ -129,6 +129,9 @@ func (s *Store) UpdateLater(fn func(tx *Tx) error) error {
 
 // Flush writes what UpdateLater queued and returns the error of the write, if any.
 func (s *Store) Flush() error {
+	if s.disk == nil {
+		return nil
+	}
 	s.qmu.Lock()
 	for s.flushing {
 		s.flushed.Wait()
