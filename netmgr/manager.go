@@ -33,6 +33,14 @@ type Config struct {
 	Firewall func(firewall.State) error
 	// IPForward turns on the kernel's IP forwarding when a non-internal network exists.
 	IPForward bool
+	// StartSandbox, if set, is called for a sandbox being created once its kernel objects
+	// exist, with the records about to be committed (snap, valid during the call only). What
+	// it starts runs while CreateSandbox writes them to disk: the daemon starts the embedded
+	// DNS there, ~1 ms of work beside a commit that mostly waits on the disk. It returns
+	// finish (or nil), which CreateSandbox calls once: finish(true) after the commit, to wait
+	// for what it started (an error undoes the sandbox), or finish(false) after a failure,
+	// to stop it.
+	StartSandbox func(snap *store.Snapshot, sb *store.Sandbox) (finish func(ok bool) error)
 	// NoDefaultICC is the daemon's --icc=false: sandboxes on the default bridge reach each
 	// other only through legacy links. (Negative so the zero Config keeps Docker's default.)
 	NoDefaultICC bool

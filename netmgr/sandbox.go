@@ -84,10 +84,18 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 	if err := m.buildSandbox(p, eps, &pend.Tx.Snapshot); err != nil {
 		return undo(err)
 	}
-	// 3. Ready: the records become durable and visible together.
+	// 3. Ready: the records become durable and visible together, while what StartSandbox
+	// started (the embedded DNS) gets going.
 	ready := sb.Copy()
 	ready.State = store.StateReady
+	finish := func(bool) error { return nil }
+	if m.cfg.StartSandbox != nil {
+		if f := m.cfg.StartSandbox(&pend.Tx.Snapshot, ready); f != nil {
+			finish = f
+		}
+	}
 	if err := pend.Commit(func(tx *store.Tx) error { return tx.PutSandbox(ready) }); err != nil {
+		finish(false)
 		return undo(err)
 	}
 	m.dropIntent(sb.ID)
@@ -95,7 +103,13 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 	snap = m.cfg.Store.Snapshot()
 	m.refreshFiles(snap, ready)
 	crashPoint("sandbox-create:files")
-	if err := m.syncFirewall(); err != nil {
+	err = m.syncFirewall()
+	if err != nil {
+		finish(false)
+	} else {
+		err = finish(true)
+	}
+	if err != nil {
 		err = errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), m.teardown(ready, false))
 		m.syncFirewallOrWarn("failed sandbox create")
 		return nil, err

@@ -219,6 +219,8 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 	// now. A runtime's bind mount of an old copy keeps its file.
 	os.RemoveAll(filepath.Join(cfg.Root, "sandboxes"))
 	k := kernel.New(log)
+	dns := dnsd.New(dnsd.Config{Store: st, Host: cfg.hostDNS, Log: log,
+		CleanFile: filepath.Join(cfg.ExecRoot, "dns-clean")})
 	mgr := netmgr.New(netmgr.Config{
 		Store:    st,
 		Kernel:   k,
@@ -232,9 +234,10 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 		Firewall:     firewall.Apply,
 		IPForward:    cfg.IPForward,
 		NoDefaultICC: !cfg.ICC,
+		StartSandbox: func(snap *store.Snapshot, sb *store.Sandbox) func(bool) error {
+			return startDNS(dns, snap, sb)
+		},
 	})
-	dns := dnsd.New(dnsd.Config{Store: st, Host: cfg.hostDNS, Log: log,
-		CleanFile: filepath.Join(cfg.ExecRoot, "dns-clean")})
 	d := &daemon{st: st, mgr: mgr, dns: dns, events: newEventHub(), log: log, cfg: cfg,
 		metrics: newMetricsHandler(st, dns), kernel: k}
 	if err := d.restore(ctx); err != nil {
@@ -270,7 +273,7 @@ func (d *daemon) restore(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for sb := range work {
-				if err := d.serveDNS(snap, sb, false); err != nil {
+				if err := d.serveDNS(snap, sb); err != nil {
 					// One broken sandbox must not keep every other one from resolving.
 					d.log.Error("restore dns", "sandbox", sb.Name, "err", err)
 				}
@@ -286,17 +289,37 @@ func (d *daemon) restore(ctx context.Context) error {
 	return nil
 }
 
-// serveDNS starts the embedded DNS of sb if it needs one: a sandbox with its own netns that
-// is (or was, in this daemon's life) on a user-defined network. As in Docker, the server is
-// not stopped when the last user-defined network is disconnected; it then forwards.
-// Container-mode sandboxes share the server of the sandbox whose netns they join. fresh
-// says berth made sb's netns in this call (dnsd.Server.ServeNew).
-func (d *daemon) serveDNS(snap *store.Snapshot, sb *store.Sandbox, fresh bool) error {
+// startDNS is netmgr's StartSandbox for a new sandbox: the embedded DNS, if it needs one
+// (as in serveDNS), starts on a goroutine while netmgr commits the records. A sandbox is
+// created whole or not at all: a failed create stops it.
+func startDNS(dns *dnsd.Server, snap *store.Snapshot, sb *store.Sandbox) func(ok bool) error {
 	if sb.Mode != store.ModeBridge || !resolver.Embedded(snap, sb.ID) {
 		return nil
 	}
-	if fresh {
-		return d.dns.ServeNew(sb)
+	errc := make(chan error, 1)
+	go func() {
+		if sb.Adopted == "" {
+			errc <- dns.ServeNew(sb) // a netns netmgr has just made
+		} else {
+			errc <- dns.Serve(sb)
+		}
+	}()
+	return func(ok bool) error {
+		err := <-errc
+		if !ok || err != nil {
+			dns.Stop(sb.ID)
+		}
+		return err
+	}
+}
+
+// serveDNS starts the embedded DNS of sb if it needs one: a sandbox with its own netns that
+// is (or was, in this daemon's life) on a user-defined network. As in Docker, the server is
+// not stopped when the last user-defined network is disconnected; it then forwards.
+// Container-mode sandboxes share the server of the sandbox whose netns they join.
+func (d *daemon) serveDNS(snap *store.Snapshot, sb *store.Sandbox) error {
+	if sb.Mode != store.ModeBridge || !resolver.Embedded(snap, sb.ID) {
+		return nil
 	}
 	return d.dns.Serve(sb)
 }
@@ -317,13 +340,9 @@ func (d *daemon) close() {
 // DNS server is followed by the matching dnsd call, here and nowhere else.
 
 func (d *daemon) createSandbox(ctx context.Context, req api.SandboxCreate) (*store.Sandbox, error) {
-	sb, err := d.mgr.CreateSandbox(ctx, req)
+	sb, err := d.mgr.CreateSandbox(ctx, req) // its DNS server comes from startDNS
 	if err != nil {
 		return nil, err
-	}
-	if err := d.serveDNS(d.st.Snapshot(), sb, sb.Adopted == ""); err != nil {
-		// Undo: a sandbox is created whole or not at all.
-		return nil, errors.Join(err, d.mgr.RemoveSandbox(ctx, sb.ID, true))
 	}
 	d.events.publish(api.Event{Type: "sandbox", Action: "create", ID: sb.ID, Name: sb.Name})
 	return sb, nil
@@ -382,7 +401,7 @@ func (d *daemon) connect(ctx context.Context, netRef string, req api.NetworkConn
 		return err
 	}
 	d.events.publish(api.Event{Type: "sandbox", Action: "connect", ID: sb.ID, Name: sb.Name, Network: networkName(snap, netRef)})
-	return d.serveDNS(snap, sb, false)
+	return d.serveDNS(snap, sb)
 }
 
 func (d *daemon) disconnect(ctx context.Context, netRef string, req api.NetworkDisconnect) error {
@@ -421,7 +440,7 @@ func (d *daemon) rename(ctx context.Context, ref, name string) error {
 	}
 	d.dns.Stop(sb.ID)
 	d.events.publish(api.Event{Type: "sandbox", Action: "rename", ID: sb.ID, Name: renamed.Name, OldName: sb.Name})
-	return d.serveDNS(snap, renamed, false)
+	return d.serveDNS(snap, renamed)
 }
 
 // listenUnix listens on path with mode 0660. A socket file left by a crashed daemon is
