@@ -4,10 +4,11 @@
 # daemon creates N sandboxes (cplat -mode bulk, network bulknet of its own); then, ROUNDS
 # times: `cplat -mode probe -ready` opens a UDP socket in every sandbox, then SIGTERM, wait,
 # start the daemon again, and the probe asks 127.0.0.11:53 (16 sandboxes at a time, each
-# retried every 20 ms) until every sandbox answers. BERTH=PATH
-# measures another build with the same harness; PERF=1 records `perf record -a -g` over
-# the last round into /tmp/berth-restart.perf; LOGLEVEL=info and KEEPLOG=FILE keep the
-# daemon's log (its timestamps show restore and DNS start apart).
+# retried every 20 ms) until every sandbox answers. BERTH=PATH measures another build with
+# the same harness; SIG=KILL restarts after a kill -9 instead (no clean list: every kept
+# table is read, and reset in the background); PERF=1 records `perf record -a -g` over the
+# last round into /tmp/berth-restart.perf; LOGLEVEL=info and KEEPLOG=FILE keep the daemon's
+# log (its timestamps show restore and DNS start apart).
 set -euo pipefail
 bin=$1 n=$2 rounds=${3:-3}
 berth=${BERTH:-$bin/berth}
@@ -37,7 +38,7 @@ for r in $(seq "$rounds"); do
   # Copies: bash closes the coproc's own fds and unsets PROBE_PID once it has ended.
   probepid=$PROBE_PID; exec {pin}<&"${PROBE[0]}" {pout}>&"${PROBE[1]}"
   read -r _ <&"$pin"
-  kill "$daemon"; wait "$daemon" || true
+  kill -"${SIG:-TERM}" "$daemon"; wait "$daemon" || true
   if [ -n "${PERF:-}" ] && [ "$r" = "$rounds" ]; then
     perf record -a -g -o /tmp/berth-restart.perf -- sleep 5 >/dev/null 2>&1 & perfpid=$!
     sleep 0.3

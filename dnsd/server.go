@@ -545,8 +545,8 @@ func (s *Server) Close() {
 	s.writeCleanFile(sbs)
 }
 
-// writeCleanFile lists, one ID per line, the sandboxes whose kept NAT tables are clean
-// (see Config.CleanFile). A failure only costs the next start its resets.
+// writeCleanFile lists, one "ID udpPort tcpPort" line each, the sandboxes whose kept NAT
+// tables are clean (see Config.CleanFile). A failure only costs the next start its resets.
 func (s *Server) writeCleanFile(sbs map[string]*sandbox) {
 	if s.cfg.CleanFile == "" {
 		return
