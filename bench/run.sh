@@ -278,6 +278,9 @@ printf '%s\n' "${lat[@]}" | sort -n | awk '{v[NR] = $1} END {
 cli_p50=$(printf '%s\n' "${lat[@]}" | sort -n | awk '{v[NR] = $1} END {printf "%.3f", v[int(NR * 0.5 + 0.5)] / 1000}')
 apilat=$("$bin/cplat" -mode lat -n "$nlat")
 result "cp	$apilat"
+# Propagation: names answer in the client sandbox as soon as each create returns and stop as
+# soon as each rm returns, while a peer there keeps asking (cplat -mode prop).
+result "cp	$("$bin/cplat" -mode prop -n "$nlat")"
 # ms of a Go duration as cplat prints it (µs, ms or s)
 api_p50=$(sed -n 's/.*create+rm p50 \([0-9.]*[µm]*s\).*/\1/p' <<< "$apilat" |
   awk '{v = $1 + 0; if ($1 ~ /µs$/) v /= 1000; else if ($1 !~ /ms$/) v *= 1000; printf "%.3f", v}')

@@ -4,6 +4,7 @@
 //	cplat -mode bulk  -n 1000 -network NET   # create n sandboxes bulk0..: total time
 //	cplat -mode rm    -n 1000                # remove bulk0..: total time
 //	cplat -mode probe -n 1000 -timeout 30s   # time until 127.0.0.11 answers in every bulkN netns
+//	cplat -mode prop  -n 200  -network NET   # stale or missing answers in netns client after each call
 //
 //	cplat -mode ctflush                      # flush conntrack in this netns and every /run/netns one
 //
@@ -17,10 +18,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -31,14 +34,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"berth/api"
 )
 
 var client *http.Client
 
 func main() {
-	mode := flag.String("mode", "lat", "lat, bulk, rm, probe or ctflush")
+	mode := flag.String("mode", "lat", "lat, bulk, rm, probe, prop or ctflush")
 	n := flag.Int("n", 200, "how many")
 	socket := flag.String("socket", "/run/berth/berth.sock", "daemon API socket")
 	network := flag.String("network", "benchnet", "network for new sandboxes")
@@ -77,12 +83,19 @@ func main() {
 		fmt.Printf("api removed %d sandboxes in %s\n", *n, time.Since(t0).Round(time.Millisecond))
 	case "probe":
 		probe(*n, *timeout, *ready)
+	case "prop":
+		propagation(*n, *network)
 	case "ctflush":
 		ctflush()
 	}
 }
 
 func call(method, path, body string) error {
+	return callInto(method, path, body, nil)
+}
+
+// callInto is call that decodes the reply's JSON body into v (unless v is nil).
+func callInto(method, path, body string, v any) error {
 	req, err := http.NewRequest(method, "http://berth"+path, bytes.NewBufferString(body))
 	if err != nil {
 		return err
@@ -96,6 +109,11 @@ func call(method, path, body string) error {
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode >= 300 {
 		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, b)
+	}
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
 	}
 	return nil
 }
@@ -120,7 +138,7 @@ const probeWorkers = 16
 // probe opens a UDP socket to 127.0.0.11:53 inside each /run/netns/bulkN and asks for the
 // sandbox's own name until it answers; it prints when the last one did.
 func probe(n int, timeout time.Duration, ready bool) {
-	conns, err := dialAll(n)
+	conns, err := dialBulk(n)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -179,9 +197,18 @@ func ask(c net.Conn, name string, deadline time.Time) bool {
 	return false
 }
 
-// dialAll creates a connected UDP socket to 127.0.0.11:53 inside each /run/netns/bulkN,
+// dialBulk creates a connected UDP socket to 127.0.0.11:53 inside each /run/netns/bulkN.
+func dialBulk(n int) ([]net.Conn, error) {
+	paths := make([]string, n)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/run/netns/bulk%d", i)
+	}
+	return dialNetNS(paths...)
+}
+
+// dialNetNS creates a connected UDP socket to 127.0.0.11:53 inside each netns of paths,
 // from one thread that enters them in turn.
-func dialAll(n int) ([]net.Conn, error) {
+func dialNetNS(paths ...string) ([]net.Conn, error) {
 	type result struct {
 		conns []net.Conn
 		err   error
@@ -190,8 +217,7 @@ func dialAll(n int) ([]net.Conn, error) {
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends in another netns
 		var r result
-		for i := range n {
-			path := fmt.Sprintf("/run/netns/bulk%d", i)
+		for _, path := range paths {
 			fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 			if err != nil {
 				r.err = err
@@ -276,6 +302,103 @@ func inNetNS(path string, fn func() (int, error)) (int, error) {
 	}()
 	r := <-ch
 	return r.n, r.err
+}
+
+// propAlias is the network alias every sandbox of the propagation loop carries, one at a
+// time: shared names must appear and vanish with the API call too.
+const propAlias = "propsvc"
+
+// propagation creates and removes n sandboxes, one at a time, each with propAlias, and
+// after every call returns asks 127.0.0.11 in the client sandbox for the sandbox's name
+// and the alias: after a create both must answer its address (else missing), after a rm
+// neither may (else stale; the forwarded answer of the bench's upstream, 10.9.9.9, is the
+// expected one then). Meanwhile a second socket in the same netns asks for the alias
+// without pause, so the checked answers race with a querying peer.
+func propagation(n int, network string) {
+	conns, err := dialNetNS("/run/netns/client", "/run/netns/client")
+	if err != nil {
+		log.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var background int
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		q, buf := query(propAlias), make([]byte, 512)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			conns[1].Write(q)
+			conns[1].SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := conns[1].Read(buf); err == nil {
+				background++
+			}
+		}
+	}()
+	missing, stale, checked := 0, 0, 0
+	for i := range n {
+		name := fmt.Sprintf("prop%d", i)
+		must(call("POST", "/v1/sandboxes", fmt.Sprintf(`{"Name":%q,"Networks":[%q],"Aliases":[%q]}`, name, network, propAlias)))
+		got := [][]string{askA(conns[0], name), askA(conns[0], propAlias)}
+		// The address it got, asked only after the answers so as not to give them time.
+		var sb api.Sandbox
+		must(callInto("GET", "/v1/sandboxes/"+name, "", &sb))
+		ip := sb.Networks[network].IPAddress
+		for j, q := range []string{name, propAlias} {
+			checked++
+			if !slices.Contains(got[j], ip) || ip == "" {
+				missing++
+				log.Printf("prop: %s: %v after create, want %q", q, got[j], ip)
+			}
+		}
+		must(call("DELETE", "/v1/sandboxes/"+name+"?force=1", ""))
+		for _, q := range []string{name, propAlias} {
+			checked++
+			if addrs := askA(conns[0], q); slices.ContainsFunc(addrs, func(a string) bool { return a != "10.9.9.9" }) {
+				stale++
+				log.Printf("prop: %s: %v after rm, want none or the upstream's 10.9.9.9", q, addrs)
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+	fmt.Printf("propagation: %d creates and %d removals, %d answers checked: %d missing, %d stale (a peer asked %d times meanwhile)\n",
+		n, n, checked, missing, stale, background)
+}
+
+// askA sends an A query for name on c and returns the addresses of the answer's A records
+// (nil if none came within a second).
+func askA(c net.Conn, name string) []string {
+	id := uint16(rand.Uint32())
+	q := query(name)
+	binary.BigEndian.PutUint16(q, id)
+	c.Write(q)
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			return nil
+		}
+		if n < 12 || binary.BigEndian.Uint16(buf) != id {
+			continue // a late reply to an earlier query
+		}
+		var m dns.Msg
+		if m.Unpack(buf[:n]) != nil {
+			return nil
+		}
+		var addrs []string
+		for _, rr := range m.Answer {
+			if a, ok := rr.(*dns.A); ok {
+				addrs = append(addrs, a.A.String())
+			}
+		}
+		return addrs
+	}
 }
 
 func query(name string) []byte {
