@@ -588,7 +588,18 @@ func TestCleanFile(t *testing.T) {
 	if _, err := os.Stat(clean); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("clean list not removed at start: %v", err)
 	}
+	// Served again in the same run (as a rename does): Stop removed the table, so the list
+	// of the last run no longer holds; the table is installed at once, not checked later.
+	s.Stop(sb.ID)
+	if err := s.Serve(sb); err != nil {
+		t.Fatal(err)
+	}
+	if _, unread, _ := settled(s); s.natKept(sb.ID) || unread {
+		t.Errorf("served again after Stop: kept %v, unread %v; want a new table", s.natKept(sb.ID), unread)
+	}
+	digWeb("served again after Stop")
 	s.Close()
+	table = run(t, "ip", "netns", "exec", ns, "nft", "list", "table", "ip", natTable) // its new ports
 
 	// The table is removed by hand while no daemon runs: the start still serves on the
 	// listed ports, and the check puts the table back.

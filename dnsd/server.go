@@ -115,10 +115,9 @@ type Server struct {
 	// upstreams lists where a sandbox's unknown names go; tests replace it.
 	upstreams func(snap *store.Snapshot, sandboxID string) []resolver.Upstream
 
-	wasClean map[string]natPorts // sandboxes whose kept NAT table needs no reset, and its ports (Config.CleanFile)
-
 	mu        sync.Mutex // guards following
 	sbs       map[string]*sandbox
+	wasClean  map[string]natPorts // Config.CleanFile's list, until each sandbox's first serve
 	closed    bool
 	pending   []*sandbox // served on a kept NAT table, conntrack reset or table check still to do
 	resetting bool       // a goroutine is working through pending
@@ -175,7 +174,8 @@ func (s *Server) hostView() *hostView {
 type sandbox struct {
 	id     string
 	nsPath string
-	fresh  bool // a netns made moments ago (ServeNew)
+	fresh  bool     // a netns made moments ago (ServeNew)
+	listed natPorts // the ports of its table on the clean list (Config.CleanFile), or zero
 	h      *handler
 	ready  chan struct{} // closed when start finished; err then tells how
 	err    error
@@ -226,6 +226,12 @@ func (s *Server) serve(sb *store.Sandbox, fresh bool) error {
 		return e.err
 	}
 	e := &sandbox{id: sb.ID, nsPath: sb.NetNSPath, fresh: fresh, ready: make(chan struct{})}
+	if !fresh {
+		e.listed = s.wasClean[sb.ID]
+	}
+	// The list tells how the last run left the table; once this run has served the
+	// sandbox, a Stop may have removed it (a rename serves it again).
+	delete(s.wasClean, sb.ID)
 	s.sbs[sb.ID] = e
 	s.mu.Unlock()
 
@@ -327,7 +333,7 @@ func (s *Server) checkNAT(e *sandbox) {
 
 // start opens the sockets, installs the NAT and starts both servers.
 func (s *Server) start(e *sandbox) (err error) {
-	if err := e.listen(s.wasClean[e.id]); err != nil {
+	if err := e.listen(e.listed); err != nil {
 		return err
 	}
 	ports := e.ports()
@@ -352,8 +358,7 @@ func (s *Server) start(e *sandbox) (err error) {
 	<-started // ActivateAndServe only fails before NotifyStartedFunc on a bad listener
 	switch {
 	case e.natKept:
-		_, clean := s.wasClean[e.id]
-		e.clean.Store(clean) // otherwise Serve queues the reset
+		e.clean.Store(e.listed != natPorts{}) // otherwise Serve queues the reset
 	case e.resetErr != nil:
 		s.cfg.Log.Warn("reset dns conntrack", "sandbox", e.id, "err", e.resetErr)
 	default:
