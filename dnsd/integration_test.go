@@ -590,6 +590,9 @@ func TestCleanFile(t *testing.T) {
 	}
 	// Served again in the same run (as a rename does): Stop removed the table, so the list
 	// of the last run no longer holds; the table is installed at once, not checked later.
+	s.mu.Lock()
+	old := s.sbs[sb.ID]
+	s.mu.Unlock()
 	s.Stop(sb.ID)
 	if err := s.Serve(sb); err != nil {
 		t.Fatal(err)
@@ -597,6 +600,8 @@ func TestCleanFile(t *testing.T) {
 	if _, unread, _ := settled(s); s.natKept(sb.ID) || unread {
 		t.Errorf("served again after Stop: kept %v, unread %v; want a new table", s.natKept(sb.ID), unread)
 	}
+	// A check of the stopped server that was under way meanwhile leaves the new table be.
+	s.checkNAT(old)
 	digWeb("served again after Stop")
 	s.Close()
 	table = run(t, "ip", "netns", "exec", ns, "nft", "list", "table", "ip", natTable) // its new ports

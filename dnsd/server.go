@@ -185,6 +185,8 @@ type sandbox struct {
 	tcp      *net.TCPListener // good until stop
 	natKept  bool             // start kept the NAT table of an earlier run, leading to its ports
 	unread   bool             // kept on the clean list's word: the table itself is checked later
+	natMu    sync.Mutex       // held by checkNAT, and by stop to set stopped
+	stopped  bool             // on natMu: stop has begun, the table is no longer this server's
 	resetErr error            // the conntrack reset after installing the table failed (logged)
 	clean    atomic.Bool      // no conntrack entry made before the table needs a reset
 	udpSrv   *udpServer
@@ -300,6 +302,13 @@ func (s *Server) resetPending() {
 // puts it back, then resets conntrack, if it no longer leads to the sandbox's ports
 // (changed by hand while no daemon ran).
 func (s *Server) checkNAT(e *sandbox) {
+	// Not after a Stop: the table may be a newer server's by now (a rename serves the
+	// sandbox again on other ports), which this one must not put its own ports back into.
+	e.natMu.Lock()
+	defer e.natMu.Unlock()
+	if e.stopped {
+		return
+	}
 	fd, err := openNetNS(e.nsPath, e.ns)
 	if fd < 0 {
 		if err != nil {
@@ -499,6 +508,9 @@ func (s *Server) stop(e *sandbox, keepNAT bool) {
 	if e.err != nil {
 		return
 	}
+	e.natMu.Lock() // waits for a checkNAT under way
+	e.stopped = true
+	e.natMu.Unlock()
 	// The netns is opened while the sockets still hold it: as long as it lives, no other
 	// netns can have its identity, so the check in openNetNS cannot be fooled by a new
 	// sandbox pinned at the same path with a recycled inode number.
