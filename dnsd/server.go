@@ -185,8 +185,7 @@ type sandbox struct {
 	tcp      *net.TCPListener // good until stop
 	natKept  bool             // start kept the NAT table of an earlier run, leading to its ports
 	unread   bool             // kept on the clean list's word: the table itself is checked later
-	natMu    sync.Mutex       // held by checkNAT, and by stop to set stopped
-	stopped  bool             // on natMu: stop has begun, the table is no longer this server's
+	natMu    sync.Mutex       // held by checkNAT; stop waits for it
 	resetErr error            // the conntrack reset after installing the table failed (logged)
 	clean    atomic.Bool      // no conntrack entry made before the table needs a reset
 	udpSrv   *udpServer
@@ -281,9 +280,8 @@ func (s *Server) resetPending() {
 		}
 		e := s.pending[0]
 		s.pending = s.pending[1:]
-		live := s.sbs[e.id] == e
 		s.mu.Unlock()
-		if !live {
+		if !s.served(e) {
 			continue // stopped meanwhile: its netns may be gone
 		}
 		if e.unread {
@@ -298,6 +296,14 @@ func (s *Server) resetPending() {
 	}
 }
 
+// served reports whether e is still the server of its sandbox: Stop and Close take it out
+// of s.sbs before they stop it.
+func (s *Server) served(e *sandbox) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sbs[e.id] == e
+}
+
 // checkNAT reads the table of a sandbox that start served on the clean list's word, and
 // puts it back, then resets conntrack, if it no longer leads to the sandbox's ports
 // (changed by hand while no daemon ran).
@@ -306,7 +312,7 @@ func (s *Server) checkNAT(e *sandbox) {
 	// sandbox again on other ports), which this one must not put its own ports back into.
 	e.natMu.Lock()
 	defer e.natMu.Unlock()
-	if e.stopped {
+	if !s.served(e) {
 		return
 	}
 	fd, err := openNetNS(e.nsPath, e.ns)
@@ -508,8 +514,9 @@ func (s *Server) stop(e *sandbox, keepNAT bool) {
 	if e.err != nil {
 		return
 	}
-	e.natMu.Lock() // waits for a checkNAT under way
-	e.stopped = true
+	// Stop and Close took e out of s.sbs before this, so a checkNAT not yet under way
+	// skips e; wait for one that is.
+	e.natMu.Lock()
 	e.natMu.Unlock()
 	// The netns is opened while the sockets still hold it: as long as it lives, no other
 	// netns can have its identity, so the check in openNetNS cannot be fooled by a new
