@@ -27,7 +27,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,9 +35,9 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"berth/api"
+	"berth/internal/nsutil"
 )
 
 var client *http.Client
@@ -206,40 +205,22 @@ func dialBulk(n int) ([]net.Conn, error) {
 	return dialNetNS(paths...)
 }
 
-// dialNetNS creates a connected UDP socket to 127.0.0.11:53 inside each netns of paths,
-// from one thread that enters them in turn.
+// dialNetNS creates a connected UDP socket to 127.0.0.11:53 inside each netns of paths.
 func dialNetNS(paths ...string) ([]net.Conn, error) {
-	type result struct {
-		conns []net.Conn
-		err   error
-	}
-	ch := make(chan result)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends in another netns
-		var r result
-		for _, path := range paths {
-			fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				r.err = err
-				break
-			}
-			err = unix.Setns(fd, unix.CLONE_NEWNET)
-			unix.Close(fd)
-			if err != nil {
-				r.err = fmt.Errorf("setns %s: %w", path, err)
-				break
-			}
+	conns := make([]net.Conn, 0, len(paths))
+	for _, path := range paths {
+		err := nsutil.Do(path, func() error {
 			c, err := net.Dial("udp", "127.0.0.11:53")
-			if err != nil {
-				r.err = fmt.Errorf("%s: %w", path, err)
-				break
+			if err == nil {
+				conns = append(conns, c)
 			}
-			r.conns = append(r.conns, c)
+			return err
+		})
+		if err != nil {
+			return conns, fmt.Errorf("%s: %w", path, err)
 		}
-		ch <- r
-	}()
-	r := <-ch
-	return r.conns, r.err
+	}
+	return conns, nil
 }
 
 // ctflush deletes every conntrack entry in the current netns and in each netns pinned
@@ -255,53 +236,23 @@ func ctflush() {
 	}
 	total := 0
 	for _, p := range paths {
-		n, err := inNetNS(p, func() (int, error) {
+		err := nsutil.Do(p, func() error {
 			b, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_count")
 			if err != nil {
-				return 0, nil // no conntrack here
+				return nil // no conntrack here
 			}
 			n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			total += n
 			if n > 0 {
-				err = netlink.ConntrackTableFlush(netlink.ConntrackTable)
+				return netlink.ConntrackTableFlush(netlink.ConntrackTable)
 			}
-			return n, err
+			return nil
 		})
 		if err != nil {
 			log.Fatalf("ctflush %s: %v", p, err)
 		}
-		total += n
 	}
 	fmt.Printf("conntrack: flushed %d entries in %d netns\n", total, len(paths))
-}
-
-// inNetNS runs fn on a thread inside the netns at path ("" for the current one); the
-// thread is not reused afterwards.
-func inNetNS(path string, fn func() (int, error)) (int, error) {
-	type result struct {
-		n   int
-		err error
-	}
-	ch := make(chan result)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends in another netns
-		if path != "" {
-			fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				ch <- result{0, err}
-				return
-			}
-			err = unix.Setns(fd, unix.CLONE_NEWNET)
-			unix.Close(fd)
-			if err != nil {
-				ch <- result{0, err}
-				return
-			}
-		}
-		n, err := fn()
-		ch <- result{n, err}
-	}()
-	r := <-ch
-	return r.n, r.err
 }
 
 // propAlias is the network alias every sandbox of the propagation loop carries, one at a
