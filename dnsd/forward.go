@@ -77,7 +77,7 @@ func (f *forwarder) exchange(ctx context.Context, h *handler, r *dns.Msg, proto 
 			errs = append(errs, fmt.Errorf("%s: not tried: %w", name, err))
 			break
 		}
-		raw, err := f.tryTCP(ctx, query[:qend], up.Addr.String(), ns)
+		raw, err := f.tryTCP(ctx, query, qend, up.Addr.String(), ns)
 		switch {
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errTimeout) || isTimeout(err):
 			f.metrics.upstreamTimeout(up.Addr)
@@ -88,7 +88,7 @@ func (f *forwarder) exchange(ctx context.Context, h *handler, r *dns.Msg, proto 
 		case raw[3]&0xF == dns.RcodeServerFailure || raw[3]&0xF == dns.RcodeRefused:
 			rc := int(raw[3] & 0xF)
 			f.metrics.upstreamError(up.Addr, upErrRcode(rc))
-			errs = append(errs, fmt.Errorf("%s: %s", name, dns.RcodeToString[rc]))
+			errs = append(errs, fmt.Errorf("%s: %s", name, rcodeName(rc)))
 		default:
 			binary.BigEndian.PutUint16(raw, r.Id)
 			return raw, name, nil
@@ -102,9 +102,10 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// tryTCP runs one attempt against one upstream over TCP. query (up to the end of its
-// question; ID and all) is copied, not modified.
-func (f *forwarder) tryTCP(ctx context.Context, query []byte, addr, nsPath string) ([]byte, error) {
+// tryTCP runs one attempt against one upstream over TCP. query, whose question ends at
+// qend, is sent whole (its OPT record too: the header counts it, and a strict upstream
+// answers FORMERR to a header that lies); it is copied, not modified.
+func (f *forwarder) tryTCP(ctx context.Context, query []byte, qend int, addr, nsPath string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	defer cancel()
 	conn, err := f.cfg.Dial(ctx, nsPath, "tcp", addr)
@@ -119,12 +120,13 @@ func (f *forwarder) tryTCP(ctx context.Context, query []byte, addr, nsPath strin
 	// Stop (the handler's context) ends the attempt at once rather than at the deadline.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	return exchangeTCP(conn, query)
+	return exchangeTCP(conn, query, qend)
 }
 
 // exchangeTCP sends query over TCP (two-byte length prefix) with a fresh random ID and
-// reads one reply, which must match: on a stream there is nothing else to wait for.
-func exchangeTCP(conn net.Conn, query []byte) ([]byte, error) {
+// reads one reply, which must match the query's ID and question (up to qend): on a stream
+// there is nothing else to wait for.
+func exchangeTCP(conn net.Conn, query []byte, qend int) ([]byte, error) {
 	out := make([]byte, 2+len(query))
 	binary.BigEndian.PutUint16(out, uint16(len(query)))
 	copy(out[2:], query)
@@ -141,7 +143,7 @@ func exchangeTCP(conn net.Conn, query []byte) ([]byte, error) {
 	if _, err := io.ReadFull(conn, raw); err != nil {
 		return nil, err
 	}
-	if !replyMatches(raw, id, out[2:]) {
+	if !replyMatches(raw, id, out[2:2+qend]) {
 		return nil, errors.New("reply does not match the query")
 	}
 	return raw, nil

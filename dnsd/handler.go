@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -119,7 +120,7 @@ func (h *handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		log.LogAttrs(h.ctx, slog.LevelDebug, "query",
 			slog.String("sandbox", h.id), slog.String("qname", q.Name),
 			slog.String("qtype", dns.TypeToString[q.Qtype]), slog.String("proto", proto),
-			slog.String("rcode", dns.RcodeToString[a.rcode()]), slog.String("source", a.how()),
+			slog.String("rcode", rcodeName(a.rcode())), slog.String("source", a.how()),
 			slog.Duration("dur", time.Since(start)))
 	}
 }
@@ -201,7 +202,7 @@ func (a *answer) how() string {
 	case a.res.Kind == resolver.NoData:
 		return fmt.Sprintf("local no data: network %s, %s", a.res.Network, a.res.Source)
 	default:
-		return "local: " + dns.RcodeToString[a.msg.Rcode]
+		return "local: " + rcodeName(a.msg.Rcode)
 	}
 }
 
@@ -288,13 +289,34 @@ func localReply(r *dns.Msg, res resolver.Result) *dns.Msg {
 	return m
 }
 
-// failure is a locally generated error reply. RA stays clear, as in Docker.
+// failure is a locally generated error reply. RA is set on SERVFAIL, BADVERS and REFUSED,
+// answers to queries the server would have recursed for (Docker clears it, a quirk that
+// makes stub resolvers think recursion is unavailable), and clear on FORMERR and NOTIMP,
+// as Docker, for packets it could not take at all.
 func failure(r *dns.Msg, rcode int) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.Rcode = rcode
+	m.RecursionAvailable = failureRA(rcode)
 	echoEDNS(r, m)
 	return m
+}
+
+// failureRA reports whether a local failure with rcode says recursion is available.
+func failureRA(rcode int) bool {
+	return rcode != dns.RcodeFormatError && rcode != dns.RcodeNotImplemented
+}
+
+// rcodeName is dns.RcodeToString with BADVERS for 16, which that map names BADSIG (the
+// TSIG meaning of the same number); berth never does TSIG, so 16 is always BADVERS.
+func rcodeName(rc int) string {
+	if rc == dns.RcodeBadVers {
+		return "BADVERS"
+	}
+	if s, ok := dns.RcodeToString[rc]; ok {
+		return s
+	}
+	return strconv.Itoa(rc)
 }
 
 // echoEDNS adds an OPT record to m when the query had one (RFC 6891 6.1.1; Docker omits

@@ -235,7 +235,7 @@ func (m *Metrics) WriteMetrics(w *promtext.Writer) {
 		for ri := range m.queries[qi] {
 			rc := "other"
 			if ri < len(rcodes) {
-				rc = dns.RcodeToString[rcodes[ri]]
+				rc = rcodeName(rcodes[ri])
 			}
 			if v := m.queries[qi][ri].Load(); v > 0 {
 				w.Header(nameQueries, helpQueries, promtext.Counter)

@@ -428,7 +428,7 @@ func (r *relay) readable(idx, seq int32, buf []byte) {
 		switch rc := reply[3] & 0xF; rc {
 		case dns.RcodeServerFailure, dns.RcodeRefused:
 			r.metrics.upstreamError(e.ups[e.next].Addr, upErrRcode(int(rc)))
-			r.retry(e, errors.New(dns.RcodeToString[int(rc)]))
+			r.retry(e, errors.New(rcodeName(int(rc))))
 		default:
 			r.closeAttempt(e)
 			binary.BigEndian.PutUint16(reply, e.clientID)

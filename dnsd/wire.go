@@ -66,10 +66,13 @@ func questionEnd(pkt []byte) (int, bool) {
 }
 
 // appendFailure appends the reply failure(r, rcode) packs to, for the query pkt read by
-// parseQuery: ID, QR, opcode QUERY, RD and CD copied, RA clear, the question as asked, and
-// the OPT echoed (size 1232, DO copied) when the query had one.
+// parseQuery: ID, QR, opcode QUERY, RD and CD copied, RA as failureRA says, the question
+// as asked, and the OPT echoed (size 1232, DO copied) when the query had one.
 func appendFailure(out, pkt []byte, q fastQuery, rcode int) []byte {
 	flags := flagQR | binary.BigEndian.Uint16(pkt[2:])&(flagRD|flagCD) | uint16(rcode&0xF)
+	if failureRA(rcode) {
+		flags |= flagRA
+	}
 	out = binary.BigEndian.AppendUint16(out, binary.BigEndian.Uint16(pkt))
 	out = binary.BigEndian.AppendUint16(out, flags)
 	out = append(out, 0, 1, 0, 0, 0, 0, 0, byte(btoi(q.edns)))

@@ -410,8 +410,9 @@ func testDockerNoUpstream(t *testing.T) {
 	// 34: docker 20.10 oracle: NO REPLY at all (dig: "timed out", 25 s wait; it falls back to
 	// Google's servers, unreachable there, and drops the query when they fail). Newer Docker
 	// (§2.6, §1.2): SERVFAIL generated locally with RA=0, and the comment
-	// "# NO EXTERNAL NAMESERVERS DEFINED" in resolv.conf. berth follows the newer behaviour.
-	checkDockerCase(t, u, rep, dockerCase{id: "34", from: "ca", q: []string{"+noedns", "test.example"}, status: "SERVFAIL", flags: "qr rd"})
+	// "# NO EXTERNAL NAMESERVERS DEFINED" in resolv.conf. berth follows the newer behaviour,
+	// but sets RA on the SERVFAIL: recursion is available, it failed (issue 14.3).
+	checkDockerCase(t, u, rep, dockerCase{id: "34", from: "ca", q: []string{"+noedns", "test.example"}, status: "SERVFAIL", flags: "qr rd ra"})
 	// docker 20.10 oracle: container names still resolve: "cb. 600 IN A 10.70.0.3"; AAAA NODATA.
 	checkDockerCase(t, u, rep, dockerCase{id: "34", from: "ca", q: []string{"+noedns", "cb"}, status: "NOERROR", flags: localFl, answer: []string{"cb. 600 IN A {cb}"}})
 	checkDockerCase(t, u, rep, dockerCase{id: "34", from: "ca", q: []string{"+noedns", "AAAA", "cb"}, status: "NOERROR", flags: localFl})
@@ -425,12 +426,12 @@ func testDockerNoUpstream(t *testing.T) {
 	// A host nameserver where nothing listens (dialled from the daemon's netns).
 	// docker 20.10 oracle (host resolv.conf "nameserver 127.0.0.3"): NO REPLY (dig timed out
 	// after 12 s); names still resolve. Newer Docker (§2.6 "every upstream tried failed"):
-	// SERVFAIL, RA=0. berth follows the newer behaviour.
+	// SERVFAIL, RA=0. berth follows the newer behaviour, with RA set.
 	if err := os.WriteFile(d.resolv, []byte("nameserver 127.0.0.3\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	d.must("sandbox", "create", "--name", "cdead", "--network", "n1")
-	checkDockerCase(t, u, rep, dockerCase{id: "x-dead-upstream", from: "cdead", q: []string{"+noedns", "test.example"}, status: "SERVFAIL", flags: "qr rd"})
+	checkDockerCase(t, u, rep, dockerCase{id: "x-dead-upstream", from: "cdead", q: []string{"+noedns", "test.example"}, status: "SERVFAIL", flags: "qr rd ra"})
 	checkDockerCase(t, u, rep, dockerCase{id: "x-dead-upstream", from: "cdead", q: []string{"+noedns", "cb"}, status: "NOERROR", flags: localFl, answer: []string{"cb. 600 IN A {cb}"}})
 }
 

@@ -2,12 +2,15 @@ package integration
 
 import (
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"berth/internal/dnstest"
 )
 
 // upstream is a test nameserver (the "U" of docker-dns.md §5): it answers
@@ -165,4 +168,41 @@ func eventually(t *testing.T, fn func() bool) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fn()
+}
+
+// TestDNSLargeForwardedAnswer: an answer over 4 KB from a strict upstream (FORMERR for a
+// header whose counts do not match its sections, as BIND and Unbound) reaches dig over
+// UDP-then-TCP and over TCP from the start, and glibc with `options edns0`: the forwarded
+// TCP query keeps the client's OPT record (issue 14.3).
+func TestDNSLargeForwardedAnswer(t *testing.T) {
+	d := newDaemon(t)
+	u := dnstest.StartStrict(t, "127.0.0.1:53")
+	os.WriteFile(d.resolv, []byte("nameserver 127.0.0.1\noptions edns0\n"), 0o644)
+	d.start()
+	d.must("network", "create", "--subnet", "10.61.0.0/24", "big")
+	d.must("sandbox", "create", "--name", "a", "--network", "big")
+
+	for _, args := range [][]string{{"+edns=0", "+bufsize=1232"}, {"+tcp", "+edns=0"}, {"+tcp", "+noedns"}} {
+		r := dig(t, "a", append(args, "big.example")...)
+		if r.status != "NOERROR" || len(r.values("A")) != dnstest.BigAnswers || r.flag("tc") {
+			t.Errorf("dig %v: %s, %d answers, flags %v; want NOERROR with all %d\n%s", args, r.status, len(r.values("A")), r.flags, dnstest.BigAnswers, r.raw)
+		}
+	}
+	out, err := inNS(t, "a", "getent", "ahostsv4", "big.example")
+	if n := strings.Count(out, "STREAM"); err != nil || n != dnstest.BigAnswers {
+		t.Errorf("getent ahostsv4 big.example: %d addresses (%v); want %d\n%s", n, err, dnstest.BigAnswers, out)
+	}
+	seen, rejected := u.Seen()
+	if len(rejected) != 0 {
+		t.Errorf("strict upstream answered FORMERR to %v", rejected)
+	}
+	tcp := 0
+	for _, q := range seen {
+		if q.Proto == "tcp" {
+			tcp++
+		}
+	}
+	if tcp < 3 {
+		t.Errorf("upstream saw %d tcp queries (%v); want the TCP retries forwarded over TCP", tcp, seen)
+	}
 }
