@@ -92,11 +92,10 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
-	flush := func() {
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
-	}
+	// Each event is flushed as it is written: a reader sees it at once, not when the
+	// server's buffer fills. ResponseController unwraps the logging recorder.
+	rc := http.NewResponseController(w)
+	flush := func() { _ = rc.Flush() }
 	for _, ev := range past {
 		enc.Encode(ev)
 	}

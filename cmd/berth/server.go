@@ -281,6 +281,10 @@ func (r *recorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
+// Unwrap lets http.ResponseController reach the connection's writer: without it the
+// wrapper hides Flush, and a stream (GET /events) would reach its reader only when it ends.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
 // logRequests logs each request once: 5xx at Error (with the error), other mutations at
 // Info, reads at Debug, so a default log shows what changed and what failed.
 func (s *server) logRequests(next http.Handler) http.Handler {
