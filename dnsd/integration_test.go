@@ -578,7 +578,6 @@ func TestCleanFile(t *testing.T) {
 	if got := listed(); got != wantLine {
 		t.Fatalf("clean list after Close: %q; want %q", got, wantLine)
 	}
-	table := run(t, "ip", "netns", "exec", ns, "nft", "list", "table", "ip", natTable)
 
 	s = serve() // listed clean: the listed ports, the table checked afterwards, no reset
 	digWeb("start after a clean stop")
@@ -600,11 +599,18 @@ func TestCleanFile(t *testing.T) {
 	if _, unread, _ := settled(s); s.natKept(sb.ID) || unread {
 		t.Errorf("served again after Stop: kept %v, unread %v; want a new table", s.natKept(sb.ID), unread)
 	}
-	// A check of the stopped server that was under way meanwhile leaves the new table be.
+	// A check of the stopped server that was under way meanwhile leaves the new table be:
+	// it leads to the new server's ports, not back to the old one's.
 	s.checkNAT(old)
 	digWeb("served again after Stop")
+	udp, tcp = s.listeners(sb.ID)
 	s.Close()
-	table = run(t, "ip", "netns", "exec", ns, "nft", "list", "table", "ip", natTable) // its new ports
+	table := run(t, "ip", "netns", "exec", ns, "nft", "list", "table", "ip", natTable)
+	for _, port := range []int{udp.LocalAddr().(*net.UDPAddr).Port, tcp.Addr().(*net.TCPAddr).Port} {
+		if !strings.Contains(table, fmt.Sprintf("127.0.0.11:%d", port)) {
+			t.Errorf("table after the old server's check does not lead to the new server's port %d:\n%s", port, table)
+		}
+	}
 
 	// The table is removed by hand while no daemon runs: the start still serves on the
 	// listed ports, and the check puts the table back.

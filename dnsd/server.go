@@ -185,7 +185,7 @@ type sandbox struct {
 	tcp      *net.TCPListener // good until stop
 	natKept  bool             // start kept the NAT table of an earlier run, leading to its ports
 	unread   bool             // kept on the clean list's word: the table itself is checked later
-	natMu    sync.Mutex       // held by checkNAT; stop waits for it
+	natMu    sync.Mutex       // held by checkNAT and by stop
 	resetErr error            // the conntrack reset after installing the table failed (logged)
 	clean    atomic.Bool      // no conntrack entry made before the table needs a reset
 	udpSrv   *udpServer
@@ -515,9 +515,9 @@ func (s *Server) stop(e *sandbox, keepNAT bool) {
 		return
 	}
 	// Stop and Close took e out of s.sbs before this, so a checkNAT not yet under way
-	// skips e; wait for one that is.
+	// skips e; one under way is waited for, and none runs while the table is removed.
 	e.natMu.Lock()
-	e.natMu.Unlock()
+	defer e.natMu.Unlock()
 	// The netns is opened while the sockets still hold it: as long as it lives, no other
 	// netns can have its identity, so the check in openNetNS cannot be fooled by a new
 	// sandbox pinned at the same path with a recycled inode number.

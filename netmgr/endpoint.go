@@ -77,8 +77,12 @@ func checkEndpointReq(snap *store.Snapshot, n *store.Network, sb *store.Sandbox,
 		if len(r.aliases) > 0 {
 			return invalid("alias", r.aliases[0], "network-scoped aliases are only supported for user-defined networks")
 		}
-		if r.ip4.IsValid() || r.ip6.IsValid() {
-			return invalid("ip", r.ip4.String()+r.ip6.String(), "user specified IP address is supported on user defined networks only")
+		// Name the flag that was given: an unset netip.Addr prints as "invalid IP".
+		if r.ip4.IsValid() {
+			return invalid("ip", r.ip4.String(), "user specified IP address is supported on user defined networks only")
+		}
+		if r.ip6.IsValid() {
+			return invalid("ip6", r.ip6.String(), "user specified IP address is supported on user defined networks only")
 		}
 		for _, l := range r.links {
 			t, err := snap.SandboxByName(l.Target)

@@ -135,6 +135,8 @@ func TestSandboxCreateInvalid(t *testing.T) {
 		{"alias label", api.SandboxCreate{Name: "a", Networks: []string{"app"}, Aliases: []string{strings.Repeat("l", 64)}}, "alias"},
 		{"alias on default bridge", api.SandboxCreate{Name: "a", Aliases: []string{"x"}}, "alias"},
 		{"ip on default bridge", api.SandboxCreate{Name: "a", IPv4: "172.17.0.9"}, "ip"},
+		{"ip6 on default bridge", api.SandboxCreate{Name: "a", IPv6: "fd00::9"}, "ip6"},
+		{"ip not an address", api.SandboxCreate{Name: "a", Networks: []string{"app"}, IPv4: "10.20.0.50invalid"}, "ip"},
 		{"ip taken", api.SandboxCreate{Name: "a", Networks: []string{"app"}, IPv4: "10.20.0.2"}, "ip"},
 		{"mac", api.SandboxCreate{Name: "a", MAC: "zz"}, "mac-address"},
 		{"dns", api.SandboxCreate{Name: "a", DNS: []string{"1.2.3"}}, "dns"},
@@ -148,6 +150,13 @@ func TestSandboxCreateInvalid(t *testing.T) {
 		{"container missing", api.SandboxCreate{Name: "a", Networks: []string{"container:nope"}}, "network"},
 		{"host plus net", api.SandboxCreate{Name: "a", Networks: []string{"host", "app"}}, "network"},
 	}
+	// The whole one-line error, where it is checked (an unset address once printed as
+	// "invalid IP" after the one given).
+	msgs := map[string]string{
+		"ip on default bridge":  `invalid ip "172.17.0.9": user specified IP address is supported on user defined networks only`,
+		"ip6 on default bridge": `invalid ip6 "fd00::9": user specified IP address is supported on user defined networks only`,
+		"ip not an address":     `invalid ip "10.20.0.50invalid": not an IP address`,
+	}
 	before := len(m.cfg.Store.Snapshot().Sandboxes())
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -155,6 +164,9 @@ func TestSandboxCreateInvalid(t *testing.T) {
 			var ie *InvalidError
 			if !errors.As(err, &ie) || ie.Field != tc.field {
 				t.Fatalf("err = %v, want InvalidError on field %q", err, tc.field)
+			}
+			if msg := msgs[tc.name]; msg != "" && err.Error() != msg {
+				t.Errorf("err = %q, want %q", err, msg)
 			}
 		})
 	}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"text/template"
@@ -25,6 +27,37 @@ func parseKeyValues(flag string, kvs []string) (map[string]string, error) {
 	}
 	return m, nil
 }
+
+// keyValueFlag is a repeatable KEY=VALUE flag filling a map. Unlike pflag's
+// StringToString it never splits a value on commas: `--label a=1,b=2` is one label a
+// with the value "1,b=2", as in Docker.
+type keyValueFlag struct{ m *map[string]string }
+
+func (f keyValueFlag) String() string {
+	if *f.m == nil {
+		return ""
+	}
+	kvs := make([]string, 0, len(*f.m))
+	for k, v := range *f.m {
+		kvs = append(kvs, k+"="+v)
+	}
+	slices.Sort(kvs)
+	return strings.Join(kvs, ",")
+}
+
+func (f keyValueFlag) Set(kv string) error {
+	k, v, ok := strings.Cut(kv, "=")
+	if !ok || strings.TrimSpace(k) == "" {
+		return errors.New("want KEY=VALUE")
+	}
+	if *f.m == nil {
+		*f.m = map[string]string{}
+	}
+	(*f.m)[k] = v
+	return nil
+}
+
+func (keyValueFlag) Type() string { return "KEY=VALUE" }
 
 // listFormat says how `ls` prints: the default table, -q IDs, json lines or a template.
 type listFormat struct {

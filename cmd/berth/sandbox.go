@@ -60,7 +60,7 @@ func addSandboxFlags(f *pflag.FlagSet, req *api.SandboxCreate) {
 	f.StringArrayVar(&req.DNSSearch, "dns-search", nil, "DNS search domain (repeatable)")
 	f.StringArrayVar(&req.DNSOptions, "dns-option", nil, "resolv.conf option (repeatable)")
 	f.StringArrayVar(&req.ExtraHosts, "add-host", nil, "extra hosts entry HOST:IP (repeatable)")
-	f.StringToStringVar(&req.Labels, "label", nil, "label KEY=VALUE (repeatable)")
+	f.Var(keyValueFlag{&req.Labels}, "label", "label KEY=VALUE (repeatable; commas stay in the value)")
 	f.StringVar(&req.NetNS, "netns", "", "adopt an existing network namespace (a path like /proc/PID/ns/net) instead of making one")
 	f.StringArrayVarP(&req.Publish, "publish", "p", nil, "publish a port, [HOST_IP:][HOST_PORT:]PORT[/tcp|/udp] (repeatable)")
 	f.StringArrayVar(&req.Expose, "expose", nil, "expose a port to legacy links, PORT[/tcp|/udp] (repeatable)")

@@ -39,6 +39,14 @@ func TestSandboxRequests(t *testing.T) {
 			wantOut: id + "\n",
 		},
 		{
+			name:       "labels keep their commas",
+			args:       []string{"sandbox", "create", "--label", "a=1,b=2", "--label", "empty=", "--label", "c=x=y"},
+			reply:      api.IDResponse{ID: id},
+			wantMethod: "POST", wantPath: "/v1/sandboxes",
+			wantBody: `{"Labels":{"a":"1,b=2","c":"x=y","empty":""}}`,
+			wantOut:  id + "\n",
+		},
+		{
 			name:       "create special network and long hostname flag",
 			args:       []string{"sandbox", "create", "--hostname", "h", "--network", "container:web"},
 			reply:      api.IDResponse{ID: id},
@@ -96,6 +104,8 @@ func TestSandboxErrors(t *testing.T) {
 	runErrorCases(t, []errorCase{
 		{name: "create takes no operands", args: []string{"sandbox", "create", "web"},
 			wantErr: `unknown command "web" for "berth sandbox create"`},
+		{name: "label without value", args: []string{"sandbox", "create", "--label", "=v"},
+			wantErr: `invalid argument "=v" for "--label" flag: want KEY=VALUE`},
 		{name: "rename one arg", args: []string{"sandbox", "rename", "web"},
 			wantErr: `"berth sandbox rename" requires exactly 2 argument(s): OLD NEW`},
 		{name: "run without command", args: []string{"run", "--rm"},
