@@ -609,3 +609,91 @@ func mustGlob(pattern string) []string {
 	m, _ := filepath.Glob(pattern)
 	return m
 }
+
+// TestCNINamedNetNS: the plugin adopts whatever netns path it is handed, whatever its name
+// (issue 14.2): `ip netns add X` then ADD for container X with CNI_NETNS=/run/netns/X, as
+// cnitool does, and containerd's /run/netns/cni-<uuid> files. DEL leaves the netns where
+// it was; the sandbox survives a daemon restart in between; `sandbox create --netns` of a
+// named netns under its own name works the same, and a different netns of that name is
+// still refused.
+func TestCNINamedNetNS(t *testing.T) {
+	d, _ := dnsSetup(t)
+	conf := cniConf(d, "1.1.0")
+	ipNetNS := func(name string) string {
+		t.Helper()
+		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+			t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+		}
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+		return "/run/netns/" + name
+	}
+	alive := func(path string) bool {
+		return exec.Command("nsenter", "--net="+path, "true").Run() == nil
+	}
+
+	const uuidName = "cni-5d3c2b1a-0f9e-8d7c-6b5a-493827161504"
+	const hexID = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
+	cases := []struct{ name, containerID, netns, sandbox string }{
+		{"cnitool: ip netns add X, container X", "tool1", ipNetNS("tool1"), "tool1"},
+		{"containerd: /run/netns/cni-<uuid>", hexID, ipNetNS(uuidName), "cni-" + hexID[:12]},
+	}
+	for _, c := range cases {
+		add := cniCall{Command: "ADD", ContainerID: c.containerID, NetNS: c.netns, IfName: "eth0", Conf: conf}
+		res := parseResult(t, mustCNI(t, add))
+		ip := d.ip(c.sandbox, "app")
+		if len(res.IPs) != 1 || res.IPs[0].Address != ip+"/24" || res.Interfaces[0].Sandbox != c.netns {
+			t.Errorf("%s: result %+v, want %s/24 in %s", c.name, res, ip, c.netns)
+		}
+		if links := nsLinks(t, c.netns); !strings.Contains(links, ip+"/24") {
+			t.Errorf("%s: %s has no %s:\n%s", c.name, c.netns, ip, links)
+		}
+		if r := dig(t, "web", c.sandbox); !slices.Equal(r.values("A"), []string{ip}) {
+			t.Errorf("%s: dig %s from web: %v, want %s", c.name, c.sandbox, r.values("A"), ip)
+		}
+		if o, err := exec.Command("nsenter", "--net="+c.netns, "ping", "-c1", "-W2", d.ip("web", "app")).CombinedOutput(); err != nil {
+			t.Errorf("%s: ping web from the netns: %v %s", c.name, err, o)
+		}
+	}
+
+	// A restart keeps both; then DEL removes the sandboxes and leaves the netns files.
+	d.stop()
+	d.start()
+	for _, c := range cases {
+		if r := dig(t, "web", c.sandbox); r.status != "NOERROR" || len(r.values("A")) != 1 {
+			t.Errorf("%s: after restart, dig %s: %s %v", c.name, c.sandbox, r.status, r.answers)
+		}
+		mustCNI(t, cniCall{Command: "DEL", ContainerID: c.containerID, NetNS: c.netns, IfName: "eth0", Conf: conf})
+		if _, _, err := d.run("sandbox", "inspect", c.sandbox); err == nil {
+			t.Errorf("%s: sandbox %s still there after DEL", c.name, c.sandbox)
+		}
+		if !alive(c.netns) {
+			t.Errorf("%s: DEL removed %s, want it left in place", c.name, c.netns)
+		}
+		if links := nsLinks(t, c.netns); strings.Contains(links, "eth0") {
+			t.Errorf("%s: eth0 still in %s after DEL:\n%s", c.name, c.netns, links)
+		}
+	}
+	// ADD again into the same named netns works after the DEL.
+	mustCNI(t, cniCall{Command: "ADD", ContainerID: "tool1", NetNS: cases[0].netns, IfName: "eth0", Conf: conf})
+	mustCNI(t, cniCall{Command: "DEL", ContainerID: "tool1", NetNS: cases[0].netns, IfName: "eth0", Conf: conf})
+
+	// The same through the CLI, with a rename away and back in between.
+	own := ipNetNS("own1")
+	d.must("sandbox", "create", "--name", "own1", "--netns", own, "--network", "app")
+	d.must("sandbox", "rename", "own1", "own2")
+	if !alive(own) || !alive("/run/netns/own2") {
+		t.Errorf("rename of a netns adopted in place: own1 alive %v, own2 alive %v; want both", alive(own), alive("/run/netns/own2"))
+	}
+	d.must("sandbox", "rename", "own2", "own1")
+	if _, err := os.Lstat("/run/netns/own2"); err == nil {
+		t.Errorf("rename back left berth's pin /run/netns/own2")
+	}
+	d.must("sandbox", "rm", "-f", "own1")
+	if !alive(own) {
+		t.Errorf("sandbox rm removed %s, want it left in place", own)
+	}
+	// A netns of that name that is not the one adopted stays someone else's.
+	other := netnsProcess(t)
+	d.fails("/run/netns/own1 exists and is not a berth sandbox", "sandbox", "create", "--name", "own1", "--netns", other, "--network", "app")
+	d.fails("/run/netns/own1 exists and is not a berth sandbox", "sandbox", "create", "--name", "own1", "--network", "app")
+}

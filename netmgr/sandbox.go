@@ -129,7 +129,9 @@ func (m *Manager) buildSandbox(p *sandboxPlan, eps []*store.Endpoint, snap *stor
 		err = m.cfg.Kernel.PinNetNS(sb.NetNSPath, p.shared.NetNSPath)
 	default:
 		if sb.Adopted != "" {
-			err = m.cfg.Kernel.PinNetNS(sb.NetNSPath, sb.Adopted)
+			if ownsPin(sb) {
+				err = m.cfg.Kernel.PinNetNS(sb.NetNSPath, sb.Adopted)
+			}
 		} else {
 			err = m.cfg.Kernel.CreateNetNS(sb.NetNSPath)
 		}
@@ -161,10 +163,17 @@ func (m *Manager) planSandbox(snap *store.Snapshot, req api.SandboxCreate) (*san
 	if _, err := snap.SandboxByName(sb.Name); err == nil {
 		return nil, fmt.Errorf("sandbox name %q is already in use: %w", sb.Name, store.ErrConflict)
 	}
-	if _, err := os.Lstat(filepath.Join(m.cfg.NetNSDir, sb.Name)); err == nil {
-		return nil, invalid("name", sb.Name, "%s exists and is not a berth sandbox", filepath.Join(m.cfg.NetNSDir, sb.Name))
-	}
 	sb.NetNSPath = filepath.Join(m.cfg.NetNSDir, sb.Name)
+	// A netns already named like the sandbox (`ip netns add X`, then CNI ADD for container
+	// X with CNI_NETNS=/run/netns/X, as cnitool does) is adopted in place when it is the
+	// netns being adopted; any other file there is someone else's.
+	inPlace := false
+	if _, err := os.Lstat(sb.NetNSPath); err == nil {
+		if req.NetNS == "" || !sameNetNS(sb.NetNSPath, req.NetNS) {
+			return nil, invalid("name", sb.Name, "%s exists and is not a berth sandbox", sb.NetNSPath)
+		}
+		inPlace = true
+	}
 	if sb.Hostname != "" {
 		if err := checkDNSName("hostname", sb.Hostname); err != nil {
 			return nil, err
@@ -194,6 +203,9 @@ func (m *Manager) planSandbox(snap *store.Snapshot, req api.SandboxCreate) (*san
 			return nil, err
 		}
 		sb.Adopted = req.NetNS
+		if inPlace {
+			sb.Adopted = sb.NetNSPath // the named file outlives a /proc/PID path to it
+		}
 	}
 	p := &sandboxPlan{sb: sb, ep: ep}
 	nets := req.Networks
@@ -391,7 +403,9 @@ func (m *Manager) teardown(sb *store.Sandbox, reap bool) error {
 	if !reap {
 		errs = append(errs, m.deleteVeths(eps))
 	}
-	errs = append(errs, m.cfg.Kernel.DeleteNetNS(sb.NetNSPath))
+	if ownsPin(sb) {
+		errs = append(errs, m.cfg.Kernel.DeleteNetNS(sb.NetNSPath))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -400,9 +414,10 @@ func (m *Manager) teardown(sb *store.Sandbox, reap bool) error {
 	crashPoint("sandbox-rm:files")
 	// The netns pin is gone now, so records that a crash brings back are dropped again by
 	// restore: they may reach the disk after this returns (UpdateLater). Not a host-mode
-	// sandbox's: restore pins the daemon's netns for it again.
+	// sandbox's: restore pins the daemon's netns for it again, nor one adopted in place,
+	// whose netns stays.
 	update := m.cfg.Store.UpdateLater
-	if sb.Mode == store.ModeHost {
+	if sb.Mode == store.ModeHost || !ownsPin(sb) {
 		update = m.cfg.Store.Update
 	}
 	err := update(func(tx *store.Tx) error {
@@ -436,9 +451,29 @@ func (m *Manager) teardown(sb *store.Sandbox, reap bool) error {
 // unmake undoes the kernel objects and files of a sandbox that has no records (a create
 // that failed before its commit).
 func (m *Manager) unmake(sb *store.Sandbox, eps []*store.Endpoint) error {
-	err := errors.Join(m.deleteVeths(eps), m.cfg.Kernel.DeleteNetNS(sb.NetNSPath))
+	err := m.deleteVeths(eps)
+	if ownsPin(sb) {
+		err = errors.Join(err, m.cfg.Kernel.DeleteNetNS(sb.NetNSPath))
+	}
 	m.removeFiles(sb)
 	return err
+}
+
+// ownsPin reports whether sb's netns path is a pin berth made, which it removes with the
+// sandbox. A netns adopted in place (its own file under NetNSDir, named like the
+// sandbox) is the adopter's: removing the sandbox leaves it where it was.
+func ownsPin(sb *store.Sandbox) bool {
+	return sb.Adopted == "" || sb.Adopted != sb.NetNSPath
+}
+
+// sameNetNS reports whether paths a and b are the same network namespace.
+func sameNetNS(a, b string) bool {
+	ia, err := nsutil.IDOf(a)
+	if err != nil {
+		return false
+	}
+	ib, err := nsutil.IDOf(b)
+	return err == nil && ia == ib
 }
 
 // deleteVeths deletes the host ends of eps (which takes the sandbox ends with them).
@@ -466,7 +501,9 @@ func (m *Manager) RenameSandbox(ctx context.Context, ref, newName string) error 
 		return fmt.Errorf("sandbox name %q is already in use: %w", newName, store.ErrConflict)
 	}
 	newPath := filepath.Join(m.cfg.NetNSDir, newName)
-	if newPath != sb.NetNSPath {
+	// Back to the name of a netns adopted in place: its own file is the path again.
+	pin := newPath != sb.NetNSPath && newPath != sb.Adopted
+	if pin {
 		if _, err := os.Lstat(newPath); err == nil && !strings.EqualFold(newName, sb.Name) {
 			return invalid("name", newName, "%s exists and is not a berth sandbox", newPath)
 		}
@@ -493,13 +530,13 @@ func (m *Manager) RenameSandbox(ctx context.Context, ref, newName string) error 
 		return nil
 	})
 	if err != nil {
-		if newPath != sb.NetNSPath {
+		if pin {
 			_ = m.cfg.Kernel.DeleteNetNS(newPath)
 		}
 		return fmt.Errorf("rename sandbox %s: %w", sb.Name, err)
 	}
 	crashPoint("rename:recorded")
-	if newPath != sb.NetNSPath {
+	if newPath != sb.NetNSPath && ownsPin(sb) {
 		if err := m.cfg.Kernel.DeleteNetNS(sb.NetNSPath); err != nil {
 			m.cfg.Log.Warn("unpin old netns", "sandbox", newName, "path", sb.NetNSPath, "err", err)
 		}
