@@ -10,7 +10,9 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,6 +54,8 @@ type daemonConfig struct {
 	IPForward  bool         // --ip-forward: enable the kernel's forwarding for non-internal networks
 	ICC        bool         // --icc: sandboxes on the default bridge may talk to each other
 	Metrics    string       // --metrics-addr: also serve /metrics on this TCP address
+	Group      string       // --group: the group that owns the API socket ("": root's)
+	SocketGID  int          // Group resolved; -1 leaves the socket's group as created
 }
 
 // daemon composes the daemon's components. It holds no state of its own: the store has the
@@ -98,6 +102,7 @@ func newDaemonCmd() *cobra.Command {
 	f.BoolVar(&cfg.IPForward, "ip-forward", true, "enable IP forwarding when a non-internal network exists")
 	f.StringVar(&cfg.Metrics, "metrics-addr", "", "also serve Prometheus /metrics on this TCP address (e.g. 127.0.0.1:9323)")
 	f.BoolVar(&cfg.ICC, "icc", true, "allow traffic between sandboxes on the default bridge (false: only --link pairs)")
+	f.StringVarP(&cfg.Group, "group", "G", "", "group (name or GID) given the API socket, root:GROUP 0660, like dockerd's docker group")
 	return cmd
 }
 
@@ -130,7 +135,31 @@ func (c *daemonConfig) parse(level string, dns []string) error {
 	if c.ExecRoot == "" {
 		c.ExecRoot = filepath.Dir(c.Socket)
 	}
+	c.SocketGID = -1
+	if c.Group != "" {
+		gid, err := lookupGroup(c.Group)
+		if err != nil {
+			return fmt.Errorf("invalid group %q: %w", c.Group, err)
+		}
+		c.SocketGID = gid
+	}
 	return nil
+}
+
+// lookupGroup resolves a group name (from /etc/group: the binary has no cgo, so no NSS) or a
+// numeric GID, as dockerd's --group does.
+func lookupGroup(name string) (int, error) {
+	if gid, err := strconv.Atoi(name); err == nil {
+		if gid < 0 {
+			return 0, errors.New("negative GID")
+		}
+		return gid, nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, errors.New("no such group")
+	}
+	return strconv.Atoi(g.Gid)
 }
 
 // hostDNS reads the host's resolv.conf afresh each time netmgr renders a sandbox's files, so
@@ -161,7 +190,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		return err
 	}
 	defer d.close()
-	ln, err := listenUnix(cfg.Socket)
+	ln, err := listenUnix(cfg.Socket, cfg.SocketGID)
 	if err != nil {
 		return err
 	}
@@ -443,9 +472,10 @@ func (d *daemon) rename(ctx context.Context, ref, name string) error {
 	return d.serveDNS(snap, renamed)
 }
 
-// listenUnix listens on path with mode 0660. A socket file left by a crashed daemon is
-// removed, but only if nothing answers on it: a live daemon keeps its socket.
-func listenUnix(path string) (net.Listener, error) {
+// listenUnix listens on path with mode 0660, owned by group gid unless gid is -1. A socket
+// file left by a crashed daemon is removed, but only if nothing answers on it: a live
+// daemon keeps its socket.
+func listenUnix(path string, gid int) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create socket dir: %w", err)
 	}
@@ -465,6 +495,12 @@ func listenUnix(path string) (net.Listener, error) {
 	if err := os.Chmod(path, 0o660); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("chmod %s: %w", path, err)
+	}
+	if gid >= 0 {
+		if err := os.Chown(path, -1, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("chown %s to group %d: %w", path, gid, err)
+		}
 	}
 	return ln, nil
 }
