@@ -124,8 +124,12 @@ func (f *forwarder) tryTCP(ctx context.Context, query []byte, qend int, addr, ns
 }
 
 // exchangeTCP sends query over TCP (two-byte length prefix) with a fresh random ID and
-// reads one reply, which must match the query's ID and question (up to qend): on a stream
-// there is nothing else to wait for.
+// returns the first reply that matches the query's ID and question (up to qend). Other
+// messages on the stream are skipped until the connection's deadline, as the relay skips
+// stray datagrams: failing at the first one would let anyone who can inject one (a
+// middlebox, a spoofer in the path) turn the query into a SERVFAIL at will. The source
+// needs no check: the stream is the connected socket's, to the upstream's address and
+// port.
 func exchangeTCP(conn net.Conn, query []byte, qend int) ([]byte, error) {
 	out := make([]byte, 2+len(query))
 	binary.BigEndian.PutUint16(out, uint16(len(query)))
@@ -135,18 +139,24 @@ func exchangeTCP(conn net.Conn, query []byte, qend int) ([]byte, error) {
 	if _, err := conn.Write(out); err != nil {
 		return nil, err
 	}
-	var l [2]byte
-	if _, err := io.ReadFull(conn, l[:]); err != nil {
-		return nil, err
+	var raw []byte
+	for {
+		var l [2]byte
+		if _, err := io.ReadFull(conn, l[:]); err != nil {
+			return nil, fmt.Errorf("read reply: %w", err)
+		}
+		n := int(binary.BigEndian.Uint16(l[:]))
+		if cap(raw) < n {
+			raw = make([]byte, n)
+		}
+		raw = raw[:n]
+		if _, err := io.ReadFull(conn, raw); err != nil {
+			return nil, fmt.Errorf("read reply: %w", err)
+		}
+		if replyMatches(raw, id, out[2:2+qend]) {
+			return raw, nil
+		}
 	}
-	raw := make([]byte, binary.BigEndian.Uint16(l[:]))
-	if _, err := io.ReadFull(conn, raw); err != nil {
-		return nil, err
-	}
-	if !replyMatches(raw, id, out[2:2+qend]) {
-		return nil, errors.New("reply does not match the query")
-	}
-	return raw, nil
 }
 
 // dialIn dials addr from inside the netns at nsPath ("" for the current one). The socket is

@@ -37,7 +37,7 @@ const (
 	DefaultQueueWait        = 100 * time.Millisecond
 	DefaultForwardTimeout   = 2 * time.Second // one upstream attempt (Docker: 4 s, libnetwork #2374)
 	DefaultForwardDeadline  = 5 * time.Second // all attempts of one query; stub resolvers retry at 5 s
-	DefaultTCPIdleTimeout   = 8 * time.Second // miekg's default, as Docker
+	DefaultTCPIdleTimeout   = 5 * time.Second // a client TCP connection with no query under way (CoreDNS, miekg: a few s)
 	DefaultMaxTCPConns      = 64              // open client TCP connections per sandbox
 	stopWait                = 1 * time.Second // how long Stop waits for in-flight handlers
 	serviceAddr             = "127.0.0.11"    // the address every sandbox's resolv.conf names
@@ -69,8 +69,8 @@ type Config struct {
 	QueueWait        time.Duration // how long a query waits for an inflight slot before REFUSED
 	ForwardTimeout   time.Duration // per upstream attempt (dial + exchange)
 	ForwardDeadline  time.Duration // whole forward, all upstreams
-	TCPIdleTimeout   time.Duration // client TCP connections idle longer are closed
-	MaxTCPConns      int           // client TCP connections per sandbox; more are closed at once
+	TCPIdleTimeout   time.Duration // client TCP connections with no query under way longer are closed
+	MaxTCPConns      int           // client TCP connections per sandbox; a new one closes the longest idle
 }
 
 func (c *Config) setDefaults() {
@@ -99,9 +99,9 @@ func setDefault[T int | time.Duration](v *T, def T) {
 //
 // Goroutines: per sandbox, one reading the UDP socket, which answers local names inline
 // and hands forwarded ones to the relay (udp.go, relay.go), one per unusual UDP query,
-// one accepting TCP and miekg's one per TCP connection (at most MaxTCPConns), and while
-// it forwards to servers inside the sandbox, one locked in its netns (netns.go); for all
-// sandboxes, one relay loop. Forwarded queries hold an inflight slot, and a query that
+// one accepting TCP and miekg's one per TCP connection (at most MaxTCPConns, see
+// tcpconn.go), and while it forwards to servers inside the sandbox, one locked in its
+// netns (netns.go); for all sandboxes, one relay loop. Forwarded queries hold an inflight slot, and a query that
 // finds none within QueueWait is REFUSED, so waiting goroutines stay bounded by the query
 // rate times QueueWait.
 type Server struct {
@@ -357,12 +357,7 @@ func (s *Server) start(e *sandbox) (err error) {
 	e.cancel = cancel
 	e.h = s.newHandler(ctx, e.id, e.nsPath)
 	e.udpSrv = newUDPServer(e.h, e.udp) // the socket queues datagrams until the reader runs
-	e.tcpSrv = &dns.Server{
-		Listener:      &limitListener{TCPListener: e.tcp, slots: make(chan struct{}, s.cfg.MaxTCPConns)},
-		Handler:       e.h,
-		IdleTimeout:   func() time.Duration { return s.cfg.TCPIdleTimeout },
-		MsgAcceptFunc: s.countRejects,
-	}
+	e.tcpSrv = s.tcpServer(e.h, e.tcp)
 	started := make(chan struct{})
 	e.tcpSrv.NotifyStartedFunc = func() { close(started) }
 	go func() {
@@ -641,38 +636,4 @@ func (s *Server) listeners(sandboxID string) (*net.UDPConn, *net.TCPListener) {
 	}
 	<-e.ready
 	return e.udp, e.tcp
-}
-
-// limitListener closes connections beyond len(slots) at once instead of letting them pile up.
-type limitListener struct {
-	*net.TCPListener
-	slots chan struct{}
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.TCPListener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case l.slots <- struct{}{}:
-			return &limitConn{Conn: c, release: func() { <-l.slots }}, nil
-		default:
-			c.Close()
-		}
-	}
-}
-
-// limitConn gives its slot back on the first Close.
-type limitConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
 }
