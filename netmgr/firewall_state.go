@@ -10,8 +10,9 @@ import (
 )
 
 // The data plane (NAT, published ports, ICC, isolation) is a pure function of the records:
-// after every change the whole ruleset is rebuilt from a snapshot and swapped in one
-// netlink batch, so a restart or a removal never leaves a stale rule behind.
+// after every change the desired state is derived from a snapshot, and the firewall sends
+// the kernel the difference from what it installed last (set elements); the first apply
+// of a run rebuilds berth's tables, so a restart never leaves a stale rule behind.
 
 // firewallState derives the firewall's input from the records.
 func firewallState(snap *store.Snapshot) firewall.State {
@@ -97,9 +98,9 @@ func linkRows(snap *store.Snapshot, ep *store.Endpoint) []firewall.Link {
 // syncFirewall applies the ruleset of the current records and, if asked, turns on IP
 // forwarding once a network needs it (Docker's --ip-forward). A state equal to the one
 // last applied is not applied again: most changes (a sandbox without published ports or
-// links) leave the ruleset as it is, and rebuilding it costs a netlink batch that grows
-// with the ruleset. Restore always applies (applied starts nil), so rules changed behind
-// berth's back are put right at the next start. Call with mu held.
+// links) leave the ruleset as it is. Restore always applies (applied starts nil), and
+// the first apply of a run rebuilds berth's tables, so rules changed behind berth's back
+// are put right at the next start. Call with mu held.
 func (m *Manager) syncFirewall() error {
 	if m.cfg.Firewall == nil {
 		return nil

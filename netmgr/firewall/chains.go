@@ -5,76 +5,177 @@ import (
 	"slices"
 )
 
+// Sets and maps of the ip and ip6 tables (localnet: ip only). Their elements are all
+// that grows with the networks and ports; the rules that look them up are fixed.
+const (
+	setPairs    = "bridge_pairs" // ifname . ifname: B . B for each berth bridge
+	setInternal = "internal"     // bridges of internal networks
+	setOpen     = "open"         // bridges of the other networks
+	setICC      = "icc"          // bridges with ICC on
+	setPorts    = "ports"        // oifname . daddr . proto . port of each published port
+	setHairpin  = "hairpin"      // the same with saddr = daddr, ICC-off bridges only
+	setLinks    = "links"        // bridge . from . to . proto . port of each link row
+	mapHost     = "hostports"    // host addr . proto . port : addr . port (ports with a HostIP)
+	mapAny      = "anyports"     // proto . port : addr . port (ports on every local address)
+	setLocalnet = "localnet"     // bridges with published IPv4 ports
+	setPubNets  = "pubnets"      // bridge . subnet of bridges with published ports
+	setOwnNets  = "ownnets"      // bridge . subnet of networks that masquerade
+	setMasqNets = "masqnets"     // subnets of networks that masquerade
+	chainIntra  = "intra"        // traffic between two ports of one berth bridge
+)
+
+// sets builds the sets of this family with their elements.
+func (b builder) sets() []*set {
+	mk := func(name string, key, data []kind, interval bool) *set {
+		return &set{name: name, key: key, data: data, interval: interval, v4: b.v4}
+	}
+	pairs := mk(setPairs, []kind{kIfname, kIfname}, nil, false)
+	internal := mk(setInternal, []kind{kIfname}, nil, false)
+	open := mk(setOpen, []kind{kIfname}, nil, false)
+	icc := mk(setICC, []kind{kIfname}, nil, false)
+	ports := mk(setPorts, []kind{kIfname, kAddr, kProto, kService}, nil, false)
+	hairpin := mk(setHairpin, []kind{kIfname, kAddr, kAddr, kProto, kService}, nil, false)
+	links := mk(setLinks, []kind{kIfname, kAddr, kAddr, kProto, kService}, nil, false)
+	host := mk(mapHost, []kind{kAddr, kProto, kService}, []kind{kAddr, kService}, false)
+	anyp := mk(mapAny, []kind{kProto, kService}, []kind{kAddr, kService}, false)
+	pubnets := mk(setPubNets, []kind{kIfname, kAddr}, nil, true)
+	ownnets := mk(setOwnNets, []kind{kIfname, kAddr}, nil, true)
+	masq := mk(setMasqNets, []kind{kAddr}, nil, true)
+	all := []*set{pairs, internal, open, icc, ports, hairpin, links, host, anyp, pubnets, ownnets, masq}
+	var localnet *set
+	if b.v4 {
+		localnet = mk(setLocalnet, []kind{kIfname}, nil, false)
+		all = append(all, localnet)
+	}
+
+	for _, nw := range b.s.Networks {
+		br := ifnameKey(nw.Bridge)
+		pairs.add(cat(br, br), nil, nil)
+		if nw.Internal {
+			internal.add(br, nil, nil)
+		} else {
+			open.add(br, nil, nil)
+		}
+		if nw.ICC {
+			icc.add(br, nil, nil)
+		} else {
+			for _, l := range b.links(nw.Bridge) {
+				links.add(cat(br, l.From.AsSlice(), l.To.AsSlice(), protoKey(l.Proto), serviceKey(l.Port)), nil, nil)
+			}
+		}
+		if nw.Internal || !nw.Masquerade {
+			continue
+		}
+		for _, sn := range b.subnets(nw) {
+			first, last := sn.Masked().Addr().AsSlice(), lastAddr(sn).AsSlice()
+			ownnets.add(cat(br, first), cat(br, last), nil)
+			masq.add(first, last, nil)
+		}
+	}
+	for _, p := range b.ports() {
+		br, a, proto, port := ifnameKey(p.Bridge), p.Addr.AsSlice(), protoKey(p.Proto), serviceKey(p.Port)
+		ports.add(cat(br, a, proto, port), nil, nil)
+		if !b.network(p.Bridge).ICC {
+			hairpin.add(cat(br, a, a, proto, port), nil, nil)
+		}
+		to := cat(a, port)
+		if p.HostIP.IsValid() {
+			host.add(cat(p.HostIP.AsSlice(), proto, serviceKey(p.HostPort)), nil, to)
+		} else {
+			anyp.add(cat(proto, serviceKey(p.HostPort)), nil, to)
+		}
+	}
+	for _, br := range b.published() {
+		k := ifnameKey(br)
+		if localnet != nil {
+			localnet.add(k, nil, nil)
+		}
+		for _, sn := range b.subnets(b.network(br)) {
+			pubnets.add(cat(k, sn.Masked().Addr().AsSlice()), cat(k, lastAddr(sn).AsSlice()), nil)
+		}
+	}
+	for _, s := range all {
+		s.finish()
+	}
+	return all
+}
+
 // forward is the filter chain between interfaces, in this order (first match wins):
 //
-//  1. internal networks: nothing enters or leaves the bridge (both directions)
-//  2. replies and related packets of allowed connections
-//  3. published ports: DNATed connections to Addr:Port, from anywhere, even another
-//     berth bridge (as Docker's userland proxy would serve them); on ICC=false networks
-//     not from the sandbox's peers on that bridge, only from itself (hairpin)
-//  4. isolation: nothing from one berth bridge to another (DOCKER-ISOLATION)
-//  5. inside one bridge: ICC=false drops all but link rows; ICC=true accepts
+//  1. between two ports of one berth bridge: chain intra decides
+//  2. internal networks: nothing enters or leaves the bridge
+//  3. replies and related packets of allowed connections
+//  4. published ports: DNATed connections to Addr:Port, from anywhere, even another
+//     berth bridge (as Docker's userland proxy would serve them)
+//  5. isolation: nothing from one berth bridge to another (DOCKER-ISOLATION)
 //  6. nothing else enters a non-internal bridge (no direct routing to sandboxes)
 //  7. sandboxes of non-internal bridges may open connections out
 //
-// Rules 1 and 4 match interface names only, so they are the same in ip and ip6.
+// Each step is one rule and a set lookup, so the chain is the same for 1 network or
+// 1,000: isolation is "iifname @open oifname @open", not a rule per pair of networks.
 func (b builder) forward() []*rule {
-	var rs []*rule
-	var open []Network // non-internal
-	for _, nw := range b.s.Networks {
-		if nw.Internal {
-			rs = append(rs,
-				newRule().iif(nw.Bridge, true).oif(nw.Bridge, false).drop(),
-				newRule().oif(nw.Bridge, true).iif(nw.Bridge, false).drop())
-		} else {
-			open = append(open, nw)
-		}
+	v4 := b.v4
+	return []*rule{
+		newRule().in(setPairs, iifField, oifField).jump(chainIntra),
+		newRule().in(setInternal, iifField).drop(),
+		newRule().in(setInternal, oifField).drop(),
+		newRule().established().accept(),
+		newRule().in(setPorts, oifField, addrField(v4, false), l4protoField, portField(false)).dnatted().accept(),
+		newRule().in(setOpen, iifField).in(setOpen, oifField).drop(),
+		newRule().in(setOpen, oifField).drop(),
+		newRule().in(setOpen, iifField).accept(),
 	}
-	rs = append(rs, newRule().established().accept())
-	for _, p := range b.ports() {
-		if b.network(p.Bridge).ICC {
-			rs = append(rs, newRule().oif(p.Bridge, true).addr(false, host(p.Addr)).
-				l4port(p.Proto, false, p.Port).dnatted().accept())
-			continue
-		}
-		// ICC off: not from the sandbox's peers, but from itself (hairpin).
-		rs = append(rs,
-			newRule().oif(p.Bridge, true).iif(p.Bridge, false).addr(false, host(p.Addr)).
-				l4port(p.Proto, false, p.Port).dnatted().accept(),
-			newRule().oif(p.Bridge, true).iif(p.Bridge, true).addr(true, host(p.Addr)).addr(false, host(p.Addr)).
-				l4port(p.Proto, false, p.Port).dnatted().accept())
-	}
-	for _, from := range open {
-		for _, to := range open {
-			if from.Bridge != to.Bridge {
-				rs = append(rs, newRule().iif(from.Bridge, true).oif(to.Bridge, true).drop())
-			}
-		}
-	}
-	for _, nw := range b.s.Networks {
-		if nw.ICC {
-			rs = append(rs, newRule().iif(nw.Bridge, true).oif(nw.Bridge, true).accept())
-			continue
-		}
-		for _, l := range b.links(nw.Bridge) {
-			for _, r := range linkRules(l) {
-				rs = append(rs, newRule().iif(nw.Bridge, true).oif(nw.Bridge, true).merge(r))
-			}
-		}
-		rs = append(rs, newRule().iif(nw.Bridge, true).oif(nw.Bridge, true).drop())
-	}
-	for _, nw := range open {
-		rs = append(rs, newRule().oif(nw.Bridge, true).drop())
-	}
-	for _, nw := range open {
-		rs = append(rs, newRule().iif(nw.Bridge, true).accept())
-	}
-	return rs
 }
 
-// linkRules are the two accept rules of one link row, as Docker's legacy links: From to
-// To's port, and To's answers from that port (stateless, so they also work in the bridge
-// family, which has no conntrack).
+// intra is the chain of traffic inside one bridge: ICC=true accepts; ICC=false drops all
+// but replies, a sandbox's hairpin to its own published port, and link rows. Link rows
+// are stateless, both ways (From to To's port, and To's answers from that port), as
+// Docker's legacy links; so they also work in the bridge family, which has no conntrack.
+func (b builder) intra() []*rule {
+	v4 := b.v4
+	return []*rule{
+		newRule().established().accept(),
+		newRule().in(setICC, iifField).accept(),
+		newRule().in(setHairpin, oifField, addrField(v4, true), addrField(v4, false), l4protoField, portField(false)).dnatted().accept(),
+		newRule().in(setLinks, iifField, addrField(v4, true), addrField(v4, false), l4protoField, portField(false)).accept(),
+		newRule().in(setLinks, iifField, addrField(v4, false), addrField(v4, true), l4protoField, portField(true)).accept(),
+		newRule().drop(),
+	}
+}
+
+// dnat is the published-port translation, the same in prerouting (from other hosts and
+// from sandboxes: hairpin) and output (the daemon netns' own processes, loopback too).
+// Ports bound to one host address come first: they are the more specific.
+func (b builder) dnat() []*rule {
+	return []*rule{
+		newRule().dnatMap(b.v4, mapHost, addrField(b.v4, false), l4protoField, portField(false)),
+		newRule().localDst().dnatMap(b.v4, mapAny, l4protoField, portField(false)),
+	}
+}
+
+// loopback4 is the source of connections to 127.0.0.1:HOSTPORT; it must not leave the
+// bridge untranslated.
+var loopback4 = netip.MustParsePrefix("127.0.0.0/8")
+
+// postrouting masquerades, in this order:
+//   - loopback connections DNATed into a bridge (IPv4 only: needs route_localnet)
+//   - hairpin: connections from a bridge's subnet DNATed back into that bridge, so the
+//     answers come back through the daemon netns and are un-DNATed
+//   - outbound: a subnet leaving its bridge, on networks with Masquerade. A subnet going
+//     out of its own bridge returns first, so the last rule needs no per-network
+//     "oifname != B".
+func (b builder) postrouting() []*rule {
+	var rs []*rule
+	if b.v4 {
+		rs = append(rs, newRule().in(setLocalnet, oifField).addr(true, loopback4).masquerade())
+	}
+	return append(rs,
+		newRule().in(setPubNets, oifField, addrField(b.v4, true)).dnatted().masquerade(),
+		newRule().in(setOwnNets, oifField, addrField(b.v4, true)).ret(),
+		newRule().in(setMasqNets, addrField(b.v4, true)).masquerade())
+}
+
+// linkRules are the two accept rules of one link row in the bridge family (see intra).
 func linkRules(l Link) []*rule {
 	return []*rule{
 		newRule().addr(true, host(l.From)).addr(false, host(l.To)).l4port(l.Proto, false, l.Port).accept(),
@@ -90,54 +191,6 @@ func (r *rule) merge(o *rule) *rule {
 	r.exprs = append(r.exprs, o.exprs...)
 	r.text = append(r.text, o.text...)
 	return r
-}
-
-// dnat is the published-port translation, the same in prerouting (from other hosts and
-// from sandboxes: hairpin) and output (the daemon netns' own processes, loopback too).
-func (b builder) dnat() []*rule {
-	var rs []*rule
-	for _, p := range b.ports() {
-		r := newRule()
-		if p.HostIP.IsValid() {
-			r.addr(false, host(p.HostIP))
-		} else {
-			r.localDst()
-		}
-		rs = append(rs, r.l4port(p.Proto, false, p.HostPort).dnat(p.Addr, p.Port))
-	}
-	return rs
-}
-
-// loopback4 is the source of connections to 127.0.0.1:HOSTPORT; it must not leave the
-// bridge untranslated.
-var loopback4 = netip.MustParsePrefix("127.0.0.0/8")
-
-// postrouting masquerades, in this order:
-//   - loopback connections DNATed into a bridge (IPv4 only: needs route_localnet)
-//   - hairpin: connections from a bridge's subnet DNATed back into that bridge, so the
-//     answers come back through the daemon netns and are un-DNATed
-//   - outbound: a subnet leaving its bridge, on networks with Masquerade
-func (b builder) postrouting() []*rule {
-	var rs []*rule
-	if b.v4 {
-		for _, br := range b.published() {
-			rs = append(rs, newRule().oif(br, true).addr(true, loopback4).masquerade())
-		}
-	}
-	for _, br := range b.published() {
-		for _, sn := range b.subnets(b.network(br)) {
-			rs = append(rs, newRule().oif(br, true).addr(true, sn).dnatted().masquerade())
-		}
-	}
-	for _, nw := range b.s.Networks {
-		if nw.Internal || !nw.Masquerade {
-			continue
-		}
-		for _, sn := range b.subnets(nw) {
-			rs = append(rs, newRule().oif(nw.Bridge, false).addr(true, sn).masquerade())
-		}
-	}
-	return rs
 }
 
 // bridgeForward is the bridge family's forward chain: on ICC=false networks, IP traffic

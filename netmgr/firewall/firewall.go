@@ -2,11 +2,15 @@
 // internal networks, legacy links, isolation between networks) into nftables rules of its
 // own, and installs them in the current netns.
 //
-// It is pure "desired state → ruleset": Ruleset renders a State, Apply replaces berth's
-// tables with that rendering in one netlink batch. Nothing is edited incrementally, so a
-// restart or a removed sandbox can leave no stale rule behind, and applying the same State
-// twice gives the same ruleset. It keeps no state, knows nothing of the store, and never
-// reads, flushes or changes a table it does not own (Docker's, libvirt's, firewalld's).
+// Ruleset renders a State purely ("desired state → ruleset"); a Firewall installs it. The
+// ip and ip6 tables have a fixed set of rules that look up named sets and maps (bridges,
+// published ports, subnets), so one more network or port is a few set elements, not rules,
+// and isolation between N networks is one rule, not N². A Firewall remembers what it
+// installed and sends only the elements (and bridge-table chains) that changed; its first
+// Apply rebuilds berth's tables whole in one batch, so a restart converges to exactly the
+// desired state, stale elements removed. Applying the same State twice gives the same
+// ruleset. The package knows nothing of the store, and never reads, flushes or changes a
+// table it does not own (Docker's, libvirt's, firewalld's).
 //
 // berth owns three tables, all named "berth":
 //

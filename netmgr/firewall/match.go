@@ -180,3 +180,96 @@ func (r *rule) dnat(to netip.Addr, port uint16) *rule {
 		&expr.NAT{Type: expr.NATTypeDestNAT, Family: fam,
 			RegAddrMin: reg1, RegProtoMin: reg2, Specified: true})
 }
+
+// field is one field of a set lookup: what it loads, as nft names it, and how many bytes.
+type field struct {
+	text string
+	size uint32
+	load func(reg uint32) expr.Any
+}
+
+func metaField(key expr.MetaKey, text string, size uint32) field {
+	return field{text, size, func(reg uint32) expr.Any { return &expr.Meta{Key: key, Register: reg} }}
+}
+
+var (
+	iifField     = metaField(expr.MetaKeyIIFNAME, "iifname", unix.IFNAMSIZ)
+	oifField     = metaField(expr.MetaKeyOIFNAME, "oifname", unix.IFNAMSIZ)
+	l4protoField = metaField(expr.MetaKeyL4PROTO, "meta l4proto", 1)
+)
+
+// addrField loads the source (src) or destination address of the family.
+func addrField(v4, src bool) field {
+	word, off, size := "ip", uint32(16), uint32(4)
+	if src {
+		off = 12
+	}
+	if !v4 {
+		word, off, size = "ip6", 24, 16
+		if src {
+			off = 8
+		}
+	}
+	dir := " daddr"
+	if src {
+		dir = " saddr"
+	}
+	return field{word + dir, size, func(reg uint32) expr.Any {
+		return &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size}
+	}}
+}
+
+// portField loads the transport header's source (src) or destination port: the same
+// offsets in TCP and UDP, so a lookup keyed by l4proto too needs no protocol match.
+func portField(src bool) field {
+	off, text := uint32(2), "th dport"
+	if src {
+		off, text = 0, "th sport"
+	}
+	return field{text, 2, func(reg uint32) expr.Any {
+		return &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: 2}
+	}}
+}
+
+// reg32 is the first 32-bit register (NFT_REG32_00, the same storage as register 1): a
+// concatenation is loaded field after field into consecutive 32-bit registers.
+const reg32 = 8
+
+// load queues the loads of fs and returns their text ("iifname . oifname").
+func (r *rule) load(fs []field) string {
+	var off uint32
+	texts := make([]string, len(fs))
+	for i, f := range fs {
+		r.exprs = append(r.exprs, f.load(reg32+off/4))
+		off += (f.size + 3) / 4 * 4
+		texts[i] = f.text
+	}
+	return strings.Join(texts, " . ")
+}
+
+// in matches packets whose fields are an element of set: "iifname . oifname @pairs".
+func (r *rule) in(set string, fs ...field) *rule {
+	text := r.load(fs)
+	return r.add(text+" @"+set, &expr.Lookup{SourceRegister: reg32, SetName: set})
+}
+
+// dnatMap translates the destination to the address and port that the map gives for fs:
+// "dnat ip to meta l4proto . th dport map @anyports". Packets without an element pass on.
+func (r *rule) dnatMap(v4 bool, set string, fs ...field) *rule {
+	text := r.load(fs)
+	fam, portReg, word := uint32(unix.NFPROTO_IPV4), uint32(reg32+1), "ip"
+	if !v4 {
+		fam, portReg, word = unix.NFPROTO_IPV6, reg32+4, "ip6"
+	}
+	return r.add("dnat "+word+" to "+text+" map @"+set,
+		&expr.Lookup{SourceRegister: reg32, DestRegister: reg32, IsDestRegSet: true, SetName: set},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: fam, RegAddrMin: reg32, RegProtoMin: portReg, Specified: true})
+}
+
+// jump continues in chain and comes back after it.
+func (r *rule) jump(chain string) *rule {
+	return r.add("jump "+chain, &expr.Verdict{Kind: expr.VerdictJump, Chain: chain})
+}
+
+// ret leaves the chain (in a base chain: its policy applies).
+func (r *rule) ret() *rule { return r.verdict(expr.VerdictReturn, "return") }

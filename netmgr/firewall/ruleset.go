@@ -8,20 +8,23 @@ import (
 	"github.com/google/nftables"
 )
 
-// Rules is the ruleset of one State: berth's tables with their chains and rules, and the
-// bridges that need route_localnet. Build it with Ruleset; String renders it in nft syntax.
+// Rules is the ruleset of one State: berth's tables with their sets, chains and rules, and
+// the bridges that need route_localnet. Build it with Ruleset; String renders it in nft
+// syntax.
 type Rules struct {
-	tables        []*table // ip, ip6, bridge; only those with a rule
+	tables        []*table // ip, ip6, bridge; only those needed
 	routeLocalnet []string // bridges with published IPv4 ports, sorted
 }
 
 type table struct {
 	family nftables.TableFamily
-	chains []*chain // only those with a rule
+	sets   []*set
+	chains []*chain
 }
 
-// chain is a base chain with policy accept: berth's rules only ever drop or accept (or
-// NAT) traffic they are about, and leave the rest to the other tables.
+// chain is a base chain with policy accept (berth's rules only ever drop or accept, or
+// NAT, traffic they are about, and leave the rest to the other tables), or a regular
+// chain (hook nil) that a rule jumps to.
 type chain struct {
 	name     string
 	typ      nftables.ChainType
@@ -46,6 +49,10 @@ var bridgeFilter = nftables.ChainPriorityRef(-200)
 // Ruleset builds the rules for s. The result depends only on the set of inputs, not their
 // order. It fails, changing nothing, if s is inconsistent (unknown bridge, bad protocol,
 // mixed families).
+//
+// The ip and ip6 tables have a fixed set of rules whenever a network exists; networks,
+// ports and links are elements of their sets and maps. Only the bridge table (ICC=false
+// networks) has rules per network.
 func Ruleset(s State) (*Rules, error) {
 	s, err := normalize(s)
 	if err != nil {
@@ -57,44 +64,59 @@ func Ruleset(s State) (*Rules, error) {
 	}
 	for _, v4 := range []bool{true, false} {
 		b := builder{s: s, v4: v4}
-		t := &table{family: nftables.TableFamilyIPv6}
+		t := &table{family: nftables.TableFamilyIPv6, sets: b.sets()}
 		if v4 {
 			t.family = nftables.TableFamilyIPv4
 		}
-		t.add(&chain{name: "forward", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward,
-			priority: nftables.ChainPriorityFilter, prioName: "filter", rules: b.forward()})
-		t.add(&chain{name: "prerouting", typ: nftables.ChainTypeNAT, hook: nftables.ChainHookPrerouting,
-			priority: nftables.ChainPriorityNATDest, prioName: "dstnat", rules: b.dnat()})
-		t.add(&chain{name: "output", typ: nftables.ChainTypeNAT, hook: nftables.ChainHookOutput,
-			priority: nftables.ChainPriorityNATDest, prioName: "dstnat", rules: b.dnat()})
-		t.add(&chain{name: "postrouting", typ: nftables.ChainTypeNAT, hook: nftables.ChainHookPostrouting,
-			priority: nftables.ChainPriorityNATSource, prioName: "srcnat", rules: b.postrouting()})
-		rs.addTable(t)
+		t.chains = []*chain{
+			{name: "forward", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward,
+				priority: nftables.ChainPriorityFilter, prioName: "filter", rules: b.forward()},
+			{name: "prerouting", typ: nftables.ChainTypeNAT, hook: nftables.ChainHookPrerouting,
+				priority: nftables.ChainPriorityNATDest, prioName: "dstnat", rules: b.dnat()},
+			{name: "output", typ: nftables.ChainTypeNAT, hook: nftables.ChainHookOutput,
+				priority: nftables.ChainPriorityNATDest, prioName: "dstnat", rules: b.dnat()},
+			{name: "postrouting", typ: nftables.ChainTypeNAT, hook: nftables.ChainHookPostrouting,
+				priority: nftables.ChainPriorityNATSource, prioName: "srcnat", rules: b.postrouting()},
+			{name: chainIntra, rules: b.intra()},
+		}
+		rs.tables = append(rs.tables, t)
 		if v4 {
 			rs.routeLocalnet = b.published()
 		}
 	}
-	t := &table{family: nftables.TableFamilyBridge}
-	t.add(&chain{name: "forward", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward,
-		priority: bridgeFilter, prioName: "filter", rules: bridgeForward(s)})
-	rs.addTable(t)
+	if rules := bridgeForward(s); len(rules) > 0 {
+		rs.tables = append(rs.tables, &table{family: nftables.TableFamilyBridge, chains: []*chain{
+			{name: "forward", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward,
+				priority: bridgeFilter, prioName: "filter", rules: rules}}})
+	}
 	return rs, nil
 }
 
-func (t *table) add(c *chain) {
-	if len(c.rules) > 0 {
-		t.chains = append(t.chains, c)
+// Size counts the rules and the set elements of rs: what a full rebuild sends.
+func (rs *Rules) Size() (rules, elements int) {
+	for _, t := range rs.tables {
+		for _, c := range t.chains {
+			rules += len(c.rules)
+		}
+		for _, s := range t.sets {
+			elements += len(s.elems)
+		}
 	}
+	return rules, elements
 }
 
-func (rs *Rules) addTable(t *table) {
-	if len(t.chains) > 0 {
-		rs.tables = append(rs.tables, t)
+func (rs *Rules) table(f nftables.TableFamily) *table {
+	for _, t := range rs.tables {
+		if t.family == f {
+			return t
+		}
 	}
+	return nil
 }
 
 // String renders the rules as `nft list table` would show them (close to it: nft may
-// print some matches differently), one table after the other.
+// print some matches differently, and lists set elements in its own order), one table
+// after the other.
 func (rs *Rules) String() string {
 	var b strings.Builder
 	for _, br := range rs.routeLocalnet {
@@ -102,12 +124,20 @@ func (rs *Rules) String() string {
 	}
 	for _, t := range rs.tables {
 		fmt.Fprintf(&b, "table %s %s {\n", familyNames[t.family], TableName)
-		for i, c := range t.chains {
+		for i, s := range t.sets {
 			if i > 0 {
 				b.WriteString("\n")
 			}
-			fmt.Fprintf(&b, "\tchain %s {\n\t\ttype %s hook %s priority %s; policy accept;\n",
-				c.name, c.typ, c.name, c.prioName)
+			b.WriteString(s.String())
+		}
+		for i, c := range t.chains {
+			if i > 0 || len(t.sets) > 0 {
+				b.WriteString("\n")
+			}
+			fmt.Fprintf(&b, "\tchain %s {\n", c.name)
+			if c.hook != nil {
+				fmt.Fprintf(&b, "\t\ttype %s hook %s priority %s; policy accept;\n", c.typ, c.name, c.prioName)
+			}
 			for _, r := range c.rules {
 				fmt.Fprintf(&b, "\t\t%s\n", r)
 			}
