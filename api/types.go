@@ -163,6 +163,16 @@ type Sandbox struct {
 	NetNSAdopted   string                      `json:"NetNSAdopted,omitempty"` // the path given to --netns
 	Ports          map[string][]PortBinding    `json:"Ports"`                  // "80/tcp" -> bindings; exposed-only ports map to []
 	ExposedPorts   map[string]struct{}         `json:"ExposedPorts"`           // "80/tcp"
+	Files          map[string]SandboxFile      `json:"Files"`                  // "resolv.conf", "hosts": the files at ResolvConfPath, HostsPath
+}
+
+// SandboxFile is one file berth generates for a sandbox.
+type SandboxFile struct {
+	Path string `json:"Path"`
+	// Modified: someone changed the file (or put a symlink or other non-file in its place)
+	// since berth last wrote it, so berth leaves it alone; restoring what berth wrote hands
+	// it back.
+	Modified bool `json:"Modified"`
 }
 
 // DNSQuery answers GET /v1/sandboxes/{sb}/dns?name=NAME&type=TYPE: what the sandbox would

@@ -1,12 +1,16 @@
 package netmgr
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 
 	"berth/internal/nsutil"
 	"berth/netmgr/store"
@@ -18,110 +22,355 @@ import (
 //   - ROOT/sandboxes/ID/, a stable path for runtimes to bind-mount into containers.
 // They are rewritten in place (truncate + write), never replaced by rename: a file that is
 // bind-mounted somewhere must keep its inode or the mount keeps showing the old content.
+// Each is reached without following symlinks (safefile.go).
+//
+// Files the user changed are theirs, as in Docker (libnetwork records a hash of what it
+// wrote and skips the update when the file differs): store.File records the hash of what
+// berth last wrote to each file, and a file holding anything else is left alone, logged
+// once, and shown as modified by `sandbox inspect`. Putting back exactly what berth wrote
+// hands it back. A symlink, directory or other non-file where a file goes counts as such an
+// edit: berth refuses to write through it and does not replace it either (the link may be
+// the user's way of pointing the sandbox at another resolver), so the target is never
+// touched. A create refuses such a path with an error before it changes anything.
 
 var fileNames = []string{"resolv.conf", "hosts"}
 
-func (m *Manager) fileDirs(sb *store.Sandbox) []string {
-	return []string{
-		filepath.Join(m.cfg.FilesDir, sb.Name),
-		filepath.Join(m.cfg.RunDir, "sandboxes", sb.ID),
+// fileLocs are the directories of sb's files.
+func (m *Manager) fileLocs(sb *store.Sandbox) []fileLoc {
+	return []fileLoc{
+		{key: "etc", base: m.cfg.FilesDir, sub: []string{sb.Name}},
+		{key: "run", base: m.cfg.RunDir, sub: []string{"sandboxes", sb.ID}},
 	}
 }
 
-// writeFiles renders and writes both files of sb.
-func (m *Manager) writeFiles(snap *store.Snapshot, sb *store.Sandbox) error {
-	return m.writeFilesHost(snap, sb, m.cfg.HostDNS())
+// fileJob is one file to bring up to date.
+type fileJob struct {
+	sb   *store.Sandbox
+	loc  fileLoc
+	name string    // resolv.conf or hosts
+	data []byte    // what the records say it should hold
+	hash string    // hashOf(data)
+	disk diskState // what it held when planned
+	// ahead: record hash (with disk as Prev) durably before writing, because a crash after
+	// the write would otherwise leave content that matches no record. later: record hash
+	// after the write; losing that record in a crash is harmless (no record: berth's file).
+	ahead, later bool
+	write        bool
 }
 
-// writeFilesHost is writeFiles with the daemon's DNS view already read (restore reads it
-// once for every sandbox). A file that already has the content is left alone.
-func (m *Manager) writeFilesHost(snap *store.Snapshot, sb *store.Sandbox, host resolver.HostConfig) error {
+func (j *fileJob) key() string  { return j.loc.key + "/" + j.name }
+func (j *fileJob) path() string { return filepath.Join(j.loc.dir(), j.name) }
+
+// managed reports whether a file in state disk is still berth's: missing, never recorded
+// (a new sandbox, or a state file from before records), or holding what berth last wrote
+// or was about to overwrite.
+func managed(rec *store.File, disk diskState) bool {
+	return disk == "" || rec == nil || disk == rec.Hash || disk == rec.Prev
+}
+
+// planFiles renders sb's files and decides what to do with each. Files that are not
+// berth's are noted (logged once) and skipped.
+func (m *Manager) planFiles(snap, recs *store.Snapshot, sb *store.Sandbox, host resolver.HostConfig) []fileJob {
 	content := map[string][]byte{
 		"resolv.conf": resolver.ResolvConf(snap, sb.ID, host),
 		"hosts":       resolver.Hosts(snap, sb.ID),
 	}
-	for _, dir := range m.fileDirs(sb) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
+	var jobs []fileJob
+	for _, loc := range m.fileLocs(sb) {
+		fd, err := openDir(loc, false)
+		if errors.Is(err, fs.ErrNotExist) {
+			fd = -1
+		} else if err != nil {
+			m.noteFile(sb, loc.key, "", err)
+			continue
 		}
 		for _, name := range fileNames {
-			if err := writeInPlace(filepath.Join(dir, name), content[name]); err != nil {
-				return err
+			j := fileJob{sb: sb, loc: loc, name: name, data: content[name], hash: hashOf(content[name])}
+			j.disk, err = readState(fd, j.path(), name)
+			if err != nil {
+				m.noteFile(sb, j.key(), "", err)
+				continue
 			}
+			rec, _ := recs.File(sb.ID, j.key())
+			if !managed(rec, j.disk) {
+				m.noteFile(sb, j.key(), j.disk, &UnsafePathError{Path: j.path(), Reason: "was changed by the user: leaving it alone"})
+				continue
+			}
+			m.noteFile(sb, j.key(), "", nil)
+			j.write = j.disk != j.hash
+			j.ahead = j.write && rec != nil && rec.Hash != j.hash
+			j.later = rec == nil || !j.write && rec.Hash != j.hash
+			if j.write || j.ahead || j.later {
+				jobs = append(jobs, j)
+			}
+		}
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+	return jobs
+}
+
+// syncFiles brings the files of sbs up to date with snap, workers sandboxes at a time:
+// plan every file, record durably the hashes about to be written over berth's own earlier
+// content (one commit for all), write, then record the rest in the background. Failures are
+// logged, not returned: the files are a fallback view of state that is already durable,
+// and the next change (or restart) writes them again.
+func (m *Manager) syncFiles(snap *store.Snapshot, sbs []*store.Sandbox, host resolver.HostConfig, workers int) {
+	recs := m.cfg.Store.Snapshot()
+	plans := make([][]fileJob, len(sbs))
+	parallel(len(sbs), workers, func(i int) { plans[i] = m.planFiles(snap, recs, sbs[i], host) })
+	var ahead, later []*store.File
+	for _, jobs := range plans {
+		for _, j := range jobs {
+			switch {
+			case j.ahead:
+				ahead = append(ahead, &store.File{SandboxID: j.sb.ID, Name: j.key(), Hash: j.hash, Prev: j.disk})
+			case j.later:
+				later = append(later, &store.File{SandboxID: j.sb.ID, Name: j.key(), Hash: j.hash})
+			}
+		}
+	}
+	if len(ahead) > 0 {
+		if err := m.cfg.Store.Update(putFiles(ahead)); err != nil {
+			// Written without its record, a file would look like a user's edit next time.
+			m.cfg.Log.Warn("record sandbox files", "err", err)
+			return
+		}
+	}
+	parallel(len(sbs), workers, func(i int) { m.writeJobs(plans[i]) })
+	if len(later) > 0 {
+		if err := m.cfg.Store.UpdateLater(putFiles(later)); err != nil {
+			m.cfg.Log.Warn("record sandbox files", "err", err)
+		}
+	}
+}
+
+func putFiles(fs []*store.File) func(tx *store.Tx) error {
+	return func(tx *store.Tx) error {
+		for _, f := range fs {
+			if _, err := tx.Sandbox(f.SandboxID); err != nil {
+				continue // removed meanwhile: a record would outlive it
+			}
+			if err := tx.PutFile(f); err != nil {
+				return fmt.Errorf("file %s of sandbox %s: %w", f.Name, store.ShortID(f.SandboxID), err)
+			}
+		}
+		return nil
+	}
+}
+
+// writeJobs writes the planned files of one sandbox (jobs share their sandbox).
+func (m *Manager) writeJobs(jobs []fileJob) {
+	fds := map[string]int{}
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	for _, j := range jobs {
+		if !j.write {
+			continue
+		}
+		fd, ok := fds[j.loc.key]
+		if !ok {
+			var err error
+			if fd, err = openDir(j.loc, true); err != nil {
+				m.noteFile(j.sb, j.loc.key, "", err)
+				fds[j.loc.key] = -1
+				continue
+			}
+			fds[j.loc.key] = fd
+		}
+		if fd < 0 {
+			continue
+		}
+		ok, err := rewriteAt(fd, j.path(), j.name, j.disk, j.data)
+		switch {
+		case err != nil:
+			m.noteFile(j.sb, j.key(), "", err)
+		case !ok:
+			m.noteFile(j.sb, j.key(), "changed", &UnsafePathError{Path: j.path(), Reason: "was changed by the user: leaving it alone"})
+		}
+	}
+}
+
+// noteFile logs once what keeps berth from writing file key of sb (err), and forgets it once
+// the file is berth's again (err nil). state tells one edit from the next, so each is logged.
+func (m *Manager) noteFile(sb *store.Sandbox, key string, state diskState, err error) {
+	id := sb.ID + "/" + key
+	m.notedMu.Lock()
+	defer m.notedMu.Unlock()
+	if err == nil {
+		delete(m.noted, id)
+		if key != "etc" && key != "run" {
+			delete(m.noted, sb.ID+"/"+strings.SplitN(key, "/", 2)[0])
+		}
+		return
+	}
+	msg := err.Error() + "\x00" + state
+	if m.noted[id] == msg {
+		return
+	}
+	m.noted[id] = msg
+	var ue *UnsafePathError
+	if errors.As(err, &ue) {
+		m.cfg.Log.Info("sandbox file left alone", "sandbox", sb.Name, "path", ue.Path, "reason", ue.Reason)
+		return
+	}
+	m.cfg.Log.Warn("write sandbox files", "sandbox", sb.Name, "err", err)
+}
+
+// parallel calls fn(0..n-1), at most workers at once.
+func parallel(n, workers int, fn func(i int)) {
+	if workers <= 1 || n <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// removeFiles deletes sb's files and their directories, never through a symlink.
+func (m *Manager) removeFiles(sb *store.Sandbox) {
+	for _, loc := range m.fileLocs(sb) {
+		m.removeLoc(sb.Name, loc)
+	}
+}
+
+func (m *Manager) removeLoc(name string, loc fileLoc) {
+	if err := removeLoc(loc, fileNames); err != nil {
+		m.cfg.Log.Warn("remove sandbox files", "sandbox", name, "dir", loc.dir(), "err", err)
+	}
+}
+
+// checkFilesDir refuses a sandbox name whose /etc/netns directory berth would have to write
+// through: a symlink or a non-directory there, or a symlink or non-file where resolv.conf
+// or hosts go. A regular file there is overwritten, as before a sandbox of that name
+// existed berth could not have recorded what it holds.
+func (m *Manager) checkFilesDir(name string) error {
+	loc := fileLoc{key: "etc", base: m.cfg.FilesDir, sub: []string{name}}
+	fd, err := openDir(loc, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	for _, f := range fileNames {
+		if _, err := readState(fd, filepath.Join(loc.dir(), f), f); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// writeInPlace makes the file at path hold data, keeping its inode. A file that already
-// holds exactly data is not written (nor its mtime changed): a restart rewrites nothing.
-func writeInPlace(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+// moveFilesDir renames sb's /etc/netns directory to newName's, so that files the user
+// changed keep their changes across a rename (Docker's files follow a renamed container).
+// It reports false when it did not move it (a directory of the new name exists, or the old
+// one is missing or not a real directory): the caller then removes the old one.
+func (m *Manager) moveFilesDir(sb *store.Sandbox, newName string) bool {
+	fd, err := openDir(fileLoc{base: m.cfg.FilesDir}, false)
 	if err != nil {
-		return err
+		return false
 	}
-	if sameContent(f, data) {
-		return f.Close()
+	defer unix.Close(fd)
+	old, err := openSub(fd, filepath.Join(m.cfg.FilesDir, sb.Name), sb.Name, false)
+	if err != nil {
+		return false
 	}
-	if err := f.Truncate(0); err != nil {
-		f.Close()
-		return fmt.Errorf("truncate %s: %w", path, err)
-	}
-	if _, err := f.WriteAt(data, 0); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return f.Close()
+	unix.Close(old)
+	// RENAME_NOREPLACE: never over a directory (or symlink) that appeared meanwhile.
+	return unix.Renameat2(fd, sb.Name, fd, newName, unix.RENAME_NOREPLACE) == nil
 }
 
-// sameContent reports whether f, read from its start, is exactly data.
-func sameContent(f *os.File, data []byte) bool {
-	buf := make([]byte, len(data)+1) // one more: a longer file differs
-	n, err := io.ReadFull(f, buf)
-	return (err == io.ErrUnexpectedEOF || err == io.EOF) && bytes.Equal(buf[:n], data)
+// FileStatus is one generated file of a sandbox, as `sandbox inspect` shows it.
+type FileStatus struct {
+	Name     string // resolv.conf or hosts
+	Path     string
+	Modified bool // changed by someone else, or not a regular file: berth leaves it alone
 }
 
-func (m *Manager) removeFiles(sb *store.Sandbox) {
-	for _, dir := range m.fileDirs(sb) {
-		if err := os.RemoveAll(dir); err != nil {
-			m.cfg.Log.Warn("remove sandbox files", "sandbox", sb.Name, "dir", dir, "err", err)
+// SandboxFileStatus reports whether each of sb's files under filesDir (/etc/netns) still
+// holds what berth last wrote, from the records in snap and the files themselves (read
+// without following symlinks). A missing file is berth's: the next change writes it.
+func SandboxFileStatus(snap *store.Snapshot, filesDir string, sb *store.Sandbox) []FileStatus {
+	loc := fileLoc{key: "etc", base: filesDir, sub: []string{sb.Name}}
+	fd, err := openDir(loc, false)
+	dirErr := err
+	if errors.Is(err, fs.ErrNotExist) {
+		fd, dirErr = -1, nil
+	}
+	var out []FileStatus
+	for _, name := range fileNames {
+		st := FileStatus{Name: name, Path: filepath.Join(loc.dir(), name)}
+		if dirErr != nil {
+			var ue *UnsafePathError
+			st.Modified = errors.As(dirErr, &ue)
+		} else {
+			disk, err := readState(fd, st.Path, name)
+			var ue *UnsafePathError
+			rec, _ := snap.File(sb.ID, loc.key+"/"+name)
+			st.Modified = errors.As(err, &ue) || err == nil && !managed(rec, disk)
 		}
+		out = append(out, st)
 	}
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+	return out
 }
 
-// refreshFiles rewrites the files of sb and of the sandboxes that share its netns. A failure
-// is logged, not returned: the files are a fallback view of state that is already durable,
-// and the next change (or restart) writes them again.
+// refreshFiles rewrites the files of sb and of the sandboxes that share its netns, and of
+// those whose legacy links name it.
 func (m *Manager) refreshFiles(snap *store.Snapshot, sb *store.Sandbox) {
 	cur, err := snap.Sandbox(sb.ID)
 	if err != nil {
 		return
 	}
-	for _, o := range append([]*store.Sandbox{cur}, snap.SandboxesSharing(sb.ID)...) {
-		if err := m.writeFiles(snap, o); err != nil {
-			m.cfg.Log.Warn("write sandbox files", "sandbox", o.Name, "err", err)
-		}
-	}
-	m.refreshDependents(snap, sb.Name)
+	sbs := append([]*store.Sandbox{cur}, snap.SandboxesSharing(sb.ID)...)
+	m.syncFiles(snap, append(sbs, dependents(snap, sb.Name, sbs)...), m.cfg.HostDNS(), 1)
 }
 
 // refreshDependents rewrites the files of sandboxes whose legacy links name target, so
-// their hosts files follow the target's address. An index finds them: no scan.
+// their hosts files follow the target's address.
 func (m *Manager) refreshDependents(snap *store.Snapshot, target string) {
+	if sbs := dependents(snap, target, nil); len(sbs) > 0 {
+		m.syncFiles(snap, sbs, m.cfg.HostDNS(), 1)
+	}
+}
+
+// dependents are the sandboxes whose legacy links name target, but for those in skip. An
+// index finds them: no scan.
+func dependents(snap *store.Snapshot, target string, skip []*store.Sandbox) []*store.Sandbox {
 	done := map[string]bool{}
+	for _, sb := range skip {
+		done[sb.ID] = true
+	}
+	var out []*store.Sandbox
 	for _, ep := range snap.EndpointsLinkingTo(target) {
 		if done[ep.SandboxID] {
 			continue
 		}
 		done[ep.SandboxID] = true
-		o, err := snap.Sandbox(ep.SandboxID)
-		if err != nil {
-			continue
-		}
-		if err := m.writeFiles(snap, o); err != nil {
-			m.cfg.Log.Warn("write sandbox files", "sandbox", o.Name, "err", err)
+		if o, err := snap.Sandbox(ep.SandboxID); err == nil {
+			out = append(out, o)
 		}
 	}
+	return out
 }
 
 // netnsUsers counts processes whose network namespace is the one pinned at path.

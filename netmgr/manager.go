@@ -55,6 +55,9 @@ type Manager struct {
 	// applied is the firewall state last applied without error, or nil: an unchanged
 	// state is not applied again (see syncFirewall).
 	applied *firewall.State
+
+	notedMu sync.Mutex        // guards following
+	noted   map[string]string // sandbox ID/file -> why berth last left it alone (files.go), so each reason is logged once
 }
 
 // New returns a Manager; call Restore before serving requests.
@@ -62,5 +65,5 @@ func New(cfg Config) *Manager {
 	if cfg.HostDNS == nil {
 		cfg.HostDNS = func() resolver.HostConfig { return resolver.HostConfig{} }
 	}
-	return &Manager{cfg: cfg, reap: newReaper(cfg.Kernel, cfg.Log)}
+	return &Manager{cfg: cfg, reap: newReaper(cfg.Kernel, cfg.Log), noted: map[string]string{}}
 }

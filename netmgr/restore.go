@@ -8,8 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 
 	"berth/internal/nsutil"
 	"berth/netmgr/store"
@@ -151,49 +151,51 @@ func (m *Manager) sweepStale() {
 	}
 	entries, _ = os.ReadDir(m.cfg.FilesDir)
 	for _, e := range entries {
-		dir := filepath.Join(m.cfg.FilesDir, e.Name())
 		if _, err := snap.SandboxByName(e.Name()); err == nil {
 			continue
 		}
 		if _, err := os.Lstat(filepath.Join(m.cfg.NetNSDir, e.Name())); err == nil {
 			continue // someone else's netns keeps its files
 		}
-		if b, err := os.ReadFile(filepath.Join(dir, "resolv.conf")); err == nil && bytes.HasPrefix(b, []byte(resolver.Header)) {
-			m.cfg.Log.Warn("removing stale sandbox files", "dir", dir)
-			os.RemoveAll(dir)
+		loc := fileLoc{key: "etc", base: m.cfg.FilesDir, sub: []string{e.Name()}}
+		if generatedByBerth(loc) {
+			m.cfg.Log.Warn("removing stale sandbox files", "dir", loc.dir())
+			m.removeLoc(e.Name(), loc)
 		}
 	}
 	entries, _ = os.ReadDir(filepath.Join(m.cfg.RunDir, "sandboxes"))
 	for _, e := range entries {
 		if !ids[e.Name()] {
-			os.RemoveAll(filepath.Join(m.cfg.RunDir, "sandboxes", e.Name()))
+			m.removeLoc(e.Name(), fileLoc{key: "run", base: m.cfg.RunDir, sub: []string{"sandboxes", e.Name()}})
 		}
 	}
 }
 
-// restoreFileWorkers is how many sandboxes' files restoreFiles writes at once.
+// generatedByBerth reports whether loc is a real directory whose resolv.conf starts with
+// berth's header (read without following a symlink).
+func generatedByBerth(loc fileLoc) bool {
+	fd, err := openDir(loc, false)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	f, err := openFile(fd, filepath.Join(loc.dir(), "resolv.conf"), "resolv.conf", unix.O_RDONLY)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b, err := readLimited(f)
+	return err == nil && bytes.HasPrefix(b, []byte(resolver.Header))
+}
+
+// restoreFileWorkers is how many sandboxes' files restoreFiles reads and writes at once.
 const restoreFileWorkers = 4
 
 // restoreFiles brings every sandbox's files up to date with the records: the daemon's DNS
 // view is read once, files that already have the content are left alone (after a plain
 // restart that is all of them), and a few sandboxes are done at once.
 func (m *Manager) restoreFiles(snap *store.Snapshot) {
-	host := m.cfg.HostDNS()
-	sbs := snap.Sandboxes()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(restoreFileWorkers, len(sbs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < len(sbs); i = int(next.Add(1) - 1) {
-				if err := m.writeFilesHost(snap, sbs[i], host); err != nil {
-					m.cfg.Log.Warn("write sandbox files", "sandbox", sbs[i].Name, "err", err)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	m.syncFiles(snap, snap.Sandboxes(), m.cfg.HostDNS(), restoreFileWorkers)
 }
 
 func isHex(s string) bool {

@@ -164,6 +164,10 @@ func (m *Manager) planSandbox(snap *store.Snapshot, req api.SandboxCreate) (*san
 		return nil, fmt.Errorf("sandbox name %q is already in use: %w", sb.Name, store.ErrConflict)
 	}
 	sb.NetNSPath = filepath.Join(m.cfg.NetNSDir, sb.Name)
+	// Here, not when the files are written after the commit: a refused name changes nothing.
+	if err := m.checkFilesDir(sb.Name); err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.Name, err)
+	}
 	// A netns already named like the sandbox (`ip netns add X`, then CNI ADD for container
 	// X with CNI_NETNS=/run/netns/X, as cnitool does) is adopted in place when it is the
 	// netns being adopted; any other file there is someone else's.
@@ -500,6 +504,11 @@ func (m *Manager) RenameSandbox(ctx context.Context, ref, newName string) error 
 	if o, err := snap.SandboxByName(newName); err == nil && o.ID != sb.ID {
 		return fmt.Errorf("sandbox name %q is already in use: %w", newName, store.ErrConflict)
 	}
+	if !strings.EqualFold(newName, sb.Name) {
+		if err := m.checkFilesDir(newName); err != nil {
+			return fmt.Errorf("rename sandbox %s: %w", sb.Name, err)
+		}
+	}
 	newPath := filepath.Join(m.cfg.NetNSDir, newName)
 	// Back to the name of a netns adopted in place: its own file is the path again.
 	pin := newPath != sb.NetNSPath && newPath != sb.Adopted
@@ -541,7 +550,11 @@ func (m *Manager) RenameSandbox(ctx context.Context, ref, newName string) error 
 			m.cfg.Log.Warn("unpin old netns", "sandbox", newName, "path", sb.NetNSPath, "err", err)
 		}
 	}
-	m.removeFiles(sb)
+	// The /etc/netns directory moves with the name, keeping the user's edits; the copy under
+	// the exec root is keyed by ID and stays where runtimes bind-mount it.
+	if newName != sb.Name && !m.moveFilesDir(sb, newName) {
+		m.removeLoc(sb.Name, m.fileLocs(sb)[0])
+	}
 	snap = m.cfg.Store.Snapshot()
 	m.refreshFiles(snap, renamed)
 	m.refreshDependents(snap, sb.Name)

@@ -11,6 +11,7 @@ import (
 	"berth/api"
 	"berth/netmgr/firewall"
 	"berth/netmgr/store"
+	"berth/resolver"
 )
 
 func TestSandboxCreateUndoOnKernelFailure(t *testing.T) {
@@ -336,8 +337,15 @@ func cutShortCreate(t *testing.T, m *Manager, name string) (*store.Sandbox, *sto
 	if err := m.buildSandbox(p, []*store.Endpoint{ep}, &pend.Tx.Snapshot); err != nil {
 		t.Fatal(err)
 	}
-	m.refreshFiles(&pend.Tx.Snapshot, p.sb)
 	pend.Abort()
+	// The files as a create's would be (a real one writes them after its commit).
+	dir := filepath.Join(m.cfg.FilesDir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte(resolver.Header), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return p.sb, ep
 }
 

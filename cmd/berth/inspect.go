@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"berth/api"
+	"berth/netmgr"
 	"berth/netmgr/store"
 )
 
@@ -84,6 +85,10 @@ func sandboxView(snap *store.Snapshot, sb *store.Sandbox) api.Sandbox {
 		Labels:         copyOrEmpty(sb.Labels),
 		NetNSAdopted:   sb.Adopted,
 		ExposedPorts:   map[string]struct{}{},
+		Files:          map[string]api.SandboxFile{},
+	}
+	for _, f := range netmgr.SandboxFileStatus(snap, filesDir, sb) {
+		v.Files[f.Name] = api.SandboxFile{Path: f.Path, Modified: f.Modified}
 	}
 	for k := range v.Ports {
 		v.ExposedPorts[k] = struct{}{}

@@ -51,7 +51,9 @@ func TestNetworkView(t *testing.T) {
 
 func TestSandboxView(t *testing.T) {
 	want := `{"Created":"0001-01-01T00:00:00Z","Dns":["1.1.1.1"],"DnsOptions":[],"DnsSearch":[],` +
-		`"ExposedPorts":{},"ExtraHosts":[],"Hostname":"","HostsPath":"/etc/netns/web/hosts","Id":"` + webID + `","Labels":{},"Name":"web",` +
+		`"ExposedPorts":{},"ExtraHosts":[],` +
+		`"Files":{"hosts":{"Modified":false,"Path":"/etc/netns/web/hosts"},"resolv.conf":{"Modified":false,"Path":"/etc/netns/web/resolv.conf"}},` +
+		`"Hostname":"","HostsPath":"/etc/netns/web/hosts","Id":"` + webID + `","Labels":{},"Name":"web",` +
 		`"NetworkMode":"App","Networks":{"App":{"Aliases":["www"],"DNSNames":["web","www"],` +
 		`"EndpointID":"` + strings.Repeat("e", 64) + `","Gateway":"172.18.0.1",` +
 		`"GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"IPAddress":"172.18.0.2","IPPrefixLen":16,"IPv6Gateway":"",` +

@@ -88,7 +88,7 @@ func TestSandboxRequests(t *testing.T) {
 			wantMethod: "GET", wantPath: "/v1/sandboxes",
 			wantOut: `{"Id":"` + id + `","Name":"web","Created":"0001-01-01T00:00:00Z","State":"","Hostname":"",` +
 				`"NetworkMode":"","SandboxKey":"","ResolvConfPath":"","HostsPath":"","Dns":null,` +
-				`"DnsSearch":null,"DnsOptions":null,"ExtraHosts":null,"Networks":null,"Labels":null,"Ports":null,"ExposedPorts":null}` + "\n",
+				`"DnsSearch":null,"DnsOptions":null,"ExtraHosts":null,"Networks":null,"Labels":null,"Ports":null,"ExposedPorts":null,"Files":null}` + "\n",
 		},
 		{
 			name:       "inspect",

@@ -19,10 +19,13 @@ import (
 
 const schemaVersion = 1
 
+// persistTables have one bucket each. A table added later (files) gets its bucket when an
+// older state file is opened: no version change, since no existing record changes shape.
+var persistTables = []string{tableNetworks, tableSandboxes, tableEndpoints, tableAddresses, tableMeta, tableFiles}
+
 var (
-	bucketMeta    = []byte("berth")
-	keyVersion    = []byte("schema_version")
-	persistTables = []string{tableNetworks, tableSandboxes, tableEndpoints, tableAddresses, tableMeta}
+	bucketMeta = []byte("berth")
+	keyVersion = []byte("schema_version")
 )
 
 // ErrLocked means another daemon holds the state file.
@@ -89,6 +92,8 @@ func primaryKey(obj interface{}) string {
 		return o.NetworkID + "/" + o.Addr.String()
 	case *Meta:
 		return o.Key
+	case *File:
+		return o.SandboxID + "/" + o.Name
 	}
 	panic(fmt.Sprintf("store: no primary key for %T", obj))
 }
@@ -162,6 +167,8 @@ func newRecord(table string) interface{} {
 		return &Address{}
 	case tableMeta:
 		return &Meta{}
+	case tableFiles:
+		return &File{}
 	}
 	panic("store: unknown table " + table)
 }

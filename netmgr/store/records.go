@@ -184,3 +184,23 @@ func copyMap(m map[string]string) map[string]string {
 	}
 	return c
 }
+
+// File is what netmgr last wrote to one generated file of a sandbox (resolv.conf or hosts,
+// in /etc/netns/NAME or its copy under the exec root). A file whose content matches neither
+// Hash nor Prev was changed by someone else, and netmgr leaves it alone, as Docker does with
+// a container's edited resolv.conf. Keyed by (SandboxID, Name).
+type File struct {
+	SandboxID string `json:"SandboxID"`
+	Name      string `json:"Name"` // which copy and which file: "etc/resolv.conf", "run/hosts", ...
+	Hash      string `json:"Hash"` // hex SHA-256 of the content last written (or being written)
+	// Prev is the hash of the content on disk when the write of Hash began, or "": the record
+	// reaches the disk before the file is written, so a crash between the two leaves Prev on
+	// disk, which is still berth's and not a user's edit.
+	Prev string `json:"Prev,omitempty"`
+}
+
+// Copy returns a copy (File has no reference fields; Copy keeps the records' convention).
+func (f *File) Copy() *File {
+	c := *f
+	return &c
+}

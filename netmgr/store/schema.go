@@ -15,6 +15,7 @@ const (
 	tableEndpoints = "endpoints"
 	tableAddresses = "addresses"
 	tableMeta      = "meta"
+	tableFiles     = "files"
 )
 
 // Indexes. Each says what it serves.
@@ -41,6 +42,7 @@ func schema() *memdb.DBSchema {
 		tableEndpoints: endpointsTable(),
 		tableAddresses: addressesTable(),
 		tableMeta:      metaTable(),
+		tableFiles:     filesTable(),
 	}}
 }
 
@@ -104,6 +106,21 @@ func metaTable() *memdb.TableSchema {
 		Name: tableMeta,
 		Indexes: map[string]*memdb.IndexSchema{
 			indexID: {Name: indexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+		},
+	}
+}
+
+// filesTable holds what netmgr last wrote to each generated file; the sandbox index lets
+// DeleteSandbox drop them with their sandbox.
+func filesTable() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: tableFiles,
+		Indexes: map[string]*memdb.IndexSchema{
+			indexID: {Name: indexID, Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+				&memdb.StringFieldIndex{Field: "SandboxID"},
+				&memdb.StringFieldIndex{Field: "Name"},
+			}}},
+			indexSandbox: {Name: indexSandbox, Indexer: &memdb.StringFieldIndex{Field: "SandboxID"}},
 		},
 	}
 }

@@ -444,6 +444,20 @@ func (s *Snapshot) NetworkAddresses(netID string) []*Address {
 	return all[Address](s, tableAddresses, indexID+"_prefix", netID)
 }
 
+// File returns the record of generated file name ("etc/hosts", ...) of sandbox sbID.
+func (s *Snapshot) File(sbID, name string) (*File, error) {
+	obj, err := s.first(tableFiles, indexID, sbID, name)
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*File), nil
+}
+
+// SandboxFiles returns the file records of a sandbox, ordered by name.
+func (s *Snapshot) SandboxFiles(sbID string) []*File {
+	return all[File](s, tableFiles, indexSandbox, sbID)
+}
+
 // Counter returns a persisted counter (0 if never set).
 func (s *Snapshot) Counter(key string) uint64 {
 	obj, err := s.first(tableMeta, indexID, key)
@@ -500,8 +514,16 @@ func (tx *Tx) PutSandbox(sb *Sandbox) error {
 	return tx.insert(tableSandboxes, sb)
 }
 
-// DeleteSandbox removes a sandbox record.
-func (tx *Tx) DeleteSandbox(sb *Sandbox) error { return tx.delete(tableSandboxes, sb) }
+// DeleteSandbox removes a sandbox record and the file records that belong to it.
+func (tx *Tx) DeleteSandbox(sb *Sandbox) error {
+	if _, err := tx.txn.DeleteAll(tableFiles, indexSandbox, sb.ID); err != nil {
+		return fmt.Errorf("delete files of sandbox %s: %w", ShortID(sb.ID), err)
+	}
+	return tx.delete(tableSandboxes, sb)
+}
+
+// PutFile inserts or replaces the record of one generated file.
+func (tx *Tx) PutFile(f *File) error { return tx.insert(tableFiles, f) }
 
 // PutEndpoint inserts or replaces an endpoint; one per (network, sandbox).
 func (tx *Tx) PutEndpoint(ep *Endpoint) error {

@@ -1,0 +1,421 @@
+package netmgr
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"berth/api"
+	"berth/netmgr/store"
+)
+
+// syncBuffer is a log sink the restore workers may write to at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) count(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.b.String(), sub)
+}
+
+// filesRig is a Manager over a store on disk, so a test can restart it (a new Manager on
+// the same state file, files and fake kernel).
+type filesRig struct {
+	t   *testing.T
+	dir string
+	k   *fakeKernel
+	log *syncBuffer
+	st  *store.Store
+	m   *Manager
+}
+
+func newFilesRig(t *testing.T) *filesRig {
+	r := &filesRig{t: t, dir: t.TempDir(), k: newFakeKernel(), log: &syncBuffer{}}
+	r.start()
+	t.Cleanup(func() { r.st.Close() })
+	return r
+}
+
+// start opens the state and restores a Manager over it, as a daemon start does.
+func (r *filesRig) start() {
+	r.t.Helper()
+	st, err := store.Open(filepath.Join(r.dir, "state.db"))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.st = st
+	r.m = New(Config{Store: st, Kernel: r.k, Log: slog.New(slog.NewTextHandler(r.log, nil)),
+		NetNSDir: r.dir + "/netns", FilesDir: r.dir + "/etc", RunDir: r.dir + "/state"})
+	if err := r.m.Restore(r.t.Context()); err != nil {
+		r.t.Fatalf("Restore: %v", err)
+	}
+}
+
+func (r *filesRig) restart() {
+	r.t.Helper()
+	if err := r.st.Close(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.start()
+}
+
+func (r *filesRig) etc(sandbox, file string) string { return filepath.Join(r.dir, "etc", sandbox, file) }
+
+func (r *filesRig) connect(network, sandbox string) {
+	r.t.Helper()
+	if err := r.m.Connect(r.t.Context(), network, api.NetworkConnect{Sandbox: sandbox}); err != nil {
+		r.t.Fatalf("connect %s to %s: %v", sandbox, network, err)
+	}
+}
+
+// modified is SandboxFileStatus as a map: file -> Modified.
+func (r *filesRig) modified(sandbox string) map[string]bool {
+	r.t.Helper()
+	snap := r.m.cfg.Store.Snapshot()
+	sb, err := snap.SandboxByName(sandbox)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, f := range SandboxFileStatus(snap, r.m.cfg.FilesDir, sb) {
+		if f.Path != r.etc(sandbox, f.Name) {
+			r.t.Errorf("status of %s: path %s, want %s", f.Name, f.Path, r.etc(sandbox, f.Name))
+		}
+		out[f.Name] = f.Modified
+	}
+	return out
+}
+
+func readString(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func writeString(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFilesSymlinkedDirRefused: /etc/netns/NAME is a symlink to another directory. The
+// create fails with one line naming the path and the reason, and changes nothing: no
+// record, no netns, nothing written in the link's target.
+func TestFilesSymlinkedDirRefused(t *testing.T) {
+	for _, tc := range []struct{ name, link, reason string }{
+		{"dir", "", "/etc/x is a symlink: refusing to write through it"},
+		{"resolv.conf", "resolv.conf", "/etc/x/resolv.conf is a symlink: refusing to write through it"},
+		{"hosts", "hosts", "/etc/x/hosts is a symlink: refusing to write through it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, k := newTestManager(t)
+			target := t.TempDir()
+			if tc.link == "" {
+				if err := os.MkdirAll(m.cfg.FilesDir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(target, filepath.Join(m.cfg.FilesDir, "x")); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				if err := os.MkdirAll(filepath.Join(m.cfg.FilesDir, "x"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				writeString(t, filepath.Join(target, "keep"), "keep me\n")
+				if err := os.Symlink(filepath.Join(target, "keep"), filepath.Join(m.cfg.FilesDir, "x", tc.link)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "x"})
+			if err == nil {
+				t.Fatal("create through a symlink succeeded")
+			}
+			want := "create sandbox x: " + filepath.Dir(m.cfg.FilesDir) + tc.reason
+			if err.Error() != want || !errors.Is(err, store.ErrConflict) {
+				t.Errorf("err = %q (conflict %v), want %q, a conflict", err, errors.Is(err, store.ErrConflict), want)
+			}
+			if got := m.cfg.Store.Snapshot().Sandboxes(); len(got) != 0 {
+				t.Errorf("sandboxes after a refused create: %v", got)
+			}
+			if len(k.netns) != 0 {
+				t.Errorf("netns after a refused create: %v", k.netns)
+			}
+			entries, _ := os.ReadDir(target)
+			if tc.link == "" && len(entries) != 0 {
+				t.Errorf("written in the symlink's target: %v", entries)
+			}
+			if tc.link != "" {
+				if got := readString(t, filepath.Join(target, "keep")); got != "keep me\n" {
+					t.Errorf("link target now holds %q", got)
+				}
+			}
+		})
+	}
+}
+
+// TestFilesSymlinkedFileUntouched: after the create, the user replaces both files with
+// symlinks to files of theirs. A change that rewrites both (a first user network: the
+// embedded DNS in resolv.conf, a new address in hosts) writes neither target nor replaces
+// the links; inspect calls them modified; rm removes the links, not the targets.
+func TestFilesSymlinkedFileUntouched(t *testing.T) {
+	r := newFilesRig(t)
+	mustNetwork(t, r.m, api.NetworkCreate{Name: "app"})
+	sb, _ := mustSandbox(t, r.m, api.SandboxCreate{Name: "web"})
+	target := t.TempDir()
+	for _, f := range fileNames {
+		writeString(t, filepath.Join(target, f), "theirs "+f+"\n")
+		os.Remove(r.etc("web", f))
+		if err := os.Symlink(filepath.Join(target, f), r.etc("web", f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.connect("app", "web")
+	for _, f := range fileNames {
+		if got := readString(t, filepath.Join(target, f)); got != "theirs "+f+"\n" {
+			t.Errorf("%s: target now holds %q", f, got)
+		}
+		if fi, err := os.Lstat(r.etc("web", f)); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("%s: symlink replaced: %v %v", f, fi.Mode(), err)
+		}
+		// The copy under the exec root is a file of its own, and still berth's.
+		if got := readString(t, filepath.Join(r.dir, "state", "sandboxes", sb.ID, f)); strings.HasPrefix(got, "theirs") {
+			t.Errorf("%s: copy under the exec root holds %q", f, got)
+		}
+	}
+	if got := readString(t, filepath.Join(r.dir, "state", "sandboxes", sb.ID, "resolv.conf")); !strings.Contains(got, "127.0.0.11") {
+		t.Errorf("resolv.conf copy not rewritten for the user network:\n%s", got)
+	}
+	if got := r.modified("web"); !got["resolv.conf"] || !got["hosts"] {
+		t.Errorf("modified = %v, want both", got)
+	}
+	if n := r.log.count("is a symlink: refusing to write through it"); n != 2 {
+		t.Errorf("%d log lines about the symlinks, want 2 (one per file)", n)
+	}
+	if err := r.m.RemoveSandbox(t.Context(), "web", true); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fileNames {
+		if got := readString(t, filepath.Join(target, f)); got != "theirs "+f+"\n" {
+			t.Errorf("%s: target after rm holds %q", f, got)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(r.dir, "etc", "web")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("sandbox dir after rm: %v", err)
+	}
+}
+
+// TestFilesRemoveSymlinkedDir: the user swapped the whole directory for a symlink after
+// the create. Writes are refused, and rm neither deletes through the link nor the link.
+func TestFilesRemoveSymlinkedDir(t *testing.T) {
+	r := newFilesRig(t)
+	mustNetwork(t, r.m, api.NetworkCreate{Name: "app"})
+	mustSandbox(t, r.m, api.SandboxCreate{Name: "web", Networks: []string{"app"}})
+	target := t.TempDir()
+	writeString(t, filepath.Join(target, "hosts"), "theirs\n")
+	dir := filepath.Join(r.dir, "etc", "web")
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, dir); err != nil {
+		t.Fatal(err)
+	}
+	mustNetwork(t, r.m, api.NetworkCreate{Name: "back"})
+	r.connect("back", "web")
+	if got := r.modified("web"); !got["resolv.conf"] || !got["hosts"] {
+		t.Errorf("modified = %v, want both", got)
+	}
+	if err := r.m.RemoveSandbox(t.Context(), "web", true); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(target)
+	if len(entries) != 1 || readString(t, filepath.Join(target, "hosts")) != "theirs\n" {
+		t.Errorf("target dir after connect and rm: %v", entries)
+	}
+	if fi, err := os.Lstat(dir); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the user's symlink was removed: %v", err)
+	}
+}
+
+// TestFilesHardLinkRefused: a generated file with a second name is not written: that would
+// change the other file too.
+func TestFilesHardLinkRefused(t *testing.T) {
+	r := newFilesRig(t)
+	mustNetwork(t, r.m, api.NetworkCreate{Name: "app"})
+	mustSandbox(t, r.m, api.SandboxCreate{Name: "web", Networks: []string{"app"}})
+	other := filepath.Join(t.TempDir(), "other")
+	writeString(t, other, "other\n")
+	os.Remove(r.etc("web", "hosts"))
+	if err := os.Link(other, r.etc("web", "hosts")); err != nil {
+		t.Fatal(err)
+	}
+	mustNetwork(t, r.m, api.NetworkCreate{Name: "back"})
+	r.connect("back", "web")
+	if got := readString(t, other); got != "other\n" {
+		t.Errorf("hard-linked file now holds %q", got)
+	}
+	if got := r.modified("web"); !got["hosts"] || got["resolv.conf"] {
+		t.Errorf("modified = %v, want hosts only", got)
+	}
+}
+
+// TestFilesUserModified: a file the user edited is left alone by later changes, logged
+// once, shown as modified, and stays so across a restart; putting back exactly what berth
+// wrote makes it berth's again.
+func TestFilesUserModified(t *testing.T) {
+	r := newFilesRig(t)
+	for _, n := range []string{"app", "back", "third"} {
+		mustNetwork(t, r.m, api.NetworkCreate{Name: n})
+	}
+	mustSandbox(t, r.m, api.SandboxCreate{Name: "web", Networks: []string{"app"}})
+	hosts := r.etc("web", "hosts")
+	orig := readString(t, hosts)
+	edited := orig + "10.9.9.9\tmine\n"
+	writeString(t, hosts, edited)
+	resolvBefore := readString(t, r.etc("web", "resolv.conf"))
+	if got := r.modified("web"); !got["hosts"] || got["resolv.conf"] {
+		t.Errorf("after the edit: modified = %v, want hosts only", got)
+	}
+
+	r.connect("back", "web")
+	if got := readString(t, hosts); got != edited {
+		t.Errorf("edited hosts rewritten by connect:\n%s", got)
+	}
+	if n := r.log.count("was changed by the user"); n != 1 {
+		t.Errorf("%d log lines about the edit after one connect, want 1", n)
+	}
+	r.connect("third", "web")
+	if n := r.log.count("was changed by the user"); n != 1 {
+		t.Errorf("%d log lines about the edit after two connects, want 1", n)
+	}
+	if got := readString(t, r.etc("web", "resolv.conf")); got != resolvBefore {
+		t.Logf("resolv.conf changed with the networks (fine): %q", got)
+	}
+
+	r.restart()
+	if got := readString(t, hosts); got != edited {
+		t.Errorf("edited hosts rewritten by the restart:\n%s", got)
+	}
+	if got := r.modified("web"); !got["hosts"] || got["resolv.conf"] {
+		t.Errorf("after restart: modified = %v, want hosts only", got)
+	}
+	if err := r.m.Disconnect(t.Context(), "third", api.NetworkDisconnect{Sandbox: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readString(t, hosts); got != edited {
+		t.Errorf("edited hosts rewritten by disconnect after restart:\n%s", got)
+	}
+
+	// Undo the edit: what berth wrote last was the create's content.
+	writeString(t, hosts, orig)
+	if got := r.modified("web"); got["hosts"] {
+		t.Errorf("after undoing the edit: modified = %v, want none", got)
+	}
+	r.connect("third", "web")
+	got := readString(t, hosts)
+	if got == orig || !strings.Contains(got, "web") {
+		t.Errorf("hosts of berth's not rewritten by connect:\n%s", got)
+	}
+	if m := r.modified("web"); m["hosts"] {
+		t.Errorf("after connect: modified = %v, want none", m)
+	}
+}
+
+// TestFilesCrashBetweenRecordAndWrite: the record of a write reaches the disk before the
+// file changes. A file still holding the content before it (Prev), or already the new one,
+// is berth's; anything else is the user's.
+func TestFilesCrashBetweenRecordAndWrite(t *testing.T) {
+	rec := &store.File{Hash: "new", Prev: "old"}
+	for _, tc := range []struct {
+		rec  *store.File
+		disk diskState
+		want bool
+	}{
+		{nil, "anything", true}, // no record: a new sandbox, or a state from before records
+		{rec, "", true},         // missing: berth writes it again
+		{rec, "new", true},
+		{rec, "old", true}, // crash after the record, before the write
+		{rec, "edited", false},
+		{&store.File{Hash: "new"}, "old", false},
+	} {
+		if got := managed(tc.rec, tc.disk); got != tc.want {
+			t.Errorf("managed(%+v, %q) = %v, want %v", tc.rec, tc.disk, got, tc.want)
+		}
+	}
+}
+
+// TestFilesRecordedAhead: overwriting berth's own content records the new hash, with the
+// old one as Prev, before the write, durably; rm drops the records with the sandbox.
+func TestFilesRecordedAhead(t *testing.T) {
+	r := newFilesRig(t)
+	mustNetwork(t, r.m, api.NetworkCreate{Name: "app"})
+	mustNetwork(t, r.m, api.NetworkCreate{Name: "back"})
+	sb, _ := mustSandbox(t, r.m, api.SandboxCreate{Name: "web", Networks: []string{"app"}})
+	before := hashOf([]byte(readString(t, r.etc("web", "hosts"))))
+	r.connect("back", "web")
+	after := hashOf([]byte(readString(t, r.etc("web", "hosts"))))
+	r.restart() // only what reached the disk
+	f, err := r.m.cfg.Store.Snapshot().File(sb.ID, "etc/hosts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Hash != after || f.Prev != before {
+		t.Errorf("record = %+v, want Hash %s Prev %s", f, after, before)
+	}
+	if got := len(r.m.cfg.Store.Snapshot().SandboxFiles(sb.ID)); got != 4 {
+		t.Errorf("%d file records, want 4 (two files, two copies)", got)
+	}
+	if err := r.m.RemoveSandbox(t.Context(), "web", true); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.m.cfg.Store.Snapshot().SandboxFiles(sb.ID); len(got) != 0 {
+		t.Errorf("file records after rm: %v", got)
+	}
+}
+
+// TestFilesRenameKeepsEdit: the /etc/netns directory moves with a rename, edits and all.
+func TestFilesRenameKeepsEdit(t *testing.T) {
+	r := newFilesRig(t)
+	mustNetwork(t, r.m, api.NetworkCreate{Name: "app"})
+	mustSandbox(t, r.m, api.SandboxCreate{Name: "web", Networks: []string{"app"}})
+	edited := "nameserver 9.9.9.9\n"
+	writeString(t, r.etc("web", "resolv.conf"), edited)
+	if err := r.m.RenameSandbox(t.Context(), "web", "www"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readString(t, r.etc("www", "resolv.conf")); got != edited {
+		t.Errorf("resolv.conf after rename: %q", got)
+	}
+	if got := readString(t, r.etc("www", "hosts")); !strings.Contains(got, "www") {
+		t.Errorf("hosts of berth's not rewritten for the new name:\n%s", got)
+	}
+	if _, err := os.Lstat(filepath.Join(r.dir, "etc", "web")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("old dir left: %v", err)
+	}
+	// A rename onto a symlinked directory is refused like a create.
+	mustSandbox(t, r.m, api.SandboxCreate{Name: "db", Networks: []string{"app"}})
+	if err := os.Symlink(t.TempDir(), filepath.Join(r.dir, "etc", "cache")); err != nil {
+		t.Fatal(err)
+	}
+	err := r.m.RenameSandbox(t.Context(), "db", "cache")
+	if err == nil || !strings.Contains(err.Error(), "is a symlink: refusing to write through it") {
+		t.Errorf("rename onto a symlink: err = %v", err)
+	}
+}
