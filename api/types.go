@@ -98,6 +98,7 @@ type Network struct {
 type SandboxCreate struct {
 	Name       string            `json:"Name,omitempty"`
 	Hostname   string            `json:"Hostname,omitempty"`
+	Domainname string            `json:"Domainname,omitempty"`
 	Networks   []string          `json:"Networks,omitempty"` // NET, none, host or container:NAME; default bridge
 	Aliases    []string          `json:"Aliases,omitempty"`  // on the first network
 	IPv4       string            `json:"IPv4Address,omitempty"`
@@ -150,6 +151,8 @@ type Sandbox struct {
 	Created        time.Time                   `json:"Created"`
 	State          string                      `json:"State"`
 	Hostname       string                      `json:"Hostname"`
+	Domainname     string                      `json:"Domainname"`
+	UTSPath        string                      `json:"UTSNamespace,omitempty"` // pinned UTS namespace, entered by exec and run
 	NetworkMode    string                      `json:"NetworkMode"`
 	NetNSPath      string                      `json:"SandboxKey"`
 	ResolvConfPath string                      `json:"ResolvConfPath"`

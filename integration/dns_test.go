@@ -12,8 +12,12 @@ import (
 
 // dnsSetup starts a daemon whose host resolv.conf points at a recording upstream on
 // 127.0.0.1 (dialled from the daemon's netns), with network app and sandboxes web and db.
-func dnsSetup(t *testing.T) (*daemon, *upstream) {
+func dnsSetup(t *testing.T) (*daemon, *upstream) { return dnsSetupAt(t, false) }
+
+// dnsSetupAt is dnsSetup with the daemon at --log-level debug when debug is set.
+func dnsSetupAt(t *testing.T, debug bool) (*daemon, *upstream) {
 	d := newDaemon(t)
+	d.debug = debug
 	u := startUpstream(t, false, "127.0.0.1:53")
 	os.WriteFile(d.resolv, []byte("nameserver 127.0.0.1\nsearch corp.example\noptions edns0\n"), 0o644)
 	d.start()
@@ -295,5 +299,43 @@ func TestDNSDefaultBridge(t *testing.T) {
 	// No resolver listens on 127.0.0.11 there.
 	if out, err := inNS(t, "one", "dig", "@127.0.0.11", "+tries=1", "+time=1", "two"); err == nil && strings.Contains(out, "status: NOERROR") {
 		t.Errorf("127.0.0.11 answered on the default bridge:\n%s", out)
+	}
+}
+
+// TestDNSDebugLevel: at --log-level debug every query leaves the UDP fast path for the
+// general handler, which logs it; the answers are the same as the fast path's (the rest of
+// the suite runs at the default level) and each query is logged with its source.
+func TestDNSDebugLevel(t *testing.T) {
+	d, u := dnsSetupAt(t, true)
+	webIP := d.ip("web", "app")
+	checks := []struct {
+		args   []string
+		status string
+		want   []string // A answers
+	}{
+		{[]string{"web"}, "NOERROR", []string{webIP}},
+		{[]string{"+noedns", "database"}, "NOERROR", []string{d.ip("db", "app")}},
+		{[]string{"AAAA", "web"}, "NOERROR", nil},
+		{[]string{"test.example"}, "NOERROR", []string{"10.11.12.13"}},
+		{[]string{"nosuch.example"}, "NXDOMAIN", nil},
+		{[]string{"+tcp", "web"}, "NOERROR", []string{webIP}},
+	}
+	for _, c := range checks {
+		r := dig(t, "db", c.args...)
+		if r.status != c.status || !slices.Equal(r.values("A"), c.want) || !r.flag("ra") {
+			t.Errorf("dig %v: %s %v flags %v, want %s %v with ra", c.args, r.status, r.values("A"), r.flags, c.status, c.want)
+		}
+	}
+	if !u.got("test.example", "A") {
+		t.Errorf("test.example was not forwarded")
+	}
+	if r := dig(t, "db", "-x", webIP); len(r.answers) != 1 || !strings.HasSuffix(r.answers[0], "web.app.") {
+		t.Errorf("PTR %s: %v, want web.app.", webIP, r.answers)
+	}
+	log := d.log.String()
+	for _, want := range []string{`msg=query`, `qname=web.`, `source="local: network app, name"`, `source="upstream 127.0.0.1:53 (host netns)"`, `rcode=NXDOMAIN`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("debug log has no %s", want)
+		}
 	}
 }

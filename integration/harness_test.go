@@ -75,9 +75,13 @@ type daemon struct {
 	sock   string
 	resolv string   // the daemon's --resolv-conf
 	env    []string // extra environment of the next start
-	cmd    *exec.Cmd
-	log    *bytes.Buffer
-	done   chan struct{}
+	// debug starts the daemon with --log-level debug. Off by default: debug logging takes
+	// every query off the UDP fast path, so the suite runs what production runs, and
+	// TestDNSDebugLevel covers the debug path.
+	debug bool
+	cmd   *exec.Cmd
+	log   *bytes.Buffer
+	done  chan struct{}
 }
 
 // newDaemon prepares (but does not start) a daemon rooted in a fresh temp dir, and
@@ -97,6 +101,9 @@ func newDaemon(t *testing.T) *daemon {
 		d.removeAll()
 		d.stop()
 		wipeBerthObjects(t)
+		// The daemon makes its UTS pin dir a mount point (shared, as /run/netns), which
+		// outlives it by design: unmount it so the temp dir can go.
+		syscall.Unmount(filepath.Join(root, "uts"), syscall.MNT_DETACH)
 		if after := testns.KernelSnapshot(t) + nftRuleset(); after != before {
 			t.Errorf("namespace not left as found:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
@@ -109,7 +116,11 @@ func newDaemon(t *testing.T) *daemon {
 
 func (d *daemon) start(extra ...string) {
 	d.t.Helper()
-	args := append([]string{"daemon", "--root", d.root, "--socket", d.sock, "--resolv-conf", d.resolv, "--log-level", "debug"}, extra...)
+	args := []string{"daemon", "--root", d.root, "--socket", d.sock, "--resolv-conf", d.resolv}
+	if d.debug {
+		args = append(args, "--log-level", "debug")
+	}
+	args = append(args, extra...)
 	d.cmd = exec.Command(d.bin, args...)
 	d.cmd.Env = append(os.Environ(), d.env...)
 	if d.log == nil {

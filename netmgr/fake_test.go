@@ -17,6 +17,7 @@ type fakeKernel struct {
 	mu     sync.Mutex
 	links  map[string]string // name -> kind ("bridge", "veth")
 	netns  map[string]bool
+	uts    map[string]string // path -> "hostname.domainname"
 	routes []netip.Prefix
 	failOn string // method name that fails once, for undo tests
 	gw     map[string][2]netip.Addr
@@ -26,7 +27,7 @@ type fakeKernel struct {
 }
 
 func newFakeKernel() *fakeKernel {
-	return &fakeKernel{links: map[string]string{"lo": "device", "eth0": "device"}, netns: map[string]bool{},
+	return &fakeKernel{links: map[string]string{"lo": "device", "eth0": "device"}, netns: map[string]bool{}, uts: map[string]string{},
 		gw: map[string][2]netip.Addr{}}
 }
 
@@ -98,6 +99,23 @@ func (k *fakeKernel) DeleteNetNS(path string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.netns, path)
+	return nil
+}
+
+func (k *fakeKernel) CreateUTSNS(path, hostname, domainname string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.fail("CreateUTSNS"); err != nil {
+		return err
+	}
+	k.uts[path] = hostname + "." + domainname
+	return nil
+}
+
+func (k *fakeKernel) DeleteUTSNS(path string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.uts, path)
 	return nil
 }
 

@@ -26,6 +26,10 @@ type Kernel interface {
 	DeleteNetNS(path string) error
 	// NetNSExists reports whether path is a pinned netns.
 	NetNSExists(path string) bool
+	// CreateUTSNS makes a UTS namespace with hostname and domainname and pins it at path.
+	CreateUTSNS(path, hostname, domainname string) error
+	// DeleteUTSNS unpins a UTS namespace; absent is not an error.
+	DeleteUTSNS(path string) error
 
 	// AddVeth creates the veth pair of an endpoint (replacing a stale one of the same host name).
 	AddVeth(spec VethSpec) error

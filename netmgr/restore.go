@@ -73,6 +73,12 @@ func (m *Manager) restoreSandbox(snap *store.Snapshot, sb *store.Sandbox, links 
 		m.cfg.Log.Warn("netns gone, dropping sandbox", "sandbox", sb.Name, "path", sb.NetNSPath)
 		return m.teardown(sb, false)
 	}
+	if ownsUTS(sb) && !m.cfg.Kernel.NetNSExists(sb.UTSPath) {
+		m.cfg.Log.Warn("recreating missing uts namespace", "sandbox", sb.Name, "path", sb.UTSPath)
+		if err := m.cfg.Kernel.CreateUTSNS(sb.UTSPath, hostnameOf(sb), sb.Domainname); err != nil {
+			return err
+		}
+	}
 	repaired := false
 	for _, ep := range snap.SandboxEndpoints(sb.ID) {
 		if links[ep.HostVeth] {
@@ -167,6 +173,18 @@ func (m *Manager) sweepStale() {
 	for _, e := range entries {
 		if !ids[e.Name()] {
 			m.removeLoc(e.Name(), fileLoc{key: "run", base: m.cfg.RunDir, sub: []string{"sandboxes", e.Name()}})
+		}
+	}
+	// UTS namespaces of sandboxes that are gone (a crash between unpinning the netns and
+	// the rest of a removal, or an undone create).
+	entries, _ = os.ReadDir(filepath.Join(m.cfg.RunDir, "uts"))
+	for _, e := range entries {
+		if !ids[e.Name()] && isHex(e.Name()) {
+			p := filepath.Join(m.cfg.RunDir, "uts", e.Name())
+			m.cfg.Log.Warn("removing stale uts namespace", "path", p)
+			if err := m.cfg.Kernel.DeleteUTSNS(p); err != nil {
+				m.cfg.Log.Warn("remove stale uts namespace", "path", p, "err", err)
+			}
 		}
 	}
 }

@@ -38,6 +38,7 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 		return nil, err
 	}
 	sb := p.sb
+	sb.UTSPath = m.utsPath(p)
 	// 1. Records, held uncommitted while the kernel work runs, and an intent file naming
 	// them, so that a crash during the kernel work leaves the restore pass something to
 	// undo (intent.go). One disk commit per create: they become durable and visible at 3.
@@ -140,6 +141,11 @@ func (m *Manager) buildSandbox(p *sandboxPlan, eps []*store.Endpoint, snap *stor
 		return err
 	}
 	crashPoint("sandbox-create:netns")
+	if ownsUTS(sb) {
+		if err := m.cfg.Kernel.CreateUTSNS(sb.UTSPath, hostnameOf(sb), sb.Domainname); err != nil {
+			return err
+		}
+	}
 	for i, ep := range eps {
 		if err := m.attach(sb, p.networks[i], ep); err != nil {
 			return err
@@ -178,9 +184,16 @@ func (m *Manager) planSandbox(snap *store.Snapshot, req api.SandboxCreate) (*san
 		}
 		inPlace = true
 	}
-	if sb.Hostname != "" {
-		if err := checkDNSName("hostname", sb.Hostname); err != nil {
+	sb.Domainname = req.Domainname
+	for _, f := range []struct{ field, v string }{{"hostname", sb.Hostname}, {"domainname", sb.Domainname}} {
+		if f.v == "" {
+			continue
+		}
+		if err := checkDNSName(f.field, f.v); err != nil {
 			return nil, err
+		}
+		if len(f.v) > maxUTSName {
+			return nil, invalid(f.field, f.v, "longer than %d characters (the kernel's limit)", maxUTSName)
 		}
 	}
 	if err := checkDNSSettings(req); err != nil {
@@ -268,6 +281,10 @@ func (m *Manager) planSpecial(snap *store.Snapshot, p *sandboxPlan, nets []strin
 		return invalid("netns", p.sb.Adopted, "an adopted netns joins bridge networks only")
 	}
 	p.sb.Mode = mode
+	if mode == store.ModeContainer && (p.sb.Hostname != "" || p.sb.Domainname != "") {
+		// As Docker: the names are the other sandbox's, whose UTS namespace is shared.
+		return invalid("network", nets[0], "conflicting options: --hostname and --domainname cannot be used with container: networking")
+	}
 	if mode == store.ModeContainer {
 		target, err := SandboxByRef(snap, arg)
 		if err != nil {
@@ -410,6 +427,9 @@ func (m *Manager) teardown(sb *store.Sandbox, reap bool) error {
 	if ownsPin(sb) {
 		errs = append(errs, m.cfg.Kernel.DeleteNetNS(sb.NetNSPath))
 	}
+	if ownsUTS(sb) {
+		errs = append(errs, m.cfg.Kernel.DeleteUTSNS(sb.UTSPath))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -459,8 +479,41 @@ func (m *Manager) unmake(sb *store.Sandbox, eps []*store.Endpoint) error {
 	if ownsPin(sb) {
 		err = errors.Join(err, m.cfg.Kernel.DeleteNetNS(sb.NetNSPath))
 	}
+	if ownsUTS(sb) {
+		err = errors.Join(err, m.cfg.Kernel.DeleteUTSNS(sb.UTSPath))
+	}
 	m.removeFiles(sb)
 	return err
+}
+
+// maxUTSName is the kernel's limit on a hostname or domain name (HOST_NAME_MAX).
+const maxUTSName = 64
+
+// utsPath is where the sandbox of p finds its UTS namespace: one of its own under RunDir
+// (bridge and none modes), the shared sandbox's (container mode), or none: host mode uses
+// the daemon's, and an adopted netns comes with the runtime's own UTS namespace.
+func (m *Manager) utsPath(p *sandboxPlan) string {
+	switch {
+	case m.cfg.RunDir == "", p.sb.Mode == store.ModeHost, p.sb.Adopted != "":
+		return ""
+	case p.sb.Mode == store.ModeContainer:
+		return p.shared.UTSPath
+	}
+	return filepath.Join(m.cfg.RunDir, "uts", p.sb.ID)
+}
+
+// ownsUTS reports whether sb's UTS namespace is its own, made and removed with it.
+func ownsUTS(sb *store.Sandbox) bool {
+	return sb.UTSPath != "" && sb.Mode != store.ModeContainer
+}
+
+// hostnameOf is the hostname a sandbox's UTS namespace gets: --hostname, else its name
+// (the name its files and DNS give it too).
+func hostnameOf(sb *store.Sandbox) string {
+	if sb.Hostname != "" {
+		return sb.Hostname
+	}
+	return sb.Name
 }
 
 // ownsPin reports whether sb's netns path is a pin berth made, which it removes with the

@@ -74,8 +74,15 @@ func execIn(sb api.Sandbox, argv []string) error {
 	if err := bindEtc(filepath.Dir(sb.ResolvConfPath)); err != nil {
 		return fmt.Errorf("exec in sandbox %q: %w", sb.Name, err)
 	}
-	if err := enterNetNS(sb.NetNSPath); err != nil {
+	if err := enterNS(sb.NetNSPath, unix.CLONE_NEWNET); err != nil {
 		return fmt.Errorf("exec in sandbox %q: %w", sb.Name, err)
+	}
+	// Its hostname and domain name, as a container's: a sandbox without a UTS namespace
+	// of its own (host mode, an adopted netns) keeps the caller's.
+	if sb.UTSPath != "" {
+		if err := enterNS(sb.UTSPath, unix.CLONE_NEWUTS); err != nil {
+			return fmt.Errorf("exec in sandbox %q: %w", sb.Name, err)
+		}
 	}
 	remountSys(sb.Name)
 	path, err := exec.LookPath(argv[0])
@@ -110,15 +117,16 @@ func bindEtc(dir string) error {
 	return nil
 }
 
-// enterNetNS moves this thread into the netns pinned at path.
-func enterNetNS(path string) error {
+// enterNS moves this thread into the namespace of type nstype (CLONE_NEWNET, CLONE_NEWUTS)
+// pinned at path; the kernel refuses a file of another type.
+func enterNS(path string, nstype int) error {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("open netns %s: %w", path, err)
+		return fmt.Errorf("open namespace %s: %w", path, err)
 	}
 	defer unix.Close(fd)
-	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("enter netns %s: %w", path, err)
+	if err := unix.Setns(fd, nstype); err != nil {
+		return fmt.Errorf("enter namespace %s: %w", path, err)
 	}
 	return nil
 }

@@ -73,6 +73,8 @@ func sandboxView(snap *store.Snapshot, sb *store.Sandbox) api.Sandbox {
 		Created:        sb.Created,
 		State:          sb.State,
 		Hostname:       sb.Hostname,
+		Domainname:     sb.Domainname,
+		UTSPath:        sb.UTSPath,
 		NetNSPath:      sb.NetNSPath,
 		ResolvConfPath: filepath.Join(dir, "resolv.conf"),
 		HostsPath:      filepath.Join(dir, "hosts"),

@@ -51,7 +51,7 @@ func TestNetworkView(t *testing.T) {
 
 func TestSandboxView(t *testing.T) {
 	want := `{"Created":"0001-01-01T00:00:00Z","Dns":["1.1.1.1"],"DnsOptions":[],"DnsSearch":[],` +
-		`"ExposedPorts":{},"ExtraHosts":[],` +
+		`"Domainname":"","ExposedPorts":{},"ExtraHosts":[],` +
 		`"Files":{"hosts":{"Modified":false,"Path":"/etc/netns/web/hosts"},"resolv.conf":{"Modified":false,"Path":"/etc/netns/web/resolv.conf"}},` +
 		`"Hostname":"","HostsPath":"/etc/netns/web/hosts","Id":"` + webID + `","Labels":{},"Name":"web",` +
 		`"NetworkMode":"App","Networks":{"App":{"Aliases":["www"],"DNSNames":["web","www"],` +

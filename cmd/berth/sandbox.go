@@ -48,7 +48,8 @@ func addSandboxFlags(f *pflag.FlagSet, req *api.SandboxCreate) {
 	f.StringVar(&req.Name, "name", "", "sandbox name (default: a generated one)")
 	// -h is hostname, as in `docker run`. Defining --help here first stops cobra from
 	// adding its own with -h (which would panic on the clash).
-	f.StringVarP(&req.Hostname, "hostname", "h", "", "hostname")
+	f.StringVarP(&req.Hostname, "hostname", "h", "", "hostname (default: the sandbox name)")
+	f.StringVar(&req.Domainname, "domainname", "", "NIS domain name of the sandbox's UTS namespace")
 	f.Bool("help", false, "help for this command")
 	f.StringArrayVar(&req.Networks, "network", nil, "NET, none, host or container:NAME (repeatable; default bridge)")
 	f.StringArrayVar(&req.Aliases, "network-alias", nil, "alias on the first network (repeatable)")

@@ -29,10 +29,10 @@ func TestSandboxRequests(t *testing.T) {
 				"--network", "back", "--network-alias", "database", "--network-alias", "pg",
 				"--ip", "172.18.0.50", "--ip6", "fd00::50", "--mac-address", "02:42:ac:12:00:32",
 				"--link", "web:w", "--dns", "1.1.1.1", "--dns", "8.8.8.8", "--dns-search", "example.com",
-				"--dns-option", "ndots:2", "--add-host", "gw:10.0.0.1", "--add-host", "v6:fd00::1"},
+				"--dns-option", "ndots:2", "--add-host", "gw:10.0.0.1", "--add-host", "v6:fd00::1", "--domainname", "corp.example"},
 			reply:      api.IDResponse{ID: id, Name: "db"},
 			wantMethod: "POST", wantPath: "/v1/sandboxes",
-			wantBody: `{"Name":"db","Hostname":"dbhost","Networks":["app","back"],"Aliases":["database","pg"],
+			wantBody: `{"Name":"db","Hostname":"dbhost","Domainname":"corp.example","Networks":["app","back"],"Aliases":["database","pg"],
 				"IPv4Address":"172.18.0.50","IPv6Address":"fd00::50","MacAddress":"02:42:ac:12:00:32",
 				"Links":["web:w"],"Dns":["1.1.1.1","8.8.8.8"],"DnsSearch":["example.com"],
 				"DnsOptions":["ndots:2"],"ExtraHosts":["gw:10.0.0.1","v6:fd00::1"]}`,
@@ -86,7 +86,7 @@ func TestSandboxRequests(t *testing.T) {
 			args:       []string{"ps", "--format", "json"},
 			reply:      []api.Sandbox{{ID: id, Name: "web"}},
 			wantMethod: "GET", wantPath: "/v1/sandboxes",
-			wantOut: `{"Id":"` + id + `","Name":"web","Created":"0001-01-01T00:00:00Z","State":"","Hostname":"",` +
+			wantOut: `{"Id":"` + id + `","Name":"web","Created":"0001-01-01T00:00:00Z","State":"","Hostname":"","Domainname":"",` +
 				`"NetworkMode":"","SandboxKey":"","ResolvConfPath":"","HostsPath":"","Dns":null,` +
 				`"DnsSearch":null,"DnsOptions":null,"ExtraHosts":null,"Networks":null,"Labels":null,"Ports":null,"ExposedPorts":null,"Files":null}` + "\n",
 		},

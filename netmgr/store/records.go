@@ -73,9 +73,14 @@ const (
 
 // Sandbox is a named network namespace at NetNSPath.
 type Sandbox struct {
-	ID         string            `json:"ID"`   // 64 hex
-	Name       string            `json:"Name"` // unique case-insensitively; the /run/netns file name
-	Hostname   string            `json:"Hostname"`
+	ID         string `json:"ID"`   // 64 hex
+	Name       string `json:"Name"` // unique case-insensitively; the /run/netns file name
+	Hostname   string `json:"Hostname"`
+	Domainname string `json:"Domainname,omitempty"`
+	// UTSPath is the pinned UTS namespace that `berth exec` and `run` enter, with the
+	// sandbox's hostname: its own (RunDir/uts/ID), the shared sandbox's (ModeContainer), or
+	// "" (host mode and adopted netns: the runtime's UTS is not berth's to make).
+	UTSPath    string            `json:"UTSPath,omitempty"`
 	Mode       string            `json:"Mode"`
 	Container  string            `json:"Container,omitempty"` // ID of the sandbox whose netns is shared (ModeContainer)
 	NetNSPath  string            `json:"NetNSPath"`
