@@ -77,7 +77,7 @@ func (f *forwarder) exchange(ctx context.Context, h *handler, r *dns.Msg, proto 
 			errs = append(errs, fmt.Errorf("%s: not tried: %w", name, err))
 			break
 		}
-		raw, err := f.tryTCP(ctx, query, qend, up.Addr.String(), ns)
+		raw, err := f.tryTCP(ctx, query, qend, up, ns)
 		switch {
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errTimeout) || isTimeout(err):
 			f.metrics.upstreamTimeout(up.Addr)
@@ -105,10 +105,10 @@ func isTimeout(err error) bool {
 // tryTCP runs one attempt against one upstream over TCP. query, whose question ends at
 // qend, is sent whole (its OPT record too: the header counts it, and a strict upstream
 // answers FORMERR to a header that lies); it is copied, not modified.
-func (f *forwarder) tryTCP(ctx context.Context, query []byte, qend int, addr, nsPath string) ([]byte, error) {
+func (f *forwarder) tryTCP(ctx context.Context, query []byte, qend int, up resolver.Upstream, nsPath string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	defer cancel()
-	conn, err := f.cfg.Dial(ctx, nsPath, "tcp", addr)
+	conn, err := f.cfg.Dial(ctx, nsPath, "tcp", up.Addr.String())
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +120,7 @@ func (f *forwarder) tryTCP(ctx context.Context, query []byte, qend int, addr, ns
 	// Stop (the handler's context) ends the attempt at once rather than at the deadline.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	return exchangeTCP(conn, query, qend)
+	return exchangeTCP(conn, query, qend, func() { f.metrics.upstreamMismatched(up.Addr) })
 }
 
 // exchangeTCP sends query over TCP (two-byte length prefix) with a fresh random ID and
@@ -129,8 +129,8 @@ func (f *forwarder) tryTCP(ctx context.Context, query []byte, qend int, addr, ns
 // stray datagrams: failing at the first one would let anyone who can inject one (a
 // middlebox, a spoofer in the path) turn the query into a SERVFAIL at will. The source
 // needs no check: the stream is the connected socket's, to the upstream's address and
-// port.
-func exchangeTCP(conn net.Conn, query []byte, qend int) ([]byte, error) {
+// port. skipped is called for each message skipped.
+func exchangeTCP(conn net.Conn, query []byte, qend int, skipped func()) ([]byte, error) {
 	out := make([]byte, 2+len(query))
 	binary.BigEndian.PutUint16(out, uint16(len(query)))
 	copy(out[2:], query)
@@ -156,6 +156,7 @@ func exchangeTCP(conn net.Conn, query []byte, qend int) ([]byte, error) {
 		if replyMatches(raw, id, out[2:2+qend]) {
 			return raw, nil
 		}
+		skipped()
 	}
 }
 

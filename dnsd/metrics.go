@@ -20,6 +20,7 @@ type Metrics struct {
 	answers   [numSources]atomic.Uint64
 	latency   [2]histogram // index: latencyLocal, latencyForwarded
 	panics    atomic.Uint64
+	tcpClosed [numTCPCloses]atomic.Uint64
 	inflight  func() int // forwards holding a slot now; read by WriteMetrics
 	mu        sync.Mutex // guards following
 	upstreams map[netip.AddrPort]*upstreamCounters
@@ -126,9 +127,20 @@ func upErrRcode(rc int) int {
 }
 
 type upstreamCounters struct {
-	errors   [numUpErrs]atomic.Uint64
-	timeouts atomic.Uint64
+	errors     [numUpErrs]atomic.Uint64
+	timeouts   atomic.Uint64
+	mismatched atomic.Uint64
 }
+
+// Why the server closed a client TCP connection other than its idle timeout (tcpconn.go).
+const (
+	tcpEvicted = iota // idle the longest when a new connection needed its slot
+	tcpYielded        // finished a query while a new connection waited for a slot
+	tcpNoSlot         // a new connection that found no slot within the wait
+	numTCPCloses
+)
+
+var tcpCloseNames = [numTCPCloses]string{"evicted", "yielded", "no_slot"}
 
 func newMetrics(inflight func() int) *Metrics {
 	return &Metrics{inflight: inflight, upstreams: make(map[netip.AddrPort]*upstreamCounters)}
@@ -175,6 +187,13 @@ func (m *Metrics) upstreamError(addr netip.AddrPort, reason int) {
 
 func (m *Metrics) upstreamTimeout(addr netip.AddrPort) { m.upstream(addr).timeouts.Add(1) }
 
+// upstreamMismatched counts a reply skipped because it does not answer the query sent: a
+// late reply to an earlier attempt, or a forgery. Many of them point at a spoofer.
+func (m *Metrics) upstreamMismatched(addr netip.AddrPort) { m.upstream(addr).mismatched.Add(1) }
+
+// tcpClose counts a client TCP connection the server closed, by reason.
+func (m *Metrics) tcpClose(reason int) { m.tcpClosed[reason].Add(1) }
+
 // Names and help texts of the metric families, in the order WriteMetrics writes them.
 const (
 	nameAnswers = "berth_dns_answers_total"
@@ -192,8 +211,14 @@ const (
 	nameQueries = "berth_dns_queries_total"
 	helpQueries = "DNS replies sent by the embedded DNS servers, by query type and response code."
 
+	nameTCPClosed = "berth_dns_tcp_closed_total"
+	helpTCPClosed = "Client TCP connections closed to make room, by reason (evicted: idle the longest; yielded: gave its slot to a waiting one after its answer; no_slot: found none)."
+
 	nameUpErrors = "berth_dns_upstream_errors_total"
 	helpUpErrors = "Failed upstream attempts other than timeouts, by upstream and reason (network, servfail, refused)."
+
+	nameUpMismatched = "berth_dns_upstream_mismatched_total"
+	helpUpMismatched = "Upstream replies skipped because they do not answer the query sent (wrong ID or question), by upstream."
 
 	nameUpTimeouts = "berth_dns_upstream_timeouts_total"
 	helpUpTimeouts = "Upstream attempts that got no reply in time, by upstream."
@@ -244,6 +269,11 @@ func (m *Metrics) WriteMetrics(w *promtext.Writer) {
 		}
 	}
 
+	for i := range m.tcpClosed {
+		w.Header(nameTCPClosed, helpTCPClosed, promtext.Counter)
+		w.Sample(nameTCPClosed, float64(m.tcpClosed[i].Load()), "reason", tcpCloseNames[i])
+	}
+
 	type upstream struct {
 		addr netip.AddrPort
 		c    *upstreamCounters
@@ -261,6 +291,12 @@ func (m *Metrics) WriteMetrics(w *promtext.Writer) {
 				w.Header(nameUpErrors, helpUpErrors, promtext.Counter)
 				w.Sample(nameUpErrors, float64(v), "reason", upErrNames[r], "upstream", u.addr.String())
 			}
+		}
+	}
+	for _, u := range ups {
+		if v := u.c.mismatched.Load(); v > 0 {
+			w.Header(nameUpMismatched, helpUpMismatched, promtext.Counter)
+			w.Sample(nameUpMismatched, float64(v), "upstream", u.addr.String())
 		}
 	}
 	for _, u := range ups {

@@ -422,7 +422,10 @@ func (r *relay) readable(idx, seq int32, buf []byte) {
 			return
 		}
 		reply := buf[:n]
+		// The socket is connected, so the kernel has already dropped datagrams from any
+		// other address or port; what is left to check is the ID and question.
 		if !replyMatches(reply, e.id, e.query[:e.q.qend]) {
+			r.metrics.upstreamMismatched(e.ups[e.next].Addr)
 			continue // a late or forged datagram: keep waiting for the real one
 		}
 		switch rc := reply[3] & 0xF; rc {

@@ -143,13 +143,24 @@ func TestSpoofedRepliesIgnored(t *testing.T) {
 			t.Errorf("got %s; want the real upstream's 10.11.12.13", a)
 		}
 	}
+	// Forgeries from another address or port never reach the relay (connected sockets);
+	// the others are counted.
+	mismatched := func(t *testing.T, s *Server, up netip.AddrPort, want float64) {
+		t.Helper()
+		if v := settled(t, s, `berth_dns_upstream_mismatched_total{upstream="`+up.String()+`"}`, want); v != want {
+			t.Errorf("mismatched replies counted: %v; want %v", v, want)
+		}
+	}
 	cfg := Config{ForwardTimeout: 2 * time.Second, ForwardDeadline: 3 * time.Second}
 	t.Run("udp", func(t *testing.T) {
-		s := newTestServer(t, newFixture(t, ""), cfg, &upstream{addr: spoofUDPUpstream(t)})
+		up := spoofUDPUpstream(t)
+		s := newTestServer(t, newFixture(t, ""), cfg, &upstream{addr: up})
 		check(t, query(t, s, "udp", question("test.example.", dns.TypeA)))
+		mismatched(t, s, up, 2)
 	})
 	t.Run("udp reader", func(t *testing.T) {
-		s := newTestServer(t, newFixture(t, ""), cfg, &upstream{addr: spoofUDPUpstream(t)})
+		up := spoofUDPUpstream(t)
+		s := newTestServer(t, newFixture(t, ""), cfg, &upstream{addr: up})
 		srv, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
 			t.Fatal(err)
@@ -174,15 +185,18 @@ func TestSpoofedRepliesIgnored(t *testing.T) {
 			t.Errorf("reply id %d; want the client's %d", got.Id, r.Id)
 		}
 		check(t, got)
+		mismatched(t, s, up, 2)
 	})
 	t.Run("tcp", func(t *testing.T) {
-		s := newTestServer(t, newFixture(t, ""), cfg, &upstream{addr: spoofTCPUpstream(t, false)})
+		up := spoofTCPUpstream(t, false)
+		s := newTestServer(t, newFixture(t, ""), cfg, &upstream{addr: up})
 		r := question("test.example.", dns.TypeA)
 		got := query(t, s, "tcp", r)
 		if got.Id != r.Id {
 			t.Errorf("reply id %d; want the client's %d", got.Id, r.Id)
 		}
 		check(t, got)
+		mismatched(t, s, up, 3)
 	})
 	// Only forgeries: the attempt ends at its timeout, not at the first forgery, and the
 	// next upstream is asked.
@@ -229,9 +243,13 @@ func TestExchangeTCPSkips(t *testing.T) {
 		co.WriteMsg(daft(r))
 	}()
 	a.SetDeadline(time.Now().Add(2 * time.Second))
-	raw, err := exchangeTCP(a, query, qend)
+	skipped := 0
+	raw, err := exchangeTCP(a, query, qend, func() { skipped++ })
 	if err != nil {
 		t.Fatalf("exchangeTCP: %v; want the second, matching reply", err)
+	}
+	if skipped != 1 {
+		t.Errorf("skipped %d messages; want 1", skipped)
 	}
 	m := new(dns.Msg)
 	if err := m.Unpack(raw); err != nil || m.Rcode != dns.RcodeNameError {

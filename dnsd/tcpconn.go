@@ -42,6 +42,7 @@ type tcpSlots struct {
 	max   int           // slots
 	wait  time.Duration // how long a new connection waits for a busy one to finish
 	freed chan struct{} // buffered (1): a slot was freed or promised to the waiting connection
+	m     *Metrics
 
 	mu       sync.Mutex // guards following
 	open     int        // connections holding a slot
@@ -50,8 +51,8 @@ type tcpSlots struct {
 	yielding int        // connections that gave their slot up for it and are closing
 }
 
-func newTCPSlots(max int, wait time.Duration) *tcpSlots {
-	return &tcpSlots{max: max, wait: wait, freed: make(chan struct{}, 1)}
+func newTCPSlots(max int, wait time.Duration, m *Metrics) *tcpSlots {
+	return &tcpSlots{max: max, wait: wait, freed: make(chan struct{}, 1), m: m}
 }
 
 // signal wakes a waiting accept loop.
@@ -87,6 +88,7 @@ func (s *tcpSlots) admit(c net.Conn, done <-chan struct{}) *slotConn {
 			s.waiting = false
 			s.mu.Unlock()
 			victim.Conn.Close() // its reader, in miekg's goroutine, fails and ends it
+			s.m.tcpClose(tcpEvicted)
 			return &slotConn{Conn: c, slots: s}
 		}
 		// A connection that already gave its slot up frees it when it closes: wait for
@@ -100,6 +102,7 @@ func (s *tcpSlots) admit(c net.Conn, done <-chan struct{}) *slotConn {
 		case <-s.freed:
 			continue
 		case <-timer.C:
+			s.m.tcpClose(tcpNoSlot)
 		case <-done:
 		}
 		s.mu.Lock()
@@ -136,6 +139,7 @@ func (c *slotConn) idle() bool {
 		s.waiting = false
 		s.yielding++
 		c.yielded = true
+		s.m.tcpClose(tcpYielded)
 		return false
 	}
 	c.elem = s.idle.PushBack(c)
@@ -259,7 +263,7 @@ func (r slotReader) ReadTCP(conn net.Conn, timeout time.Duration) ([]byte, error
 // (miekg would give it its ReadTimeout, 2 s): both are idle time.
 func (s *Server) tcpServer(h dns.Handler, l *net.TCPListener) *dns.Server {
 	return &dns.Server{
-		Listener:       newSlotListener(l, newTCPSlots(s.cfg.MaxTCPConns, s.cfg.TCPIdleTimeout)),
+		Listener:       newSlotListener(l, newTCPSlots(s.cfg.MaxTCPConns, s.cfg.TCPIdleTimeout, s.metrics)),
 		Handler:        h,
 		ReadTimeout:    s.cfg.TCPIdleTimeout,
 		IdleTimeout:    func() time.Duration { return s.cfg.TCPIdleTimeout },

@@ -121,6 +121,9 @@ func TestTCPHeldConns(t *testing.T) {
 		t.Errorf("%d of %d held connections still open; want at most MaxTCPConns (%d)", open, held, DefaultMaxTCPConns)
 	}
 	t.Logf("%d of %d held connections still open", open, held)
+	if v := value(t, s, `berth_dns_tcp_closed_total{reason="evicted"}`); v < held-DefaultMaxTCPConns {
+		t.Errorf("evicted connections counted: %v; want at least %d", v, held-DefaultMaxTCPConns)
+	}
 }
 
 // TestTCPIdleTimeout: a connection with no query under way is closed after TCPIdleTimeout,
@@ -203,6 +206,9 @@ func TestTCPBusyYields(t *testing.T) {
 	if yielded != 1 {
 		t.Errorf("%d busy connections closed after their answer; want 1, whose slot the new one took", yielded)
 	}
+	if v := value(t, s, `berth_dns_tcp_closed_total{reason="yielded"}`); v != 1 {
+		t.Errorf("yielded connections counted: %v; want 1", v)
+	}
 }
 
 // TestTCPSlots: the slot bookkeeping on a plain listener (no root): a full listener closes
@@ -213,7 +219,8 @@ func TestTCPSlots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newSlotListener(tl, newTCPSlots(1, 200*time.Millisecond))
+	m := newMetrics(func() int { return 0 })
+	l := newSlotListener(tl, newTCPSlots(1, 200*time.Millisecond, m))
 	defer l.Close()
 	accepted := make(chan *slotConn, 4)
 	go func() {
@@ -262,5 +269,10 @@ func TestTCPSlots(t *testing.T) {
 	case <-accepted:
 	case <-time.After(2 * time.Second):
 		t.Error("connection after the slot was freed: not accepted")
+	}
+	for reason, want := range map[int]uint64{tcpEvicted: 1, tcpYielded: 0, tcpNoSlot: 2} {
+		if got := m.tcpClosed[reason].Load(); got != want {
+			t.Errorf("closed %s: counted %d; want %d", tcpCloseNames[reason], got, want)
+		}
 	}
 }
