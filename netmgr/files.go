@@ -68,13 +68,52 @@ func managed(rec *store.File, disk diskState) bool {
 	return disk == "" || rec == nil || disk == rec.Hash || disk == rec.Prev
 }
 
-// planFiles renders sb's files and decides what to do with each. Files that are not
-// berth's are noted (logged once) and skipped.
-func (m *Manager) planFiles(snap, recs *store.Snapshot, sb *store.Sandbox, host resolver.HostConfig) []fileJob {
-	content := map[string][]byte{
+// render is what sb's files should hold according to snap.
+func render(snap *store.Snapshot, sb *store.Sandbox, host resolver.HostConfig) map[string][]byte {
+	return map[string][]byte{
 		"resolv.conf": resolver.ResolvConf(snap, sb.ID, host),
 		"hosts":       resolver.Hosts(snap, sb.ID),
 	}
+}
+
+// recordNewFiles records, in the transaction that makes a new sandbox ready, the files its
+// create writes right after the commit, so that recording them costs no commit of its own.
+// A file already there (left in /etc/netns/NAME by someone else: a create overwrites it, as
+// berth has no record of it) is recorded as Prev, which makes it berth's to replace. A
+// crash before the write leaves that content or none, both berth's.
+func (m *Manager) recordNewFiles(tx *store.Tx, sb *store.Sandbox) error {
+	content := render(&tx.Snapshot, sb, m.cfg.HostDNS())
+	for _, loc := range m.fileLocs(sb) {
+		fd, err := openDir(loc, false)
+		if errors.Is(err, fs.ErrNotExist) {
+			fd = -1
+		} else if err != nil {
+			continue // not written either (syncFiles logs why)
+		}
+		for _, name := range fileNames {
+			disk, err := readState(fd, filepath.Join(loc.dir(), name), name)
+			if err != nil {
+				continue
+			}
+			f := &store.File{SandboxID: sb.ID, Name: loc.key + "/" + name, Hash: hashOf(content[name]), Prev: disk}
+			if err := tx.PutFile(f); err != nil {
+				if fd >= 0 {
+					unix.Close(fd)
+				}
+				return fmt.Errorf("file %s of sandbox %s: %w", f.Name, sb.Name, err)
+			}
+		}
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+	return nil
+}
+
+// planFiles renders sb's files and decides what to do with each. Files that are not
+// berth's are noted (logged once) and skipped.
+func (m *Manager) planFiles(snap, recs *store.Snapshot, sb *store.Sandbox, host resolver.HostConfig) []fileJob {
+	content := render(snap, sb, host)
 	var jobs []fileJob
 	for _, loc := range m.fileLocs(sb) {
 		fd, err := openDir(loc, false)

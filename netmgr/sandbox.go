@@ -95,7 +95,12 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 			finish = f
 		}
 	}
-	if err := pend.Commit(func(tx *store.Tx) error { return tx.PutSandbox(ready) }); err != nil {
+	if err := pend.Commit(func(tx *store.Tx) error {
+		if err := tx.PutSandbox(ready); err != nil {
+			return err
+		}
+		return m.recordNewFiles(tx, ready) // in this commit: none of their own on the create's path
+	}); err != nil {
 		finish(false)
 		return undo(err)
 	}
