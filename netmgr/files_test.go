@@ -419,3 +419,28 @@ func TestFilesRenameKeepsEdit(t *testing.T) {
 		t.Errorf("rename onto a symlink: err = %v", err)
 	}
 }
+
+// TestFilesCreateOverwritesLeftover: a regular file left in /etc/netns/NAME before any
+// sandbox of that name is overwritten by the create (berth has no record of it), and the
+// file is berth's from then on.
+func TestFilesCreateOverwritesLeftover(t *testing.T) {
+	r := newFilesRig(t)
+	mustNetwork(t, r.m, api.NetworkCreate{Name: "app"})
+	if err := os.MkdirAll(filepath.Join(r.dir, "etc", "web"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeString(t, r.etc("web", "resolv.conf"), "nameserver 192.0.2.1\n")
+	mustSandbox(t, r.m, api.SandboxCreate{Name: "web", Networks: []string{"app"}})
+	if got := readString(t, r.etc("web", "resolv.conf")); !strings.Contains(got, "127.0.0.11") {
+		t.Errorf("leftover resolv.conf not overwritten:\n%s", got)
+	}
+	if got := r.modified("web"); got["resolv.conf"] || got["hosts"] {
+		t.Errorf("modified = %v, want none", got)
+	}
+	mustNetwork(t, r.m, api.NetworkCreate{Name: "back"})
+	before := readString(t, r.etc("web", "hosts"))
+	r.connect("back", "web")
+	if got := readString(t, r.etc("web", "hosts")); got == before {
+		t.Errorf("hosts not rewritten by connect")
+	}
+}
