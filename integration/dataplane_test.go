@@ -180,7 +180,7 @@ func TestDataPlane(t *testing.T) {
 	before := nftTable(t)
 	d.stop()
 	d.start()
-	if after := nftTable(t); after != before {
+	if after := nftTable(t); sortedListing(after) != sortedListing(before) {
 		t.Errorf("restart changed the ruleset:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	// Removing the sandbox removes its rules (its DNAT), and only those.

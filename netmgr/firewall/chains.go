@@ -2,7 +2,8 @@ package firewall
 
 import (
 	"net/netip"
-	"slices"
+
+	"github.com/google/nftables"
 )
 
 // Sets and maps of the ip and ip6 tables (localnet: ip only). Their elements are all
@@ -175,59 +176,75 @@ func (b builder) postrouting() []*rule {
 		newRule().in(setMasqNets, addrField(b.v4, true)).masquerade())
 }
 
-// linkRules are the two accept rules of one link row in the bridge family (see intra).
-func linkRules(l Link) []*rule {
-	return []*rule{
-		newRule().addr(true, host(l.From)).addr(false, host(l.To)).l4port(l.Proto, false, l.Port).accept(),
-		newRule().addr(true, host(l.To)).addr(false, host(l.From)).l4port(l.Proto, true, l.Port).accept(),
-	}
-}
-
 // host is the single-address prefix of a.
 func host(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
 
-// merge appends the matches and statements of o to r.
-func (r *rule) merge(o *rule) *rule {
-	r.exprs = append(r.exprs, o.exprs...)
-	r.text = append(r.text, o.text...)
-	return r
-}
-
-// bridgeForward is the bridge family's forward chain: on ICC=false networks, IP traffic
-// switched between two ports of one bridge is dropped, except link rows and a sandbox's
-// hairpin to its own published port; ARP passes. The
+// bridgeTable is the bridge family's table, or nil when no network has ICC off: on
+// ICC=false networks, IP traffic switched between two ports of one bridge is dropped,
+// except link rows and a sandbox's hairpin to its own published port; ARP passes. The
 // chain cannot name the bridge (meta ibrname needs CONFIG_NFT_BRIDGE_META, which not every
-// kernel has), so it matches packets with source and destination in the network's
-// subnets, which berth's IPAM keeps distinct. IPv6 link-local traffic between sandboxes
-// is therefore not blocked here, only in the ip6 table when br_netfilter passes bridged
-// traffic to it.
-func bridgeForward(s State) []*rule {
-	var rs []*rule
+// kernel has), so it matches packets with source and destination in one network's
+// subnet (a set of subnet . subnet ranges), which berth's IPAM keeps distinct. IPv6
+// link-local traffic between sandboxes is therefore not blocked here, only in the ip6
+// table when br_netfilter passes bridged traffic to it.
+func bridgeTable(s State) *table {
+	quiet := map[string]bool{} // ICC=false bridges with a subnet
+	internal := map[string]bool{}
 	for _, nw := range s.Networks {
-		if nw.ICC || len(nw.Subnets) == 0 {
-			continue
-		}
-		for _, l := range s.Links {
-			if l.Bridge != nw.Bridge {
-				continue
-			}
-			for _, r := range linkRules(l) {
-				rs = append(rs, newRule().etherType(l.From.Is4()).merge(r))
-			}
-		}
-		// A sandbox's hairpin to its own published port, both ways: with
-		// bridge-nf-call-iptables=1 it is DNATed (and its answer un-NATed) while being
-		// bridged, so it passes here from the sandbox's port back to the same port.
-		var self []netip.Addr
-		for _, p := range s.Ports {
-			if p.Bridge == nw.Bridge && !nw.Internal && !slices.Contains(self, p.Addr) {
-				self = append(self, p.Addr)
-				rs = append(rs, newRule().etherType(p.Addr.Is4()).addr(true, host(p.Addr)).addr(false, host(p.Addr)).accept())
-			}
-		}
-		for _, sn := range nw.Subnets {
-			rs = append(rs, newRule().etherType(sn.Addr().Is4()).addr(true, sn).addr(false, sn).drop())
+		if !nw.ICC && len(nw.Subnets) > 0 {
+			quiet[nw.Bridge] = true
+			internal[nw.Bridge] = nw.Internal
 		}
 	}
-	return rs
+	if len(quiet) == 0 {
+		return nil
+	}
+	t := &table{family: nftables.TableFamilyBridge}
+	var rules []*rule
+	sets := map[bool][3]*set{}
+	for _, v4 := range []bool{true, false} {
+		f := "6"
+		if v4 {
+			f = "4"
+		}
+		links := &set{name: "links" + f, key: []kind{kAddr, kAddr, kProto, kService}, v4: v4}
+		self := &set{name: "self" + f, key: []kind{kAddr, kAddr}, v4: v4}
+		quietNets := &set{name: "quiet" + f, key: []kind{kAddr, kAddr}, interval: true, v4: v4}
+		sets[v4] = [3]*set{links, self, quietNets}
+		t.sets = append(t.sets, links, self, quietNets)
+		rules = append(rules,
+			newRule().etherType(v4).in(links.name, addrField(v4, true), addrField(v4, false), l4protoField, portField(false)).accept(),
+			newRule().etherType(v4).in(links.name, addrField(v4, false), addrField(v4, true), l4protoField, portField(true)).accept(),
+			// A sandbox's hairpin to its own published port, both ways: with
+			// bridge-nf-call-iptables=1 it is DNATed (and its answer un-NATed) while
+			// being bridged, so it passes here from the sandbox's port back to the same port.
+			newRule().etherType(v4).in(self.name, addrField(v4, true), addrField(v4, false)).accept(),
+			newRule().etherType(v4).in(quietNets.name, addrField(v4, true), addrField(v4, false)).drop())
+	}
+	for _, l := range s.Links {
+		if quiet[l.Bridge] {
+			sets[l.From.Is4()][0].add(cat(l.From.AsSlice(), l.To.AsSlice(), protoKey(l.Proto), serviceKey(l.Port)), nil, nil)
+		}
+	}
+	for _, p := range s.Ports {
+		if quiet[p.Bridge] && !internal[p.Bridge] {
+			a := p.Addr.AsSlice()
+			sets[p.Addr.Is4()][1].add(cat(a, a), nil, nil)
+		}
+	}
+	for _, nw := range s.Networks {
+		if !quiet[nw.Bridge] {
+			continue
+		}
+		for _, sn := range nw.Subnets {
+			first, last := sn.Masked().Addr().AsSlice(), lastAddr(sn).AsSlice()
+			sets[sn.Addr().Is4()][2].add(cat(first, first), cat(last, last), nil)
+		}
+	}
+	for _, st := range t.sets {
+		st.finish()
+	}
+	t.chains = []*chain{{name: "forward", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward,
+		priority: bridgeFilter, prioName: "filter", rules: rules}}
+	return t
 }

@@ -84,10 +84,8 @@ func Ruleset(s State) (*Rules, error) {
 			rs.routeLocalnet = b.published()
 		}
 	}
-	if rules := bridgeForward(s); len(rules) > 0 {
-		rs.tables = append(rs.tables, &table{family: nftables.TableFamilyBridge, chains: []*chain{
-			{name: "forward", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward,
-				priority: bridgeFilter, prioName: "filter", rules: rules}}})
+	if t := bridgeTable(s); t != nil {
+		rs.tables = append(rs.tables, t)
 	}
 	return rs, nil
 }

@@ -206,7 +206,7 @@ func (s *set) elemString(e elem) string {
 	return t
 }
 
-// fieldsString renders concatenated fields; with end set, the last field is a range.
+// fieldsString renders concatenated fields; with end set, address fields are ranges.
 func (s *set) fieldsString(ks []kind, b, end []byte) string {
 	parts := make([]string, len(ks))
 	off := 0
@@ -219,7 +219,7 @@ func (s *set) fieldsString(ks []kind, b, end []byte) string {
 		case kAddr:
 			a, _ := netip.AddrFromSlice(v)
 			parts[i] = a.String()
-			if end != nil && i == len(ks)-1 {
+			if end != nil {
 				last, _ := netip.AddrFromSlice(end[off : off+n])
 				parts[i] = rangeString(a, last)
 			}

@@ -1,0 +1,106 @@
+package firewall
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/google/nftables"
+)
+
+// scaleState has n networks with explicit subnets (every third with ICC off, every tenth
+// internal, every fifth dual-stack) and ports published ports spread over them.
+func scaleState(n, ports int) State {
+	var s State
+	for i := range n {
+		nw := Network{Bridge: fmt.Sprintf("br-%d", i), ICC: i%3 != 0, Internal: i%10 == 9, Masquerade: true,
+			Subnets: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i / 250), byte(i % 250), 0}), 24)}}
+		if i%5 == 0 {
+			nw.Subnets = append(nw.Subnets, pfx(fmt.Sprintf("fd00:%x::/64", i+1)))
+		}
+		s.Networks = append(s.Networks, nw)
+	}
+	for p := range ports {
+		i := p % n
+		if i%10 == 9 {
+			i-- // not on an internal network
+		}
+		s.Ports = append(s.Ports, Port{Proto: "tcp", HostPort: uint16(10000 + p), Port: 80, Bridge: fmt.Sprintf("br-%d", i),
+			Addr: netip.AddrFrom4([4]byte{10, byte(i / 250), byte(i % 250), byte(2 + p/n)})})
+	}
+	return s
+}
+
+// TestScaleLinear checks that the ruleset grows by set elements only, linearly in the
+// networks and ports: the rules stay as many as for one network (the isolation of N
+// networks used to take N*(N-1) rules per family).
+func TestScaleLinear(t *testing.T) {
+	type size struct{ rules, elems int }
+	measure := func(n, ports int) size {
+		r, e := mustRuleset(t, scaleState(n, ports)).Size()
+		return size{r, e}
+	}
+	small, mid, big := measure(10, 50), measure(100, 500), measure(1000, 5000)
+	t.Logf("10/50: %+v, 100/500: %+v, 1000/5000: %+v", small, mid, big)
+	if small.rules != big.rules || mid.rules != big.rules {
+		t.Errorf("rules: %d, %d, %d for 10, 100, 1000 networks; want the same count", small.rules, mid.rules, big.rules)
+	}
+	// From 100 to 1,000 networks the state grows by ten times what it grew by from 10 to
+	// 100 (900 networks of the same kinds against 90), and so must the elements.
+	if big.elems-mid.elems != 10*(mid.elems-small.elems) {
+		t.Errorf("elements: %d, %d, %d for 10, 100, 1000 networks; want linear growth", small.elems, mid.elems, big.elems)
+	}
+	one := measure(1, 0)
+	if one.rules != big.rules {
+		t.Errorf("rules for one network: %d; want %d", one.rules, big.rules)
+	}
+}
+
+// TestUpdateProportional checks that a change is sent as what changed: one more network,
+// or one more port, costs the same messages and elements next to 10 networks as next to
+// 1,000, and a full rebuild of 1,000 networks and 5,000 ports fits a bounded batch.
+func TestUpdateProportional(t *testing.T) {
+	queued := func(queue func(*batch)) *batch {
+		c, err := nftables.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := &batch{c: c}
+		queue(b)
+		if b.err != nil {
+			t.Fatal(b.err)
+		}
+		return b
+	}
+	step := func(n, ports int, change func(*State)) *batch {
+		s := scaleState(n, ports)
+		old := mustRuleset(t, s)
+		change(&s)
+		cur := mustRuleset(t, s)
+		return queued(func(b *batch) { cur.update(b, old) })
+	}
+	addNetwork := func(s *State) {
+		s.Networks = append(s.Networks, Network{Bridge: "br-new", ICC: true, Masquerade: true,
+			Subnets: []netip.Prefix{pfx("10.200.0.0/24")}})
+	}
+	addPort := func(s *State) {
+		s.Ports = append(s.Ports, Port{Proto: "udp", HostPort: 9999, Port: 53, Bridge: "br-1", Addr: addr("10.0.1.200")})
+	}
+	removeNetwork := func(s *State) { s.Networks = s.Networks[:len(s.Networks)-1] } // br-N-1: no ports (internal)
+	for name, change := range map[string]func(*State){"add network": addNetwork, "add port": addPort, "remove network": removeNetwork} {
+		small, big := step(10, 50, change), step(1000, 5000, change)
+		if small.msgs != big.msgs || small.elems != big.elems || big.rules != 0 {
+			t.Errorf("%s: next to 10 networks %d messages, %d elements, %d rules; next to 1,000: %d, %d, %d; want the same, no rules",
+				name, small.msgs, small.elems, small.rules, big.msgs, big.elems, big.rules)
+		}
+		if big.msgs > 12 {
+			t.Errorf("%s: %d messages; want one per set changed", name, big.msgs)
+		}
+	}
+	full := mustRuleset(t, scaleState(1000, 5000))
+	b := queued(full.rebuild)
+	t.Logf("rebuild of 1,000 networks and 5,000 ports: %d messages, %d rules, %d elements", b.msgs, b.rules, b.elems)
+	if b.msgs > 200 || b.rules > 60 {
+		t.Errorf("rebuild: %d messages, %d rules; want at most 200 and 60", b.msgs, b.rules)
+	}
+}
