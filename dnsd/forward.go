@@ -126,10 +126,10 @@ func (f *forwarder) tryTCP(ctx context.Context, query []byte, qend int, up resol
 // exchangeTCP sends query over TCP (two-byte length prefix) with a fresh random ID and
 // returns the first reply that matches the query's ID and question (up to qend). Other
 // messages on the stream are skipped until the connection's deadline, as the relay skips
-// stray datagrams: failing at the first one would let anyone who can inject one (a
-// middlebox, a spoofer in the path) turn the query into a SERVFAIL at will. The source
-// needs no check: the stream is the connected socket's, to the upstream's address and
-// port. skipped is called for each message skipped.
+// stray datagrams: failing at the first one would let whoever can put a message on the
+// stream (a middlebox, a broken upstream sending a stale answer first) turn the query into
+// a SERVFAIL at will. The source needs no check: the stream is the connected socket's, to
+// the upstream's address and port. skipped is called for each message skipped.
 func exchangeTCP(conn net.Conn, query []byte, qend int, skipped func()) ([]byte, error) {
 	out := make([]byte, 2+len(query))
 	binary.BigEndian.PutUint16(out, uint16(len(query)))

@@ -212,7 +212,7 @@ const (
 	helpQueries = "DNS replies sent by the embedded DNS servers, by query type and response code."
 
 	nameTCPClosed = "berth_dns_tcp_closed_total"
-	helpTCPClosed = "Client TCP connections closed to make room, by reason (evicted: idle the longest; yielded: gave its slot to a waiting one after its answer; no_slot: found none)."
+	helpTCPClosed = "Client TCP connections the server closed for want of slots, by reason (evicted: idle the longest when a new one came; yielded: gave its slot to a waiting one after its answer; no_slot: a new one that found none in time)."
 
 	nameUpErrors = "berth_dns_upstream_errors_total"
 	helpUpErrors = "Failed upstream attempts other than timeouts, by upstream and reason (network, servfail, refused)."

@@ -41,8 +41,8 @@ var errSlotTaken = errors.New("tcp connection slot given to a newer connection")
 type tcpSlots struct {
 	max   int           // slots
 	wait  time.Duration // how long a new connection waits for a busy one to finish
-	freed chan struct{} // buffered (1): a slot was freed or promised to the waiting connection
-	m     *Metrics
+	freed chan struct{} // buffered (1): a connection closed, so a slot may be free
+	m     *Metrics      // always non-nil
 
 	mu       sync.Mutex // guards following
 	open     int        // connections holding a slot
