@@ -31,6 +31,9 @@ type Config struct {
 	// Firewall replaces berth's nftables rules with those of a state (firewall.Apply); nil
 	// in unit tests: no data plane.
 	Firewall func(firewall.State) error
+	// Ports holds the host sockets of published ports (portmap.Map); nil in unit tests:
+	// nothing is bound.
+	Ports PortHolder
 	// IPForward turns on the kernel's IP forwarding when a non-internal network exists.
 	IPForward bool
 	// StartSandbox, if set, is called for a sandbox being created once its kernel objects

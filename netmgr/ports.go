@@ -1,18 +1,22 @@
 package netmgr
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
+	"berth/netmgr/portmap"
 	"berth/netmgr/store"
 )
 
 // parsePublish reads one --publish value: [HOST_IP:][HOST_PORT:]PORT[/PROTO], as docker run
 // takes it ("80", "8080:80", "127.0.0.1:8080:80/udp", "127.0.0.1::80", "[::1]:8080:80").
-// A zero HostPort is picked later from the ephemeral range.
+// A zero HostPort is picked later from the ephemeral range; a zero HostIP means every
+// address of the daemon's netns, of both families.
 func parsePublish(s string) (store.Port, error) {
 	spec, proto, err := splitProto("publish", s)
 	if err != nil {
@@ -45,9 +49,9 @@ func parsePublish(s string) (store.Port, error) {
 		if err != nil || a.Zone() != "" {
 			return p, invalid("publish", s, "host IP %q is not an IP address", host)
 		}
-		if !a.Unmap().IsUnspecified() {
-			p.HostIP = a.Unmap()
-		}
+		// 0.0.0.0 and :: given explicitly stay: they bind one family only, as in Docker 28
+		// (-p 0.0.0.0:8080:80 is IPv4 only, -p [::]:8080:80 IPv6 only).
+		p.HostIP = a.Unmap()
 	}
 	if p.Port, err = parsePortNum("publish", s, port); err != nil {
 		return p, err
@@ -112,49 +116,273 @@ func portsInUse(snap *store.Snapshot) map[string]store.Port {
 	used := map[string]store.Port{}
 	for _, sb := range snap.PublishingSandboxes() {
 		for _, p := range sb.Ports {
-			used[fmt.Sprintf("%s/%d", p.Proto, p.HostPort)] = p
+			used[portKey(p)] = p
 		}
 	}
 	return used
 }
 
-// assignHostPorts checks the requested host ports against every other sandbox's and picks
-// free ones for the -p PORT form. Two bindings of one host port and protocol conflict even
-// on different host IPs: one DNAT rule per port keeps the ruleset simple to reason about.
-func assignHostPorts(snap *store.Snapshot, ports []store.Port) ([]store.Port, error) {
+func portKey(p store.Port) string { return fmt.Sprintf("%s/%d", p.Proto, p.HostPort) }
+
+// checkHostPorts refuses a requested host port that another sandbox publishes, or that
+// the request gives twice. Two bindings of one host port and protocol conflict even on
+// different host IPs: one DNAT rule per port keeps the ruleset simple to reason about.
+func checkHostPorts(snap *store.Snapshot, ports []store.Port) error {
+	used := portsInUse(snap)
+	for _, p := range ports {
+		if p.HostPort == 0 {
+			continue
+		}
+		if _, taken := used[portKey(p)]; taken {
+			return invalid("publish", fmt.Sprintf("%d/%s", p.HostPort, p.Proto), "host port already published by another sandbox")
+		}
+		used[portKey(p)] = p
+	}
+	return nil
+}
+
+// assignHostPorts gives every port its host port and calls hold for each with it, in
+// order. A host port that was asked for is held or the whole call fails with hold's
+// error. For the -p PORT form, host ports are tried from the ephemeral range, skipping
+// those other sandboxes publish and those hold finds taken (portmap.IsInUse), as Docker
+// skips ports another process has bound.
+func assignHostPorts(snap *store.Snapshot, ports []store.Port, hold func(i int, p store.Port) error) ([]store.Port, error) {
 	if len(ports) == 0 {
 		return nil, nil
 	}
 	used := portsInUse(snap)
-	key := func(p store.Port) string { return fmt.Sprintf("%s/%d", p.Proto, p.HostPort) }
-	out := make([]store.Port, 0, len(ports))
-	for _, p := range ports {
+	out := slices.Clone(ports)
+	for _, p := range out {
 		if p.HostPort != 0 {
-			if _, taken := used[key(p)]; taken {
-				return nil, invalid("publish", fmt.Sprintf("%d/%s", p.HostPort, p.Proto), "host port already published by another sandbox")
-			}
-			used[key(p)] = p
+			used[portKey(p)] = p
 		}
-		out = append(out, p)
 	}
 	lo, hi := ephemeralRange()
-	next := lo
-	for i := range out {
-		if out[i].HostPort != 0 {
+	next := int(lo)
+	for i, p := range out {
+		if p.HostPort != 0 {
+			if err := hold(i, p); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		for ; ; next++ {
-			cand := out[i]
-			cand.HostPort = next
-			if _, taken := used[key(cand)]; !taken {
+			if next > int(hi) {
+				return nil, fmt.Errorf("no free host port left in %d-%d: %w", lo, hi, store.ErrConflict)
+			}
+			cand := p
+			cand.HostPort = uint16(next)
+			if _, taken := used[portKey(cand)]; taken {
+				continue
+			}
+			err := hold(i, cand)
+			if err == nil {
 				out[i] = cand
-				used[key(cand)] = cand
+				used[portKey(cand)] = cand
 				break
 			}
-			if next == hi {
-				return nil, fmt.Errorf("no free host port left in %d-%d: %w", lo, hi, store.ErrConflict)
+			if !portmap.IsInUse(err) {
+				return nil, err
 			}
 		}
 	}
 	return out, nil
+}
+
+// PortHolder holds the host sockets of published ports: portmap.Map.
+type PortHolder interface {
+	// Hold binds every binding for owner (a sandbox ID), all or none.
+	Hold(owner string, bs []portmap.Binding) error
+	// Release closes all of owner's sockets.
+	Release(owner string)
+}
+
+// publishNetwork is the network a sandbox's published ports lead to: the first
+// non-internal one (its default route's), as the firewall's DNAT rules take it; nil when
+// there is none, and then nothing is published.
+func publishNetwork(nets []*store.Network) *store.Network {
+	for _, n := range nets {
+		if !n.Internal {
+			return n
+		}
+	}
+	return nil
+}
+
+// sandboxNetworks are the networks of sb's endpoints, in the order joined.
+func sandboxNetworks(snap *store.Snapshot, sb *store.Sandbox) []*store.Network {
+	var nets []*store.Network
+	for _, ep := range snap.SandboxEndpoints(sb.ID) {
+		if n, err := snap.Network(ep.NetworkID); err == nil {
+			nets = append(nets, n)
+		}
+	}
+	return nets
+}
+
+var (
+	any4 = netip.IPv4Unspecified()
+	any6 = netip.IPv6Unspecified()
+)
+
+// hostAddrs are the host addresses p is bound to when it leads to network n: its HostIP;
+// without one, the network's host_binding_ipv4 if it names an address; else, as Docker 28,
+// both 0.0.0.0 and :: (an IPv4-only sandbox is reached over IPv6 through the proxy).
+func hostAddrs(p store.Port, n *store.Network) []netip.Addr {
+	if p.HostIP.IsValid() {
+		return []netip.Addr{p.HostIP}
+	}
+	if a, err := netip.ParseAddr(n.Options[OptHostBinding]); err == nil && !a.Unmap().IsUnspecified() {
+		return []netip.Addr{a.Unmap()}
+	}
+	return []netip.Addr{any4, any6}
+}
+
+// PortBindings lists the host sockets of sb's published ports, as `docker port` shows
+// them: each port once per host address it is bound to (0.0.0.0 and :: without a host IP),
+// with that address as HostIP. A sandbox on internal networks only publishes nothing.
+func PortBindings(snap *store.Snapshot, sb *store.Sandbox) []store.Port {
+	n := publishNetwork(sandboxNetworks(snap, sb))
+	if n == nil {
+		return nil
+	}
+	var out []store.Port
+	for _, p := range sb.Ports {
+		for _, a := range hostAddrs(p, n) {
+			b := p
+			b.HostIP = a
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// portBindings are the sockets of one published port of sandbox sbID on network n. NAT
+// carries what it can: IPv4 to a sandbox with an IPv4 address, with 127.0.0.1 among them
+// (route_localnet; kept rather than proxied, so that one set of rules, with no goroutine
+// per connection, serves every IPv4 address alike). Every IPv6 socket is a proxy: to an
+// IPv4-only sandbox NAT cannot translate, and [::1] is never routed off the host (IPv6 has
+// no route_localnet), so loopback connections to a dual-stack sandbox's port, which the
+// ip6 DNAT does not reach, are proxied too; other IPv6 traffic to a dual-stack sandbox is
+// DNATed before it reaches the socket.
+func (m *Manager) portBindings(sbID string, p store.Port, n *store.Network) []portmap.Binding {
+	var bs []portmap.Binding
+	for _, a := range hostAddrs(p, n) {
+		b := portmap.Binding{Proto: p.Proto, Host: netip.AddrPortFrom(a, p.HostPort)}
+		if a.Is6() || !hasFamily(n.Subnets, false) {
+			b.Target = m.proxyTarget(sbID, p.Port, a.Is6())
+		}
+		bs = append(bs, b)
+	}
+	return bs
+}
+
+// proxyTarget returns the proxy's target of a sandbox's port: its address on its publish
+// network, of the family of the host socket (want6) if it has one, else of the other. It
+// reads the records at each call, so it follows network connect and disconnect.
+func (m *Manager) proxyTarget(sbID string, port uint16, want6 bool) func() (netip.AddrPort, error) {
+	return func() (netip.AddrPort, error) {
+		snap := m.cfg.Store.Snapshot()
+		for _, ep := range snap.SandboxEndpoints(sbID) {
+			n, err := snap.Network(ep.NetworkID)
+			if err != nil || n.Internal {
+				continue
+			}
+			a := ep.IPv4
+			if want6 && ep.IPv6.IsValid() || !a.IsValid() {
+				a = ep.IPv6
+			}
+			if !a.IsValid() {
+				break
+			}
+			return netip.AddrPortFrom(a, port), nil
+		}
+		return netip.AddrPort{}, fmt.Errorf("sandbox %s: no address on a published network", store.ShortID(sbID))
+	}
+}
+
+// holdPort binds the sockets of one port. The :: socket of a port without a host IP is
+// left out where the daemon's netns has no IPv6 (as Docker does), rather than failing.
+func (m *Manager) holdPort(sbID string, bs []portmap.Binding, implicit bool) error {
+	err := m.cfg.Ports.Hold(sbID, bs)
+	var be *portmap.BindError
+	if implicit && errors.As(err, &be) && be.Binding.Host.Addr() == any6 && portmap.IsUnavailable(err) {
+		m.cfg.Log.Debug("no IPv6 in the daemon netns: port bound on IPv4 only", "binding", be.Binding.String())
+		return m.cfg.Ports.Hold(sbID, slices.DeleteFunc(bs, func(b portmap.Binding) bool { return b.Host.Addr() == any6 }))
+	}
+	return err
+}
+
+// holdPorts binds the host sockets of a planned sandbox's published ports and picks the
+// host ports of the -p PORT form, before anything else is made: a port another process
+// has is refused in one line naming the --publish value (publish, in the order of
+// sb.Ports), and nothing is left bound. Without a PortHolder (unit tests) nothing is bound.
+func (m *Manager) holdPorts(snap *store.Snapshot, p *sandboxPlan, publish []string) error {
+	sb := p.sb
+	n := publishNetwork(p.networks)
+	hold := func(i int, port store.Port) error {
+		if m.cfg.Ports == nil || n == nil {
+			return nil
+		}
+		err := m.holdPort(sb.ID, m.portBindings(sb.ID, port, n), !port.HostIP.IsValid())
+		if sb.Ports[i].HostPort == 0 && portmap.IsInUse(err) {
+			return err // assignHostPorts tries the next one
+		}
+		var be *portmap.BindError
+		if errors.As(err, &be) {
+			value := fmt.Sprintf("%d/%s", port.HostPort, port.Proto)
+			if i < len(publish) {
+				value = publish[i]
+			}
+			reason := be.Error()
+			if portmap.IsInUse(err) {
+				reason += " (taken by another process)"
+			}
+			return invalid("publish", value, "%s", reason)
+		}
+		return err
+	}
+	ports, err := assignHostPorts(snap, sb.Ports, hold)
+	if err != nil {
+		m.releasePorts(sb.ID)
+		return err
+	}
+	sb.Ports = ports
+	return nil
+}
+
+// releasePorts closes the host sockets of sandbox sbID, if any.
+func (m *Manager) releasePorts(sbID string) {
+	if m.cfg.Ports != nil {
+		m.cfg.Ports.Release(sbID)
+	}
+}
+
+// restorePorts binds again the host sockets of every sandbox's published ports after a
+// start. A port some other process took while the daemon was down is logged and left
+// out: the sandbox stays, and the rest of its ports are held.
+func (m *Manager) restorePorts(snap *store.Snapshot) {
+	if m.cfg.Ports == nil {
+		return
+	}
+	held := 0
+	for _, sb := range snap.PublishingSandboxes() {
+		n := publishNetwork(sandboxNetworks(snap, sb))
+		if n == nil {
+			continue
+		}
+		for _, p := range sb.Ports {
+			for _, b := range m.portBindings(sb.ID, p, n) {
+				err := m.holdPort(sb.ID, []portmap.Binding{b}, !p.HostIP.IsValid())
+				if err != nil {
+					m.cfg.Log.Warn("published port not held", "sandbox", sb.Name, "port", fmt.Sprintf("%d/%s", p.Port, p.Proto), "err", err)
+					continue
+				}
+				held++
+			}
+		}
+	}
+	if held > 0 {
+		m.cfg.Log.Info("published ports held", "sockets", held)
+	}
 }

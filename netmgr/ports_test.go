@@ -2,10 +2,16 @@ package netmgr
 
 import (
 	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 
 	"berth/api"
+	"berth/netmgr/portmap"
 	"berth/netmgr/store"
 )
 
@@ -19,7 +25,8 @@ func TestParsePublish(t *testing.T) {
 		{"8080:80/udp", "udp invalid IP 8080 80"},
 		{"127.0.0.1:8080:80", "tcp 127.0.0.1 8080 80"},
 		{"127.0.0.1::80/UDP", "udp 127.0.0.1 0 80"},
-		{"0.0.0.0:8080:80", "tcp invalid IP 8080 80"},
+		{"0.0.0.0:8080:80", "tcp 0.0.0.0 8080 80"},
+		{"[::]:8080:80", "tcp :: 8080 80"},
 		{"[::1]:8080:80", "tcp ::1 8080 80"},
 		{"0", ""},
 		{"70000", ""},
@@ -77,5 +84,164 @@ func TestPublishAllocation(t *testing.T) {
 	c, _ := mustSandbox(t, m, api.SandboxCreate{Name: "c", Publish: []string{"8080:81"}})
 	if c.Ports[0] != (store.Port{Proto: "tcp", HostPort: 8080, Port: 81}) {
 		t.Errorf("after rm: %+v", c.Ports)
+	}
+}
+
+// fakePorts is a PortHolder whose taken addresses ("tcp 0.0.0.0:8080") fail as another
+// process's would.
+type fakePorts struct {
+	taken map[string]bool
+	held  map[string][]portmap.Binding
+}
+
+func newFakePorts(taken ...string) *fakePorts {
+	f := &fakePorts{taken: map[string]bool{}, held: map[string][]portmap.Binding{}}
+	for _, s := range taken {
+		f.taken[s] = true
+	}
+	return f
+}
+
+func (f *fakePorts) Hold(owner string, bs []portmap.Binding) error {
+	for _, b := range bs {
+		if f.taken[b.Proto+" "+b.Host.String()] {
+			return &portmap.BindError{Binding: b, Err: syscall.EADDRINUSE}
+		}
+		for _, hs := range f.held {
+			for _, h := range hs {
+				if h.Proto == b.Proto && h.Host == b.Host {
+					return &portmap.BindError{Binding: b, Err: syscall.EADDRINUSE}
+				}
+			}
+		}
+	}
+	f.held[owner] = append(f.held[owner], bs...)
+	return nil
+}
+
+func (f *fakePorts) Release(owner string) { delete(f.held, owner) }
+
+// describe lists owner's bindings as "tcp 0.0.0.0:8080 nat" or "... proxy".
+func (f *fakePorts) describe(owner string) []string {
+	var out []string
+	for _, b := range f.held[owner] {
+		kind := "nat"
+		if b.Target != nil {
+			kind = "proxy"
+		}
+		out = append(out, b.Proto+" "+b.Host.String()+" "+kind)
+	}
+	return out
+}
+
+func TestHoldPortsRefusesTaken(t *testing.T) {
+	m, _ := newTestManager(t)
+	ports := newFakePorts("tcp [::]:8080")
+	m.cfg.Ports = ports
+	_, err := m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "a", Publish: []string{"9000:90", "8080:80"}})
+	var ie *InvalidError
+	if !errors.As(err, &ie) || ie.Field != "publish" || ie.Value != "8080:80" {
+		t.Fatalf("taken port: err = %v, want invalid publish \"8080:80\"", err)
+	}
+	if want := `invalid publish "8080:80": bind [::]:8080/tcp: address already in use (taken by another process)`; err.Error() != want {
+		t.Errorf("error = %q, want %q", err, want)
+	}
+	snap := m.cfg.Store.Snapshot()
+	if n := len(snap.Sandboxes()); n != 0 {
+		t.Errorf("%d sandboxes after a refused create, want 0", n)
+	}
+	if len(ports.held) != 0 {
+		t.Errorf("held after a refused create: %v", ports.held)
+	}
+}
+
+func TestHoldPortsBindings(t *testing.T) {
+	m, _ := newTestManager(t)
+	lo, _ := ephemeralRange()
+	ports := newFakePorts(fmt.Sprintf("tcp 0.0.0.0:%d", lo))
+	m.cfg.Ports = ports
+	sb, err := m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "a", Publish: []string{
+		"80", "127.0.0.1:8080:80", "[::1]:8081:80", "[::]:8082:80", "0.0.0.0:8083:80/udp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first ephemeral port is taken on 0.0.0.0: the next one is picked.
+	if sb.Ports[0].HostPort != lo+1 {
+		t.Errorf("ephemeral host port = %d, want %d (skipping the taken %d)", sb.Ports[0].HostPort, lo+1, lo)
+	}
+	want := []string{
+		fmt.Sprintf("tcp 0.0.0.0:%d nat", lo+1), fmt.Sprintf("tcp [::]:%d proxy", lo+1),
+		"tcp 127.0.0.1:8080 nat", "tcp [::1]:8081 proxy", "tcp [::]:8082 proxy", "udp 0.0.0.0:8083 nat",
+	}
+	if got := ports.describe(sb.ID); !slices.Equal(got, want) {
+		t.Errorf("held:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// PortBindings (what `sandbox port` shows) lists the same addresses.
+	var shown []string
+	for _, p := range PortBindings(m.cfg.Store.Snapshot(), sb) {
+		shown = append(shown, fmt.Sprintf("%s %s", p.Proto, netip.AddrPortFrom(p.HostIP, p.HostPort)))
+	}
+	for i := range want {
+		want[i] = want[i][:strings.LastIndex(want[i], " ")]
+	}
+	if !slices.Equal(shown, want) {
+		t.Errorf("PortBindings:\n%s\nwant:\n%s", strings.Join(shown, "\n"), strings.Join(want, "\n"))
+	}
+	// The proxy of an IPv4-only sandbox dials its IPv4 address.
+	for _, b := range ports.held[sb.ID] {
+		if b.Target != nil {
+			to, err := b.Target()
+			ep := m.cfg.Store.Snapshot().SandboxEndpoints(sb.ID)[0]
+			if err != nil || to != netip.AddrPortFrom(ep.IPv4, 80) {
+				t.Errorf("proxy target of %s = %v, %v; want %s:80", b, to, err, ep.IPv4)
+			}
+		}
+	}
+	if err := m.RemoveSandbox(t.Context(), "a", true); err != nil {
+		t.Fatal(err)
+	}
+	if len(ports.held) != 0 {
+		t.Errorf("held after rm: %v", ports.held)
+	}
+}
+
+// TestRestorePortTaken: after a restart, a port taken meanwhile is logged and left out;
+// the sandbox and its other ports stay.
+func TestRestorePortTaken(t *testing.T) {
+	m, _ := newTestManager(t)
+	m.cfg.Ports = newFakePorts()
+	if _, err := m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "a", Publish: []string{"8080:80", "8081:81"}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := m.cfg
+	ports := newFakePorts("tcp 0.0.0.0:8080")
+	cfg.Ports = ports
+	m2 := New(cfg)
+	if err := m2.Restore(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := m2.cfg.Store.Snapshot().SandboxByName("a")
+	if err != nil {
+		t.Fatalf("sandbox gone after restore: %v", err)
+	}
+	want := []string{"tcp [::]:8080 proxy", "tcp 0.0.0.0:8081 nat", "tcp [::]:8081 proxy"}
+	if got := ports.describe(sb.ID); !slices.Equal(got, want) {
+		t.Errorf("held after restore: %v, want %v", got, want)
+	}
+}
+
+func TestAssignHostPortsNoneFree(t *testing.T) {
+	m, _ := newTestManager(t)
+	inUse := &portmap.BindError{Err: syscall.EADDRINUSE}
+	_, err := assignHostPorts(m.cfg.Store.Snapshot(), []store.Port{{Proto: "tcp", Port: 80}},
+		func(int, store.Port) error { return inUse })
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("every port taken: err = %v, want a conflict", err)
+	}
+	boom := errors.New("boom")
+	_, err = assignHostPorts(m.cfg.Store.Snapshot(), []store.Port{{Proto: "tcp", Port: 80}},
+		func(int, store.Port) error { return boom })
+	if !errors.Is(err, boom) {
+		t.Errorf("other bind error: err = %v, want it returned", err)
 	}
 }

@@ -52,6 +52,7 @@ func (m *Manager) Restore(ctx context.Context) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	m.sweepStale()
+	m.restorePorts(m.cfg.Store.Snapshot())
 	if err := m.syncFirewall(); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}

@@ -39,6 +39,17 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 	}
 	sb := p.sb
 	sb.UTSPath = m.utsPath(p)
+	// 0. Host ports: their sockets are bound before anything is made, so a port another
+	// process has is refused with nothing changed (ports.go).
+	if err := m.holdPorts(snap, p, req.Publish); err != nil {
+		return nil, err
+	}
+	created := false
+	defer func() {
+		if !created {
+			m.releasePorts(sb.ID)
+		}
+	}()
 	// 1. Records, held uncommitted while the kernel work runs, and an intent file naming
 	// them, so that a crash during the kernel work leaves the restore pass something to
 	// undo (intent.go). One disk commit per create: they become durable and visible at 3.
@@ -121,6 +132,7 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 		return nil, err
 	}
 	m.cfg.Log.Info("sandbox created", "sandbox", sb.Name, "mode", sb.Mode, "networks", len(eps))
+	created = true
 	return ready, nil
 }
 
@@ -307,8 +319,8 @@ func (m *Manager) planSpecial(snap *store.Snapshot, p *sandboxPlan, nets []strin
 	return nil
 }
 
-// planPorts parses --publish and --expose and picks host ports. Published ports are also
-// exposed, as in Docker.
+// planPorts parses --publish and --expose and checks the host ports asked for against the
+// other sandboxes' (holdPorts picks the rest). Published ports are also exposed, as in Docker.
 func planPorts(snap *store.Snapshot, sb *store.Sandbox, req api.SandboxCreate) error {
 	var pub []store.Port
 	for _, s := range req.Publish {
@@ -318,11 +330,11 @@ func planPorts(snap *store.Snapshot, sb *store.Sandbox, req api.SandboxCreate) e
 		}
 		pub = append(pub, p)
 	}
-	ports, err := assignHostPorts(snap, pub)
-	if err != nil {
+	if err := checkHostPorts(snap, pub); err != nil {
 		return err
 	}
-	sb.Ports = ports
+	sb.Ports = pub
+	ports := pub
 	seen := map[store.Port]bool{}
 	add := func(p store.Port) {
 		p = store.Port{Proto: p.Proto, Port: p.Port}
@@ -457,6 +469,9 @@ func (m *Manager) teardown(sb *store.Sandbox, reap bool) error {
 		}
 		return tx.DeleteSandbox(sb)
 	})
+	if err == nil {
+		m.releasePorts(sb.ID) // the host ports are free once the records are gone
+	}
 	if !reap {
 		return err
 	}

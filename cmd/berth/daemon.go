@@ -26,6 +26,7 @@ import (
 	"berth/netmgr"
 	"berth/netmgr/firewall"
 	"berth/netmgr/kernel"
+	"berth/netmgr/portmap"
 	"berth/netmgr/store"
 	"berth/resolver"
 )
@@ -248,6 +249,10 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 	// now. A runtime's bind mount of an old copy keeps its file.
 	os.RemoveAll(filepath.Join(cfg.Root, "sandboxes"))
 	k := kernel.New(log)
+	// Each published port holds a socket per host address (netmgr/portmap).
+	if n, err := portmap.RaiseFileLimit(); err != nil {
+		log.Warn("open file limit", "limit", n, "err", err)
+	}
 	dns := dnsd.New(dnsd.Config{Store: st, Host: cfg.hostDNS, Log: log,
 		CleanFile: filepath.Join(cfg.ExecRoot, "dns-clean")})
 	mgr := netmgr.New(netmgr.Config{
@@ -261,6 +266,7 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 		// The data plane: berth's own nftables tables, rebuilt from the records after
 		// every change.
 		Firewall:     firewall.Apply,
+		Ports:        portmap.New(log),
 		IPForward:    cfg.IPForward,
 		NoDefaultICC: !cfg.ICC,
 		StartSandbox: func(snap *store.Snapshot, sb *store.Sandbox) func(bool) error {

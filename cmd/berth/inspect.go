@@ -83,7 +83,7 @@ func sandboxView(snap *store.Snapshot, sb *store.Sandbox) api.Sandbox {
 		DNSOptions:     nonNil(sb.DNSOptions),
 		ExtraHosts:     nonNil(sb.ExtraHosts),
 		Networks:       map[string]api.EndpointSettings{},
-		Ports:          portsView(sb),
+		Ports:          portsView(snap, sb),
 		Labels:         copyOrEmpty(sb.Labels),
 		NetNSAdopted:   sb.Adopted,
 		ExposedPorts:   map[string]struct{}{},
@@ -112,7 +112,7 @@ func sandboxView(snap *store.Snapshot, sb *store.Sandbox) api.Sandbox {
 
 // portsView is docker's NetworkSettings.Ports: "PORT/PROTO" -> host bindings; a port only
 // exposed maps to no binding.
-func portsView(sb *store.Sandbox) map[string][]api.PortBinding {
+func portsView(snap *store.Snapshot, sb *store.Sandbox) map[string][]api.PortBinding {
 	out := map[string][]api.PortBinding{}
 	for _, p := range sb.Expose {
 		k := fmt.Sprintf("%d/%s", p.Port, p.Proto)
@@ -120,13 +120,10 @@ func portsView(sb *store.Sandbox) map[string][]api.PortBinding {
 			out[k] = []api.PortBinding{}
 		}
 	}
-	for _, p := range sb.Ports {
+	// The host sockets the daemon holds: 0.0.0.0 and :: for a port without a host IP.
+	for _, p := range netmgr.PortBindings(snap, sb) {
 		k := fmt.Sprintf("%d/%s", p.Port, p.Proto)
-		ip := "0.0.0.0"
-		if p.HostIP.IsValid() {
-			ip = p.HostIP.String()
-		}
-		out[k] = append(out[k], api.PortBinding{HostIP: ip, HostPort: fmt.Sprint(p.HostPort)})
+		out[k] = append(out[k], api.PortBinding{HostIP: p.HostIP.String(), HostPort: fmt.Sprint(p.HostPort)})
 	}
 	return out
 }

@@ -67,12 +67,19 @@ func addSandboxFlags(f *pflag.FlagSet, req *api.SandboxCreate) {
 	f.StringArrayVar(&req.Expose, "expose", nil, "expose a port to legacy links, PORT[/tcp|/udp] (repeatable)")
 }
 
-// newSandboxPortCmd builds `sandbox port`: the published ports, as `docker port` prints them.
+// newSandboxPortCmd builds `sandbox port`: the published ports, as `docker port` prints
+// them, with the host address each socket is bound to (0.0.0.0 and [::] for a port
+// published without a host IP). With PORT[/PROTO], only that port's host addresses.
 func newSandboxPortCmd(o *globalOpts) *cobra.Command {
 	return &cobra.Command{
-		Use:   "port SANDBOX",
+		Use:   "port SANDBOX [PORT[/PROTO]]",
 		Short: "List the published ports of a sandbox",
-		Args:  exactArgs(1, "SANDBOX"),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 1 || len(args) > 2 {
+				return fmt.Errorf("%q requires 1 or 2 arguments: SANDBOX [PORT[/PROTO]]", cmd.CommandPath())
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.client()
 			if err != nil {
@@ -81,6 +88,19 @@ func newSandboxPortCmd(o *globalOpts) *cobra.Command {
 			var sb api.Sandbox
 			if err := c.get(cmd.Context(), sandboxPath(args[0]), &sb); err != nil {
 				return err
+			}
+			if len(args) == 2 {
+				k := args[1]
+				if !strings.Contains(k, "/") {
+					k += "/tcp"
+				}
+				if len(sb.Ports[k]) == 0 {
+					return fmt.Errorf("no public port %q published for sandbox %s", k, args[0])
+				}
+				for _, b := range sb.Ports[k] {
+					fmt.Fprintln(o.stdout, net.JoinHostPort(b.HostIP, b.HostPort))
+				}
+				return nil
 			}
 			keys := make([]string, 0, len(sb.Ports))
 			for k := range sb.Ports {
