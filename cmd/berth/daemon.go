@@ -252,6 +252,8 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 	// Each published port holds a socket per host address (netmgr/portmap).
 	if n, err := portmap.RaiseFileLimit(); err != nil {
 		log.Warn("open file limit", "limit", n, "err", err)
+	} else {
+		log.Debug("open file limit", "limit", n)
 	}
 	dns := dnsd.New(dnsd.Config{Store: st, Host: cfg.hostDNS, Log: log,
 		CleanFile: filepath.Join(cfg.ExecRoot, "dns-clean")})

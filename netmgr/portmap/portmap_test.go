@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,31 +18,11 @@ func newMap(t *testing.T) *Map {
 	return New(slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
-// freePort returns a port that was free on both loopback addresses a moment ago.
+// freePort returns a port that was free for proto on 127.0.0.1 and [::1] a moment ago.
 func freePort(t *testing.T, proto string) uint16 {
 	t.Helper()
 	for range 20 {
-		var port uint16
-		if proto == "tcp" {
-			l, err := net.Listen("tcp4", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			port = uint16(l.Addr().(*net.TCPAddr).Port)
-			l.Close()
-		} else {
-			c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			port = uint16(c.LocalAddr().(*net.UDPAddr).Port)
-			c.Close()
-		}
-		if c, err := net.ListenPacket(proto+"6", "[::1]:"+itoa(port)); err == nil {
-			c.Close()
-			return port
-		} else if l, err := net.Listen(proto+"6", "[::1]:"+itoa(port)); err == nil {
-			l.Close()
+		if port := kernelPort(t, proto); take(proto, "[::1]:"+itoa(port)) == nil {
 			return port
 		}
 	}
@@ -49,7 +30,26 @@ func freePort(t *testing.T, proto string) uint16 {
 	return 0
 }
 
-func itoa(p uint16) string { return netip.AddrPortFrom(netip.IPv4Unspecified(), p).String()[len("0.0.0.0:"):] }
+// kernelPort is a port the kernel picks for proto on 127.0.0.1, let go at once.
+func kernelPort(t *testing.T, proto string) uint16 {
+	t.Helper()
+	if proto == "tcp" {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return uint16(l.Addr().(*net.TCPAddr).Port)
+	}
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return uint16(c.LocalAddr().(*net.UDPAddr).Port)
+}
+
+func itoa(p uint16) string { return strconv.Itoa(int(p)) }
 
 func needIPv6(t *testing.T) {
 	t.Helper()

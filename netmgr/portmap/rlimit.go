@@ -17,8 +17,9 @@ import (
 const wantFiles = 1 << 20
 
 // RaiseFileLimit raises RLIMIT_NOFILE to wantFiles (or fs.nr_open, if lower) and returns
-// the soft limit in force. A limit that cannot be raised is kept, with the error: the
-// daemon still runs, and a bind that runs out of fds fails that one create with EMFILE.
+// the soft limit in force. Where the hard limit may not be raised (no CAP_SYS_RESOURCE, as
+// in some containers), the soft one is raised to it; the error says that even this failed.
+// Either way the daemon runs: a bind that runs out of fds fails that one create (EMFILE).
 func RaiseFileLimit() (uint64, error) {
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
@@ -33,14 +34,14 @@ func RaiseFileLimit() (uint64, error) {
 	if lim.Cur >= want {
 		return lim.Cur, nil
 	}
-	next := unix.Rlimit{Cur: want, Max: max(want, lim.Max)}
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &next); err != nil {
-		// Not allowed to raise the hard limit: take what it allows.
-		next = unix.Rlimit{Cur: lim.Max, Max: lim.Max}
-		if err2 := unix.Setrlimit(unix.RLIMIT_NOFILE, &next); err2 != nil {
-			return lim.Cur, fmt.Errorf("setrlimit nofile %d: %w", want, err)
-		}
-		return next.Cur, fmt.Errorf("setrlimit nofile %d: %w (kept %d)", want, err, next.Cur)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: want, Max: max(want, lim.Max)}); err == nil {
+		return want, nil
 	}
-	return next.Cur, nil
+	if lim.Cur >= lim.Max {
+		return lim.Cur, nil
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: lim.Max, Max: lim.Max}); err != nil {
+		return lim.Cur, fmt.Errorf("setrlimit nofile %d: %w", lim.Max, err)
+	}
+	return lim.Max, nil
 }
