@@ -261,10 +261,10 @@ func PortBindings(snap *store.Snapshot, sb *store.Sandbox) []store.Port {
 // carries what it can: IPv4 to a sandbox with an IPv4 address, with 127.0.0.1 among them
 // (route_localnet; kept rather than proxied, so that one set of rules, with no goroutine
 // per connection, serves every IPv4 address alike). Every IPv6 socket is a proxy: to an
-// IPv4-only sandbox NAT cannot translate, and [::1] is never routed off the host (IPv6 has
-// no route_localnet), so loopback connections to a dual-stack sandbox's port, which the
-// ip6 DNAT does not reach, are proxied too; other IPv6 traffic to a dual-stack sandbox is
-// DNATed before it reaches the socket.
+// IPv4-only sandbox NAT cannot translate (and [::1] is never routed off the host: IPv6 has
+// no route_localnet). IPv6 traffic to a dual-stack sandbox is DNATed before it reaches
+// the socket; so is [::1] today, which then goes nowhere: the ip6 output chain would have
+// to leave ::1 alone for this proxy to answer it.
 func (m *Manager) portBindings(sbID string, p store.Port, n *store.Network) []portmap.Binding {
 	var bs []portmap.Binding
 	for _, a := range hostAddrs(p, n) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"berth/api"
+	"berth/netmgr/firewall"
 	"berth/netmgr/portmap"
 	"berth/netmgr/store"
 )
@@ -243,5 +244,32 @@ func TestAssignHostPortsNoneFree(t *testing.T) {
 		func(int, store.Port) error { return boom })
 	if !errors.Is(err, boom) {
 		t.Errorf("other bind error: err = %v, want it returned", err)
+	}
+}
+
+// TestHoldPortsFailedCreate: a create that fails after its ports were held lets them go.
+func TestHoldPortsFailedCreate(t *testing.T) {
+	for _, op := range []string{"CreateNetNS", "AddVeth", "firewall"} {
+		t.Run(op, func(t *testing.T) {
+			m, k := newTestManager(t)
+			ports := newFakePorts()
+			m.cfg.Ports = ports
+			k.failOn = op
+			if op == "firewall" { // after the commit: the sandbox is torn down
+				m.cfg.Firewall = func(firewall.State) error {
+					m.cfg.Firewall = nil
+					return errors.New("fake firewall failure")
+				}
+			}
+			if _, err := m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "a", Publish: []string{"8080:80"}}); err == nil {
+				t.Fatal("create succeeded, want the fake failure")
+			}
+			if len(ports.held) != 0 {
+				t.Errorf("held after a failed create: %v", ports.held)
+			}
+			if _, err := m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "a", Publish: []string{"8080:80"}}); err != nil {
+				t.Errorf("create again: %v", err)
+			}
+		})
 	}
 }
