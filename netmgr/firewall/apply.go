@@ -11,18 +11,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Firewall installs rulesets in the current netns and remembers the last one it
-// installed, so that the next Apply sends only the difference: the set elements, and the
-// chains of the bridge table, that changed. Its first Apply, and any Apply after a
-// failure or in another netns, rebuilds berth's tables from scratch in one batch, which
-// removes whatever is stale. The zero value is ready to use; a Firewall is safe for
-// concurrent use.
+// Firewall installs rulesets in the current netns and remembers what it installed, so
+// that the next Apply costs what changed: it finds the networks, ports and links that
+// differ and sends only the set elements they add or remove. Its first Apply, and any
+// Apply after a failure, in another netns, or when a table appears or goes, rebuilds
+// berth's tables from scratch in one batch, which removes whatever is stale. The zero
+// value is ready to use; a Firewall is safe for concurrent use.
 type Firewall struct {
 	mu sync.Mutex
 	// guards following
-	last     *Rules          // installed by the last Apply, or nil: rebuild next time
-	netns    uint64          // inode of the netns last is installed in
-	localnet map[string]bool // bridges whose route_localnet was set since the last rebuild
+	live     *live           // what the last Apply installed, or nil: rebuild next time
+	netns    uint64          // inode of the netns live is installed in
+	localnet map[string]bool // bridges in localnet whose route_localnet is set
+	pending  map[string]bool // bridges in localnet whose route_localnet is not set yet
 }
 
 // std is the Firewall behind the package-level Apply and Remove, as a daemon has one
@@ -33,71 +34,94 @@ var std Firewall
 // Firewall.Apply), with the package's Firewall.
 func Apply(s State) error { return std.Apply(s) }
 
-// Apply makes berth's tables in the current netns exactly the ruleset of s, in one netlink
-// batch (one transaction: no moment without rules, nothing half-done on error). If the
-// tables hold what the last Apply installed, the batch holds only the changes; otherwise
-// (first call, another netns, or that update failed, for example because the tables were
-// removed behind berth's back) it deletes each berth table and adds those s needs. Then
-// it sets route_localnet on bridges with published IPv4 ports; a bridge that does not
-// exist yet is skipped (call Apply again once it does). Applying the same State twice
-// gives the same ruleset.
+// Apply makes berth's tables in the current netns exactly the ruleset of s (see Ruleset),
+// in one netlink batch (one transaction: no moment without rules, nothing half-done on
+// error). If the tables hold what the last Apply installed, the batch holds only the
+// changed set elements; otherwise (first call, another netns, the tables change shape,
+// or that update failed, for example because the tables were removed behind berth's
+// back) it deletes each berth table and adds those s needs. Then it sets route_localnet on
+// bridges with published IPv4 ports; a bridge that does not exist yet is skipped (and
+// tried again at the next Apply). Applying the same State twice gives the same ruleset.
 func (f *Firewall) Apply(s State) error {
-	rs, err := Ruleset(s)
+	in, err := index(s)
 	if err != nil {
 		return fmt.Errorf("apply firewall: %w", err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ns := netnsID()
-	if f.last != nil && f.netns == ns {
-		if err := send(func(b *batch) { rs.update(b, f.last) }); err == nil {
-			f.last = rs
-			return f.setLocalnet(rs)
+	if l := f.live; l != nil && !l.broken && f.netns == ns && l.shape == in.shape() {
+		cs := l.update(in)
+		if !l.broken {
+			if err := send(func(b *batch) { queueChanges(b, cs) }); err == nil {
+				f.noteLocalnet(cs)
+				return f.setLocalnet()
+			}
 		}
-		// The tables are not what we left (or the kernel refused the change): fall
-		// back to a rebuild, which does not depend on what is there.
+		// The tables are not what we left, the kernel refused the change, or the
+		// counts are out of step: rebuild, which does not depend on what is there.
 	}
-	f.last, f.localnet = nil, nil
+	f.live = nil
+	rs, err := Ruleset(s)
+	if err != nil {
+		return fmt.Errorf("apply firewall: %w", err)
+	}
 	if err := send(func(b *batch) { rs.rebuild(b) }); err != nil {
 		return fmt.Errorf("apply firewall: %w", err)
 	}
-	f.last, f.netns = rs, ns
-	return f.setLocalnet(rs)
+	f.live, f.netns = newLive(in), ns
+	f.localnet, f.pending = map[string]bool{}, map[string]bool{}
+	for _, br := range rs.routeLocalnet {
+		f.pending[br] = true
+	}
+	return f.setLocalnet()
 }
 
-// Apply installs rs as Apply(State) does, rebuilding berth's tables; it does not change
-// what the package's Firewall remembers.
+// Apply installs rs as Apply(State) does, rebuilding berth's tables; the package's
+// Firewall forgets what it installed.
 func (rs *Rules) Apply() error {
 	std.mu.Lock()
-	std.last = nil // the next package-level Apply must not assume its own tables
+	std.live = nil
 	std.mu.Unlock()
 	if err := send(func(b *batch) { rs.rebuild(b) }); err != nil {
 		return fmt.Errorf("apply firewall: %w", err)
 	}
-	return (&Firewall{}).setLocalnet(rs)
+	f := &Firewall{localnet: map[string]bool{}, pending: map[string]bool{}}
+	for _, br := range rs.routeLocalnet {
+		f.pending[br] = true
+	}
+	return f.setLocalnet()
 }
 
-// setLocalnet sets route_localnet on the bridges of rs that need it and are not known to
-// have it since the last rebuild. Call with f.mu held.
-func (f *Firewall) setLocalnet(rs *Rules) error {
-	done := make(map[string]bool, len(rs.routeLocalnet))
-	for _, br := range rs.routeLocalnet {
-		if f.localnet[br] {
-			done[br] = true
+// noteLocalnet follows the changes of the localnet set: a bridge that leaves it is
+// forgotten (one created again under its name starts with route_localnet=0).
+func (f *Firewall) noteLocalnet(cs []change) {
+	for _, c := range cs {
+		if c.family != nftables.TableFamilyIPv4 || c.set.name != setLocalnet {
 			continue
 		}
+		for _, e := range c.dels {
+			delete(f.localnet, bridgeName(e.key))
+			delete(f.pending, bridgeName(e.key))
+		}
+		for _, e := range c.adds {
+			f.pending[bridgeName(e.key)] = true
+		}
+	}
+}
+
+// setLocalnet sets route_localnet on the pending bridges. Call with f.mu held.
+func (f *Firewall) setLocalnet() error {
+	for br := range f.pending {
 		err := writeSysctl(filepath.Join("/proc/sys/net/ipv4/conf", br, "route_localnet"))
 		switch {
 		case err == nil:
-			done[br] = true
+			delete(f.pending, br)
+			f.localnet[br] = true
 		case !errors.Is(err, os.ErrNotExist):
-			f.localnet = done
 			return fmt.Errorf("apply firewall: %w", err)
 		}
 	}
-	// Bridges no longer listed are dropped: one created again under the same name
-	// starts with route_localnet=0.
-	f.localnet = done
 	return nil
 }
 
@@ -106,7 +130,7 @@ func (f *Firewall) setLocalnet(rs *Rules) error {
 // do); it is for tests and uninstalling. route_localnet settings are left as they are.
 func Remove() error {
 	std.mu.Lock()
-	std.last = nil
+	std.live = nil
 	std.mu.Unlock()
 	if err := send(deleteTables); err != nil {
 		return fmt.Errorf("remove firewall: %w", err)

@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/google/nftables"
 )
@@ -25,80 +26,122 @@ const (
 	chainIntra  = "intra"        // traffic between two ports of one berth bridge
 )
 
-// sets builds the sets of this family with their elements.
-func (b builder) sets() []*set {
+// sink receives the elements one input (a network, port or link) puts into the sets:
+// set name, key, key end (interval sets) and map data. Ruleset collects them all; a
+// Firewall adds and removes those of the inputs that changed.
+type sink func(set string, key, keyEnd, val []byte)
+
+// setDefs are the (empty) sets of this family's table.
+func (b builder) setDefs() []*set {
 	mk := func(name string, key, data []kind, interval bool) *set {
 		return &set{name: name, key: key, data: data, interval: interval, v4: b.v4}
 	}
-	pairs := mk(setPairs, []kind{kIfname, kIfname}, nil, false)
-	internal := mk(setInternal, []kind{kIfname}, nil, false)
-	open := mk(setOpen, []kind{kIfname}, nil, false)
-	icc := mk(setICC, []kind{kIfname}, nil, false)
-	ports := mk(setPorts, []kind{kIfname, kAddr, kProto, kService}, nil, false)
-	hairpin := mk(setHairpin, []kind{kIfname, kAddr, kAddr, kProto, kService}, nil, false)
-	links := mk(setLinks, []kind{kIfname, kAddr, kAddr, kProto, kService}, nil, false)
-	host := mk(mapHost, []kind{kAddr, kProto, kService}, []kind{kAddr, kService}, false)
-	anyp := mk(mapAny, []kind{kProto, kService}, []kind{kAddr, kService}, false)
-	pubnets := mk(setPubNets, []kind{kIfname, kAddr}, nil, true)
-	ownnets := mk(setOwnNets, []kind{kIfname, kAddr}, nil, true)
-	masq := mk(setMasqNets, []kind{kAddr}, nil, true)
-	all := []*set{pairs, internal, open, icc, ports, hairpin, links, host, anyp, pubnets, ownnets, masq}
-	var localnet *set
+	sets := []*set{
+		mk(setPairs, []kind{kIfname, kIfname}, nil, false),
+		mk(setInternal, []kind{kIfname}, nil, false),
+		mk(setOpen, []kind{kIfname}, nil, false),
+		mk(setICC, []kind{kIfname}, nil, false),
+		mk(setPorts, []kind{kIfname, kAddr, kProto, kService}, nil, false),
+		mk(setHairpin, []kind{kIfname, kAddr, kAddr, kProto, kService}, nil, false),
+		mk(setLinks, []kind{kIfname, kAddr, kAddr, kProto, kService}, nil, false),
+		mk(mapHost, []kind{kAddr, kProto, kService}, []kind{kAddr, kService}, false),
+		mk(mapAny, []kind{kProto, kService}, []kind{kAddr, kService}, false),
+		mk(setPubNets, []kind{kIfname, kAddr}, nil, true),
+		mk(setOwnNets, []kind{kIfname, kAddr}, nil, true),
+		mk(setMasqNets, []kind{kAddr}, nil, true),
+	}
 	if b.v4 {
-		localnet = mk(setLocalnet, []kind{kIfname}, nil, false)
-		all = append(all, localnet)
+		sets = append(sets, mk(setLocalnet, []kind{kIfname}, nil, false))
 	}
+	return sets
+}
 
+// sets builds the sets of this family with their elements.
+func (b builder) sets() []*set {
+	sets := b.setDefs()
+	add := collect(sets)
 	for _, nw := range b.s.Networks {
-		br := ifnameKey(nw.Bridge)
-		pairs.add(cat(br, br), nil, nil)
-		if nw.Internal {
-			internal.add(br, nil, nil)
-		} else {
-			open.add(br, nil, nil)
-		}
-		if nw.ICC {
-			icc.add(br, nil, nil)
-		} else {
-			for _, l := range b.links(nw.Bridge) {
-				links.add(cat(br, l.From.AsSlice(), l.To.AsSlice(), protoKey(l.Proto), serviceKey(l.Port)), nil, nil)
-			}
-		}
-		if nw.Internal || !nw.Masquerade {
-			continue
-		}
-		for _, sn := range b.subnets(nw) {
-			first, last := sn.Masked().Addr().AsSlice(), lastAddr(sn).AsSlice()
-			ownnets.add(cat(br, first), cat(br, last), nil)
-			masq.add(first, last, nil)
-		}
+		b.networkElems(nw, add)
 	}
-	for _, p := range b.ports() {
-		br, a, proto, port := ifnameKey(p.Bridge), p.Addr.AsSlice(), protoKey(p.Proto), serviceKey(p.Port)
-		ports.add(cat(br, a, proto, port), nil, nil)
-		if !b.network(p.Bridge).ICC {
-			hairpin.add(cat(br, a, a, proto, port), nil, nil)
-		}
-		to := cat(a, port)
-		if p.HostIP.IsValid() {
-			host.add(cat(p.HostIP.AsSlice(), proto, serviceKey(p.HostPort)), nil, to)
-		} else {
-			anyp.add(cat(proto, serviceKey(p.HostPort)), nil, to)
-		}
+	for _, l := range b.s.Links {
+		b.linkElems(l, b.nets[l.Bridge], add)
 	}
-	for _, br := range b.published() {
-		k := ifnameKey(br)
-		if localnet != nil {
-			localnet.add(k, nil, nil)
-		}
-		for _, sn := range b.subnets(b.network(br)) {
-			pubnets.add(cat(k, sn.Masked().Addr().AsSlice()), cat(k, lastAddr(sn).AsSlice()), nil)
-		}
+	for _, p := range b.s.Ports { // sorted: of two ports with one map key, the first stays
+		b.portElems(p, b.nets[p.Bridge], add)
 	}
-	for _, s := range all {
+	for _, s := range sets {
 		s.finish()
 	}
-	return all
+	return sets
+}
+
+// collect is a sink that adds to the named sets of sets.
+func collect(sets []*set) sink {
+	byName := make(map[string]*set, len(sets))
+	for _, s := range sets {
+		byName[s.name] = s
+	}
+	return func(name string, key, keyEnd, val []byte) { byName[name].add(key, keyEnd, val) }
+}
+
+// networkElems are network nw's elements: its bridge in the sets of bridges, and its
+// subnets in those of masquerading networks.
+func (b builder) networkElems(nw Network, add sink) {
+	br := ifnameKey(nw.Bridge)
+	add(setPairs, cat(br, br), nil, nil)
+	if nw.Internal {
+		add(setInternal, br, nil, nil)
+	} else {
+		add(setOpen, br, nil, nil)
+	}
+	if nw.ICC {
+		add(setICC, br, nil, nil)
+	}
+	if nw.Internal || !nw.Masquerade {
+		return
+	}
+	for _, sn := range b.subnets(nw) {
+		first, last := sn.Masked().Addr().AsSlice(), lastAddr(sn).AsSlice()
+		add(setOwnNets, cat(br, first), cat(br, last), nil)
+		add(setMasqNets, first, last, nil)
+	}
+}
+
+// linkElems is link row l's element on its network nw (ICC=false only).
+func (b builder) linkElems(l Link, nw Network, add sink) {
+	if nw.ICC || l.From.Is4() != b.v4 {
+		return
+	}
+	add(setLinks, cat(ifnameKey(l.Bridge), l.From.AsSlice(), l.To.AsSlice(), protoKey(l.Proto), serviceKey(l.Port)), nil, nil)
+}
+
+// portElems are published port p's elements, if it is published in this family (not on
+// an internal network; see hostIP): the forward accept, the DNAT map entry, and its
+// bridge as one with published ports (loopback and hairpin masquerade).
+func (b builder) portElems(p Port, nw Network, add sink) {
+	if p.Addr.Is4() != b.v4 || nw.Internal {
+		return
+	}
+	hip, ok := hostIP(p, nw)
+	if !ok {
+		return
+	}
+	br, a, proto, port := ifnameKey(p.Bridge), p.Addr.AsSlice(), protoKey(p.Proto), serviceKey(p.Port)
+	add(setPorts, cat(br, a, proto, port), nil, nil)
+	if !nw.ICC {
+		add(setHairpin, cat(br, a, a, proto, port), nil, nil)
+	}
+	if to := cat(a, port); hip.IsValid() {
+		add(mapHost, cat(hip.AsSlice(), proto, serviceKey(p.HostPort)), nil, to)
+	} else {
+		add(mapAny, cat(proto, serviceKey(p.HostPort)), nil, to)
+	}
+	if b.v4 {
+		add(setLocalnet, br, nil, nil)
+	}
+	for _, sn := range b.subnets(nw) {
+		add(setPubNets, cat(br, sn.Masked().Addr().AsSlice()), cat(br, lastAddr(sn).AsSlice()), nil)
+	}
 }
 
 // forward is the filter chain between interfaces, in this order (first match wins):
@@ -188,63 +231,87 @@ func host(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
 // link-local traffic between sandboxes is therefore not blocked here, only in the ip6
 // table when br_netfilter passes bridged traffic to it.
 func bridgeTable(s State) *table {
-	quiet := map[string]bool{} // ICC=false bridges with a subnet
-	internal := map[string]bool{}
-	for _, nw := range s.Networks {
-		if !nw.ICC && len(nw.Subnets) > 0 {
-			quiet[nw.Bridge] = true
-			internal[nw.Bridge] = nw.Internal
-		}
-	}
-	if len(quiet) == 0 {
+	if !slices.ContainsFunc(s.Networks, quiet) {
 		return nil
 	}
-	t := &table{family: nftables.TableFamilyBridge}
-	var rules []*rule
-	sets := map[bool][3]*set{}
-	for _, v4 := range []bool{true, false} {
-		f := "6"
-		if v4 {
-			f = "4"
-		}
-		links := &set{name: "links" + f, key: []kind{kAddr, kAddr, kProto, kService}, v4: v4}
-		self := &set{name: "self" + f, key: []kind{kAddr, kAddr}, v4: v4}
-		quietNets := &set{name: "quiet" + f, key: []kind{kAddr, kAddr}, interval: true, v4: v4}
-		sets[v4] = [3]*set{links, self, quietNets}
-		t.sets = append(t.sets, links, self, quietNets)
-		rules = append(rules,
-			newRule().etherType(v4).in(links.name, addrField(v4, true), addrField(v4, false), l4protoField, portField(false)).accept(),
-			newRule().etherType(v4).in(links.name, addrField(v4, false), addrField(v4, true), l4protoField, portField(true)).accept(),
-			// A sandbox's hairpin to its own published port, both ways: with
-			// bridge-nf-call-iptables=1 it is DNATed (and its answer un-NATed) while
-			// being bridged, so it passes here from the sandbox's port back to the same port.
-			newRule().etherType(v4).in(self.name, addrField(v4, true), addrField(v4, false)).accept(),
-			newRule().etherType(v4).in(quietNets.name, addrField(v4, true), addrField(v4, false)).drop())
+	t := &table{family: nftables.TableFamilyBridge, sets: bridgeSetDefs(), chains: []*chain{bridgeForward()}}
+	nets := make(map[string]Network, len(s.Networks))
+	add := collect(t.sets)
+	for _, nw := range s.Networks {
+		nets[nw.Bridge] = nw
+		bridgeNetworkElems(nw, add)
 	}
 	for _, l := range s.Links {
-		if quiet[l.Bridge] {
-			sets[l.From.Is4()][0].add(cat(l.From.AsSlice(), l.To.AsSlice(), protoKey(l.Proto), serviceKey(l.Port)), nil, nil)
-		}
+		bridgeLinkElems(l, nets[l.Bridge], add)
 	}
 	for _, p := range s.Ports {
-		if quiet[p.Bridge] && !internal[p.Bridge] {
-			a := p.Addr.AsSlice()
-			sets[p.Addr.Is4()][1].add(cat(a, a), nil, nil)
-		}
-	}
-	for _, nw := range s.Networks {
-		if !quiet[nw.Bridge] {
-			continue
-		}
-		for _, sn := range nw.Subnets {
-			first, last := sn.Masked().Addr().AsSlice(), lastAddr(sn).AsSlice()
-			sets[sn.Addr().Is4()][2].add(cat(first, first), cat(last, last), nil)
-		}
+		bridgePortElems(p, nets[p.Bridge], add)
 	}
 	for _, st := range t.sets {
 		st.finish()
 	}
-	t.chains = []*chain{{name: "forward", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward,
-		priority: bridgeFilter, prioName: "filter", rules: rules}}
 	return t
+}
+
+// quiet reports whether nw has rules in the bridge table: ICC off, and a subnet to match.
+func quiet(nw Network) bool { return !nw.ICC && len(nw.Subnets) > 0 }
+
+// famSuffix names the bridge table's sets of one family: links4, links6.
+func famSuffix(v4 bool) string {
+	if v4 {
+		return "4"
+	}
+	return "6"
+}
+
+func bridgeSetDefs() []*set {
+	var sets []*set
+	for _, v4 := range []bool{true, false} {
+		f := famSuffix(v4)
+		sets = append(sets,
+			&set{name: "links" + f, key: []kind{kAddr, kAddr, kProto, kService}, v4: v4},
+			&set{name: "self" + f, key: []kind{kAddr, kAddr}, v4: v4},
+			&set{name: "quiet" + f, key: []kind{kAddr, kAddr}, interval: true, v4: v4})
+	}
+	return sets
+}
+
+func bridgeForward() *chain {
+	var rules []*rule
+	for _, v4 := range []bool{true, false} {
+		f := famSuffix(v4)
+		rules = append(rules,
+			newRule().etherType(v4).in("links"+f, addrField(v4, true), addrField(v4, false), l4protoField, portField(false)).accept(),
+			newRule().etherType(v4).in("links"+f, addrField(v4, false), addrField(v4, true), l4protoField, portField(true)).accept(),
+			// A sandbox's hairpin to its own published port, both ways: with
+			// bridge-nf-call-iptables=1 it is DNATed (and its answer un-NATed) while
+			// being bridged, so it passes here from the sandbox's port back to the same port.
+			newRule().etherType(v4).in("self"+f, addrField(v4, true), addrField(v4, false)).accept(),
+			newRule().etherType(v4).in("quiet"+f, addrField(v4, true), addrField(v4, false)).drop())
+	}
+	return &chain{name: "forward", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward,
+		priority: bridgeFilter, prioName: "filter", rules: rules}
+}
+
+func bridgeNetworkElems(nw Network, add sink) {
+	if !quiet(nw) {
+		return
+	}
+	for _, sn := range nw.Subnets {
+		first, last := sn.Masked().Addr().AsSlice(), lastAddr(sn).AsSlice()
+		add("quiet"+famSuffix(sn.Addr().Is4()), cat(first, first), cat(last, last), nil)
+	}
+}
+
+func bridgePortElems(p Port, nw Network, add sink) {
+	if quiet(nw) && !nw.Internal {
+		a := p.Addr.AsSlice()
+		add("self"+famSuffix(p.Addr.Is4()), cat(a, a), nil, nil)
+	}
+}
+
+func bridgeLinkElems(l Link, nw Network, add sink) {
+	if quiet(nw) {
+		add("links"+famSuffix(l.From.Is4()), cat(l.From.AsSlice(), l.To.AsSlice(), protoKey(l.Proto), serviceKey(l.Port)), nil, nil)
+	}
 }

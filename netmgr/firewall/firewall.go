@@ -93,8 +93,23 @@ type State struct {
 // normalize validates s and returns a sorted, deduplicated copy, so that the ruleset
 // depends only on the set of inputs.
 func normalize(s State) (State, error) {
+	n, err := clean(s)
+	if err != nil {
+		return State{}, err
+	}
+	slices.SortFunc(n.Networks, func(a, b Network) int { return cmp.Compare(a.Bridge, b.Bridge) })
+	slices.SortFunc(n.Ports, comparePorts)
+	n.Ports = slices.Compact(n.Ports)
+	slices.SortFunc(n.Links, compareLinks)
+	n.Links = slices.Compact(n.Links)
+	return n, nil
+}
+
+// clean validates s and returns a copy with every item in its canonical form (subnets
+// masked and sorted, addresses unmapped), in the order given.
+func clean(s State) (State, error) {
 	var n State
-	seen := map[string]bool{}
+	seen := make(map[string]bool, len(s.Networks))
 	for _, nw := range s.Networks {
 		if nw.Bridge == "" || len(nw.Bridge) > 15 {
 			return State{}, fmt.Errorf("network bridge %q: want 1 to 15 bytes", nw.Bridge)
@@ -114,8 +129,7 @@ func normalize(s State) (State, error) {
 		nw.Subnets = slices.Compact(nw.Subnets)
 		n.Networks = append(n.Networks, nw)
 	}
-	slices.SortFunc(n.Networks, func(a, b Network) int { return cmp.Compare(a.Bridge, b.Bridge) })
-
+	n.Ports = make([]Port, 0, len(s.Ports))
 	for _, p := range s.Ports {
 		if err := checkPort(p, seen); err != nil {
 			return State{}, fmt.Errorf("port %s %s:%d -> %s:%d: %w", p.Proto, p.HostIP, p.HostPort, p.Addr, p.Port, err)
@@ -126,9 +140,6 @@ func normalize(s State) (State, error) {
 		p.Addr = p.Addr.Unmap()
 		n.Ports = append(n.Ports, p)
 	}
-	slices.SortFunc(n.Ports, comparePorts)
-	n.Ports = slices.Compact(n.Ports)
-
 	for _, l := range s.Links {
 		if err := checkLink(l, seen); err != nil {
 			return State{}, fmt.Errorf("link %s -> %s %s/%d: %w", l.From, l.To, l.Proto, l.Port, err)
@@ -136,8 +147,6 @@ func normalize(s State) (State, error) {
 		l.From, l.To = l.From.Unmap(), l.To.Unmap()
 		n.Links = append(n.Links, l)
 	}
-	slices.SortFunc(n.Links, compareLinks)
-	n.Links = slices.Compact(n.Links)
 	return n, nil
 }
 

@@ -1,7 +1,9 @@
 package firewall
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
 	"net/netip"
 	"strings"
 
@@ -63,7 +65,7 @@ func Ruleset(s State) (*Rules, error) {
 		return rs, nil
 	}
 	for _, v4 := range []bool{true, false} {
-		b := builder{s: s, v4: v4}
+		b := newBuilder(s, v4)
 		t := &table{family: nftables.TableFamilyIPv6, sets: b.sets()}
 		if v4 {
 			t.family = nftables.TableFamilyIPv4
@@ -146,47 +148,38 @@ func (rs *Rules) String() string {
 	return b.String()
 }
 
-// builder makes the rules of one family (ip or ip6) from a normalized State.
+// builder makes the rules of one family (ip or ip6) from a clean State (see clean).
 type builder struct {
-	s  State
-	v4 bool
+	s    State
+	v4   bool
+	nets map[string]Network // by bridge; it runs on every change: no linear searches
 }
 
-func (b builder) network(bridge string) Network {
-	for _, nw := range b.s.Networks {
-		if nw.Bridge == bridge {
-			return nw
-		}
+func newBuilder(s State, v4 bool) builder {
+	b := builder{s: s, v4: v4, nets: make(map[string]Network, len(s.Networks))}
+	for _, nw := range s.Networks {
+		b.nets[nw.Bridge] = nw
 	}
-	panic("firewall: unknown bridge " + bridge) // normalize checked every reference
+	return b
 }
 
-// ports are the published ports of this family, with their host address; ports on
-// internal networks and ports not published in this family are left out.
-func (b builder) ports() (ps []Port) {
-	for _, p := range b.s.Ports {
-		nw := b.network(p.Bridge)
-		if p.Addr.Is4() != b.v4 || nw.Internal {
-			continue
-		}
-		if addr, ok := hostIP(p, nw); ok {
-			p.HostIP = addr
-			ps = append(ps, p)
-		}
-	}
-	return ps
-}
-
-// published lists the bridges with a published port of this family, sorted.
+// published lists the bridges with a port published in this family, sorted.
 func (b builder) published() []string {
 	var brs []string
-	for _, p := range b.ports() {
-		if len(brs) == 0 || brs[len(brs)-1] != p.Bridge {
-			brs = append(brs, p.Bridge)
+	add := func(set string, key, _, _ []byte) {
+		if set == setLocalnet {
+			brs = append(brs, bridgeName(key))
 		}
 	}
-	return brs
+	for _, p := range b.s.Ports {
+		b.portElems(p, b.nets[p.Bridge], add)
+	}
+	slices.Sort(brs)
+	return slices.Compact(brs)
 }
+
+// bridgeName is the interface name of an ifname key.
+func bridgeName(key []byte) string { return string(bytes.TrimRight(key, "\x00")) }
 
 func (b builder) subnets(nw Network) (ps []netip.Prefix) {
 	for _, p := range nw.Subnets {
@@ -195,13 +188,4 @@ func (b builder) subnets(nw Network) (ps []netip.Prefix) {
 		}
 	}
 	return ps
-}
-
-func (b builder) links(bridge string) (ls []Link) {
-	for _, l := range b.s.Links {
-		if l.Bridge == bridge && l.From.Is4() == b.v4 {
-			ls = append(ls, l)
-		}
-	}
-	return ls
 }
