@@ -248,8 +248,10 @@ func (m *Manager) Connect(ctx context.Context, netRef string, req api.NetworkCon
 	}
 	var ep *store.Endpoint
 	err = m.cfg.Store.Update(func(tx *store.Tx) error {
-		ep, err = addEndpointTx(tx, sb, n, r, m.reap)
-		return err
+		if ep, err = addEndpointTx(tx, sb, n, r, m.reap); err != nil {
+			return err
+		}
+		return m.recordAhead(tx, sb) // the files' new hashes: no commit of their own
 	})
 	if err != nil {
 		return fmt.Errorf("connect %s to %s: %w", sb.Name, n.Name, err)
@@ -311,7 +313,12 @@ func (m *Manager) Disconnect(ctx context.Context, netRef string, req api.Network
 		return fmt.Errorf("disconnect %s from %s: %w", sb.Name, n.Name, err)
 	}
 	crashPoint("disconnect:veth")
-	err = m.cfg.Store.Update(func(tx *store.Tx) error { return deleteEndpointTx(tx, ep) })
+	err = m.cfg.Store.Update(func(tx *store.Tx) error {
+		if err := deleteEndpointTx(tx, ep); err != nil {
+			return err
+		}
+		return m.recordAhead(tx, sb)
+	})
 	if err != nil {
 		return fmt.Errorf("disconnect %s from %s: %w", sb.Name, n.Name, err)
 	}

@@ -110,6 +110,26 @@ func (m *Manager) recordNewFiles(tx *store.Tx, sb *store.Sandbox) error {
 	return nil
 }
 
+// recordAhead records, in the transaction of a change to sb (connect, disconnect), the
+// hashes that the files of sb and of the sandboxes sharing or linking to it are about to
+// get, so that the write after the commit needs no commit of its own. Should the change be
+// undone, the files still hold Prev: berth's.
+func (m *Manager) recordAhead(tx *store.Tx, sb *store.Sandbox) error {
+	snap := &tx.Snapshot
+	host := m.cfg.HostDNS()
+	for _, o := range filesOf(snap, sb) {
+		for _, j := range m.planFiles(snap, snap, o, host) {
+			if !j.ahead {
+				continue
+			}
+			if err := tx.PutFile(&store.File{SandboxID: o.ID, Name: j.key(), Hash: j.hash, Prev: j.disk}); err != nil {
+				return fmt.Errorf("file %s of sandbox %s: %w", j.key(), o.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
 // planFiles renders sb's files and decides what to do with each. Files that are not
 // berth's are noted (logged once) and skipped.
 func (m *Manager) planFiles(snap, recs *store.Snapshot, sb *store.Sandbox, host resolver.HostConfig) []fileJob {
@@ -282,11 +302,19 @@ func parallel(n, workers int, fn func(i int)) {
 	wg.Wait()
 }
 
-// removeFiles deletes sb's files and their directories, never through a symlink.
+// removeFiles deletes sb's files and their directories, never through a symlink, and
+// forgets what was logged about them.
 func (m *Manager) removeFiles(sb *store.Sandbox) {
 	for _, loc := range m.fileLocs(sb) {
 		m.removeLoc(sb.Name, loc)
 	}
+	m.notedMu.Lock()
+	for k := range m.noted {
+		if strings.HasPrefix(k, sb.ID+"/") {
+			delete(m.noted, k)
+		}
+	}
+	m.notedMu.Unlock()
 }
 
 func (m *Manager) removeLoc(name string, loc fileLoc) {
@@ -376,12 +404,20 @@ func SandboxFileStatus(snap *store.Snapshot, filesDir string, sb *store.Sandbox)
 // refreshFiles rewrites the files of sb and of the sandboxes that share its netns, and of
 // those whose legacy links name it.
 func (m *Manager) refreshFiles(snap *store.Snapshot, sb *store.Sandbox) {
+	if sbs := filesOf(snap, sb); len(sbs) > 0 {
+		m.syncFiles(snap, sbs, m.cfg.HostDNS(), 1)
+	}
+}
+
+// filesOf are the sandboxes whose files follow sb's records: sb as snap has it, those
+// sharing its netns and those whose legacy links name it. None if sb is not in snap.
+func filesOf(snap *store.Snapshot, sb *store.Sandbox) []*store.Sandbox {
 	cur, err := snap.Sandbox(sb.ID)
 	if err != nil {
-		return
+		return nil
 	}
 	sbs := append([]*store.Sandbox{cur}, snap.SandboxesSharing(sb.ID)...)
-	m.syncFiles(snap, append(sbs, dependents(snap, sb.Name, sbs)...), m.cfg.HostDNS(), 1)
+	return append(sbs, dependents(snap, sb.Name, sbs)...)
 }
 
 // refreshDependents rewrites the files of sandboxes whose legacy links name target, so

@@ -73,7 +73,9 @@ func (r *filesRig) restart() {
 	r.start()
 }
 
-func (r *filesRig) etc(sandbox, file string) string { return filepath.Join(r.dir, "etc", sandbox, file) }
+func (r *filesRig) etc(sandbox, file string) string {
+	return filepath.Join(r.dir, "etc", sandbox, file)
+}
 
 func (r *filesRig) connect(network, sandbox string) {
 	r.t.Helper()
@@ -442,5 +444,38 @@ func TestFilesCreateOverwritesLeftover(t *testing.T) {
 	r.connect("back", "web")
 	if got := readString(t, r.etc("web", "hosts")); got == before {
 		t.Errorf("hosts not rewritten by connect")
+	}
+}
+
+// TestFilesUndoneConnect: a connect records the files' new hashes in its own commit, before
+// its kernel work. When that work fails the connect is undone and the files still hold the
+// content before it (Prev): berth's, rewritten by the next change.
+func TestFilesUndoneConnect(t *testing.T) {
+	r := newFilesRig(t)
+	for _, n := range []string{"app", "back", "third"} {
+		mustNetwork(t, r.m, api.NetworkCreate{Name: n})
+	}
+	sb, _ := mustSandbox(t, r.m, api.SandboxCreate{Name: "web", Networks: []string{"app"}})
+	before := readString(t, r.etc("web", "hosts"))
+	r.k.failOn = "AddVeth"
+	if err := r.m.Connect(t.Context(), "back", api.NetworkConnect{Sandbox: "web"}); err == nil {
+		t.Fatal("connect succeeded despite a kernel failure")
+	}
+	if got := readString(t, r.etc("web", "hosts")); got != before {
+		t.Errorf("hosts changed by an undone connect:\n%s", got)
+	}
+	if f, _ := r.m.cfg.Store.Snapshot().File(sb.ID, "etc/hosts"); f == nil || f.Prev != hashOf([]byte(before)) {
+		t.Errorf("record after the undone connect = %+v, want Prev = the content before it", f)
+	}
+	if got := r.modified("web"); got["hosts"] {
+		t.Errorf("modified = %v after an undone connect, want none", got)
+	}
+	r.restart()
+	r.connect("third", "web")
+	if got := readString(t, r.etc("web", "hosts")); got == before {
+		t.Errorf("hosts not rewritten by the next connect")
+	}
+	if got := r.modified("web"); got["hosts"] {
+		t.Errorf("modified = %v, want none", got)
 	}
 }
