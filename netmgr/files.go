@@ -325,9 +325,15 @@ func (m *Manager) removeLoc(name string, loc fileLoc) {
 
 // checkFilesDir refuses a sandbox name whose /etc/netns directory berth would have to write
 // through: a symlink or a non-directory there, or a symlink or non-file where resolv.conf
-// or hosts go. A regular file there is overwritten, as before a sandbox of that name
-// existed berth could not have recorded what it holds.
+// or hosts go (or a symlink for EXEC_ROOT/sandboxes). A regular file there is overwritten:
+// before a sandbox of that name existed, berth could not have recorded what it holds.
 func (m *Manager) checkFilesDir(name string) error {
+	// The exec root's sandboxes directory is berth's own: a symlink there is refused alike.
+	if fd, err := openDir(fileLoc{base: m.cfg.RunDir, sub: []string{"sandboxes"}}, false); err == nil {
+		unix.Close(fd)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	loc := fileLoc{key: "etc", base: m.cfg.FilesDir, sub: []string{name}}
 	fd, err := openDir(loc, false)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -479,3 +479,35 @@ func TestFilesUndoneConnect(t *testing.T) {
 		t.Errorf("modified = %v, want none", got)
 	}
 }
+
+// TestFilesSymlinkedExecRoot: EXEC_ROOT/sandboxes replaced by a symlink. A create is refused
+// with one line and writes nothing through it; a sandbox made before is not written or
+// removed through it either.
+func TestFilesSymlinkedExecRoot(t *testing.T) {
+	r := newFilesRig(t)
+	mustNetwork(t, r.m, api.NetworkCreate{Name: "app"})
+	mustSandbox(t, r.m, api.SandboxCreate{Name: "old", Networks: []string{"app"}})
+	target := t.TempDir()
+	dir := filepath.Join(r.dir, "state", "sandboxes")
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, dir); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "web", Networks: []string{"app"}})
+	if want := "create sandbox web: " + dir + " is a symlink: refusing to write through it"; err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %s", err, want)
+	}
+	mustNetwork(t, r.m, api.NetworkCreate{Name: "back"})
+	r.connect("back", "old")
+	if err := r.m.RemoveSandbox(t.Context(), "old", true); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(target); len(entries) != 0 {
+		t.Errorf("written through the symlink: %v", entries)
+	}
+	if got := r.m.cfg.Store.Snapshot().Sandboxes(); len(got) != 0 {
+		t.Errorf("sandboxes left: %v", got)
+	}
+}
