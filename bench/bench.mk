@@ -3,7 +3,7 @@
 # machine's own changes). Writes bench/out/MODE/ and bench/RESULTS.md (full run only).
 BENCH_BIN := bench/.bin
 
-.PHONY: bench bench-quick bench-cp bench-restart bench-build bench-deps
+.PHONY: bench bench-quick bench-cp bench-restart bench-build bench-deps bench-scale
 
 # bench-deps installs the peers from Debian, here in the machine's own netns: the bench
 # itself runs in a private one, where apt cannot reach the mirror (docker-oracle.sh's own
@@ -26,12 +26,14 @@ bench-deps:
 
 bench-build:
 	CGO_ENABLED=0 $(GO) build -o $(BENCH_BIN)/berth ./cmd/berth
-	$(GO) build -o $(BENCH_BIN)/ ./bench/refserver ./bench/rawudp ./bench/cplat
+	$(GO) build -o $(BENCH_BIN)/ ./bench/refserver ./bench/rawudp ./bench/cplat ./bench/fwscale
 
 bench: deps bench-deps bench-build
 	unshare --net --mount --propagation private bench/run.sh full $(abspath $(BENCH_BIN)) $(abspath bench/out/full)
+	unshare --net --mount --propagation private bench/scale.sh $(abspath $(BENCH_BIN)) $(abspath bench/out/scale)
 	@# The hand-written sections above the generated part stay; the generated part is replaced.
-	{ sed '/^# berth benchmark results (full run)$$/,$$d' bench/RESULTS.md 2>/dev/null; cat bench/out/full/RESULTS.md; } > bench/RESULTS.md.new
+	{ sed '/^# berth benchmark results (full run)$$/,$$d' bench/RESULTS.md 2>/dev/null; cat bench/out/full/RESULTS.md; \
+	  echo; cat bench/out/scale/RESULTS.md; } > bench/RESULTS.md.new
 	mv bench/RESULTS.md.new bench/RESULTS.md
 
 bench-quick: deps bench-deps bench-build
@@ -48,3 +50,12 @@ RESTART_N ?= 1000
 RESTART_ROUNDS ?= 3
 bench-restart: deps bench-build
 	unshare --net --mount --propagation private bench/restart.sh $(abspath $(BENCH_BIN)) $(RESTART_N) $(RESTART_ROUNDS)
+
+# bench-scale: the firewall scale curve alone (issue 14.1; ~1-2 min): 1,000 networks with
+# explicit subnets and 5,000 published ports against one daemon, create time and nftables
+# rules/elements at 1, 10, 100, 500, 1,000 networks and 1, 100, 1,000, 5,000 ports.
+# SCALE_NETWORKS / SCALE_PORTS change the counts; BERTH=PATH measures another build.
+SCALE_NETWORKS ?= 1000
+SCALE_PORTS ?= 5000
+bench-scale: deps bench-build
+	unshare --net --mount --propagation private bench/scale.sh $(abspath $(BENCH_BIN)) $(abspath bench/out/scale) $(SCALE_NETWORKS) $(SCALE_PORTS)

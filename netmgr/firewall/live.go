@@ -30,7 +30,7 @@ type setRef struct {
 type liveSet struct {
 	family nftables.TableFamily
 	def    *set                 // name and types; its elems are unused
-	elems map[string]*liveElem // by key and key end
+	elems  map[string]*liveElem // by key and key end
 }
 
 type liveElem struct {

@@ -3,8 +3,8 @@ package firewall
 import (
 	"bytes"
 	"fmt"
-	"slices"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables"

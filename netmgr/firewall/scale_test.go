@@ -4,9 +4,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"berth/internal/testns"
 
 	"github.com/google/nftables"
 )
@@ -230,5 +234,40 @@ func BenchmarkStep(b *testing.B) {
 	}
 	if l.broken {
 		b.Fatal("counts out of step")
+	}
+}
+
+// TestRebuildAtScale installs 1,000 networks and 5,000 ports in the kernel (the test's
+// private netns) in one batch, then changes one network and one port: the batch fits the
+// sized socket (it used to fail with ENOBUFS from 7 networks on), and the kernel holds
+// what Ruleset renders.
+func TestRebuildAtScale(t *testing.T) {
+	testns.Require(t)
+	t.Cleanup(func() { Remove() })
+	var f Firewall
+	s := scaleState(1000, 5000)
+	t0 := time.Now()
+	if err := f.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rebuild with 1,000 networks and 5,000 ports: %v", time.Since(t0))
+	s.Networks = append(s.Networks, Network{Bridge: "br-new", ICC: true, Masquerade: true, Subnets: []netip.Prefix{pfx("10.200.0.0/24")}})
+	s.Ports = append(s.Ports, Port{Proto: "udp", HostPort: 9999, Port: 53, Bridge: "br-new", Addr: addr("10.200.0.2")})
+	t0 = time.Now()
+	if err := f.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("then one network and one port more: %v", time.Since(t0))
+	if f.live == nil || f.live.broken {
+		t.Fatal("the change was not applied as an update")
+	}
+	out, err := exec.Command("nft", "list", "table", "ip", TableName).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list: %v\n%s", err, out)
+	}
+	for _, want := range []string{`"br-new" . 10.200.0.0/24`, "udp . 9999 : 10.200.0.2 . 53", `"br-999" . "br-999"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("table ip berth lacks %q", want)
+		}
 	}
 }
