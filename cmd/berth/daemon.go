@@ -57,6 +57,9 @@ type daemonConfig struct {
 	Metrics    string       // --metrics-addr: also serve /metrics on this TCP address
 	Group      string       // --group: the group that owns the API socket ("": root's)
 	SocketGID  int          // Group resolved; -1 leaves the socket's group as created
+	// FirewallCheck is --firewall-check-interval: how often the firewall is checked and
+	// repaired besides after other programs' changes (0: only after those).
+	FirewallCheck time.Duration
 }
 
 // daemon composes the daemon's components. It holds no state of its own: the store has the
@@ -104,6 +107,7 @@ func newDaemonCmd() *cobra.Command {
 	f.StringVar(&cfg.Metrics, "metrics-addr", "", "also serve Prometheus /metrics on this TCP address (e.g. 127.0.0.1:9323)")
 	f.BoolVar(&cfg.ICC, "icc", true, "allow traffic between sandboxes on the default bridge (false: only --link pairs)")
 	f.StringVarP(&cfg.Group, "group", "G", "", "group (name or GID) given the API socket, root:GROUP 0660, like dockerd's docker group")
+	f.DurationVar(&cfg.FirewallCheck, "firewall-check-interval", defaultFirewallCheck, "how often to check berth's nftables rules and repair them (also done after other programs change the ruleset; 0: only then)")
 	return cmd
 }
 
@@ -129,6 +133,9 @@ func (c *daemonConfig) parse(level string, dns []string) error {
 		if !printableWord(o) || strings.ContainsAny(o, "#;") {
 			return fmt.Errorf("invalid dns-option %q: want one resolv.conf option", o)
 		}
+	}
+	if c.FirewallCheck < 0 {
+		return fmt.Errorf("invalid firewall-check-interval %s: negative", c.FirewallCheck)
 	}
 	if c.Root == "" || c.Socket == "" {
 		return errors.New("invalid daemon flags: --root and --socket must not be empty")
@@ -191,6 +198,9 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		return err
 	}
 	defer d.close()
+	rctx, stopRepair := context.WithCancel(ctx)
+	repaired := d.repairFirewall(rctx)
+	defer func() { stopRepair(); <-repaired }() // before close: a repair reads the store
 	ln, err := listenUnix(cfg.Socket, cfg.SocketGID)
 	if err != nil {
 		return err
@@ -266,8 +276,8 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 		RunDir:   cfg.ExecRoot,
 		HostDNS:  cfg.hostDNS,
 		// The data plane: berth's own nftables tables, rebuilt from the records after
-		// every change.
-		Firewall:     firewall.Apply,
+		// every change, and its bridges opened in other programs' forward chains.
+		Firewall:     applyFirewall(log),
 		Ports:        portmap.New(log),
 		IPForward:    cfg.IPForward,
 		NoDefaultICC: !cfg.ICC,
@@ -283,6 +293,49 @@ func openDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) (*daemo
 	}
 	k.StartNetNSPool(netnsPoolSize) // after the restore, which it would only slow down
 	return d, nil
+}
+
+// defaultFirewallCheck is the period of the firewall check when no change is seen: the
+// nftables monitor catches changes at once, so this is the bound for what it misses.
+const defaultFirewallCheck = 10 * time.Second
+
+// applyFirewall is netmgr's Firewall: berth's tables, then its accept rules in other
+// programs' forward chains (Docker's, firewalld's). Those rules failing is not the
+// change's failure (berth's own rules are in; the repair loop tries them again), so it
+// is logged.
+func applyFirewall(log *slog.Logger) func(firewall.State) error {
+	return func(st firewall.State) error {
+		if err := firewall.Apply(st); err != nil {
+			return err
+		}
+		if changed, err := firewall.OpenForward(st); err != nil {
+			log.Warn("firewall", "err", err)
+		} else if len(changed) > 0 {
+			log.Debug("forward chains opened", "what", changed)
+		}
+		return nil
+	}
+}
+
+// repairFirewall starts the loop that checks the firewall and repairs it (see
+// netmgr.Manager.RepairFirewall) until ctx is done; the returned channel is closed when
+// it has stopped.
+func (d *daemon) repairFirewall(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	changes, err := firewall.Changes(ctx) // here: the monitor must listen in the daemon's netns
+	if err != nil {
+		d.log.Warn("nftables monitor: firewall checked periodically only", "err", err)
+	}
+	interval := d.cfg.FirewallCheck
+	if interval == 0 {
+		interval = time.Duration(1<<63 - 1) // after changes only
+	}
+	go func() {
+		defer close(done)
+		d.mgr.RepairFirewall(ctx, netmgr.FirewallRepair{Interval: interval, Changes: changes,
+			Missing: firewall.Missing, Recheck: firewall.RecheckForward, Forget: firewall.Forget})
+	}()
+	return done
 }
 
 // netnsPoolSize is how many netns the daemon keeps made ahead of need (kernel.StartNetNSPool):

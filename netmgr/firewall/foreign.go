@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/google/nftables"
@@ -368,22 +369,23 @@ func (fw *Forward) ensureLocked() ([]string, error) {
 	return done, nil
 }
 
-// describe says what one chain's change does, naming up to a few of the rules added.
+// describe says what one chain's change does, naming up to a few of the rules added:
+// "ip filter DOCKER-USER: 2 accept rules added (iifname br-x accept, oifname br-x accept)".
 func describe(c forwardChain, add []opening, dels int) string {
-	s := fmt.Sprintf("%s: %d accept rules added, %d removed", c, len(add), dels)
-	for i, o := range add {
-		if i == 4 {
-			s += ", ..."
-			break
-		}
-		sep := ", "
-		if i == 0 {
-			sep = " ("
-		}
-		s += sep + o.String()
-	}
+	var parts []string
 	if len(add) > 0 {
-		s += ")"
+		var names []string
+		for i, o := range add {
+			if i == 4 {
+				names = append(names, "...")
+				break
+			}
+			names = append(names, o.String())
+		}
+		parts = append(parts, fmt.Sprintf("%d accept rules added (%s)", len(add), strings.Join(names, ", ")))
 	}
-	return s
+	if dels > 0 {
+		parts = append(parts, fmt.Sprintf("%d of berth's rules removed", dels))
+	}
+	return c.String() + ": " + strings.Join(parts, ", ")
 }
