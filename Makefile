@@ -11,17 +11,22 @@ build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/berth
 	CGO_ENABLED=0 $(GO) build -o $(CNI_BIN) ./cmd/berth-cni
 
-# deps installs the system tools the demo and the integration tests run (ip, ping, dig, nft).
+# deps installs the system tools the demo and the integration tests run (ip, ping, dig, nft;
+# iptables and Docker's engine for TestCoexistDocker). No package may start its service
+# meanwhile (policy-rc.d exit 101): docker.io would start dockerd in the machine's own
+# namespaces; the test runs its own in a private one.
 deps:
 	@missing=""; \
 	for c in ip:iproute2 ping:iputils-ping dig:dnsutils nft:nftables unshare:util-linux \
-		containerd:containerd ctr:containerd runc:runc; do \
+		containerd:containerd ctr:containerd runc:runc iptables:iptables dockerd:docker.io; do \
 		command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c#*:}"; \
 	done; \
 	dpkg -s busybox-static >/dev/null 2>&1 || missing="$$missing busybox-static"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
+		policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then policy=1; printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; fi; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+		status=$$?; [ -z "$$policy" ] || rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	fi
 	$(GO) mod download
 
