@@ -17,7 +17,10 @@ import (
 // firewallState derives the firewall's input from the records.
 func firewallState(snap *store.Snapshot) firewall.State {
 	var st firewall.State
-	for _, n := range snap.Networks() {
+	nets := snap.Networks()
+	byID := make(map[string]*store.Network, len(nets)) // one lookup table instead of a store lookup per endpoint
+	for _, n := range nets {
+		byID[n.ID] = n
 		if n.Driver != store.DriverBridge {
 			continue
 		}
@@ -34,7 +37,7 @@ func firewallState(snap *store.Snapshot) firewall.State {
 	// Indexes give the only sandboxes and endpoints that add rows, so the cost follows the
 	// networks, published ports and links, not the number of sandboxes.
 	for _, sb := range snap.PublishingSandboxes() {
-		st.Ports = append(st.Ports, publishedPorts(snap, sb)...)
+		st.Ports = append(st.Ports, publishedPorts(snap, byID, sb)...)
 	}
 	for _, ep := range snap.LinkingEndpoints() {
 		st.Links = append(st.Links, linkRows(snap, ep)...)
@@ -44,13 +47,13 @@ func firewallState(snap *store.Snapshot) firewall.State {
 
 // publishedPorts maps a sandbox's published ports to its address on the first non-internal
 // network (the one its default route uses), as Docker does.
-func publishedPorts(snap *store.Snapshot, sb *store.Sandbox) []firewall.Port {
+func publishedPorts(snap *store.Snapshot, nets map[string]*store.Network, sb *store.Sandbox) []firewall.Port {
 	if len(sb.Ports) == 0 {
 		return nil
 	}
 	for _, ep := range snap.SandboxEndpoints(sb.ID) {
-		n, err := snap.Network(ep.NetworkID)
-		if err != nil || n.Internal {
+		n := nets[ep.NetworkID]
+		if n == nil || n.Internal {
 			continue
 		}
 		var out []firewall.Port
