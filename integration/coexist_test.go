@@ -206,6 +206,19 @@ func TestCoexistDocker(t *testing.T) {
 		t.Fatalf("after nft flush ruleset: %v", err)
 	}
 
+	// One table deleted, or emptied of its rules (chains and sets stay): rebuilt.
+	for _, cmd := range [][]string{{"nft", "delete", "table", "ip", "berth"}, {"nft", "flush", "table", "ip", "berth"}} {
+		cli(t, cmd...)
+		if err := until(5*time.Second, func() error {
+			if out := nftTable(t); !strings.Contains(out, "masquerade") {
+				return fmt.Errorf("table ip berth without its masquerade:\n%s", out)
+			}
+			return works()
+		}); err != nil {
+			t.Fatalf("after %s: %v", strings.Join(cmd, " "), err)
+		}
+	}
+
 	// A dockerd restart makes its chains anew, without berth's rules: they come back.
 	dk.stop()
 	dk.start()
@@ -257,7 +270,7 @@ func TestCoexistDocker(t *testing.T) {
 		}
 	}
 	// berth0 and br: 4 rules.
-	for _, want := range []string{"table ip berth", "ip filter DOCKER-USER: 4 accept rules added", "ip filter FORWARD: 4 accept rules added"} {
+	for _, want := range []string{"table ip berth", "rules of chain ip berth postrouting: 0, want ", "ip filter DOCKER-USER: 4 accept rules added", "ip filter FORWARD: 4 accept rules added"} {
 		if !strings.Contains(log, "firewall repaired") || !strings.Contains(log, want) {
 			t.Errorf("daemon log has no repair of %q:\n%s", want, log)
 		}
