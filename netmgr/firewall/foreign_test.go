@@ -253,3 +253,49 @@ func TestForwardIptables(t *testing.T) {
 		t.Errorf("iptables -S with no networks:\n%s", all)
 	}
 }
+
+// TestForwardFirewalld: firewalld's forward chain (its shape, made with nft, as firewalld
+// is not installed here) gets berth's rules at its top, before its final reject.
+func TestForwardFirewalld(t *testing.T) {
+	testns.Require(t)
+	t.Cleanup(func() { exec.Command("nft", "delete", "table", "inet", "firewalld").Run() })
+	ruleset := `table inet firewalld {
+	chain filter_FORWARD {
+		type filter hook forward priority filter + 10; policy accept;
+		ct state established,related accept
+		reject with icmpx admin-prohibited
+	}
+}`
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(ruleset)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f: %v: %s", err, out)
+	}
+	var fw Forward
+	if _, err := fw.Open(State{Networks: []Network{{Bridge: "br-a", Subnets: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/24")}}}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("nft", "list", "chain", "inet", "firewalld", "filter_FORWARD").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list chain: %v: %s", err, out)
+	}
+	lines := strings.Split(string(out), "\n")
+	var rules []string
+	for _, l := range lines {
+		if l = strings.TrimSpace(l); strings.HasSuffix(l, "accept") || strings.Contains(l, "comment") || strings.HasPrefix(l, "reject") {
+			rules = append(rules, l)
+		}
+	}
+	want := []string{`iifname "br-a" counter packets 0 bytes 0 accept comment "berth"`,
+		`oifname "br-a" counter packets 0 bytes 0 accept comment "berth"`}
+	if len(rules) < 2 || !slices.Contains(rules[:2], want[0]) || !slices.Contains(rules[:2], want[1]) {
+		t.Errorf("nft list chain inet firewalld filter_FORWARD:\n%s\nwant first %q", out, want)
+	}
+	if _, err := fw.Open(State{}); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := exec.Command("nft", "list", "chain", "inet", "firewalld", "filter_FORWARD").CombinedOutput(); strings.Contains(string(out), "berth") ||
+		!strings.Contains(string(out), "reject") {
+		t.Errorf("after the network went:\n%s", out)
+	}
+}
