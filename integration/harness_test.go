@@ -80,7 +80,7 @@ type daemon struct {
 	// TestDNSDebugLevel covers the debug path.
 	debug bool
 	cmd   *exec.Cmd
-	log   *bytes.Buffer
+	log   *syncBuffer // the daemon's output, read by tests while it runs
 	done  chan struct{}
 }
 
@@ -124,7 +124,7 @@ func (d *daemon) start(extra ...string) {
 	d.cmd = exec.Command(d.bin, args...)
 	d.cmd.Env = append(os.Environ(), d.env...)
 	if d.log == nil {
-		d.log = &bytes.Buffer{}
+		d.log = &syncBuffer{}
 	}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
@@ -144,6 +144,24 @@ func (d *daemon) start(extra ...string) {
 		}
 	}
 	d.t.Fatalf("daemon did not answer within 10s:\n%s", d.log)
+}
+
+// syncBuffer is a bytes.Buffer that the daemon's output copier writes while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // stop ends the daemon gracefully (SIGTERM); kill ends it with SIGKILL, like a crash.
