@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/nftables"
@@ -34,72 +37,142 @@ func (f *Firewall) Forget() {
 // and reports each table, chain and set that is gone, and each chain whose rules are not
 // the number installed, one line each ("table ip berth", "rules of chain ip berth forward:
 // 0, want 12"). Set elements are not compared: taking one out needs someone who means
-// to. Nothing installed yet, or the last Apply failed: nothing to compare (nil). It costs
-// a listing of the chains, and of the sets and rules of each of berth's tables.
+// to. Nothing installed yet, or the last Apply failed: nothing to compare (nil).
+//
+// It reads the tables and chains, and the rules and sets of berth's tables (a few small dumps: the
+// rules are fixed, sets hold what grows). When that reading is what the last check found
+// whole, nothing changed and the ruleset is not rendered again (25 ms of CPU with 1,000
+// networks and 5,000 ports).
 func (f *Firewall) Missing() ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.live == nil || f.live.broken || f.netns != netnsID() {
 		return nil, nil
 	}
+	k, err := readTables()
+	if err != nil {
+		return nil, fmt.Errorf("check firewall: %w", err)
+	}
+	sum := k.summary()
+	checked.mu.Lock()
+	same := checked.whole[f] == sum
+	checked.mu.Unlock()
+	if same {
+		return nil, nil
+	}
 	rs, err := Ruleset(f.live.in.state())
 	if err != nil {
 		return nil, fmt.Errorf("check firewall: %w", err)
 	}
-	c, err := nftables.New()
-	if err != nil {
-		return nil, fmt.Errorf("check firewall: %w", err)
-	}
-	chains, err := c.ListChains()
-	if err != nil {
-		return nil, fmt.Errorf("check firewall: list chains: %w", err)
-	}
-	have := map[nftables.TableFamily]map[string]bool{}
-	for _, ch := range chains {
-		if ch.Table == nil || ch.Table.Name != TableName {
-			continue
-		}
-		if have[ch.Table.Family] == nil {
-			have[ch.Table.Family] = map[string]bool{}
-		}
-		have[ch.Table.Family][ch.Name] = true
-	}
 	var gone []string
 	for _, t := range rs.tables {
 		fam := familyNames[t.family]
-		if have[t.family] == nil {
+		kt := k[t.family]
+		if kt == nil {
 			gone = append(gone, "table "+fam+" "+TableName)
 			continue
 		}
-		nt := &nftables.Table{Name: TableName, Family: t.family}
 		for _, ch := range t.chains {
-			if !have[t.family][ch.name] {
+			n, ok := kt.rules[ch.name]
+			switch {
+			case !ok:
 				gone = append(gone, fmt.Sprintf("chain %s %s %s", fam, TableName, ch.name))
-				continue
-			}
-			rules, err := c.GetRules(nt, &nftables.Chain{Name: ch.name, Table: nt})
-			if err != nil {
-				return nil, fmt.Errorf("check firewall: list chain %s %s: %w", fam, ch.name, err)
-			}
-			if len(rules) != len(ch.rules) {
-				gone = append(gone, fmt.Sprintf("rules of chain %s %s %s: %d, want %d", fam, TableName, ch.name, len(rules), len(ch.rules)))
+			case n != len(ch.rules):
+				gone = append(gone, fmt.Sprintf("rules of chain %s %s %s: %d, want %d", fam, TableName, ch.name, n, len(ch.rules)))
 			}
 		}
-		sets, err := c.GetSets(nt)
-		if err != nil {
-			return nil, fmt.Errorf("check firewall: list sets of %s %s: %w", fam, TableName, err)
-		}
-		named := map[string]bool{}
-		for _, s := range sets {
-			named[s.Name] = true
-		}
-		for _, s := range t.sets {
-			if !named[s.name] {
-				gone = append(gone, fmt.Sprintf("set %s %s %s", fam, TableName, s.name))
+		for _, st := range t.sets {
+			if !kt.sets[st.name] {
+				gone = append(gone, fmt.Sprintf("set %s %s %s", fam, TableName, st.name))
 			}
 		}
 	}
+	if len(gone) == 0 {
+		checked.mu.Lock()
+		checked.whole[f] = sum
+		checked.mu.Unlock()
+	}
 	return gone, nil
+}
+
+// checked remembers, per Firewall, the reading of the kernel at the last check that found
+// berth's tables whole. An Apply changes the reading (the next check renders again) or
+// leaves it as it was (nothing to check); someone else's change that leaves exactly the
+// reading of a whole earlier state would have to rebuild berth's tables as they were.
+var checked = struct {
+	mu    sync.Mutex // guards following
+	whole map[*Firewall]string
+}{whole: map[*Firewall]string{}}
+
+// kernelTable is what Missing reads of one of berth's tables.
+type kernelTable struct {
+	rules map[string]int  // chain -> number of rules
+	sets  map[string]bool // set and map names
+}
+
+type kernelTables map[nftables.TableFamily]*kernelTable
+
+// readTables reads berth's tables in the current netns.
+func readTables() (kernelTables, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return nil, err
+	}
+	tables, err := c.ListTables()
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	k := kernelTables{}
+	for _, t := range tables {
+		if t.Name == TableName {
+			k[t.Family] = &kernelTable{rules: map[string]int{}, sets: map[string]bool{}}
+		}
+	}
+	if len(k) == 0 {
+		return k, nil
+	}
+	chains, err := c.ListChains()
+	if err != nil {
+		return nil, fmt.Errorf("list chains: %w", err)
+	}
+	for _, ch := range chains {
+		if ch.Table == nil || ch.Table.Name != TableName || k[ch.Table.Family] == nil {
+			continue
+		}
+		kt := k[ch.Table.Family]
+		nt := &nftables.Table{Name: TableName, Family: ch.Table.Family}
+		rules, err := c.GetRules(nt, &nftables.Chain{Name: ch.Name, Table: nt})
+		if err != nil {
+			return nil, fmt.Errorf("list chain %s %s %s: %w", familyName(ch.Table.Family), TableName, ch.Name, err)
+		}
+		kt.rules[ch.Name] = len(rules)
+	}
+	for f, kt := range k {
+		sets, err := c.GetSets(&nftables.Table{Name: TableName, Family: f})
+		if err != nil {
+			return nil, fmt.Errorf("list sets of %s %s: %w", familyName(f), TableName, err)
+		}
+		for _, st := range sets {
+			kt.sets[st.Name] = true
+		}
+	}
+	return k, nil
+}
+
+// summary is k as one comparable string.
+func (k kernelTables) summary() string {
+	var lines []string
+	for f, kt := range k {
+		lines = append(lines, fmt.Sprintf("%d table", f))
+		for ch, n := range kt.rules {
+			lines = append(lines, fmt.Sprintf("%d chain %s %d", f, ch, n))
+		}
+		for st := range kt.sets {
+			lines = append(lines, fmt.Sprintf("%d set %s", f, st))
+		}
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
 }
 
 // state is in as a State again (order does not matter to Ruleset).
