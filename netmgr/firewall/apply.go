@@ -43,25 +43,36 @@ func Apply(s State) error { return std.Apply(s) }
 // bridges with published IPv4 ports; a bridge that does not exist yet is skipped (and
 // tried again at the next Apply). Applying the same State twice gives the same ruleset.
 func (f *Firewall) Apply(s State) error {
-	in, err := index(s)
-	if err != nil {
-		return fmt.Errorf("apply firewall: %w", err)
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ns := netnsID()
-	if l := f.live; l != nil && !l.broken && f.netns == ns && l.shape == in.shape() {
-		cs := l.update(in)
-		if !l.broken {
+	if l := f.live; l != nil && !l.broken && f.netns == ns {
+		cs, ok := l.updateRaw(s)
+		if !ok {
+			in, err := index(s)
+			if err != nil {
+				return fmt.Errorf("apply firewall: %w", err)
+			}
+			if ok = l.shape == in.shape(); ok {
+				cs = l.update(in)
+				l.raw = copyState(s)
+			}
+		}
+		if ok && !l.broken {
 			if err := send(func(b *batch) { queueChanges(b, cs) }); err == nil {
 				f.noteLocalnet(cs)
 				return f.setLocalnet()
 			}
 		}
-		// The tables are not what we left, the kernel refused the change, or the
-		// counts are out of step: rebuild, which does not depend on what is there.
+		// The tables are not what we left, the kernel refused the change, a table
+		// appears or goes, or the counts are out of step: rebuild, which does not
+		// depend on what is there.
 	}
 	f.live = nil
+	in, err := index(s)
+	if err != nil {
+		return fmt.Errorf("apply firewall: %w", err)
+	}
 	rs, err := Ruleset(s)
 	if err != nil {
 		return fmt.Errorf("apply firewall: %w", err)
@@ -70,6 +81,7 @@ func (f *Firewall) Apply(s State) error {
 		return fmt.Errorf("apply firewall: %w", err)
 	}
 	f.live, f.netns = newLive(in), ns
+	f.live.raw = copyState(s)
 	f.localnet, f.pending = map[string]bool{}, map[string]bool{}
 	for _, br := range rs.routeLocalnet {
 		f.pending[br] = true

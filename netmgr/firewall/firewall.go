@@ -111,46 +111,72 @@ func clean(s State) (State, error) {
 	var n State
 	seen := make(map[string]bool, len(s.Networks))
 	for _, nw := range s.Networks {
-		if nw.Bridge == "" || len(nw.Bridge) > 15 {
-			return State{}, fmt.Errorf("network bridge %q: want 1 to 15 bytes", nw.Bridge)
+		c, err := cleanNetwork(nw)
+		if err != nil {
+			return State{}, err
 		}
 		if seen[nw.Bridge] {
 			return State{}, fmt.Errorf("network bridge %q: listed twice", nw.Bridge)
 		}
 		seen[nw.Bridge] = true
-		nw.Subnets = slices.Clone(nw.Subnets)
-		for i, p := range nw.Subnets {
-			if !p.IsValid() {
-				return State{}, fmt.Errorf("network %s: invalid subnet", nw.Bridge)
-			}
-			nw.Subnets[i] = p.Masked()
-		}
-		slices.SortFunc(nw.Subnets, netip.Prefix.Compare)
-		nw.Subnets = slices.Compact(nw.Subnets)
-		n.Networks = append(n.Networks, nw)
+		n.Networks = append(n.Networks, c)
 	}
+	isNet := func(br string) bool { return seen[br] }
 	n.Ports = make([]Port, 0, len(s.Ports))
 	for _, p := range s.Ports {
-		if err := checkPort(p, seen); err != nil {
-			return State{}, fmt.Errorf("port %s %s:%d -> %s:%d: %w", p.Proto, p.HostIP, p.HostPort, p.Addr, p.Port, err)
+		c, err := cleanPort(p, isNet)
+		if err != nil {
+			return State{}, err
 		}
-		if p.HostIP.IsValid() {
-			p.HostIP = p.HostIP.Unmap()
-		}
-		p.Addr = p.Addr.Unmap()
-		n.Ports = append(n.Ports, p)
+		n.Ports = append(n.Ports, c)
 	}
 	for _, l := range s.Links {
-		if err := checkLink(l, seen); err != nil {
-			return State{}, fmt.Errorf("link %s -> %s %s/%d: %w", l.From, l.To, l.Proto, l.Port, err)
+		c, err := cleanLink(l, isNet)
+		if err != nil {
+			return State{}, err
 		}
-		l.From, l.To = l.From.Unmap(), l.To.Unmap()
-		n.Links = append(n.Links, l)
+		n.Links = append(n.Links, c)
 	}
 	return n, nil
 }
 
-func checkPort(p Port, bridges map[string]bool) error {
+func cleanNetwork(nw Network) (Network, error) {
+	if nw.Bridge == "" || len(nw.Bridge) > 15 {
+		return Network{}, fmt.Errorf("network bridge %q: want 1 to 15 bytes", nw.Bridge)
+	}
+	nw.Subnets = slices.Clone(nw.Subnets)
+	for i, p := range nw.Subnets {
+		if !p.IsValid() {
+			return Network{}, fmt.Errorf("network %s: invalid subnet", nw.Bridge)
+		}
+		nw.Subnets[i] = p.Masked()
+	}
+	slices.SortFunc(nw.Subnets, netip.Prefix.Compare)
+	nw.Subnets = slices.Compact(nw.Subnets)
+	return nw, nil
+}
+
+// cleanPort checks p (isNet tells the bridges of networks) and returns its canonical form.
+func cleanPort(p Port, isNet func(string) bool) (Port, error) {
+	if err := checkPort(p, isNet); err != nil {
+		return Port{}, fmt.Errorf("port %s %s:%d -> %s:%d: %w", p.Proto, p.HostIP, p.HostPort, p.Addr, p.Port, err)
+	}
+	if p.HostIP.IsValid() {
+		p.HostIP = p.HostIP.Unmap()
+	}
+	p.Addr = p.Addr.Unmap()
+	return p, nil
+}
+
+func cleanLink(l Link, isNet func(string) bool) (Link, error) {
+	if err := checkLink(l, isNet); err != nil {
+		return Link{}, fmt.Errorf("link %s -> %s %s/%d: %w", l.From, l.To, l.Proto, l.Port, err)
+	}
+	l.From, l.To = l.From.Unmap(), l.To.Unmap()
+	return l, nil
+}
+
+func checkPort(p Port, isNet func(string) bool) error {
 	switch {
 	case p.Proto != "tcp" && p.Proto != "udp":
 		return fmt.Errorf("protocol %q: want tcp or udp", p.Proto)
@@ -160,13 +186,13 @@ func checkPort(p Port, bridges map[string]bool) error {
 		return fmt.Errorf("no sandbox address")
 	case p.HostIP.IsValid() && p.HostIP.Unmap().Is4() != p.Addr.Unmap().Is4():
 		return fmt.Errorf("host and sandbox addresses of different families")
-	case !bridges[p.Bridge]:
+	case !isNet(p.Bridge):
 		return fmt.Errorf("bridge %q: not a network", p.Bridge)
 	}
 	return nil
 }
 
-func checkLink(l Link, bridges map[string]bool) error {
+func checkLink(l Link, isNet func(string) bool) error {
 	switch {
 	case l.Proto != "tcp" && l.Proto != "udp":
 		return fmt.Errorf("protocol %q: want tcp or udp", l.Proto)
@@ -174,7 +200,7 @@ func checkLink(l Link, bridges map[string]bool) error {
 		return fmt.Errorf("port 0")
 	case !l.From.IsValid() || !l.To.IsValid() || l.From.Unmap().Is4() != l.To.Unmap().Is4():
 		return fmt.Errorf("want two addresses of one family")
-	case !bridges[l.Bridge]:
+	case !isNet(l.Bridge):
 		return fmt.Errorf("bridge %q: not a network", l.Bridge)
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 // and puts the new ones in; elements whose count goes to or from zero are sent.
 type live struct {
 	in     inputs
+	raw    State // the State as last applied (a copy), for updateRaw
 	shape  shape
 	sets   map[setRef]*liveSet
 	broken bool // two inputs gave one map key different data, or a count went wrong: rebuild
@@ -40,9 +41,11 @@ type liveElem struct {
 
 // inputs is a clean State indexed by identity.
 type inputs struct {
-	nets  map[string]Network // by bridge
-	ports map[Port]bool
-	links map[Link]bool
+	nets    map[string]Network // by bridge
+	ports   map[Port]int       // how many times the State lists each
+	links   map[Link]int
+	portsOn map[string]int // ports listed per bridge
+	linksOn map[string]int
 }
 
 func index(s State) (inputs, error) {
@@ -50,35 +53,39 @@ func index(s State) (inputs, error) {
 	if err != nil {
 		return inputs{}, err
 	}
-	in := inputs{nets: make(map[string]Network, len(c.Networks)), ports: make(map[Port]bool, len(c.Ports)),
-		links: make(map[Link]bool, len(c.Links))}
+	in := inputs{nets: make(map[string]Network, len(c.Networks)), ports: make(map[Port]int, len(c.Ports)),
+		links: make(map[Link]int, len(c.Links)), portsOn: map[string]int{}, linksOn: map[string]int{}}
 	for _, nw := range c.Networks {
 		in.nets[nw.Bridge] = nw
 	}
 	for _, p := range c.Ports {
-		in.ports[p] = true
+		in.ports[p]++
+		in.portsOn[p.Bridge]++
 	}
 	for _, l := range c.Links {
-		in.links[l] = true
+		in.links[l]++
+		in.linksOn[l.Bridge]++
 	}
 	return in, nil
 }
 
-func (in inputs) shape() shape {
-	sh := shape{ip: len(in.nets) > 0}
+func (in inputs) shape() shape { return shape{ip: len(in.nets) > 0, bridge: in.quiet() > 0} }
+
+// quiet counts the networks with elements in the bridge table.
+func (in inputs) quiet() int {
+	n := 0
 	for _, nw := range in.nets {
 		if quiet(nw) {
-			sh.bridge = true
-			break
+			n++
 		}
 	}
-	return sh
+	return n
 }
 
 // newLive indexes what a rebuild from in installs.
 func newLive(in inputs) *live {
 	l := &live{shape: in.shape(), sets: map[setRef]*liveSet{},
-		in: inputs{nets: map[string]Network{}, ports: map[Port]bool{}, links: map[Link]bool{}}}
+		in: inputs{nets: map[string]Network{}, ports: map[Port]int{}, links: map[Link]int{}}}
 	addSets := func(f nftables.TableFamily, defs []*set) {
 		for _, s := range defs {
 			l.sets[setRef{f, s.name}] = &liveSet{family: f, def: s, elems: map[string]*liveElem{}}
@@ -136,27 +143,33 @@ func (l *live) update(cur inputs) []change {
 	}
 	var gonePorts, newPorts []Port
 	for p := range old.ports {
-		if !cur.ports[p] || redo[p.Bridge] {
+		if cur.ports[p] == 0 || redo[p.Bridge] {
 			gonePorts = append(gonePorts, p)
 		}
 	}
 	for p := range cur.ports {
-		if !old.ports[p] || redo[p.Bridge] {
+		if old.ports[p] == 0 || redo[p.Bridge] {
 			newPorts = append(newPorts, p)
 		}
 	}
 	var goneLinks, newLinks []Link
 	for k := range old.links {
-		if !cur.links[k] || redo[k.Bridge] {
+		if cur.links[k] == 0 || redo[k.Bridge] {
 			goneLinks = append(goneLinks, k)
 		}
 	}
 	for k := range cur.links {
-		if !old.links[k] || redo[k.Bridge] {
+		if old.links[k] == 0 || redo[k.Bridge] {
 			newLinks = append(newLinks, k)
 		}
 	}
+	return l.move(func() { l.in = cur }, goneNets, newNets, gonePorts, newPorts, goneLinks, newLinks)
+}
 
+// move takes the elements of the gone inputs out (against the networks before), calls
+// swap to switch l.in to the inputs after, puts the elements of the new inputs in, and
+// returns the elements to send.
+func (l *live) move(swap func(), goneNets, newNets []Network, gonePorts, newPorts []Port, goneLinks, newLinks []Link) []change {
 	seen := map[*liveSet]map[string]*touched{}
 	apply := func(in inputs, d int, nets []Network, ports []Port, links []Link) {
 		if l.shape.ip {
@@ -187,9 +200,9 @@ func (l *live) update(cur inputs) []change {
 			}
 		}
 	}
-	apply(old, -1, goneNets, gonePorts, goneLinks)
-	apply(cur, +1, newNets, newPorts, newLinks)
-	l.in = cur
+	apply(l.in, -1, goneNets, gonePorts, goneLinks)
+	swap()
+	apply(l.in, +1, newNets, newPorts, newLinks)
 
 	var out []change
 	for ls, ts := range seen {

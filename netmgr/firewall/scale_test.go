@@ -129,23 +129,42 @@ func mustIndex(t testing.TB, s State) inputs {
 // elements the updates leave are exactly those Ruleset renders for the state.
 func TestUpdateMatchesRuleset(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
+	walked := 0
 	for seq := range 30 {
-		var l *live
+		var byIndex, byWalk *live // update from the whole inputs; updateRaw where it can
 		for step := range 40 {
 			s := randomState(r)
+			if r.IntN(4) == 0 { // now and then a port listed twice
+				if n := len(s.Ports); n > 0 {
+					s.Ports = append(s.Ports, s.Ports[r.IntN(n)])
+				}
+			}
 			in := mustIndex(t, s)
-			if l == nil || l.shape != in.shape() {
-				l = newLive(in)
+			if byIndex == nil || byIndex.shape != in.shape() {
+				byIndex, byWalk = newLive(in), newLive(in)
+				byWalk.raw = copyState(s)
 			} else {
-				l.update(in)
+				byIndex.update(in)
+				if _, ok := byWalk.updateRaw(s); ok {
+					walked++
+				} else {
+					byWalk.update(in)
+					byWalk.raw = copyState(s)
+				}
 			}
-			if l.broken {
-				t.Fatalf("sequence %d step %d: counts out of step", seq, step)
-			}
-			if got, want := liveElements(l), rulesetElements(mustRuleset(t, s)); got != want {
-				t.Fatalf("sequence %d step %d: elements after updates:\n%s\nwant (Ruleset):\n%s", seq, step, got, want)
+			want := rulesetElements(mustRuleset(t, s))
+			for name, l := range map[string]*live{"update": byIndex, "updateRaw": byWalk} {
+				if l.broken {
+					t.Fatalf("sequence %d step %d, %s: counts out of step", seq, step, name)
+				}
+				if got := liveElements(l); got != want {
+					t.Fatalf("sequence %d step %d, %s: elements:\n%s\nwant (Ruleset):\n%s", seq, step, name, got, want)
+				}
 			}
 		}
+	}
+	if walked < 300 {
+		t.Errorf("updateRaw took %d of 1,170 steps; want most", walked)
 	}
 }
 
@@ -214,7 +233,7 @@ func rulesetElements(rs *Rules) string {
 }
 
 // BenchmarkStep is the userland cost of one Apply that adds or removes one network next
-// to 1,000 networks and 5,000 ports: the state indexed, the changed inputs found, their
+// to 1,000 networks and 5,000 ports: the states walked side by side, the changed inputs'
 // elements counted and queued.
 func BenchmarkStep(b *testing.B) {
 	small := scaleState(1000, 5000)
@@ -222,13 +241,17 @@ func BenchmarkStep(b *testing.B) {
 	big.Networks = append(slices.Clone(small.Networks), Network{Bridge: "br-new", ICC: true, Masquerade: true,
 		Subnets: []netip.Prefix{pfx("10.200.0.0/24")}})
 	l := newLive(mustIndex(b, small))
+	l.raw = copyState(small)
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		next := big
 		if i%2 == 1 {
 			next = small
 		}
-		cs := l.update(mustIndex(b, next))
+		cs, ok := l.updateRaw(next)
+		if !ok {
+			b.Fatal("updateRaw gave up")
+		}
 		c, _ := nftables.New()
 		queueChanges(&batch{c: c}, cs)
 	}
