@@ -261,6 +261,28 @@ func TestCoexistDocker(t *testing.T) {
 		t.Errorf("berth's rules left in DOCKER-USER, which nothing jumps to:\n%s", u)
 	}
 
+	// dockerd restarts with berth's rules in its chains: it starts (iptables parses them),
+	// puts its jump to DOCKER-USER back, and berth's rules follow it there.
+	dk.stop()
+	dk.start()
+	if err := until(5*time.Second, func() error {
+		if u := cli(t, "iptables", "-S", "DOCKER-USER"); !strings.Contains(u, "-o "+br+" ") {
+			return fmt.Errorf("DOCKER-USER without berth's rules:\n%s", u)
+		}
+		if f := cli(t, "iptables", "-S", "FORWARD"); strings.Contains(f, "berth") {
+			return fmt.Errorf("berth's rules still in FORWARD, which jumps to DOCKER-USER again:\n%s", f)
+		}
+		return works()
+	}); err != nil {
+		t.Fatalf("after a dockerd restart with berth's rules in place: %v", err)
+	}
+	// A network removed: its rules go, berth0's stay.
+	d.must("sandbox", "rm", "-f", "c1", "c2")
+	d.must("network", "rm", "app")
+	if all := cli(t, "iptables", "-S"); strings.Contains(all, br) || !strings.Contains(all, "-i berth0 -m comment --comment berth -j ACCEPT") {
+		t.Errorf("iptables -S after network rm app:\n%s\nwant no rule for %s, berth0's kept", all, br)
+	}
+
 	// The log says what was repaired (read once the daemon has stopped writing it).
 	d.stop()
 	log := d.log.String()
