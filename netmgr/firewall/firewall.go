@@ -9,8 +9,9 @@
 // installed and sends only the elements (and bridge-table chains) that changed; its first
 // Apply rebuilds berth's tables whole in one batch, so a restart converges to exactly the
 // desired state, stale elements removed. Applying the same State twice gives the same
-// ruleset. The package knows nothing of the store, and never reads, flushes or changes a
-// table it does not own (Docker's, libvirt's, firewalld's).
+// ruleset. The package knows nothing of the store, and never flushes or changes a table
+// it does not own (Docker's, libvirt's, firewalld's), but for berth's own tagged accept
+// rules in their forward chains (foreign.go).
 //
 // berth owns three tables, all named "berth":
 //
@@ -35,7 +36,9 @@
 // going out of the bridge. IPv6 has no such switch: [::1]:HOSTPORT is not published.
 //
 // Rules in other tables still apply: an accept here does not override a drop elsewhere
-// (for example an iptables FORWARD policy of DROP).
+// (for example the iptables FORWARD policy DROP of Docker's engine), which is why
+// OpenForward adds berth's bridges to those chains. Missing, Forget and Changes let the
+// daemon notice and repair what others take away (check.go).
 package firewall
 
 import (
