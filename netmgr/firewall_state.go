@@ -18,6 +18,7 @@ import (
 func firewallState(snap *store.Snapshot) firewall.State {
 	var st firewall.State
 	nets := snap.Networks()
+	st.Networks = make([]firewall.Network, 0, len(nets))
 	byID := make(map[string]*store.Network, len(nets)) // one lookup table instead of a store lookup per endpoint
 	for _, n := range nets {
 		byID[n.ID] = n
@@ -36,8 +37,14 @@ func firewallState(snap *store.Snapshot) firewall.State {
 	}
 	// Indexes give the only sandboxes and endpoints that add rows, so the cost follows the
 	// networks, published ports and links, not the number of sandboxes.
-	for _, sb := range snap.PublishingSandboxes() {
-		st.Ports = append(st.Ports, publishedPorts(snap, byID, sb)...)
+	pubs := snap.PublishingSandboxes()
+	n := 0
+	for _, sb := range pubs {
+		n += 2 * len(sb.Ports) // IPv4 and IPv6: sized once, not grown through thousands of ports
+	}
+	st.Ports = make([]firewall.Port, 0, n)
+	for _, sb := range pubs {
+		st.Ports = appendPorts(st.Ports, snap, byID, sb)
 	}
 	for _, ep := range snap.LinkingEndpoints() {
 		st.Links = append(st.Links, linkRows(snap, ep)...)
@@ -45,18 +52,17 @@ func firewallState(snap *store.Snapshot) firewall.State {
 	return st
 }
 
-// publishedPorts maps a sandbox's published ports to its address on the first non-internal
-// network (the one its default route uses), as Docker does.
-func publishedPorts(snap *store.Snapshot, nets map[string]*store.Network, sb *store.Sandbox) []firewall.Port {
+// appendPorts appends a sandbox's published ports, mapped to its address on the first
+// non-internal network (the one its default route uses), as Docker does.
+func appendPorts(out []firewall.Port, snap *store.Snapshot, nets map[string]*store.Network, sb *store.Sandbox) []firewall.Port {
 	if len(sb.Ports) == 0 {
-		return nil
+		return out
 	}
 	for _, ep := range snap.SandboxEndpoints(sb.ID) {
 		n := nets[ep.NetworkID]
 		if n == nil || n.Internal {
 			continue
 		}
-		var out []firewall.Port
 		for _, p := range sb.Ports {
 			for _, a := range []netip.Addr{ep.IPv4, ep.IPv6} {
 				if !a.IsValid() || (p.HostIP.IsValid() && p.HostIP.Is4() != a.Is4()) {
@@ -68,7 +74,7 @@ func publishedPorts(snap *store.Snapshot, nets map[string]*store.Network, sb *st
 		}
 		return out
 	}
-	return nil
+	return out
 }
 
 // linkRows opens, on ICC=false bridges, each legacy link's pair for the target's exposed ports.
