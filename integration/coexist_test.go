@@ -45,6 +45,14 @@ func newDockerEngine(t *testing.T) *dockerEngine {
 			t.Skipf("%s not installed: %v", bin, err)
 		}
 	}
+	// dockerd reads its daemon.json and writes its key.json in /etc/docker: a tmpfs there, in
+	// the test's private mount namespace, keeps the machine's config out and its files in.
+	if fi, err := os.Stat("/etc/docker"); err == nil && fi.IsDir() {
+		if err := syscall.Mount("tmpfs", "/etc/docker", "tmpfs", 0, "mode=0755"); err != nil {
+			t.Fatalf("mount tmpfs on /etc/docker: %v", err)
+		}
+		t.Cleanup(func() { syscall.Unmount("/etc/docker", syscall.MNT_DETACH) }) // after the stop below
+	}
 	dir := t.TempDir()
 	dk := &dockerEngine{t: t, dir: dir, sock: filepath.Join(dir, "docker.sock"), log: &bytes.Buffer{}}
 	sysctls := []string{"/proc/sys/net/bridge/bridge-nf-call-iptables", "/proc/sys/net/bridge/bridge-nf-call-ip6tables",
