@@ -104,16 +104,6 @@ func (b *batch) fail(err error) {
 	}
 }
 
-func (b *batch) delTable(f nftables.TableFamily) {
-	b.c.DelTable(&nftables.Table{Name: TableName, Family: f})
-	b.msgs++
-}
-
-func (b *batch) flushChain(c *nftables.Chain) {
-	b.c.FlushChain(c)
-	b.msgs++
-}
-
 func (b *batch) addSet(ns *nftables.Set) {
 	b.nextID++
 	ns.ID = b.nextID

@@ -219,9 +219,6 @@ func (b builder) postrouting() []*rule {
 		newRule().in(setMasqNets, addrField(b.v4, true)).masquerade())
 }
 
-// host is the single-address prefix of a.
-func host(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
-
 // bridgeTable is the bridge family's table, or nil when no network has ICC off: on
 // ICC=false networks, IP traffic switched between two ports of one bridge is dropped,
 // except link rows and a sandbox's hairpin to its own published port; ARP passes. The

@@ -38,30 +38,6 @@ func ifnameData(name string) []byte {
 	return b
 }
 
-func cmpOp(eq bool) (expr.CmpOp, string) {
-	if eq {
-		return expr.CmpOpEq, ""
-	}
-	return expr.CmpOpNeq, "!= "
-}
-
-func (r *rule) meta(key expr.MetaKey, word string, eq bool, name string) *rule {
-	op, neg := cmpOp(eq)
-	return r.add(fmt.Sprintf("%s %s%q", word, neg, name),
-		&expr.Meta{Key: key, Register: reg1},
-		&expr.Cmp{Op: op, Register: reg1, Data: ifnameData(name)})
-}
-
-// iif matches the input interface (iifname NAME or iifname != NAME).
-func (r *rule) iif(name string, eq bool) *rule {
-	return r.meta(expr.MetaKeyIIFNAME, "iifname", eq, name)
-}
-
-// oif matches the output interface.
-func (r *rule) oif(name string, eq bool) *rule {
-	return r.meta(expr.MetaKeyOIFNAME, "oifname", eq, name)
-}
-
 // etherType matches IPv4 or IPv6 frames (bridge family), as needed before any ip match.
 func (r *rule) etherType(v4 bool) *rule {
 	typ, word := uint16(unix.ETH_P_IPV6), "ip6"
@@ -114,23 +90,6 @@ func prefixMask(p netip.Prefix) []byte {
 	return m
 }
 
-// l4port matches the transport protocol and a source (src) or destination port:
-// "tcp dport 80".
-func (r *rule) l4port(proto string, src bool, port uint16) *rule {
-	num, off, dir := byte(unix.IPPROTO_TCP), uint32(2), "dport"
-	if proto == "udp" {
-		num = unix.IPPROTO_UDP
-	}
-	if src {
-		off, dir = 0, "sport"
-	}
-	return r.add(fmt.Sprintf("%s %s %d", proto, dir, port),
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{num}},
-		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: 2},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.BigEndian.PutUint16(port)})
-}
-
 // ctBits matches packets whose conntrack key (state or status) has any of mask's bits.
 func (r *rule) ctBits(key expr.CtKey, text string, mask uint32) *rule {
 	return r.add(text,
@@ -167,19 +126,6 @@ func (r *rule) accept() *rule { return r.verdict(expr.VerdictAccept, "accept") }
 func (r *rule) drop() *rule   { return r.verdict(expr.VerdictDrop, "drop") }
 
 func (r *rule) masquerade() *rule { return r.add("masquerade", &expr.Masq{}) }
-
-// dnat translates the destination to to:port.
-func (r *rule) dnat(to netip.Addr, port uint16) *rule {
-	fam := uint32(unix.NFPROTO_IPV4)
-	if !to.Is4() {
-		fam = unix.NFPROTO_IPV6
-	}
-	return r.add("dnat to "+netip.AddrPortFrom(to, port).String(),
-		&expr.Immediate{Register: reg1, Data: to.AsSlice()},
-		&expr.Immediate{Register: reg2, Data: binaryutil.BigEndian.PutUint16(port)},
-		&expr.NAT{Type: expr.NATTypeDestNAT, Family: fam,
-			RegAddrMin: reg1, RegProtoMin: reg2, Specified: true})
-}
 
 // field is one field of a set lookup: what it loads, as nft names it, and how many bytes.
 type field struct {

@@ -105,15 +105,6 @@ func (rs *Rules) Size() (rules, elements int) {
 	return rules, elements
 }
 
-func (rs *Rules) table(f nftables.TableFamily) *table {
-	for _, t := range rs.tables {
-		if t.family == f {
-			return t
-		}
-	}
-	return nil
-}
-
 // String renders the rules as `nft list table` would show them (close to it: nft may
 // print some matches differently, and lists set elements in its own order), one table
 // after the other.
