@@ -55,7 +55,10 @@ func (f *Firewall) Missing() ([]string, error) {
 	}
 	sum := k.summary()
 	checked.mu.Lock()
-	same := checked.whole[f] == sum
+	// Only a reading seen whole before counts: an empty one (everything flushed) would
+	// otherwise equal the zero value before the first check.
+	last, ok := checked.whole[f]
+	same := ok && last == sum
 	checked.mu.Unlock()
 	if same {
 		return nil, nil
