@@ -209,3 +209,21 @@ func TestPublishProxy(t *testing.T) {
 	checkFree(t, "tcp", 18090)
 	checkFree(t, "udp", 18090)
 }
+
+// TestPublishDualStackLoopback: [::1]:PORT reaches a dual-stack sandbox too. The ip6
+// output DNAT used to translate ::1 to the sandbox's IPv6 address, which a packet from ::1
+// cannot reach (IPv6 has no route_localnet); ::1 is now left to the daemon's proxy socket.
+func TestPublishDualStackLoopback(t *testing.T) {
+	d := newDaemon(t)
+	d.start()
+	d.must("network", "create", "--ipv6", "--subnet", "10.64.0.0/24", "--subnet", "fd00:64::/64", "ds")
+	d.must("sandbox", "create", "--name", "dual", "--network", "ds", "-p", "18095:7000", "-p", "18095:7000/udp")
+	echoIn(t, "dual", "/run/netns/dual")
+	for _, c := range []struct{ proto, addr string }{
+		{"tcp", "[::1]:18095"}, {"udp", "[::1]:18095"}, {"tcp", "127.0.0.1:18095"},
+	} {
+		if got := reach(t, "", c.proto, c.addr); !strings.HasPrefix(got, "dual ") {
+			t.Errorf("%s %s: %q, want the sandbox's answer", c.proto, c.addr, got)
+		}
+	}
+}

@@ -197,6 +197,18 @@ func (b builder) dnat() []*rule {
 	}
 }
 
+// output is the dnat of the daemon netns' own connections. In IPv6, [::1]:HOSTPORT is
+// left to the daemon's proxy socket there (see netmgr/portmap): DNATed to a sandbox, a
+// packet from ::1 could not leave lo (IPv6 has no route_localnet).
+func (b builder) output() []*rule {
+	if b.v4 {
+		return b.dnat()
+	}
+	return append([]*rule{newRule().addr(false, loopback6).ret()}, b.dnat()...)
+}
+
+var loopback6 = netip.MustParsePrefix("::1/128")
+
 // loopback4 is the source of connections to 127.0.0.1:HOSTPORT; it must not leave the
 // bridge untranslated.
 var loopback4 = netip.MustParsePrefix("127.0.0.0/8")

@@ -30,10 +30,12 @@
 // back out of the port it came in on: that needs hairpin mode on the bridge port (Docker
 // sets it when its userland proxy is off). That is a link setting, not a rule.
 //
-// Published ports are pure NAT (no userland proxy). Loopback access from the daemon's netns
-// (127.0.0.1:HOSTPORT) needs net.ipv4.conf.BRIDGE.route_localnet=1, which Apply sets on
-// bridges with published IPv4 ports (as Docker does), plus a masquerade of 127.0.0.0/8
-// going out of the bridge. IPv6 has no such switch: [::1]:HOSTPORT is not published.
+// Published ports are NAT here; what NAT cannot carry (IPv6 to an IPv4-only sandbox, and
+// [::1]) is proxied by the daemon's sockets (netmgr/portmap). Loopback access from the
+// daemon's netns (127.0.0.1:HOSTPORT) needs net.ipv4.conf.BRIDGE.route_localnet=1, which
+// Apply sets on bridges with published IPv4 ports (as Docker does), plus a masquerade of
+// 127.0.0.0/8 going out of the bridge. IPv6 has no such switch, so the ip6 output chain
+// leaves [::1]:HOSTPORT alone for the proxy.
 //
 // Rules in other tables still apply: an accept here does not override a drop elsewhere
 // (for example the iptables FORWARD policy DROP of Docker's engine), which is why

@@ -76,7 +76,7 @@ func Ruleset(s State) (*Rules, error) {
 			{name: "prerouting", typ: nftables.ChainTypeNAT, hook: nftables.ChainHookPrerouting,
 				priority: nftables.ChainPriorityNATDest, prioName: "dstnat", rules: b.dnat()},
 			{name: "output", typ: nftables.ChainTypeNAT, hook: nftables.ChainHookOutput,
-				priority: nftables.ChainPriorityNATDest, prioName: "dstnat", rules: b.dnat()},
+				priority: nftables.ChainPriorityNATDest, prioName: "dstnat", rules: b.output()},
 			{name: "postrouting", typ: nftables.ChainTypeNAT, hook: nftables.ChainHookPostrouting,
 				priority: nftables.ChainPriorityNATSource, prioName: "srcnat", rules: b.postrouting()},
 			{name: chainIntra, rules: b.intra()},
