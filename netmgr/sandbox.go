@@ -196,7 +196,7 @@ func (m *Manager) planSandbox(snap *store.Snapshot, req api.SandboxCreate) (*san
 	// netns being adopted; any other file there is someone else's.
 	inPlace := false
 	if _, err := os.Lstat(sb.NetNSPath); err == nil {
-		if req.NetNS == "" || !sameNetNS(sb.NetNSPath, req.NetNS) {
+		if same, _ := nsutil.Same(sb.NetNSPath, req.NetNS); req.NetNS == "" || !same {
 			return nil, invalid("name", sb.Name, "%s exists and is not a berth sandbox", sb.NetNSPath)
 		}
 		inPlace = true
@@ -541,16 +541,6 @@ func hostnameOf(sb *store.Sandbox) string {
 // sandbox) is the adopter's: removing the sandbox leaves it where it was.
 func ownsPin(sb *store.Sandbox) bool {
 	return sb.Adopted == "" || sb.Adopted != sb.NetNSPath
-}
-
-// sameNetNS reports whether paths a and b are the same network namespace.
-func sameNetNS(a, b string) bool {
-	ia, err := nsutil.IDOf(a)
-	if err != nil {
-		return false
-	}
-	ib, err := nsutil.IDOf(b)
-	return err == nil && ia == ib
 }
 
 // deleteVeths deletes the host ends of eps (which takes the sandbox ends with them).

@@ -7,10 +7,10 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
-	"golang.org/x/sys/unix"
 
 	"berth/api"
 	"berth/api/client"
+	"berth/internal/nsutil"
 )
 
 // cmdAdd adopts CNI_NETNS as a berth sandbox on the configured network and prints the
@@ -113,12 +113,6 @@ func attachmentResult(ctx context.Context, c *client.Client, conf *netConf, sb *
 // sameNetNS reports whether two paths name the same network namespace: equal strings, or
 // the same nsfs inode (a /proc/PID/ns/net path and a bind mount of it).
 func sameNetNS(a, b string) bool {
-	if a == b {
-		return true
-	}
-	var sa, sb unix.Stat_t
-	if unix.Stat(a, &sa) != nil || unix.Stat(b, &sb) != nil {
-		return false
-	}
-	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
+	same, _ := nsutil.Same(a, b)
+	return a == b || same
 }

@@ -28,3 +28,14 @@ func IDOfFd(fd int) (ID, error) {
 	}
 	return ID{uint64(st.Dev), st.Ino}, nil
 }
+
+// Same reports whether the namespace files at a and b are one namespace (the same nsfs
+// inode: a pin and the /proc/PID/ns/net it was made from, say).
+func Same(a, b string) (bool, error) {
+	ia, err := IDOf(a)
+	if err != nil {
+		return false, err
+	}
+	ib, err := IDOf(b)
+	return err == nil && ia == ib, err
+}

@@ -130,7 +130,7 @@ func (k *Linux) PinNetNS(path, from string) error {
 		from = "/proc/thread-self/ns/net"
 	}
 	if k.NetNSExists(path) {
-		same, err := sameFile(path, from)
+		same, err := nsutil.Same(path, from)
 		if err != nil {
 			return fmt.Errorf("pin netns %s at %s: %w", from, path, err)
 		}
@@ -228,14 +228,4 @@ func ensureSharedMount(dir string) error {
 		return fmt.Errorf("make %s shared: %w", dir, err)
 	}
 	return nil
-}
-
-// sameFile reports whether a and b are the same inode (two netns files: the same netns).
-func sameFile(a, b string) (bool, error) {
-	ia, err := nsutil.IDOf(a)
-	if err != nil {
-		return false, err
-	}
-	ib, err := nsutil.IDOf(b)
-	return err == nil && ia == ib, err
 }

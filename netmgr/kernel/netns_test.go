@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"berth/internal/nsutil"
 	"berth/netmgr"
 
 	"github.com/vishvananda/netlink"
@@ -47,8 +48,8 @@ func TestNetNSPinning(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if same, err := sameFile(a, b); err != nil || !same {
-		t.Errorf("sameFile(%s, %s) after PinNetNS: got %v, %v; want true", a, b, same, err)
+	if same, err := nsutil.Same(a, b); err != nil || !same {
+		t.Errorf("Same(%s, %s) after PinNetNS: got %v, %v; want true", a, b, same, err)
 	}
 	if err := k.PinNetNS(b, c); err == nil {
 		t.Errorf("PinNetNS over another netns: got nil error")
@@ -155,7 +156,7 @@ func TestPinSelf(t *testing.T) {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if same, err := sameFile(p, "/proc/thread-self/ns/net"); err != nil || !same {
+	if same, err := nsutil.Same(p, "/proc/thread-self/ns/net"); err != nil || !same {
 		t.Errorf("pinned /proc/self/ns/net: got same %v, err %v; want this thread's netns", same, err)
 	}
 }
@@ -206,8 +207,8 @@ func TestNetNSPool(t *testing.T) {
 	if len(k.pool.ready) != 0 {
 		t.Errorf("pool holds %d netns after two takes and no kick; want 0", len(k.pool.ready))
 	}
-	if same, err := sameFile(a, b); err != nil || same {
-		t.Errorf("sameFile(%s, %s): %v, %v; want two different netns", a, b, same, err)
+	if same, err := nsutil.Same(a, b); err != nil || same {
+		t.Errorf("Same(%s, %s): %v, %v; want two different netns", a, b, same, err)
 	}
 	k.pool.kick() // AddVeth does this after a create's veth
 	full()
