@@ -12,35 +12,9 @@ import (
 
 	"github.com/miekg/dns"
 
-	"berth/internal/nsutil"
+	"berth/internal/dnstest"
 	"berth/internal/testns"
 )
-
-// dialDNS opens n TCP connections to 127.0.0.11:53 inside the netns at nsPath (through the
-// NAT, as a process there would).
-func dialDNS(t *testing.T, nsPath string, n int) []net.Conn {
-	t.Helper()
-	conns := make([]net.Conn, 0, n)
-	t.Cleanup(func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	err := nsutil.Do(nsPath, func() error {
-		for range n {
-			c, err := net.DialTimeout("tcp", "127.0.0.11:53", 5*time.Second)
-			if err != nil {
-				return err
-			}
-			conns = append(conns, c)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("dial 127.0.0.11:53 (%d open): %v", len(conns), err)
-	}
-	return conns
-}
 
 // ask sends m on c and reads the reply.
 func ask(c net.Conn, m *dns.Msg) (*dns.Msg, error) {
@@ -91,12 +65,12 @@ func TestTCPHeldConns(t *testing.T) {
 	const held = 1000
 	var conns []net.Conn
 	for len(conns) < held {
-		batch := dialDNS(t, nsPath, 10)
+		batch := dnstest.DialTCP(t, nsPath, 10)
 		askWeb(t, batch[0], fmt.Sprintf("held connection %d, before idling", len(conns)))
 		conns = append(conns, batch...)
 	}
 
-	fresh := dialDNS(t, nsPath, 2)
+	fresh := dnstest.DialTCP(t, nsPath, 2)
 	askWeb(t, fresh[0], "new connection after 1,000 held")
 	r := question("example.", dns.TypeAXFR)
 	got, err := ask(fresh[1], r)
@@ -137,7 +111,7 @@ func TestTCPIdleTimeout(t *testing.T) {
 	if err := s.Serve(sandboxRecord(t, st, clientID)); err != nil {
 		t.Fatal(err)
 	}
-	conns := dialDNS(t, nsPath, 2)
+	conns := dnstest.DialTCP(t, nsPath, 2)
 	silentSince := time.Now()
 	askWeb(t, conns[1], "query before idling")
 	askedAt := time.Now()
@@ -176,7 +150,7 @@ func TestTCPBusyYields(t *testing.T) {
 	if err := s.Serve(sandboxRecord(t, st, clientID)); err != nil {
 		t.Fatal(err)
 	}
-	busy := dialDNS(t, nsPath, 2)
+	busy := dnstest.DialTCP(t, nsPath, 2)
 	answers := make(chan error, len(busy))
 	for _, c := range busy {
 		go func() {
@@ -190,7 +164,7 @@ func TestTCPBusyYields(t *testing.T) {
 	for len(u.seen()) < len(busy) {
 		time.Sleep(time.Millisecond)
 	}
-	fresh := dialDNS(t, nsPath, 1)
+	fresh := dnstest.DialTCP(t, nsPath, 1)
 	askWeb(t, fresh[0], "new connection while every slot is busy")
 	for range busy {
 		if err := <-answers; err != nil {

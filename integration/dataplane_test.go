@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"berth/internal/nsutil"
+	"berth/internal/testns"
 )
 
 // The data plane through the daemon (issue 4): a second netns "outside" is joined to the
@@ -180,7 +181,7 @@ func TestDataPlane(t *testing.T) {
 	before := nftTable(t)
 	d.stop()
 	d.start()
-	if after := nftTable(t); sortedListing(after) != sortedListing(before) {
+	if after := nftTable(t); testns.SortedSets(after) != testns.SortedSets(before) {
 		t.Errorf("restart changed the ruleset:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	// Removing the sandbox removes its rules (its DNAT), and only those.

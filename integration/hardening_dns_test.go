@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"berth/internal/dnstest"
 	"berth/internal/nsutil"
 )
 
@@ -18,25 +19,7 @@ import (
 func TestDNSTCPHeldConns(t *testing.T) {
 	d, u := dnsSetup(t)
 	const ns, held = "/run/netns/web", 1000
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	err := nsutil.Do(ns, func() error {
-		for range held {
-			c, err := net.DialTimeout("tcp", "127.0.0.11:53", 5*time.Second)
-			if err != nil {
-				return err
-			}
-			conns = append(conns, c)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("hold %d connections (%d open): %v", held, len(conns), err)
-	}
+	dnstest.DialTCP(t, ns, held) // held until the test ends
 
 	dbIP := d.ip("db", "app")
 	if r := dig(t, "web", "+tcp", "db"); r.status != "NOERROR" || !slices.Equal(r.values("A"), []string{dbIP}) {
@@ -46,7 +29,7 @@ func TestDNSTCPHeldConns(t *testing.T) {
 	var reply *dns.Msg
 	r := new(dns.Msg)
 	r.SetQuestion("example.", dns.TypeAXFR)
-	err = nsutil.Do(ns, func() error {
+	err := nsutil.Do(ns, func() error {
 		c, err := net.DialTimeout("tcp", "127.0.0.11:53", 5*time.Second)
 		if err != nil {
 			return err

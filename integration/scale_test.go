@@ -2,10 +2,11 @@ package integration
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"berth/internal/testns"
 )
 
 // TestFirewallScale (issue 14.1): 100 networks and 300 published ports through the daemon,
@@ -90,10 +91,10 @@ func TestFirewallScale(t *testing.T) {
 	}
 
 	// A restart rebuilds the tables whole: the same elements as the updates left.
-	before := sortedListing(nftTable(t))
+	before := testns.SortedSets(nftTable(t))
 	d.stop()
 	d.start()
-	if after := sortedListing(nftTable(t)); after != before {
+	if after := testns.SortedSets(nftTable(t)); after != before {
 		t.Errorf("restart changed the ruleset:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }
@@ -130,33 +131,4 @@ func nftTableOf(family string) string {
 		return ""
 	}
 	return out
-}
-
-// sortedListing puts the elements of each set in an nft listing on one line, sorted: nft
-// lists hash sets in the kernel's order, which a rebuild changes, and wraps long lists.
-func sortedListing(listing string) string {
-	var out []string
-	lines := strings.Split(listing, "\n")
-	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		start := strings.Index(l, "elements = { ")
-		if start < 0 {
-			out = append(out, l)
-			continue
-		}
-		body := l[start+len("elements = { "):]
-		for !strings.HasSuffix(body, "}") && i+1 < len(lines) {
-			i++
-			body += " " + strings.TrimSpace(lines[i])
-		}
-		var elems []string
-		for _, e := range strings.Split(strings.TrimSuffix(body, "}"), ",") {
-			if e = strings.TrimSpace(e); e != "" {
-				elems = append(elems, e)
-			}
-		}
-		slices.Sort(elems)
-		out = append(out, l[:start]+"elements = { "+strings.Join(elems, ", ")+" }")
-	}
-	return strings.Join(out, "\n")
 }

@@ -200,17 +200,17 @@ func testICC(t *testing.T, r *rig, base firewall.State) {
 // of the state given, and that the same state always gives the same tables.
 func testRulesFollowState(t *testing.T, r *rig, base firewall.State) {
 	mustApply(t, base)
-	full := sortElements(nftTables(t))
+	full := testns.SortedSets(nftTables(t))
 	t.Logf("nft list of the base state:\n%s", full)
 	mustApply(t, base)
-	if got := sortElements(nftTables(t)); got != full {
+	if got := testns.SortedSets(nftTables(t)); got != full {
 		t.Errorf("second Apply changed the tables:\nbefore:\n%s\nafter:\n%s", full, got)
 	}
 	shuffled := baseState()
 	slices.Reverse(shuffled.Networks)
 	slices.Reverse(shuffled.Ports)
 	mustApply(t, shuffled)
-	if got := sortElements(nftTables(t)); got != full {
+	if got := testns.SortedSets(nftTables(t)); got != full {
 		t.Errorf("reordered state gave other tables:\nbefore:\n%s\nafter:\n%s", full, got)
 	}
 	for _, want := range []string{"table ip berth", "table ip6 berth", "8081", "fw-b", "8081 : 10.88.1.3 . 7000"} {
@@ -234,7 +234,7 @@ func testRulesFollowState(t *testing.T, r *rig, base firewall.State) {
 	r.reach(t, "out", "tcp", "192.0.2.1:8080", "a1 192.0.2.2")
 
 	mustApply(t, base)
-	if got := sortElements(nftTables(t)); got != full {
+	if got := testns.SortedSets(nftTables(t)); got != full {
 		t.Errorf("re-applied state gave other tables:\nbefore:\n%s\nafter:\n%s", full, got)
 	}
 	mustApply(t, firewall.State{})
@@ -326,8 +326,8 @@ func TestRenderingMatchesKernel(t *testing.T) {
 		}
 		// nft 1.0 names the dstnat priority only in the prerouting hook.
 		got := strings.ReplaceAll(nftTables(t), "hook output priority -100;", "hook output priority dstnat;")
-		got = sortElements(got)
-		if got != sortElements(strings.Join(want, "\n")) {
+		got = testns.SortedSets(got)
+		if got != testns.SortedSets(strings.Join(want, "\n")) {
 			gl, wl := strings.Split(got, "\n"), want
 			for i := range min(len(gl), len(wl)) {
 				if gl[i] != wl[i] {
@@ -340,33 +340,4 @@ func TestRenderingMatchesKernel(t *testing.T) {
 			}
 		}
 	}
-}
-
-// sortElements puts the elements of each set in a listing on one line, sorted: nft lists
-// them in the kernel's order and wraps long lists.
-func sortElements(listing string) string {
-	var out []string
-	lines := strings.Split(listing, "\n")
-	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		start := strings.Index(l, "elements = { ")
-		if start < 0 {
-			out = append(out, l)
-			continue
-		}
-		body := l[start+len("elements = { "):]
-		for !strings.HasSuffix(body, "}") && i+1 < len(lines) {
-			i++
-			body += " " + strings.TrimSpace(lines[i])
-		}
-		var elems []string
-		for _, e := range strings.Split(strings.TrimSuffix(body, "}"), ",") {
-			if e = strings.TrimSpace(e); e != "" {
-				elems = append(elems, e)
-			}
-		}
-		slices.Sort(elems)
-		out = append(out, l[:start]+"elements = { "+strings.Join(elems, ", ")+" }")
-	}
-	return strings.Join(out, "\n")
 }
