@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -152,22 +149,6 @@ func (c *daemonConfig) parse(level string, dns []string) error {
 		c.SocketGID = gid
 	}
 	return nil
-}
-
-// lookupGroup resolves a group name (from /etc/group: the binary has no cgo, so no NSS) or a
-// numeric GID, as dockerd's --group does.
-func lookupGroup(name string) (int, error) {
-	if gid, err := strconv.Atoi(name); err == nil {
-		if gid < 0 {
-			return 0, errors.New("negative GID")
-		}
-		return gid, nil
-	}
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		return 0, errors.New("no such group")
-	}
-	return strconv.Atoi(g.Gid)
 }
 
 // hostDNS reads the host's resolv.conf afresh each time netmgr renders a sandbox's files, so
@@ -424,146 +405,6 @@ func (d *daemon) close() {
 	if err := d.st.Close(); err != nil {
 		d.log.Error("close state", "err", err)
 	}
-}
-
-// The API handlers go through these instead of d.mgr: each change that alters who needs a
-// DNS server is followed by the matching dnsd call, here and nowhere else.
-
-func (d *daemon) createSandbox(ctx context.Context, req api.SandboxCreate) (*store.Sandbox, error) {
-	sb, err := d.mgr.CreateSandbox(ctx, req) // its DNS server comes from startDNS
-	if err != nil {
-		return nil, err
-	}
-	d.events.publish(api.Event{Type: "sandbox", Action: "create", ID: sb.ID, Name: sb.Name})
-	return sb, nil
-}
-
-func (d *daemon) createNetwork(ctx context.Context, req api.NetworkCreate) (*store.Network, error) {
-	n, err := d.mgr.CreateNetwork(ctx, req)
-	if err == nil {
-		d.events.publish(api.Event{Type: "network", Action: "create", ID: n.ID, Name: n.Name})
-	}
-	return n, err
-}
-
-func (d *daemon) removeNetwork(ctx context.Context, ref string) error {
-	n, err := netmgr.NetworkByRef(d.st.Snapshot(), ref)
-	if err != nil {
-		return err
-	}
-	if err := d.mgr.RemoveNetwork(ctx, n.ID); err != nil {
-		return err
-	}
-	d.events.publish(api.Event{Type: "network", Action: "rm", ID: n.ID, Name: n.Name})
-	return nil
-}
-
-func (d *daemon) pruneNetworks(ctx context.Context) ([]string, error) {
-	deleted, err := d.mgr.PruneNetworks(ctx)
-	for _, name := range deleted {
-		d.events.publish(api.Event{Type: "network", Action: "rm", Name: name})
-	}
-	return deleted, err
-}
-
-func (d *daemon) removeSandbox(ctx context.Context, ref string, force bool) error {
-	sb, err := netmgr.SandboxByRef(d.st.Snapshot(), ref)
-	if err != nil {
-		return err
-	}
-	if err := d.mgr.RemoveSandbox(ctx, sb.ID, force); err != nil {
-		return err
-	}
-	// The records are gone, so the sandbox's names no longer resolve; the sockets kept the
-	// old netns alive until now.
-	d.dns.Stop(sb.ID)
-	d.events.publish(api.Event{Type: "sandbox", Action: "rm", ID: sb.ID, Name: sb.Name})
-	return nil
-}
-
-func (d *daemon) connect(ctx context.Context, netRef string, req api.NetworkConnect) error {
-	if err := d.mgr.Connect(ctx, netRef, req); err != nil {
-		return err
-	}
-	snap := d.st.Snapshot()
-	sb, err := netmgr.SandboxByRef(snap, req.Sandbox)
-	if err != nil {
-		return err
-	}
-	d.events.publish(api.Event{Type: "sandbox", Action: "connect", ID: sb.ID, Name: sb.Name, Network: networkName(snap, netRef)})
-	return d.serveDNS(snap, sb)
-}
-
-func (d *daemon) disconnect(ctx context.Context, netRef string, req api.NetworkDisconnect) error {
-	snap := d.st.Snapshot()
-	if err := d.mgr.Disconnect(ctx, netRef, req); err != nil {
-		return err
-	}
-	if sb, err := netmgr.SandboxByRef(snap, req.Sandbox); err == nil {
-		d.events.publish(api.Event{Type: "sandbox", Action: "disconnect", ID: sb.ID, Name: sb.Name, Network: networkName(snap, netRef)})
-	}
-	return nil
-}
-
-// networkName is the name of the network ref names, for events.
-func networkName(snap *store.Snapshot, ref string) string {
-	if n, err := netmgr.NetworkByRef(snap, ref); err == nil {
-		return n.Name
-	}
-	return ref
-}
-
-func (d *daemon) rename(ctx context.Context, ref, name string) error {
-	sb, err := netmgr.SandboxByRef(d.st.Snapshot(), ref)
-	if err != nil {
-		return err
-	}
-	if err := d.mgr.RenameSandbox(ctx, sb.ID, name); err != nil {
-		return err
-	}
-	// The netns moved to a new path; reopen the server there so forwarding to the
-	// sandbox's own --dns servers keeps dialling from inside it.
-	snap := d.st.Snapshot()
-	renamed, err := snap.Sandbox(sb.ID)
-	if err != nil {
-		return err
-	}
-	d.dns.Stop(sb.ID)
-	d.events.publish(api.Event{Type: "sandbox", Action: "rename", ID: sb.ID, Name: renamed.Name, OldName: sb.Name})
-	return d.serveDNS(snap, renamed)
-}
-
-// listenUnix listens on path with mode 0660, owned by group gid unless gid is -1. A socket
-// file left by a crashed daemon is removed, but only if nothing answers on it: a live
-// daemon keeps its socket.
-func listenUnix(path string, gid int) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("create socket dir: %w", err)
-	}
-	if _, err := os.Lstat(path); err == nil {
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("listen %s: another daemon is serving on it", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("remove stale socket: %w", err)
-		}
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o660); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("chmod %s: %w", path, err)
-	}
-	if gid >= 0 {
-		if err := os.Chown(path, -1, gid); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("chown %s to group %d: %w", path, gid, err)
-		}
-	}
-	return ln, nil
 }
 
 // printableWord reports whether s is non-empty printable ASCII without spaces, all that may
