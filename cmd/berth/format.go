@@ -19,13 +19,19 @@ func parseKeyValues(flag string, kvs []string) (map[string]string, error) {
 	}
 	m := make(map[string]string, len(kvs))
 	for _, kv := range kvs {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || strings.TrimSpace(k) == "" {
+		k, v, ok := splitKeyValue(kv)
+		if !ok {
 			return nil, fmt.Errorf("invalid %s %q: want KEY=VALUE", flag, kv)
 		}
 		m[k] = v
 	}
 	return m, nil
+}
+
+// splitKeyValue splits KEY=VALUE at the first '='; the key must not be blank.
+func splitKeyValue(kv string) (k, v string, ok bool) {
+	k, v, ok = strings.Cut(kv, "=")
+	return k, v, ok && strings.TrimSpace(k) != ""
 }
 
 // keyValueFlag is a repeatable KEY=VALUE flag filling a map. Unlike pflag's
@@ -46,8 +52,8 @@ func (f keyValueFlag) String() string {
 }
 
 func (f keyValueFlag) Set(kv string) error {
-	k, v, ok := strings.Cut(kv, "=")
-	if !ok || strings.TrimSpace(k) == "" {
+	k, v, ok := splitKeyValue(kv)
+	if !ok {
 		return errors.New("want KEY=VALUE")
 	}
 	if *f.m == nil {
