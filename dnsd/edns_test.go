@@ -10,7 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"berth/internal/dnstest"
-	"berth/netmgr/store"
+	"berth/store"
 	"berth/resolver"
 )
 

@@ -6,7 +6,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // Explain answers one question as sandbox sandboxID would get it from 127.0.0.11, and says

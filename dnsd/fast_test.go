@@ -10,7 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // TestFastMatchesGeneral: for every query the UDP fast path answers, the reply is the one

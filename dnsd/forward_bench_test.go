@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"berth/internal/testns"
-	"berth/netmgr/store"
+	"berth/store"
 	"berth/resolver"
 )
 

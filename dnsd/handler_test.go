@@ -10,7 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"berth/netmgr/store"
+	"berth/store"
 	"berth/resolver"
 )
 

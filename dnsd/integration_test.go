@@ -20,7 +20,7 @@ import (
 
 	"berth/internal/nsutil"
 	"berth/internal/testns"
-	"berth/netmgr/store"
+	"berth/store"
 	"berth/resolver"
 )
 

@@ -25,7 +25,7 @@ import (
 
 	"berth/internal/nsutil"
 	"berth/internal/promtext"
-	"berth/netmgr/store"
+	"berth/store"
 	"berth/resolver"
 )
 

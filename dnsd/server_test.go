@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // TestServeRefuses: no netns of its own (it would be the daemon's) and after Close.

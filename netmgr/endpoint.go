@@ -10,7 +10,7 @@ import (
 	"syscall"
 
 	"berth/api"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // endpointReq is what a caller may choose about one attachment (create or connect).

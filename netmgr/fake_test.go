@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // fakeKernel records kernel objects in maps, so bookkeeping and IPAM run without root.

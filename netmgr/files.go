@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"berth/internal/nsutil"
-	"berth/netmgr/store"
+	"berth/store"
 	"berth/resolver"
 )
 

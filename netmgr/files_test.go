@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"berth/api"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // syncBuffer is a log sink the restore workers may write to at once.

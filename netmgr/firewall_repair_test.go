@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"berth/netmgr/firewall"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // repairRig is a Manager over the fake kernel whose firewall and checks are counted.

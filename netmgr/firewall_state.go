@@ -6,7 +6,7 @@ import (
 	"reflect"
 
 	"berth/netmgr/firewall"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // The data plane (NAT, published ports, ICC, isolation) is a pure function of the records:

@@ -20,7 +20,7 @@ import (
 	"unicode/utf8"
 
 	"berth/api"
-	"berth/netmgr/store"
+	"berth/store"
 	"berth/resolver"
 )
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // A new sandbox's records are committed once, after its kernel work, ready: one disk commit

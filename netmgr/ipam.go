@@ -7,7 +7,7 @@ import (
 	"net"
 	"net/netip"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // defaultPools are Docker's default address pools for local networks: 172.17-31.0.0/16,

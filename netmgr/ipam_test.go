@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"berth/api"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 func mustNetwork(t *testing.T, m *Manager, req api.NetworkCreate) *store.Network {

@@ -8,7 +8,7 @@ import (
 	"sync"
 
 	"berth/netmgr/firewall"
-	"berth/netmgr/store"
+	"berth/store"
 	"berth/resolver"
 )
 

@@ -28,7 +28,7 @@ import (
 	"testing"
 
 	"berth/api"
-	"berth/netmgr/store"
+	"berth/store"
 	"berth/resolver"
 )
 

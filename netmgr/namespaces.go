@@ -5,7 +5,7 @@ import (
 	"runtime"
 
 	"berth/internal/nsutil"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // utsPath is where the sandbox of p finds its UTS namespace: one of its own under RunDir

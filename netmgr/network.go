@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"berth/api"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // Bridge driver options berth understands (Docker's names).

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"berth/netmgr/portmap"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // parsePublish reads one --publish value: [HOST_IP:][HOST_PORT:]PORT[/PROTO], as docker run

@@ -13,7 +13,7 @@ import (
 	"berth/api"
 	"berth/netmgr/firewall"
 	"berth/netmgr/portmap"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 func TestParsePublish(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 
 	"berth/api"
 	"berth/netmgr/firewall"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // TestRemoveHoldsAddressesUntilVethGone: rm returns before its veth is deleted, and until

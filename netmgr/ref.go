@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // References: the NAME|ID|ID-prefix operands of the API and CLI, resolved the same way for

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // RenameSandbox changes a sandbox's name: its DNS names, netns pin and files follow.

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"berth/internal/nsutil"
-	"berth/netmgr/store"
+	"berth/store"
 	"berth/resolver"
 )
 

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // Every generated file is reached from a directory file descriptor, one path component at a

@@ -9,7 +9,7 @@ import (
 	"slices"
 
 	"berth/api"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // sandboxPlan is a validated create request.

@@ -11,7 +11,7 @@ import (
 
 	"berth/api"
 	"berth/internal/nsutil"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // planSandbox validates every field of req before anything changes.

@@ -10,7 +10,7 @@ import (
 
 	"berth/api"
 	"berth/netmgr/firewall"
-	"berth/netmgr/store"
+	"berth/store"
 	"berth/resolver"
 )
 

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 const listSep = "\xff"

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // defaultHosts starts every hosts file, as Docker's etchosts.Build writes it.

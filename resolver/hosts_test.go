@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 func extraHosts(h ...string) func(*store.Sandbox) {

@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // Query types (RFC 1035 numbers), so the resolver needs no wire library.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // world is the shared fixture of the lookup tests. Networks: n1, n2 (user), "a-int"

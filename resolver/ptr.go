@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // Reverse-lookup zones, compared case-insensitively and without the trailing dot.

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // Header starts every generated resolv.conf: how berth recognises its own files.

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // Where a sandbox of the resolv.conf and hosts tests is attached.

@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // scoped is one endpoint of the querying sandbox together with its network.

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // maxUpstreams is Docker's maxExtDNS: glibc reads at most three nameservers, so users

@@ -5,7 +5,7 @@ import (
 	"reflect"
 	"testing"
 
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 func hostUp(s string) Upstream { return Upstream{Addr: netip.MustParseAddrPort(s), HostNS: true} }

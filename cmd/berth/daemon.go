@@ -24,7 +24,7 @@ import (
 	"berth/netmgr/firewall"
 	"berth/netmgr/kernel"
 	"berth/netmgr/portmap"
-	"berth/netmgr/store"
+	"berth/store"
 	"berth/resolver"
 )
 

@@ -5,7 +5,7 @@ import (
 
 	"berth/api"
 	"berth/netmgr"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // The daemon's changes. The API handlers go through these instead of d.mgr: each change

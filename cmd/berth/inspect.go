@@ -7,7 +7,7 @@ import (
 
 	"berth/api"
 	"berth/netmgr"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // This file turns store records into the API's docker-shaped views. It reads one snapshot

@@ -14,7 +14,7 @@ import (
 
 	"berth/dnsd"
 	"berth/internal/promtext"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // Metrics in the Prometheus text format, on the API socket at /metrics and, with

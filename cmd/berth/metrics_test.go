@@ -17,7 +17,7 @@ import (
 
 	"berth/dnsd"
 	"berth/internal/promtext"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // TestMetricsHandler: /metrics is one document Prometheus reads and promlint passes, with

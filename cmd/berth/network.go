@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"berth/api"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // newNetworkCmd groups the network commands; each is a thin client of one API call.

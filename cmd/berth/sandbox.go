@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"berth/api"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // newSandboxCmd groups the sandbox commands; each is a thin client of one API call.

@@ -14,7 +14,7 @@ import (
 
 	"berth/api"
 	"berth/netmgr"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 // maxBody bounds request bodies: the largest real one (a sandbox with many flags) is a few

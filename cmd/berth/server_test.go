@@ -13,7 +13,7 @@ import (
 
 	"berth/api"
 	"berth/netmgr"
-	"berth/netmgr/store"
+	"berth/store"
 )
 
 func TestWriteErrorStatus(t *testing.T) {

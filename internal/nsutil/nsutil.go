@@ -16,23 +16,22 @@ import (
 )
 
 // Do runs fn on a new OS thread that has joined the netns at nsPath, and returns fn's
-// error. fn must not start goroutines that expect to stay in that netns: they run on other
-// threads. An empty nsPath runs fn in the current netns.
+// error: Open, Handle.Do and Close in one call, for a single trip. An empty nsPath runs fn
+// in the current netns.
 func Do(nsPath string, fn func() error) error {
 	if nsPath == "" {
 		return fn()
 	}
-	target, err := netns.GetFromPath(nsPath)
+	h, err := Open(nsPath)
 	if err != nil {
-		return fmt.Errorf("open netns %s: %w", nsPath, err)
+		return err
 	}
-	defer target.Close()
-
-	return doIn(nsPath, target, fn)
+	defer h.Close()
+	return h.Do(fn)
 }
 
-// DoAt is Do for a netns the caller holds open at fd: several trips into it are sure to
-// enter the same netns, even if its path is pinned to another one meanwhile.
+// DoAt is Do for a netns the caller holds open at fd.
+// TODO(issue 15): dnsd moves to Handle; then this goes.
 func DoAt(fd int, fn func() error) error {
 	return doIn(fmt.Sprintf("fd %d", fd), netns.NsHandle(fd), fn)
 }
@@ -75,8 +74,18 @@ func doLocked(nsPath string, target netns.NsHandle, fn func() error) error {
 // ListenUDP opens a UDP socket bound to addr ("127.0.0.11:0") inside the netns at nsPath
 // (empty: the current one).
 func ListenUDP(nsPath, addr string) (*net.UDPConn, error) {
+	return listenUDP(nsPath, func(fn func() error) error { return Do(nsPath, fn) }, addr)
+}
+
+// ListenTCP opens a TCP listener bound to addr inside the netns at nsPath (empty: the
+// current one).
+func ListenTCP(nsPath, addr string) (*net.TCPListener, error) {
+	return listenTCP(nsPath, func(fn func() error) error { return Do(nsPath, fn) }, addr)
+}
+
+func listenUDP(name string, do func(func() error) error, addr string) (*net.UDPConn, error) {
 	var conn *net.UDPConn
-	err := Do(nsPath, func() error {
+	err := do(func() error {
 		ua, err := net.ResolveUDPAddr("udp", addr)
 		if err != nil {
 			return err
@@ -88,16 +97,14 @@ func ListenUDP(nsPath, addr string) (*net.UDPConn, error) {
 		if conn != nil {
 			conn.Close() // made, but the thread could not switch back
 		}
-		return nil, fmt.Errorf("listen udp %s in netns %q: %w", addr, nsPath, err)
+		return nil, fmt.Errorf("listen udp %s in netns %q: %w", addr, name, err)
 	}
 	return conn, nil
 }
 
-// ListenTCP opens a TCP listener bound to addr inside the netns at nsPath (empty: the
-// current one).
-func ListenTCP(nsPath, addr string) (*net.TCPListener, error) {
+func listenTCP(name string, do func(func() error) error, addr string) (*net.TCPListener, error) {
 	var l *net.TCPListener
-	err := Do(nsPath, func() error {
+	err := do(func() error {
 		ta, err := net.ResolveTCPAddr("tcp", addr)
 		if err != nil {
 			return err
@@ -109,7 +116,7 @@ func ListenTCP(nsPath, addr string) (*net.TCPListener, error) {
 		if l != nil {
 			l.Close() // made, but the thread could not switch back
 		}
-		return nil, fmt.Errorf("listen tcp %s in netns %q: %w", addr, nsPath, err)
+		return nil, fmt.Errorf("listen tcp %s in netns %q: %w", addr, name, err)
 	}
 	return l, nil
 }
