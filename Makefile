@@ -48,13 +48,13 @@ test: deps build vet
 	BERTH_BIN=$(abspath $(BIN)) BERTH_CNI_BIN=$(abspath $(CNI_BIN)) $(GO) test -race -count=1 ./...
 
 test-unit:
-	$(GO) test -count=1 ./netmgr/... ./resolver/... ./cmd/... ./api/...
+	$(GO) test -count=1 ./netmgr/... ./resolver/... ./daemon/... ./cmd/... ./api/...
 
 # fuzz runs each fuzz target for FUZZTIME (their seed corpora also run in `make test`), then
 # the model-based test with more seeds. A crash leaves its input under PKG/testdata/fuzz/.
 FUZZTIME ?= 60s
 FUZZ_TARGETS = resolver:FuzzResolvConf resolver:FuzzHosts resolver:FuzzLookup \
-               netmgr:FuzzValidate netmgr:FuzzSandboxSettings cmd/berth:FuzzDecodeBody \
+               netmgr:FuzzValidate netmgr:FuzzSandboxSettings daemon:FuzzDecodeBody \
                dnsd:FuzzHandler
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -9,7 +9,7 @@ import (
 )
 
 // References: the NAME|ID|ID-prefix operands of the API and CLI, resolved the same way for
-// reads (cmd/berth) and changes (here).
+// reads (daemon) and changes (here).
 
 // notFoundError is `network "x" not found`; it is store.ErrNotFound to errors.Is (→ 404).
 type notFoundError struct{ kind, ref string }

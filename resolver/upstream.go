@@ -34,7 +34,7 @@ func (u Upstream) String() string {
 	return s
 }
 
-// HostConfig is the daemon's view of name resolution, built by cmd/berth at start.
+// HostConfig is the daemon's view of name resolution, built by package daemon at start.
 type HostConfig struct {
 	ResolvConfPath             string   // e.g. /etc/resolv.conf (used in comments)
 	ResolvConf                 []byte   // its content

@@ -43,7 +43,9 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 			w.WriteHeader(f.status)
 			return
 		}
-		writeJSON(w, f.status, f.reply)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(f.status)
+		json.NewEncoder(w).Encode(f.reply)
 	}))
 	srv.Listener = ln
 	srv.Start()

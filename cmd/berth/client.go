@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"net/http"
-	"strings"
 
 	"berth/api"
 	apiclient "berth/api/client"
@@ -43,8 +42,3 @@ func (c *client) stream(ctx context.Context, path string, fn func(api.Event) err
 // isUnreachable: no request reached the daemon, so commands over several refs stop at the
 // first instead of repeating it for each.
 func isUnreachable(err error) bool { return apiclient.IsUnreachable(err) }
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
-}

@@ -1,6 +1,7 @@
 // Command berth is both the daemon (`berth daemon`) and its client: every other subcommand
-// talks JSON over HTTP to the daemon's unix socket. The daemon side composes netmgr (and
-// later dnsd); the client side owns nothing but flags and output formats.
+// talks JSON over HTTP to the daemon's unix socket. The daemon itself is package
+// berth/daemon; this package owns nothing but commands, flags, the client and output
+// formats.
 package main
 
 import (

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -251,6 +251,12 @@ func writeResult(w http.ResponseWriter, err error) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// firstLine is the part of an error message the API sends: one line, as the CLI prints it.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 // FuzzDecodeBody (issue 5, "Tooling" and invariant 8): the API's request decoding on
 // arbitrary bodies. It must never panic; it accepts exactly one JSON value of the request

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"os"
@@ -10,9 +10,9 @@ import (
 // TestDaemonGroup: --group takes a name or a GID, a bad one is a one-line error, and the
 // socket is made root:GROUP 0660.
 func TestDaemonGroup(t *testing.T) {
-	parse := func(group string) (daemonConfig, error) {
-		c := daemonConfig{Root: "/var/lib/berth", Socket: "/run/berth/berth.sock", Group: group}
-		return c, c.parse("info", nil)
+	parse := func(group string) (Config, error) {
+		c := Config{Root: "/var/lib/berth", Socket: "/run/berth/berth.sock", Group: group}
+		return c, c.validate()
 	}
 	for _, tc := range []struct {
 		group string
@@ -32,8 +32,8 @@ func TestDaemonGroup(t *testing.T) {
 			t.Errorf("--group %q: err %v, want %q", tc.group, err, tc.err)
 		case tc.err == "" && err != nil:
 			t.Errorf("--group %q: %v", tc.group, err)
-		case tc.err == "" && c.SocketGID != tc.gid:
-			t.Errorf("--group %q: gid %d, want %d", tc.group, c.SocketGID, tc.gid)
+		case tc.err == "" && c.socketGID != tc.gid:
+			t.Errorf("--group %q: gid %d, want %d", tc.group, c.socketGID, tc.gid)
 		}
 	}
 

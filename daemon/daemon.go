@@ -1,0 +1,376 @@
+// Package daemon is what runs inside `berth daemon`: it composes the store, netmgr and
+// dnsd, replays the state at start, and serves the HTTP API (and /metrics) on the unix
+// socket. It holds no records of its own and does no kernel work itself; the CLI reaches
+// it only over the socket.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	sdnotify "github.com/coreos/go-systemd/v22/daemon"
+
+	"berth/api"
+	"berth/dnsd"
+	"berth/netmgr"
+	"berth/netmgr/firewall"
+	"berth/netmgr/kernel"
+	"berth/netmgr/portmap"
+	"berth/resolver"
+	"berth/store"
+)
+
+// Where sandboxes live on the host, fixed by the iproute2 convention so `ip netns exec NAME`
+// works on berth sandboxes too.
+const (
+	netNSDir = "/run/netns"
+	filesDir = "/etc/netns"
+)
+
+// shutdownTimeout bounds how long in-flight requests may finish after SIGTERM; a request
+// cut short is safe because netmgr persists before kernel work and Restore undoes leftovers.
+const shutdownTimeout = 10 * time.Second
+
+// Config is what `berth daemon` was started with.
+type Config struct {
+	Root       string // state dir: state.db
+	Socket     string // API unix socket
+	ExecRoot   string // runtime files that a reboot may clear, like the kernel objects: sandbox file copies, create intents, dnsd's clean list
+	LogLevel   slog.Level
+	ResolvConf string       // the host's resolv.conf, source of upstream servers
+	DNS        []netip.Addr // --dns: upstreams for every sandbox without its own
+	DNSSearch  []string     // --dns-search
+	DNSOptions []string     // --dns-option
+	IPForward  bool         // --ip-forward: enable the kernel's forwarding for non-internal networks
+	ICC        bool         // --icc: sandboxes on the default bridge may talk to each other
+	Metrics    string       // --metrics-addr: also serve /metrics on this TCP address
+	Group      string       // --group: the group that owns the API socket ("": root's)
+	// FirewallCheck is --firewall-check-interval: how often the firewall is checked and
+	// repaired besides after other programs' changes (0: only after those).
+	FirewallCheck time.Duration
+
+	socketGID int // Group resolved by validate; -1 leaves the socket's group as created
+}
+
+// daemon composes the daemon's components. It holds no state of its own: the store has the
+// records, netmgr the kernel objects and dnsd the DNS sockets.
+type daemon struct {
+	st      *store.Store
+	mgr     *netmgr.Manager
+	dns     *dnsd.Server
+	events  *eventHub
+	metrics http.Handler  // /metrics; nil in tests that build a daemon by hand
+	kernel  *kernel.Linux // nil in tests that build a daemon by hand
+	log     *slog.Logger
+	cfg     Config
+}
+
+// validate checks the fields the flags do not type, so a typo stops the daemon before it
+// touches anything, and fills in the derived ones (ExecRoot's default, the socket's GID).
+func (c *Config) validate() error {
+	for _, d := range c.DNSSearch {
+		if !printableWord(d) {
+			return fmt.Errorf("invalid dns-search %q: not a domain", d)
+		}
+	}
+	for _, o := range c.DNSOptions {
+		if !printableWord(o) || strings.ContainsAny(o, "#;") {
+			return fmt.Errorf("invalid dns-option %q: want one resolv.conf option", o)
+		}
+	}
+	if c.FirewallCheck < 0 {
+		return fmt.Errorf("invalid firewall-check-interval %s: negative", c.FirewallCheck)
+	}
+	if c.Root == "" || c.Socket == "" {
+		return errors.New("invalid daemon flags: --root and --socket must not be empty")
+	}
+	if c.ExecRoot == "" {
+		c.ExecRoot = filepath.Dir(c.Socket)
+	}
+	c.socketGID = -1
+	if c.Group != "" {
+		gid, err := lookupGroup(c.Group)
+		if err != nil {
+			return fmt.Errorf("invalid group %q: %w", c.Group, err)
+		}
+		c.socketGID = gid
+	}
+	return nil
+}
+
+// hostDNS reads the host's resolv.conf afresh each time netmgr renders a sandbox's files, so
+// a changed host file reaches sandboxes created or reconnected afterwards.
+func (c Config) hostDNS() resolver.HostConfig {
+	b, _ := os.ReadFile(c.ResolvConf) // missing: sandboxes get no host upstreams
+	hc := resolver.HostConfig{
+		ResolvConfPath: c.ResolvConf,
+		ResolvConf:     b,
+		DNSSearch:      c.DNSSearch,
+		DNSOptions:     c.DNSOptions,
+	}
+	for _, a := range c.DNS {
+		hc.DNS = append(hc.DNS, a.String())
+	}
+	return hc
+}
+
+// Run validates cfg, starts the daemon and serves until ctx is done or SIGINT or SIGTERM.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	d, err := openDaemon(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	rctx, stopRepair := context.WithCancel(ctx)
+	repaired := d.repairFirewall(rctx)
+	defer func() { stopRepair(); <-repaired }() // before close: a repair reads the store
+	ln, err := listenUnix(cfg.Socket, cfg.socketGID)
+	if err != nil {
+		return err
+	}
+	apiSrv := newServer(d)
+	srv := &http.Server{
+		Handler:           apiSrv.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if cfg.Metrics != "" {
+		stopMetrics, err := serveMetrics(cfg.Metrics, d.metrics)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
+	// Event streams end when shutdown starts, so a graceful stop never waits on them.
+	srv.RegisterOnShutdown(apiSrv.stopStreams)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("daemon started", "root", cfg.Root, "socket", cfg.Socket)
+	// Under systemd (Type=notify) say ready only now: state restored, DNS reopened, socket up.
+	if _, err := sdnotify.SdNotify(false, sdnotify.SdNotifyReady); err != nil {
+		log.Warn("sd_notify", "err", err)
+	}
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", cfg.Socket, err)
+	case <-ctx.Done():
+	}
+	log.Info("daemon stopping")
+	sdnotify.SdNotify(false, sdnotify.SdNotifyStopping)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// openDaemon opens the state, builds netmgr over the real kernel and reconciles the two.
+func openDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*daemon, error) {
+	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
+		return nil, fmt.Errorf("create root: %w", err)
+	}
+	if err := os.MkdirAll(cfg.ExecRoot, 0o755); err != nil {
+		return nil, fmt.Errorf("create exec-root: %w", err)
+	}
+	st, err := store.Open(filepath.Join(cfg.Root, "state.db"))
+	if err != nil {
+		return nil, err // ErrLocked reads as one line: another daemon has this root
+	}
+	// Where earlier berth versions kept the sandbox file copies; they live under --exec-root
+	// now. A runtime's bind mount of an old copy keeps its file.
+	os.RemoveAll(filepath.Join(cfg.Root, "sandboxes"))
+	k := kernel.New(log)
+	// Each published port holds a socket per host address (netmgr/portmap).
+	if n, err := portmap.RaiseFileLimit(); err != nil {
+		log.Warn("open file limit", "limit", n, "err", err)
+	} else {
+		log.Debug("open file limit", "limit", n)
+	}
+	dns := dnsd.New(dnsd.Config{Store: st, Host: cfg.hostDNS, Log: log,
+		CleanFile: filepath.Join(cfg.ExecRoot, "dns-clean")})
+	mgr := netmgr.New(netmgr.Config{
+		Store:    st,
+		Kernel:   k,
+		Log:      log,
+		NetNSDir: netNSDir,
+		FilesDir: filesDir,
+		RunDir:   cfg.ExecRoot,
+		HostDNS:  cfg.hostDNS,
+		// The data plane: berth's own nftables tables, rebuilt from the records after
+		// every change, and its bridges opened in other programs' forward chains.
+		Firewall:     applyFirewall(log),
+		Ports:        portmap.New(log),
+		IPForward:    cfg.IPForward,
+		NoDefaultICC: !cfg.ICC,
+		StartSandbox: func(snap *store.Snapshot, sb *store.Sandbox) func(bool) error {
+			return startDNS(dns, snap, sb)
+		},
+	})
+	d := &daemon{st: st, mgr: mgr, dns: dns, events: newEventHub(), log: log, cfg: cfg,
+		metrics: newMetricsHandler(st, dns), kernel: k}
+	if err := d.restore(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	k.StartNetNSPool(netnsPoolSize) // after the restore, which it would only slow down
+	return d, nil
+}
+
+// applyFirewall is netmgr's Firewall: berth's tables, then its accept rules in other
+// programs' forward chains (Docker's, firewalld's). Those rules failing is not the
+// change's failure (berth's own rules are in; the repair loop tries them again), so it
+// is logged.
+func applyFirewall(log *slog.Logger) func(firewall.State) error {
+	return func(st firewall.State) error {
+		if err := firewall.Apply(st); err != nil {
+			return err
+		}
+		if changed, err := firewall.OpenForward(st); err != nil {
+			log.Warn("firewall", "err", err)
+		} else if len(changed) > 0 {
+			log.Debug("forward chains opened", "what", changed)
+		}
+		return nil
+	}
+}
+
+// repairFirewall starts the loop that checks the firewall and repairs it (see
+// netmgr.Manager.RepairFirewall) until ctx is done; the returned channel is closed when
+// it has stopped.
+func (d *daemon) repairFirewall(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	changes, err := firewall.Changes(ctx) // here: the monitor must listen in the daemon's netns
+	if err != nil {
+		d.log.Warn("nftables monitor: firewall checked periodically only", "err", err)
+	}
+	interval := d.cfg.FirewallCheck
+	if interval == 0 {
+		interval = time.Duration(1<<63 - 1) // after changes only
+	}
+	go func() {
+		defer close(done)
+		d.mgr.RepairFirewall(ctx, netmgr.FirewallRepair{Interval: interval, Changes: changes,
+			Missing: firewall.Missing, Recheck: firewall.RecheckForward, Forget: firewall.Forget})
+	}()
+	return done
+}
+
+// netnsPoolSize is how many netns the daemon keeps made ahead of need (kernel.StartNetNSPool):
+// a create takes one and one is made in the background; the second covers a create
+// that comes before that one is done.
+const netnsPoolSize = 2
+
+// restoreWorkers is how many sandboxes' DNS servers restore starts at once.
+const restoreWorkers = 8
+
+// restore replays the store into the kernel after a (re)start, then reopens the embedded
+// DNS of every sandbox that has one.
+func (d *daemon) restore(ctx context.Context) error {
+	if err := d.mgr.Restore(ctx); err != nil {
+		return fmt.Errorf("restore state: %w", err)
+	}
+	// Each server's start is mostly waiting on the kernel (a thread entering the netns,
+	// nftables there), so a few run at once: with 1,000 sandboxes this is most of the time
+	// until every 127.0.0.11 answers again.
+	snap := d.st.Snapshot()
+	work := make(chan *store.Sandbox)
+	var wg sync.WaitGroup
+	for range restoreWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for sb := range work {
+				if err := d.serveDNS(snap, sb); err != nil {
+					// One broken sandbox must not keep every other one from resolving.
+					d.log.Error("restore dns", "sandbox", sb.Name, "err", err)
+				}
+			}
+		}()
+	}
+	for _, sb := range snap.Sandboxes() {
+		work <- sb
+	}
+	close(work)
+	wg.Wait()
+	d.events.publish(api.Event{Type: "daemon", Action: "restart", Name: d.cfg.Root})
+	return nil
+}
+
+// startDNS is netmgr's StartSandbox for a new sandbox: the embedded DNS, if it needs one
+// (as in serveDNS), starts on a goroutine while netmgr commits the records. A sandbox is
+// created whole or not at all: a failed create stops it.
+func startDNS(dns *dnsd.Server, snap *store.Snapshot, sb *store.Sandbox) func(ok bool) error {
+	if sb.Mode != store.ModeBridge || !resolver.Embedded(snap, sb.ID) {
+		return nil
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if sb.Adopted == "" {
+			errc <- dns.ServeNew(sb) // a netns netmgr has just made
+		} else {
+			errc <- dns.Serve(sb)
+		}
+	}()
+	return func(ok bool) error {
+		err := <-errc
+		if !ok || err != nil {
+			dns.Stop(sb.ID)
+		}
+		return err
+	}
+}
+
+// serveDNS starts the embedded DNS of sb if it needs one: a sandbox with its own netns that
+// is (or was, in this daemon's life) on a user-defined network. As in Docker, the server is
+// not stopped when the last user-defined network is disconnected; it then forwards.
+// Container-mode sandboxes share the server of the sandbox whose netns they join.
+func (d *daemon) serveDNS(snap *store.Snapshot, sb *store.Sandbox) error {
+	if sb.Mode != store.ModeBridge || !resolver.Embedded(snap, sb.ID) {
+		return nil
+	}
+	return d.dns.Serve(sb)
+}
+
+// close stops the DNS servers, then releases the state file they read.
+func (d *daemon) close() {
+	if d.kernel != nil {
+		d.kernel.StopNetNSPool()
+	}
+	d.dns.Close()
+	d.mgr.Settle() // veths of removed sandboxes still being deleted
+	if err := d.st.Close(); err != nil {
+		d.log.Error("close state", "err", err)
+	}
+}
+
+// printableWord reports whether s is non-empty printable ASCII without spaces, all that may
+// go into a resolv.conf line without changing its shape.
+func printableWord(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return s != ""
+}
