@@ -77,12 +77,13 @@ func (m *Manager) recoverIntents() {
 		if err == nil {
 			err = json.Unmarshal(b, &in)
 		}
+		_, lookupErr := m.cfg.Store.Snapshot().Sandbox(id)
 		switch {
 		case err != nil:
 			m.cfg.Log.Warn("unreadable intent dropped", "file", path, "err", err)
 		case in.Boot != bootID() || bootID() == "":
 			// Another boot: the kernel objects it named are gone.
-		case m.cfg.Store.Snapshot().FindSandbox(id) != nil:
+		case lookupErr == nil:
 			// Committed; the crash came before the file was removed.
 		default:
 			m.cfg.Log.Warn("found a sandbox create cut short", "sandbox", id)

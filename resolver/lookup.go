@@ -100,7 +100,7 @@ func LookupWith(snap *store.Snapshot, sandboxID, qname string, qtype uint16, ndo
 // LookupAppend is LookupWith, except that the Addrs of a Found A or AAAA result are dst[:0]
 // with the addresses appended, instead of a new slice. The DNS server passes a buffer it
 // reuses per socket, so a local answer costs no allocation here: every read goes through
-// the store's commit-time view (Snapshot.FindSandbox, NamedEndpoints, ...).
+// the store's commit-time view (Snapshot.Sandbox, EndpointsByName, ...).
 func LookupAppend(dst []netip.Addr, snap *store.Snapshot, sandboxID, qname string, qtype uint16, ndotsSet bool) Result {
 	switch qtype {
 	case TypeA, TypeAAAA:
@@ -224,7 +224,7 @@ func lookupLink(snap *store.Snapshot, scope []scoped, name, netName string, qtyp
 // short ID or hostname, else "alias".
 func resolveOn(snap *store.Snapshot, nw *store.Network, name string, qtype uint16, addrs []netip.Addr) (_ []netip.Addr, src string, found bool) {
 	src = srcAlias
-	for _, ep := range snap.NamedEndpoints(nw.ID, name) {
+	for _, ep := range snap.EndpointsByName(nw.ID, name) {
 		sb := visible(snap, ep)
 		if sb == nil {
 			continue

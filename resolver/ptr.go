@@ -29,14 +29,14 @@ func lookupPTR(snap *store.Snapshot, sbID, qname string) Result {
 	}
 	// The index answers for every network; the scope decides which holders may be named,
 	// and in which order.
-	holders := snap.AddressHolders(addr)
+	holders := snap.EndpointsByIP(addr)
 	for _, s := range scope {
 		for _, ep := range holders {
 			if ep.NetworkID != s.nw.ID || visible(snap, ep) == nil {
 				continue
 			}
-			owner := snap.FindSandbox(ep.SandboxID)
-			if owner == nil {
+			owner, err := snap.Sandbox(ep.SandboxID)
+			if err != nil {
 				continue
 			}
 			return Result{Kind: Found, Target: owner.Name + "." + s.nw.Name + ".", Network: s.nw.Name, Source: srcPTR}

@@ -21,11 +21,11 @@ const maxScoped = 8
 // effective returns the sandbox whose network view sbID has: itself, or for ModeContainer
 // the sandbox whose netns it shares (one hop: netmgr refuses to share a sharer).
 func effective(snap *store.Snapshot, sbID string) (*store.Sandbox, bool) {
-	sb := snap.FindSandbox(sbID)
-	if sb != nil && sb.Mode == store.ModeContainer {
-		sb = snap.FindSandbox(sb.Container)
+	sb, err := snap.Sandbox(sbID)
+	if err == nil && sb.Mode == store.ModeContainer {
+		sb, err = snap.Sandbox(sb.Container)
 	}
-	return sb, sb != nil
+	return sb, err == nil
 }
 
 // querierScope is dnsScope of the sandbox whose view sbID resolves with (itself, or the one
@@ -41,9 +41,9 @@ func querierScope(snap *store.Snapshot, sbID string, buf []scoped) []scoped {
 // dnsScope appends to buf the endpoints of sb that take part in DNS (those on user-defined
 // networks), in Docker's order (less). buf is the caller's stack buffer.
 func dnsScope(snap *store.Snapshot, sb *store.Sandbox, buf []scoped) []scoped {
-	for _, ep := range snap.JoinedEndpoints(sb.ID) {
-		nw := snap.FindNetwork(ep.NetworkID)
-		if nw == nil || !nw.UserDefined() {
+	for _, ep := range snap.SandboxEndpoints(sb.ID) {
+		nw, err := snap.Network(ep.NetworkID)
+		if err != nil || !nw.UserDefined() {
 			continue
 		}
 		buf = append(buf, scoped{ep: ep, nw: nw})
@@ -77,7 +77,7 @@ func less(a, b scoped) int {
 // answered as soon as its record exists, like Docker, which adds the records when the
 // endpoint joins.
 func visible(snap *store.Snapshot, ep *store.Endpoint) *store.Sandbox {
-	if sb := snap.FindSandbox(ep.SandboxID); sb != nil && sb.State != store.StateCreating {
+	if sb, err := snap.Sandbox(ep.SandboxID); err == nil && sb.State != store.StateCreating {
 		return sb
 	}
 	return nil

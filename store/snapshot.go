@@ -3,15 +3,24 @@ package store
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 
 	"github.com/hashicorp/go-memdb"
 )
 
-// Snapshot is a read transaction with typed getters. Returned records are shared: never
-// mutate them (Copy first). A Snapshot from Store.Snapshot is shared by all readers: its
-// memdb transaction is only ever read (go-memdb read transactions keep no state of their
-// own) and its view is immutable.
+// Snapshot is a read transaction with typed getters, the store's one read API. The
+// contract is the same for every getter and both kinds of Snapshot (from Store.Snapshot,
+// or a Tx inside Update):
+//   - returned records and slices are shared: never modify them (Copy a record before
+//     changing it, slices.Clone a slice before sorting it or writing into it);
+//   - a getter of one record returns ErrNotFound on a miss, a getter of a list returns
+//     an empty (nil) slice.
+//
+// A Snapshot from Store.Snapshot is shared by all readers: its memdb transaction is only
+// ever read (go-memdb read transactions keep no state of their own) and its view is
+// immutable. The getters the DNS answer path uses read the view when there is one (see
+// view.go) and memdb's schema indexes otherwise.
 type Snapshot struct {
 	txn  *memdb.Txn
 	view *view // derived DNS index of the same commit; nil inside Update (a write txn)
@@ -42,6 +51,12 @@ func all[T any](s *Snapshot, table, index string, args ...interface{}) []*T {
 
 // Network returns the network with this ID.
 func (s *Snapshot) Network(id string) (*Network, error) {
+	if s.view != nil {
+		if n := s.view.networks[id]; n != nil {
+			return n, nil
+		}
+		return nil, ErrNotFound
+	}
 	obj, err := s.first(tableNetworks, indexID, id)
 	if err != nil {
 		return nil, err
@@ -74,6 +89,12 @@ func (s *Snapshot) Networks() []*Network {
 
 // Sandbox returns the sandbox with this ID.
 func (s *Snapshot) Sandbox(id string) (*Sandbox, error) {
+	if s.view != nil {
+		if sb := s.view.sandboxes[id]; sb != nil {
+			return sb, nil
+		}
+		return nil, ErrNotFound
+	}
 	obj, err := s.first(tableSandboxes, indexID, id)
 	if err != nil {
 		return nil, err
@@ -148,10 +169,13 @@ func (s *Snapshot) EndpointOf(netID, sbID string) (*Endpoint, error) {
 	return obj.(*Endpoint), nil
 }
 
-// SandboxEndpoints returns the endpoints of a sandbox in join order.
+// SandboxEndpoints returns the endpoints of a sandbox in join order (Seq, then ID).
 func (s *Snapshot) SandboxEndpoints(sbID string) []*Endpoint {
+	if s.view != nil {
+		return slices.Clip(s.view.joined[sbID])
+	}
 	out := all[Endpoint](s, tableEndpoints, indexSandbox, sbID)
-	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	slices.SortFunc(out, bySeq)
 	return out
 }
 
@@ -161,21 +185,12 @@ func (s *Snapshot) NetworkEndpoints(netID string) []*Endpoint {
 }
 
 // EndpointsByName returns the endpoints on network netID that answer to name (a sandbox
-// name, alias, short ID or hostname; case-insensitive). Served by an index: no scan.
+// name, alias, short ID or hostname; case-insensitive), ordered by ID.
 func (s *Snapshot) EndpointsByName(netID, name string) []*Endpoint {
+	if s.view != nil {
+		return slices.Clip(s.view.endpointsByName(netID, name))
+	}
 	return all[Endpoint](s, tableEndpoints, indexNetworkName, netID, name)
-}
-
-// EachEndpointByName calls fn for each endpoint EndpointsByName would return, without
-// building a slice (the DNS answer path).
-func (s *Snapshot) EachEndpointByName(netID, name string, fn func(*Endpoint)) {
-	it, err := s.txn.Get(tableEndpoints, indexNetworkName, netID, name)
-	if err != nil {
-		panic(fmt.Sprintf("store: endpoints by name: %v", err))
-	}
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		fn(obj.(*Endpoint))
-	}
 }
 
 // EndpointsByLink returns the endpoints of sandbox sbID that carry a link with this alias.
@@ -183,8 +198,11 @@ func (s *Snapshot) EndpointsByLink(sbID, alias string) []*Endpoint {
 	return all[Endpoint](s, tableEndpoints, indexSandboxLink, sbID, alias)
 }
 
-// EndpointsByIP returns the endpoints holding address a, on any network.
+// EndpointsByIP returns the endpoints holding address a, on any network, ordered by ID.
 func (s *Snapshot) EndpointsByIP(a netip.Addr) []*Endpoint {
+	if s.view != nil {
+		return slices.Clip(s.view.byIP[a.Unmap()])
+	}
 	return all[Endpoint](s, tableEndpoints, indexIP, a)
 }
 

@@ -41,32 +41,46 @@ func fixture(t *testing.T, s *Store) (*Network, *Sandbox, *Endpoint) {
 	return n, sb, ep
 }
 
+// TestIndexes asks a published snapshot (which reads its view where it has one) and the
+// same commit without a view (memdb's indexes, as inside Update) the same questions.
 func TestIndexes(t *testing.T) {
 	s := NewMemory()
 	n, sb, ep := fixture(t, s)
-	snap := s.Snapshot()
-	if got, err := snap.NetworkByName("app"); err != nil || got.ID != n.ID {
-		t.Errorf("NetworkByName(app) = %v, %v", got, err)
-	}
-	if got, err := snap.SandboxByName("WEB"); err != nil || got.ID != sb.ID {
-		t.Errorf("SandboxByName(WEB) = %v, %v", got, err)
-	}
-	for _, name := range []string{"web", "WWW", "bbbbbbbbbbbb"} {
-		if got := snap.EndpointsByName(n.ID, name); len(got) != 1 || got[0].ID != ep.ID {
-			t.Errorf("EndpointsByName(%s) = %v", name, got)
-		}
-	}
-	if got := snap.EndpointsByName("other", "web"); len(got) != 0 {
-		t.Errorf("EndpointsByName on another network = %v", got)
-	}
-	if got := snap.EndpointsByLink(sb.ID, "database"); len(got) != 1 {
-		t.Errorf("EndpointsByLink(database) = %v", got)
-	}
-	if got := snap.EndpointsByIP(netip.MustParseAddr("10.1.0.2")); len(got) != 1 {
-		t.Errorf("EndpointsByIP = %v", got)
-	}
-	if _, err := snap.Network("nope"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Network(nope) err = %v, want ErrNotFound", err)
+	for name, snap := range map[string]*Snapshot{"view": s.Snapshot(), "memdb": {txn: s.Snapshot().txn}} {
+		t.Run(name, func(t *testing.T) {
+			if got, err := snap.NetworkByName("app"); err != nil || got.ID != n.ID {
+				t.Errorf("NetworkByName(app) = %v, %v", got, err)
+			}
+			if got, err := snap.SandboxByName("WEB"); err != nil || got.ID != sb.ID {
+				t.Errorf("SandboxByName(WEB) = %v, %v", got, err)
+			}
+			if got, err := snap.Sandbox(sb.ID); err != nil || got.ID != sb.ID {
+				t.Errorf("Sandbox = %v, %v", got, err)
+			}
+			for _, name := range []string{"web", "WWW", "bbbbbbbbbbbb"} {
+				if got := snap.EndpointsByName(n.ID, name); len(got) != 1 || got[0].ID != ep.ID {
+					t.Errorf("EndpointsByName(%s) = %v", name, got)
+				}
+			}
+			if got := snap.EndpointsByName("other", "web"); len(got) != 0 {
+				t.Errorf("EndpointsByName on another network = %v", got)
+			}
+			if got := snap.EndpointsByLink(sb.ID, "database"); len(got) != 1 {
+				t.Errorf("EndpointsByLink(database) = %v", got)
+			}
+			if got := snap.EndpointsByIP(netip.MustParseAddr("10.1.0.2")); len(got) != 1 {
+				t.Errorf("EndpointsByIP = %v", got)
+			}
+			if got := snap.SandboxEndpoints(sb.ID); len(got) != 1 || got[0].ID != ep.ID {
+				t.Errorf("SandboxEndpoints = %v", got)
+			}
+			if _, err := snap.Network("nope"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Network(nope) err = %v, want ErrNotFound", err)
+			}
+			if _, err := snap.Sandbox("nope"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Sandbox(nope) err = %v, want ErrNotFound", err)
+			}
+		})
 	}
 }
 

@@ -251,45 +251,10 @@ func setOrDelete[K comparable](m map[K][]*Endpoint, k K, list []*Endpoint) {
 // characters in text form; longer ones are lower-cased on the heap).
 const maxNameLen = 256
 
-// The getters below serve the DNS answer path. On a Snapshot from Store.Snapshot they read
-// the view and allocate nothing; inside an Update transaction (no view) they fall back to
-// the memdb getters. Returned slices are shared: never modify them.
-
-// FindSandbox returns the sandbox with this ID, or nil.
-func (s *Snapshot) FindSandbox(id string) *Sandbox {
-	if s.view != nil {
-		return s.view.sandboxes[id]
-	}
-	sb, _ := s.Sandbox(id)
-	return sb
-}
-
-// FindNetwork returns the network with this ID, or nil.
-func (s *Snapshot) FindNetwork(id string) *Network {
-	if s.view != nil {
-		return s.view.networks[id]
-	}
-	n, _ := s.Network(id)
-	return n
-}
-
-// JoinedEndpoints returns the endpoints of a sandbox in join order, as SandboxEndpoints
-// does, without copying. The slice is shared: never modify it.
-func (s *Snapshot) JoinedEndpoints(sbID string) []*Endpoint {
-	if s.view != nil {
-		return s.view.joined[sbID]
-	}
-	return s.SandboxEndpoints(sbID)
-}
-
-// NamedEndpoints returns the endpoints on network netID that answer to name
-// (case-insensitive), as EndpointsByName does, without copying. The slice is shared: never
-// modify it.
-func (s *Snapshot) NamedEndpoints(netID, name string) []*Endpoint {
-	if s.view == nil {
-		return s.EndpointsByName(netID, name)
-	}
-	names := s.view.names[netID]
+// endpointsByName is Snapshot.EndpointsByName read from the view: the name is lower-cased
+// on the stack, so the lookup allocates nothing.
+func (v *view) endpointsByName(netID, name string) []*Endpoint {
+	names := v.names[netID]
 	if names == nil {
 		return nil
 	}
@@ -315,15 +280,6 @@ func (s *Snapshot) NamedEndpoints(netID, name string) []*Endpoint {
 	}
 	// No allocation: the compiler reads the map with the bytes.
 	return names[maphash.Bytes(nameSeed, b)%nameShards][string(b)]
-}
-
-// AddressHolders returns the endpoints holding address a on any network, as EndpointsByIP
-// does, without copying. The slice is shared: never modify it.
-func (s *Snapshot) AddressHolders(a netip.Addr) []*Endpoint {
-	if s.view == nil {
-		return s.EndpointsByIP(a)
-	}
-	return s.view.byIP[a.Unmap()]
 }
 
 // How a name must be lower-cased to match the index's strings.ToLower keys.
