@@ -197,8 +197,9 @@ func openDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*daemon, err
 	if err != nil {
 		return nil, err // ErrLocked reads as one line: another daemon has this root
 	}
-	// Where earlier berth versions kept the sandbox file copies; they live under --exec-root
-	// now. A runtime's bind mount of an old copy keeps its file.
+	// Nothing of this daemon's lives in root/sandboxes (sandbox file copies are under
+	// --exec-root), so a directory there is a leftover and goes. A runtime's bind mount of
+	// a file in it keeps its file.
 	os.RemoveAll(filepath.Join(cfg.Root, "sandboxes"))
 	k := kernel.New(log)
 	// Each published port holds a socket per host address (netmgr/portmap).

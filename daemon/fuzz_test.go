@@ -1,7 +1,6 @@
 package daemon
 
-// FuzzDecodeBody (issue 5, "Tooling" and invariant 8): the API's request decoding on
-// arbitrary bodies. It must never panic; it accepts exactly one JSON value of the request
+// FuzzDecodeBody: the API's request decoding on arbitrary bodies. It must never panic; it accepts exactly one JSON value of the request
 // type, with known fields only, at most maxBody bytes, and answers everything else 400
 // with a one-line message. Seeds (f.Add and testdata/fuzz/FuzzDecodeBody/) run as normal
 // tests.
@@ -27,12 +26,6 @@ var requestTypes = []func() any{
 	func() any { return new(api.NetworkDisconnect) },
 	func() any { return new(api.SandboxRename) },
 }
-
-// knownBugTrailingSizeReason: a valid value followed by whitespace that crosses maxBody is
-// refused (400, correct) with "trailing data after the JSON value" instead of "larger than
-// 1048576 bytes": decodeBody reports any dec.Token error as trailing data, including the
-// *http.MaxBytesError. Set to false with the fix.
-const knownBugTrailingSizeReason = false
 
 // A pad byte of padMin or more asks for the body to be padded with whitespace to within a
 // few bytes of maxBody (the low bits pick where), so both sides of the size limit are
@@ -148,7 +141,7 @@ func FuzzDecodeBody(f *testing.F) {
 		}
 		// The reason must be the real one: a body over the limit says so, whatever it
 		// holds after the first value.
-		if !knownBugTrailingSizeReason && len(body) > maxBody && strictDecode(bytes.TrimRight(body, " \t\r\n"), newV()) &&
+		if len(body) > maxBody && strictDecode(bytes.TrimRight(body, " \t\r\n"), newV()) &&
 			!strings.Contains(e.Message, "larger than") {
 			t.Errorf("over-long body (%d bytes) refused with %q; want the size reason", len(body), e.Message)
 		}

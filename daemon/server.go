@@ -21,8 +21,9 @@ import (
 // KiB, so anything near this is a mistake or an attack, refused before it is buffered.
 const maxBody = 1 << 20
 
-// server is the HTTP API over the daemon. Mutations go through the daemon (netmgr, later
-// dnsd); reads come straight from a store snapshot and never wait for a mutation.
+// server is the HTTP API over the daemon. Mutations go through the daemon's changes
+// (daemon_ops.go: netmgr, then dnsd and events); reads come straight from a store snapshot
+// and never wait for a mutation.
 type server struct {
 	d   *daemon
 	log *slog.Logger
