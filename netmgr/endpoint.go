@@ -135,22 +135,20 @@ func nextIfName(eps []*store.Endpoint) string {
 	}
 }
 
-// addEndpointTx records a new endpoint of sb on n with its addresses, inside tx; q holds the
-// addresses of veths still being deleted.
-func addEndpointTx(tx *store.Tx, sb *store.Sandbox, n *store.Network, r endpointReq, q *reaper) (*store.Endpoint, error) {
-	eps := tx.SandboxEndpoints(sb.ID)
-	seq, err := tx.NextCounter("endpoint_seq")
-	if err != nil {
-		return nil, err
-	}
+// planEndpoint plans a new endpoint of sb on n from snap, recording nothing: its addresses
+// are r's or the lowest free ones, its interface the lowest ethN that eps (sb's other
+// endpoints) leave; q holds the addresses of veths still being deleted. putEndpointTx
+// records it.
+func planEndpoint(snap *store.Snapshot, sb *store.Sandbox, n *store.Network, eps []*store.Endpoint, r endpointReq, q *reaper) (*store.Endpoint, error) {
 	ep := &store.Endpoint{ID: newID(), NetworkID: n.ID, SandboxID: sb.ID, IfName: nextIfName(eps),
-		Aliases: r.aliases, Links: r.links, Seq: seq}
+		Aliases: r.aliases, Links: r.links}
 	ep.HostVeth = store.VethName(ep.ID)
-	if ep.IPv4, err = allocate(tx, n, false, r.ip4, ep.ID, "ip", q); err != nil {
+	var err error
+	if ep.IPv4, err = allocate(snap, n, false, r.ip4, "ip", q); err != nil {
 		return nil, err
 	}
 	if n.IPv6 {
-		if ep.IPv6, err = allocate(tx, n, true, r.ip6, ep.ID, "ip6", q); err != nil {
+		if ep.IPv6, err = allocate(snap, n, true, r.ip6, "ip6", q); err != nil {
 			return nil, err
 		}
 	} else if r.ip6.IsValid() {
@@ -165,10 +163,38 @@ func addEndpointTx(tx *store.Tx, sb *store.Sandbox, n *store.Network, r endpoint
 		ep.MAC = bridgeMAC(ep.ID).String()
 	}
 	ep.DNSNames = dnsNames(sb, ep.Aliases)
-	if err := tx.PutEndpoint(ep); err != nil {
-		return nil, err
-	}
 	return ep, nil
+}
+
+// putEndpointTx records a planned endpoint (not inserted before: its Seq is given here) with
+// its addresses. The plan must still hold: the network is there, the addresses are free
+// (the address table's owner check) and sb has no other endpoint on it (a unique index).
+func putEndpointTx(tx *store.Tx, ep *store.Endpoint) error {
+	if _, err := tx.Network(ep.NetworkID); err != nil {
+		return fmt.Errorf("network %s: %w", store.ShortID(ep.NetworkID), err)
+	}
+	seq, err := tx.NextCounter("endpoint_seq")
+	if err != nil {
+		return err
+	}
+	ep.Seq = seq
+	for _, a := range endpointAddrs(ep) {
+		if err := tx.PutAddress(a); err != nil {
+			return err
+		}
+	}
+	return tx.PutEndpoint(ep)
+}
+
+// endpointAddrs are the address records of ep's addresses.
+func endpointAddrs(ep *store.Endpoint) []*store.Address {
+	var out []*store.Address
+	for _, a := range []netip.Addr{ep.IPv4, ep.IPv6} {
+		if a.IsValid() {
+			out = append(out, &store.Address{NetworkID: ep.NetworkID, Addr: a, Owner: ep.ID})
+		}
+	}
+	return out
 }
 
 // attach creates the kernel side of an endpoint.
@@ -200,13 +226,19 @@ const maxBridgePorts = 1023
 // setRoutes points the sandbox's default routes at the gateways of its first non-internal
 // network (per family, in join order); internal networks never get a default route.
 func (m *Manager) setRoutes(snap *store.Snapshot, sb *store.Sandbox) error {
+	return m.setRoutesOf(sb, snap.SandboxEndpoints(sb.ID), snap.Network)
+}
+
+// setRoutesOf is setRoutes for the endpoints eps (in join order) of sb, whose networks
+// network returns: for a sandbox being created, whose records are not committed yet.
+func (m *Manager) setRoutesOf(sb *store.Sandbox, eps []*store.Endpoint, network func(id string) (*store.Network, error)) error {
 	if sb.Mode != store.ModeBridge {
 		return nil
 	}
 	var if4, if6 string
 	var gw4, gw6 netip.Addr
-	for _, ep := range snap.SandboxEndpoints(sb.ID) {
-		n, err := snap.Network(ep.NetworkID)
+	for _, ep := range eps {
+		n, err := network(ep.NetworkID)
 		if err != nil || n.Internal {
 			continue
 		}
@@ -246,9 +278,12 @@ func (m *Manager) Connect(ctx context.Context, netRef string, req api.NetworkCon
 	if err := checkEndpointReq(snap, n, sb, r); err != nil {
 		return err
 	}
-	var ep *store.Endpoint
+	ep, err := planEndpoint(snap, sb, n, snap.SandboxEndpoints(sb.ID), r, m.reap)
+	if err != nil {
+		return err
+	}
 	err = m.cfg.Store.Update(func(tx *store.Tx) error {
-		if ep, err = addEndpointTx(tx, sb, n, r, m.reap); err != nil {
+		if err := putEndpointTx(tx, ep); err != nil {
 			return err
 		}
 		return m.recordAhead(tx, sb) // the files' new hashes: no commit of their own

@@ -26,7 +26,7 @@ import (
 // intent is the content of one intent file.
 type intent struct {
 	Boot    string          `json:"boot"`    // kernel boot ID when written
-	Records json.RawMessage `json:"records"` // store.Pending.Intent
+	Records json.RawMessage `json:"records"` // store.Intent
 }
 
 // bootID identifies the running kernel's boot; "" if the kernel does not say.
@@ -37,9 +37,13 @@ var bootID = sync.OnceValue(func() string {
 
 func (m *Manager) intentDir() string { return filepath.Join(m.cfg.RunDir, "intents") }
 
-// writeIntent records what p is about to make for sandbox id.
-func (m *Manager) writeIntent(id string, p *store.Pending) error {
-	recs, err := p.Intent()
+// writeIntent records what a create is about to make: sandbox sb with endpoints eps.
+func (m *Manager) writeIntent(sb *store.Sandbox, eps []*store.Endpoint) error {
+	var addrs []*store.Address
+	for _, ep := range eps {
+		addrs = append(addrs, endpointAddrs(ep)...)
+	}
+	recs, err := store.Intent(sb, eps, addrs)
 	if err != nil {
 		return err
 	}
@@ -50,7 +54,7 @@ func (m *Manager) writeIntent(id string, p *store.Pending) error {
 	if err := os.MkdirAll(m.intentDir(), 0o700); err != nil {
 		return fmt.Errorf("write intent: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(m.intentDir(), id), b, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(m.intentDir(), sb.ID), b, 0o600); err != nil {
 		return fmt.Errorf("write intent: %w", err)
 	}
 	return nil

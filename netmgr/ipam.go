@@ -114,12 +114,13 @@ func subnetFor(n *store.Network, v6 bool) (store.Subnet, bool) {
 	return store.Subnet{}, false
 }
 
-// allocate picks an address of the given family on network n for endpoint owner and
-// records it in tx. want, if valid, is a static address (--ip / --ip6). Dynamic addresses
-// are the lowest free ones of the IP range: allocations are unique in the store, so an
-// address is never handed out twice, across restarts too. Addresses whose veth the reaper
-// is still deleting are skipped; a static one waits for it.
-func allocate(tx *store.Tx, n *store.Network, v6 bool, want netip.Addr, owner, field string, q *reaper) (netip.Addr, error) {
+// allocate picks an address of the given family on network n that is free in snap; want,
+// if valid, is a static address (--ip / --ip6). Dynamic addresses are the lowest free ones
+// of the IP range. Nothing is recorded here: the endpoint's commit records the address, and
+// the store's one-owner check there keeps it from being handed out twice, across restarts
+// too. Addresses whose veth the reaper is still deleting are skipped; a static one waits
+// for it.
+func allocate(snap *store.Snapshot, n *store.Network, v6 bool, want netip.Addr, field string, q *reaper) (netip.Addr, error) {
 	sub, ok := subnetFor(n, v6)
 	if !ok {
 		if want.IsValid() {
@@ -134,29 +135,26 @@ func allocate(tx *store.Tx, n *store.Network, v6 bool, want netip.Addr, owner, f
 		if reserved(sub, want) {
 			return netip.Addr{}, invalid(field, want.String(), "reserved address of subnet %s (network, broadcast or gateway)", sub.Subnet)
 		}
-		if a, err := tx.Address(n.ID, want); err == nil {
-			return netip.Addr{}, holderError(&tx.Snapshot, field, want, a.Owner)
+		if a, err := snap.Address(n.ID, want); err == nil {
+			return netip.Addr{}, holderError(snap, field, want, a.Owner)
 		}
 		if q.holds(n.ID, want) {
 			q.wait() // the reaper never takes a lock a caller of allocate holds
 		}
-		return want, tx.PutAddress(&store.Address{NetworkID: n.ID, Addr: want, Owner: owner})
+		return want, nil
 	}
 	rng := sub.IPRange
 	if !rng.IsValid() {
 		rng = sub.Subnet
 	}
 	held := func(a netip.Addr) bool { return q.holds(n.ID, a) }
-	a, err := firstFree(&tx.Snapshot, n.ID, sub, rng, held)
+	a, err := firstFree(snap, n.ID, sub, rng, held)
 	if errors.Is(err, store.ErrConflict) {
 		// Full but for addresses being released: worth the wait (tens of ms).
 		q.wait()
-		a, err = firstFree(&tx.Snapshot, n.ID, sub, rng, held)
+		a, err = firstFree(snap, n.ID, sub, rng, held)
 	}
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	return a, tx.PutAddress(&store.Address{NetworkID: n.ID, Addr: a, Owner: owner})
+	return a, err
 }
 
 // firstFree walks the range and the (sorted) allocations together, so the cost is the

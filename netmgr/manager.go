@@ -8,8 +8,8 @@ import (
 	"sync"
 
 	"berth/netmgr/firewall"
-	"berth/store"
 	"berth/resolver"
+	"berth/store"
 )
 
 // Config configures a Manager.
@@ -36,13 +36,12 @@ type Config struct {
 	Ports PortHolder
 	// IPForward turns on the kernel's IP forwarding when a non-internal network exists.
 	IPForward bool
-	// StartSandbox, if set, is called for a sandbox being created once its kernel objects
-	// exist, with the records about to be committed (snap, valid during the call only). What
-	// it starts runs while CreateSandbox writes them to disk: the daemon starts the embedded
-	// DNS there, ~1 ms of work beside a commit that mostly waits on the disk. It returns
-	// finish (or nil), which CreateSandbox calls once: finish(true) after the commit, to wait
-	// for what it started (an error undoes the sandbox), or finish(false) after a failure,
-	// to stop it.
+	// StartSandbox, if set, is called for a sandbox being created once its records are
+	// committed, with the snapshot of that commit (snap). What it starts runs while
+	// CreateSandbox writes the sandbox's files and applies the firewall: the daemon starts the
+	// embedded DNS there. It returns finish (or nil), which CreateSandbox calls once:
+	// finish(true) at the end, to wait for what it started (an error undoes the sandbox), or
+	// finish(false) after a failure, to stop it.
 	StartSandbox func(snap *store.Snapshot, sb *store.Sandbox) (finish func(ok bool) error)
 	// NoDefaultICC is the daemon's --icc=false: sandboxes on the default bridge reach each
 	// other only through legacy links. (Negative so the zero Config keeps Docker's default.)

@@ -12,8 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"berth/internal/nsutil"
-	"berth/store"
 	"berth/resolver"
+	"berth/store"
 )
 
 // Restore reconciles the kernel with the store after a start, a graceful stop or a kill -9:

@@ -22,6 +22,11 @@ type sandboxPlan struct {
 
 // CreateSandbox makes a named netns, joins it to its networks and writes its files. On any
 // failure everything made so far is undone.
+//
+// The records are planned from a snapshot, the kernel work done, and only then are the
+// records committed, in one store.Update (one disk commit per create, its main cost) that
+// checks the plan still holds. The store is not held across the kernel work; m.mu keeps
+// other changes out meanwhile.
 func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*store.Sandbox, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -32,6 +37,10 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 	}
 	sb := p.sb
 	sb.UTSPath = m.utsPath(p)
+	eps, err := m.planEndpoints(snap, p)
+	if err != nil {
+		return nil, err
+	}
 	// 0. Host ports: their sockets are bound before anything is made, so a port another
 	// process has is refused with nothing changed (ports.go).
 	if err := m.holdPorts(snap, p, req.Publish); err != nil {
@@ -43,74 +52,38 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 			m.releasePorts(sb.ID)
 		}
 	}()
-	// 1. Records, held uncommitted while the kernel work runs, and an intent file naming
-	// them, so that a crash during the kernel work leaves the restore pass something to
-	// undo (intent.go). One disk commit per create: they become durable and visible at 3.
-	var eps []*store.Endpoint
-	pend, err := m.cfg.Store.Begin(func(tx *store.Tx) error {
-		seq, err := tx.NextCounter("sandbox_seq")
-		if err != nil {
-			return err
-		}
-		sb.Seq = seq
-		if err := tx.PutSandbox(sb); err != nil {
-			return err
-		}
-		for i, n := range p.networks {
-			r := endpointReq{}
-			if i == 0 {
-				r = p.ep
-			}
-			ep, err := addEndpointTx(tx, sb, n, r, m.reap)
-			if err != nil {
-				return err
-			}
-			eps = append(eps, ep)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create sandbox %s: %w", sb.Name, err)
-	}
-	defer pend.Abort() // a no-op once committed
-	if err := m.writeIntent(sb.ID, pend); err != nil {
+	// 1. An intent file naming the records, so that a crash during the kernel work leaves
+	// the restore pass something to undo (intent.go).
+	if err := m.writeIntent(sb, eps); err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", sb.Name, err)
 	}
 	crashPoint("sandbox-create:recorded")
 	// 2. Kernel.
 	undo := func(err error) (*store.Sandbox, error) {
-		pend.Abort()
 		uerr := m.unmake(sb, eps)
 		if uerr == nil {
 			m.dropIntent(sb.ID) // otherwise the next restore retries the undo
 		}
 		return nil, errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), uerr)
 	}
-	if err := m.buildSandbox(p, eps, &pend.Tx.Snapshot); err != nil {
+	if err := m.buildSandbox(p, eps); err != nil {
 		return undo(err)
 	}
-	// 3. Ready: the records become durable and visible together, while what StartSandbox
-	// started (the embedded DNS) gets going.
+	// 3. Ready: the records become durable and visible together.
 	ready := sb.Copy()
 	ready.State = store.StateReady
-	finish := func(bool) error { return nil }
-	if m.cfg.StartSandbox != nil {
-		if f := m.cfg.StartSandbox(&pend.Tx.Snapshot, ready); f != nil {
-			finish = f
-		}
-	}
-	if err := pend.Commit(func(tx *store.Tx) error {
-		if err := tx.PutSandbox(ready); err != nil {
-			return err
-		}
-		return m.recordNewFiles(tx, ready) // in this commit: none of their own on the create's path
-	}); err != nil {
-		finish(false)
+	if err := m.cfg.Store.Update(func(tx *store.Tx) error { return m.commitSandboxTx(tx, p, ready, eps) }); err != nil {
 		return undo(err)
 	}
 	m.dropIntent(sb.ID)
 	crashPoint("sandbox-create:ready")
 	snap = m.cfg.Store.Snapshot()
+	finish := func(bool) error { return nil }
+	if m.cfg.StartSandbox != nil {
+		if f := m.cfg.StartSandbox(snap, ready); f != nil {
+			finish = f
+		}
+	}
 	m.refreshFiles(snap, ready)
 	crashPoint("sandbox-create:files")
 	err = m.syncFirewall()
@@ -129,8 +102,52 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 	return ready, nil
 }
 
-// buildSandbox does the kernel work of a sandbox whose records snap holds.
-func (m *Manager) buildSandbox(p *sandboxPlan, eps []*store.Endpoint, snap *store.Snapshot) error {
+// planEndpoints plans the endpoints of a new sandbox, one per network of p in order.
+func (m *Manager) planEndpoints(snap *store.Snapshot, p *sandboxPlan) ([]*store.Endpoint, error) {
+	var eps []*store.Endpoint
+	for i, n := range p.networks {
+		r := endpointReq{}
+		if i == 0 {
+			r = p.ep
+		}
+		ep, err := planEndpoint(snap, p.sb, n, eps, r, m.reap)
+		if err != nil {
+			return nil, err
+		}
+		eps = append(eps, ep)
+	}
+	return eps, nil
+}
+
+// commitSandboxTx records a new sandbox sb (ready, its kernel work done) with its planned
+// endpoints and the files its create writes next. The plan must still hold: the sandbox
+// whose netns it shares is there, its name is free (a unique index) and so is the rest
+// (putEndpointTx).
+func (m *Manager) commitSandboxTx(tx *store.Tx, p *sandboxPlan, sb *store.Sandbox, eps []*store.Endpoint) error {
+	if p.shared != nil {
+		if _, err := tx.Sandbox(p.shared.ID); err != nil {
+			return fmt.Errorf("sandbox %s: %w", p.shared.Name, err)
+		}
+	}
+	seq, err := tx.NextCounter("sandbox_seq")
+	if err != nil {
+		return err
+	}
+	sb.Seq = seq
+	if err := tx.PutSandbox(sb); err != nil {
+		return err
+	}
+	for _, ep := range eps {
+		if err := putEndpointTx(tx, ep); err != nil {
+			return err
+		}
+	}
+	return m.recordNewFiles(tx, sb) // in this commit: none of their own on the create's path
+}
+
+// buildSandbox does the kernel work of a sandbox about to be committed with endpoints eps
+// (one per network of p, in order).
+func (m *Manager) buildSandbox(p *sandboxPlan, eps []*store.Endpoint) error {
 	sb := p.sb
 	var err error
 	switch sb.Mode {
@@ -162,7 +179,14 @@ func (m *Manager) buildSandbox(p *sandboxPlan, eps []*store.Endpoint, snap *stor
 		}
 		crashPoint("sandbox-create:veth")
 	}
-	return m.setRoutes(snap, sb)
+	return m.setRoutesOf(sb, eps, func(id string) (*store.Network, error) {
+		for _, n := range p.networks {
+			if n.ID == id {
+				return n, nil
+			}
+		}
+		return nil, store.ErrNotFound
+	})
 }
 
 var (

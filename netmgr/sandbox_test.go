@@ -10,8 +10,8 @@ import (
 
 	"berth/api"
 	"berth/netmgr/firewall"
-	"berth/store"
 	"berth/resolver"
+	"berth/store"
 )
 
 func TestSandboxCreateUndoOnKernelFailure(t *testing.T) {
@@ -312,32 +312,26 @@ func TestRestoreSweepsAndDrops(t *testing.T) {
 	}
 }
 
-// cutShortCreate does what CreateSandbox does up to its commit, then drops the pending
-// records as a crash would: the intent file and the kernel objects stay.
+// cutShortCreate does what CreateSandbox does up to its commit, then stops as a crash
+// would: the intent file and the kernel objects stay, no records.
 func cutShortCreate(t *testing.T, m *Manager, name string) (*store.Sandbox, *store.Endpoint) {
 	t.Helper()
-	p, err := m.planSandbox(m.cfg.Store.Snapshot(), api.SandboxCreate{Name: name, Networks: []string{"app"}})
+	snap := m.cfg.Store.Snapshot()
+	p, err := m.planSandbox(snap, api.SandboxCreate{Name: name, Networks: []string{"app"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ep *store.Endpoint
-	pend, err := m.cfg.Store.Begin(func(tx *store.Tx) error {
-		if err := tx.PutSandbox(p.sb); err != nil {
-			return err
-		}
-		ep, err = addEndpointTx(tx, p.sb, p.networks[0], p.ep, m.reap)
-		return err
-	})
+	eps, err := m.planEndpoints(snap, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.writeIntent(p.sb.ID, pend); err != nil {
+	if err := m.writeIntent(p.sb, eps); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.buildSandbox(p, []*store.Endpoint{ep}, &pend.Tx.Snapshot); err != nil {
+	if err := m.buildSandbox(p, eps); err != nil {
 		t.Fatal(err)
 	}
-	pend.Abort()
+	ep := eps[0]
 	// The files as a create's would be (a real one writes them after its commit).
 	dir := filepath.Join(m.cfg.FilesDir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -177,20 +176,32 @@ func newRecord(table string) interface{} {
 // Networks are made with their own commit first; counters only ever move forward.
 var intentTables = []string{tableSandboxes, tableEndpoints, tableAddresses}
 
-// Intent encodes the records the pending transaction inserts, so that they can be put back
-// by Recover after a crash before Commit (netmgr keeps it in a file meanwhile: the kernel
-// objects it makes for those records must be found and undone by the restore pass).
-func (p *Pending) Intent() ([]byte, error) {
+// Intent encodes the records of a sandbox about to be made (netmgr plans them, does the
+// kernel work, then commits them), so that Recover can put them back after a crash before
+// the commit: netmgr keeps it in a file meanwhile, as the kernel objects made for those
+// records must be found and undone by the restore pass.
+func Intent(sb *Sandbox, eps []*Endpoint, addrs []*Address) ([]byte, error) {
 	recs := map[string][]json.RawMessage{}
-	for _, c := range p.txn.Changes() {
-		if c.After == nil || !slices.Contains(intentTables, c.Table) {
-			continue
-		}
-		v, err := json.Marshal(c.After)
+	add := func(table string, obj any) error {
+		v, err := json.Marshal(obj)
 		if err != nil {
-			return nil, fmt.Errorf("encode %s: %w", c.Table, err)
+			return fmt.Errorf("encode %s: %w", table, err)
 		}
-		recs[c.Table] = append(recs[c.Table], v)
+		recs[table] = append(recs[table], v)
+		return nil
+	}
+	if err := add(tableSandboxes, sb); err != nil {
+		return nil, err
+	}
+	for _, ep := range eps {
+		if err := add(tableEndpoints, ep); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range addrs {
+		if err := add(tableAddresses, a); err != nil {
+			return nil, err
+		}
 	}
 	return json.Marshal(recs)
 }

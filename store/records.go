@@ -56,7 +56,7 @@ func (n *Network) Copy() *Network {
 
 // Sandbox states. A new sandbox's records are committed once, ready, after its kernel work;
 // StateCreating marks the records of a create cut short by a crash, which the restore pass
-// puts back from netmgr's intent file (Pending.Intent, Recover) and then undoes. State
+// puts back from netmgr's intent file (Intent, Recover) and then undoes. State
 // files of earlier versions, which committed StateCreating first, hold such records too.
 const (
 	StateCreating = "creating"

@@ -104,25 +104,38 @@ func (s *Store) Snapshot() *Snapshot {
 // Update runs fn in one write transaction. If fn succeeds the changes are written to disk
 // and only then made visible in memory, so everything a caller acknowledges is durable. If
 // fn or the disk write fails nothing changes.
-func (s *Store) Update(fn func(tx *Tx) error) error {
-	p, err := s.Begin(fn)
-	if err != nil {
-		return err
-	}
-	return p.Commit(nil)
-}
+func (s *Store) Update(fn func(tx *Tx) error) error { return s.update(fn, false) }
 
 // UpdateLater is Update for changes that a crash may lose: they are visible at once and
 // written to disk in the background (a ~1 ms commit off the caller's path), always before
 // any later commit's changes, and at Close. netmgr uses it for removing a sandbox whose
 // netns is gone with it: if the records come back after a crash, the restore pass finds
 // the netns gone and drops them again.
-func (s *Store) UpdateLater(fn func(tx *Tx) error) error {
-	p, err := s.Begin(fn)
-	if err != nil {
+func (s *Store) UpdateLater(fn func(tx *Tx) error) error { return s.update(fn, true) }
+
+func (s *Store) update(fn func(tx *Tx) error, later bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	txn := s.db.Txn(true)
+	defer txn.Abort() // a no-op after Commit
+	txn.TrackChanges()
+	if err := fn(&Tx{Snapshot: Snapshot{txn: txn}}); err != nil {
 		return err
 	}
-	return p.commit(nil, true)
+	changes := txn.Changes()
+	if s.disk != nil && !later {
+		if err := s.write(changes); err != nil {
+			return fmt.Errorf("persist state: %w", err)
+		}
+	}
+	txn.Commit()
+	if s.disk != nil && later && len(changes) > 0 {
+		s.enqueue(changes)
+	}
+	// Publish the new state: memdb's read transaction and the view derived from the same
+	// changes, under mu so a later commit cannot be published first.
+	s.cur.Store(&Snapshot{txn: s.db.Txn(false), view: s.cur.Load().view.apply(changes)})
+	return nil
 }
 
 // Flush writes what UpdateLater queued and returns the error of the write, if any.
@@ -180,70 +193,4 @@ func (s *Store) enqueue(changes memdb.Changes) {
 			s.qmu.Unlock()
 		}
 	}()
-}
-
-// Pending is a write transaction held open across work that has to happen between making
-// records and committing them (netmgr's kernel work for a new sandbox): one disk commit
-// instead of two. Until Commit or Abort, readers see the state before it, and every other
-// Begin or Update waits. Its Tx reads its own changes.
-type Pending struct {
-	Tx   *Tx
-	s    *Store
-	txn  *memdb.Txn
-	done bool
-}
-
-// Begin runs fn in a new write transaction and holds it open. If fn fails nothing changes
-// and nothing is held.
-func (s *Store) Begin(fn func(tx *Tx) error) (*Pending, error) {
-	s.mu.Lock()
-	txn := s.db.Txn(true)
-	txn.TrackChanges()
-	p := &Pending{Tx: &Tx{Snapshot: Snapshot{txn: txn}}, s: s, txn: txn}
-	if err := fn(p.Tx); err != nil {
-		p.Abort()
-		return nil, err
-	}
-	return p, nil
-}
-
-// Commit runs fn (nil: nothing more) in the pending transaction, then writes all its
-// changes to disk and only then makes them visible. On any failure nothing changes. The
-// transaction is finished either way.
-func (p *Pending) Commit(fn func(tx *Tx) error) error { return p.commit(fn, false) }
-
-func (p *Pending) commit(fn func(tx *Tx) error, later bool) error {
-	if p.done {
-		return errors.New("store: transaction already finished")
-	}
-	defer p.Abort()
-	if fn != nil {
-		if err := fn(p.Tx); err != nil {
-			return err
-		}
-	}
-	changes := p.txn.Changes()
-	if p.s.disk != nil && !later {
-		if err := p.s.write(changes); err != nil {
-			return fmt.Errorf("persist state: %w", err)
-		}
-	}
-	p.txn.Commit()
-	if p.s.disk != nil && later && len(changes) > 0 {
-		p.s.enqueue(changes)
-	}
-	// Publish the new state: memdb's read transaction and the view derived from the same
-	// changes, under mu so a later commit cannot be published first.
-	p.s.cur.Store(&Snapshot{txn: p.s.db.Txn(false), view: p.s.cur.Load().view.apply(changes)})
-	return nil
-}
-
-// Abort drops the pending changes. It is a no-op after Commit or Abort.
-func (p *Pending) Abort() {
-	if p.done {
-		return
-	}
-	p.done = true
-	p.txn.Abort() // a no-op after Commit
-	p.s.mu.Unlock()
 }
