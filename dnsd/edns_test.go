@@ -10,8 +10,8 @@ import (
 	"github.com/miekg/dns"
 
 	"berth/internal/dnstest"
-	"berth/store"
 	"berth/resolver"
+	"berth/store"
 )
 
 // TestForwardEDNSStrict: a query with an OPT record is forwarded with it over both

@@ -10,8 +10,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"berth/store"
 	"berth/resolver"
+	"berth/store"
 )
 
 // IDs of the fixture: sandboxes "client" and "web" on the user network "n1"; "web" has the

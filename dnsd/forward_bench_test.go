@@ -13,9 +13,10 @@ import (
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 
+	"berth/internal/nsutil"
 	"berth/internal/testns"
-	"berth/store"
 	"berth/resolver"
+	"berth/store"
 )
 
 // rawUpstream is a benchmark upstream on 127.0.0.1: one goroutine answering every query
@@ -158,7 +159,12 @@ func BenchmarkNetNSSocket(b *testing.B) {
 		}
 	})
 	b.Run("locked goroutine", func(b *testing.B) {
-		ns := newNSSockets(path)
+		h, err := nsutil.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer h.Close()
+		ns := newNSSockets(h, nsIdle)
 		defer ns.close()
 		b.ReportAllocs()
 		for b.Loop() {

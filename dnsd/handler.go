@@ -14,8 +14,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"berth/store"
 	"berth/resolver"
+	"berth/store"
 )
 
 // handler serves the queries of one sandbox. It is bound to the sandbox ID when the
@@ -26,7 +26,7 @@ type handler struct {
 	id     string
 	nsPath string        // the sandbox netns, for upstreams dialled from inside
 	sem    chan struct{} // this sandbox's inflight slots, or nil (Explain of an unserved sandbox)
-	ns     *nsSockets    // opens sockets in nsPath; or nil (nsutil.Do per socket)
+	ns     *nsSockets    // opens sockets in the served netns; or nil (nsutil.Do per socket)
 
 	ups            atomic.Pointer[upsCache] // the upstreams of the last snapshot seen
 	lastRefusedLog atomic.Int64             // unix nanos of the last "inflight limit" warning
@@ -42,11 +42,7 @@ type upsCache struct {
 }
 
 func (s *Server) newHandler(ctx context.Context, id, nsPath string) *handler {
-	h := &handler{s: s, ctx: ctx, id: id, nsPath: nsPath, sem: make(chan struct{}, s.cfg.MaxInflight)}
-	if nsPath != "" {
-		h.ns = newNSSockets(nsPath)
-	}
-	return h
+	return &handler{s: s, ctx: ctx, id: id, nsPath: nsPath, sem: make(chan struct{}, s.cfg.MaxInflight)}
 }
 
 // close ends the handler's netns socket goroutine, if any.
@@ -77,7 +73,7 @@ func (h *handler) socket(up resolver.Upstream, nsPath string) (int, error) {
 	switch {
 	case up.HostNS || nsPath == "":
 		return udpSocket(up.Addr)
-	case h.ns != nil && h.ns.path == nsPath:
+	case h.ns != nil && h.nsPath == nsPath:
 		return h.ns.open(up.Addr)
 	default:
 		return udpSocketIn(nsPath, up.Addr)

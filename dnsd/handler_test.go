@@ -10,8 +10,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"berth/store"
 	"berth/resolver"
+	"berth/store"
 )
 
 // TestLocal covers names the resolver owns: answered here, never forwarded.

@@ -20,8 +20,8 @@ import (
 
 	"berth/internal/nsutil"
 	"berth/internal/testns"
-	"berth/store"
 	"berth/resolver"
+	"berth/store"
 )
 
 // These tests need root: they run inside testns' private namespace, where the test process
@@ -359,13 +359,17 @@ func TestKeepNAT(t *testing.T) {
 	}
 }
 
-// TestNSSockets: the sandbox's socket goroutine makes sockets in the sandbox's netns, starts
-// again after going idle, and fails after close.
+// TestNSSockets: the sandbox's socket worker makes sockets in the sandbox's netns, from the
+// pool and by request, empties the pool when it goes idle, and fails after close.
 func TestNSSockets(t *testing.T) {
 	testns.Require(t)
 	nsPath, _ := sandboxNS(t, "dnsd-sockets")
-	ns := newNSSockets(nsPath)
-	ns.idle = 20 * time.Millisecond
+	h, err := nsutil.Open(nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ns := newNSSockets(h, 20*time.Millisecond)
 	for _, up := range []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:53"), netip.MustParseAddrPort("[::1]:53")} {
 		for i := range nsPool + 2 { // from the pool, then by request
 			fd, err := ns.open(up)
@@ -375,19 +379,20 @@ func TestNSSockets(t *testing.T) {
 			testns.AssertSocketInNetNS(t, fd, nsPath)
 			unix.Close(fd)
 			if i == 0 {
-				ns.mu.Lock()
-				exited := ns.exited
-				ns.mu.Unlock()
-				<-exited // idle: the goroutine and its thread are gone, the pool closed
+				// Idle: the worker and its thread go, and the pool is closed.
+				deadline := time.Now().Add(5 * time.Second)
+				for len(ns.pool) != 0 && time.Now().Before(deadline) {
+					time.Sleep(5 * time.Millisecond)
+				}
 				if len(ns.pool) != 0 {
-					t.Errorf("pool holds %d sockets after the goroutine ended; want 0", len(ns.pool))
+					t.Errorf("pool holds %d sockets after the worker went idle; want 0", len(ns.pool))
 				}
 			}
 		}
 	}
 	ns.close()
-	if _, err := ns.open(netip.MustParseAddrPort("[::1]:53")); !errors.Is(err, errNSClosed) {
-		t.Errorf("open after close: got %v; want errNSClosed", err)
+	if _, err := ns.open(netip.MustParseAddrPort("[::1]:53")); !errors.Is(err, nsutil.ErrWorkerClosed) {
+		t.Errorf("open after close: got %v; want nsutil.ErrWorkerClosed", err)
 	}
 }
 

@@ -156,22 +156,15 @@ func natRule(typ expr.NATType, proto byte, addrOff, portOff uint32, match, to ui
 	}
 }
 
-// openNetNS opens the netns pinned at path if it is still the netns want, else returns -1:
-// the path is gone, or names another netns now (the sandbox was removed or renamed and a
-// new one took its name), whose table is not ours to touch.
-func openNetNS(path string, want nsutil.ID) (int, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+// pinnedAt reports whether path still names the netns want. It does not when the path is
+// gone or names another netns now (the sandbox was removed or renamed and a new one took
+// its name), whose table is not ours to touch.
+func pinnedAt(path string, want nsutil.ID) (bool, error) {
+	id, err := nsutil.IDOf(path)
 	if errors.Is(err, unix.ENOENT) {
-		return -1, nil
+		return false, nil
 	}
-	if err != nil {
-		return -1, fmt.Errorf("open netns %s: %w", path, err)
-	}
-	if id, err := nsutil.IDOfFd(fd); err != nil || id != want {
-		unix.Close(fd)
-		return -1, nil
-	}
-	return fd, nil
+	return err == nil && id == want, err
 }
 
 // deleteNAT removes the table from the netns open at fd; a table that is already gone is

@@ -21,12 +21,11 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/miekg/dns"
-	"golang.org/x/sys/unix"
 
 	"berth/internal/nsutil"
 	"berth/internal/promtext"
-	"berth/store"
 	"berth/resolver"
+	"berth/store"
 )
 
 // Defaults for the zero values of Config. They are choices, not promises (Docker's 1024 and
@@ -180,7 +179,8 @@ type sandbox struct {
 	ready  chan struct{} // closed when start finished; err then tells how
 	err    error
 
-	ns       nsutil.ID        // the netns the sockets are in (nsPath may name another later)
+	netns    *nsutil.Handle   // the netns the sockets are in (nsPath may name another later); good until stop
+	nsID     nsutil.ID        // netns's
 	udp      *net.UDPConn     // good until stop
 	tcp      *net.TCPListener // good until stop
 	natKept  bool             // start kept the NAT table of an earlier run, leading to its ports
@@ -281,18 +281,27 @@ func (s *Server) resetPending() {
 		e := s.pending[0]
 		s.pending = s.pending[1:]
 		s.mu.Unlock()
-		if !s.served(e) {
-			continue // stopped meanwhile: its netns may be gone
-		}
 		if e.unread {
 			s.checkNAT(e)
-			continue
-		}
-		if err := nsutil.Do(e.nsPath, forgetConntrack); err != nil {
-			s.cfg.Log.Warn("reset dns conntrack", "sandbox", e.id, "err", err)
 		} else {
-			e.clean.Store(true)
+			s.resetConntrack(e)
 		}
+	}
+}
+
+// resetConntrack resets the conntrack entries of a sandbox served on a kept NAT table
+// after a crash.
+func (s *Server) resetConntrack(e *sandbox) {
+	// Not after a Stop, which closes e.netns.
+	e.natMu.Lock()
+	defer e.natMu.Unlock()
+	if !s.served(e) {
+		return
+	}
+	if err := e.netns.Do(forgetConntrack); err != nil {
+		s.cfg.Log.Warn("reset dns conntrack", "sandbox", e.id, "err", err)
+	} else {
+		e.clean.Store(true)
 	}
 }
 
@@ -315,15 +324,13 @@ func (s *Server) checkNAT(e *sandbox) {
 	if !s.served(e) {
 		return
 	}
-	fd, err := openNetNS(e.nsPath, e.ns)
-	if fd < 0 {
+	if ok, err := pinnedAt(e.nsPath, e.nsID); !ok {
 		if err != nil {
 			s.cfg.Log.Warn("check dns nat", "sandbox", e.id, "err", err)
 		}
 		return // gone or replaced: a Stop is on its way
 	}
-	defer unix.Close(fd)
-	c, err := nftables.New(nftables.WithNetNSFd(fd), nftables.AsLasting())
+	c, err := nftables.New(nftables.WithNetNSFd(e.netns.Fd()), nftables.AsLasting())
 	if err != nil {
 		s.cfg.Log.Warn("check dns nat", "sandbox", e.id, "err", err)
 		return
@@ -339,7 +346,7 @@ func (s *Server) checkNAT(e *sandbox) {
 		s.cfg.Log.Warn("check dns nat", "sandbox", e.id, "err", err)
 		return
 	}
-	if err := nsutil.DoAt(fd, forgetConntrack); err != nil {
+	if err := e.netns.Do(forgetConntrack); err != nil {
 		s.cfg.Log.Warn("reset dns conntrack", "sandbox", e.id, "err", err)
 		return
 	}
@@ -348,7 +355,14 @@ func (s *Server) checkNAT(e *sandbox) {
 
 // start opens the sockets, installs the NAT and starts both servers.
 func (s *Server) start(e *sandbox) (err error) {
-	if err := e.listen(e.listed); err != nil {
+	if e.netns, err = nsutil.Open(e.nsPath); err != nil {
+		return err
+	}
+	if e.nsID, err = e.netns.ID(); err == nil {
+		err = e.listen(e.listed)
+	}
+	if err != nil {
+		e.netns.Close()
 		return err
 	}
 	ports := e.ports()
@@ -356,6 +370,7 @@ func (s *Server) start(e *sandbox) (err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	e.h = s.newHandler(ctx, e.id, e.nsPath)
+	e.h.ns = newNSSockets(e.netns, nsIdle)
 	e.udpSrv = newUDPServer(e.h, e.udp) // the socket queues datagrams until the reader runs
 	e.tcpSrv = s.tcpServer(e.h, e.tcp)
 	started := make(chan struct{})
@@ -392,15 +407,7 @@ func (s *Server) start(e *sandbox) (err error) {
 // waits for costs a thread wake-up each (reading a table took ~1 ms that way, ~0.35 ms
 // this way).
 func (e *sandbox) listen(clean natPorts) error {
-	fd, err := unix.Open(e.nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open netns %s: %w", e.nsPath, err)
-	}
-	defer unix.Close(fd)
-	if e.ns, err = nsutil.IDOfFd(fd); err != nil {
-		return err
-	}
-	if clean != (natPorts{}) && e.bind(fd, clean, nil) == nil {
+	if clean != (natPorts{}) && e.bind(clean, nil) == nil {
 		e.natKept, e.unread = true, true
 		return nil
 	}
@@ -418,22 +425,22 @@ func (e *sandbox) listen(clean natPorts) error {
 	}
 	if e.fresh {
 		// Nothing to keep: the sockets and the connection in one trip.
-		if err := e.bind(fd, natPorts{}, dial); err != nil {
+		if err := e.bind(natPorts{}, dial); err != nil {
 			closeConn() // made, but the thread could not switch back
 			return err
 		}
 	} else {
-		if err := nsutil.DoAt(fd, dial); err != nil {
+		if err := e.netns.Do(dial); err != nil {
 			closeConn()
 			return err
 		}
-		if kept, ok := readNAT(c); ok && e.bind(fd, kept, nil) == nil {
+		if kept, ok := readNAT(c); ok && e.bind(kept, nil) == nil {
 			closeConn()
 			e.natKept = true
 			return nil
 		}
 		// No table, another one, or a port is taken now: start over on random ones.
-		if err := e.bind(fd, natPorts{}, nil); err != nil {
+		if err := e.bind(natPorts{}, nil); err != nil {
 			closeConn()
 			return err
 		}
@@ -448,15 +455,15 @@ func (e *sandbox) listen(clean natPorts) error {
 		// Back inside the netns: a client that retried while there was no table (a
 		// restart, a rename, an adopted netns) must not keep an untranslated entry. Best
 		// effort: the server works without it, only such a client stays unanswered.
-		e.resetErr = nsutil.DoAt(fd, forgetConntrack)
+		e.resetErr = e.netns.Do(forgetConntrack)
 	}
 	return nil
 }
 
-// bind opens both sockets on 127.0.0.11 in the netns open at fd, on ports p (zero: random
+// bind opens both sockets on 127.0.0.11 in the sandbox's netns, on ports p (zero: random
 // ones), and runs also (if not nil) on the same thread. On failure no socket stays open.
-func (e *sandbox) bind(fd int, p natPorts, also func() error) error {
-	err := nsutil.DoAt(fd, func() (err error) {
+func (e *sandbox) bind(p natPorts, also func() error) error {
+	err := e.netns.Do(func() (err error) {
 		if e.udp, err = net.ListenUDP("udp", &net.UDPAddr{IP: serviceIP[:], Port: int(p.udp)}); err != nil {
 			return fmt.Errorf("listen udp %s:%d in netns %q: %w", serviceAddr, p.udp, e.nsPath, err)
 		}
@@ -513,13 +520,14 @@ func (s *Server) stop(e *sandbox, keepNAT bool) {
 	// skips e; one under way is waited for, and none runs while the table is removed.
 	e.natMu.Lock()
 	defer e.natMu.Unlock()
-	// The netns is opened while the sockets still hold it: as long as it lives, no other
-	// netns can have its identity, so the check in openNetNS cannot be fooled by a new
-	// sandbox pinned at the same path with a recycled inode number.
-	nsFD := -1
+	defer e.netns.Close()
+	// e.netns holds the netns: as long as it lives, no other netns can have its identity,
+	// so the check in pinnedAt cannot be fooled by a new sandbox pinned at the same path
+	// with a recycled inode number.
+	pinned := false
 	if !keepNAT {
 		var err error
-		if nsFD, err = openNetNS(e.nsPath, e.ns); err != nil {
+		if pinned, err = pinnedAt(e.nsPath, e.nsID); err != nil {
 			s.cfg.Log.Warn("remove dns nat", "sandbox", e.id, "err", err)
 		}
 	}
@@ -533,12 +541,11 @@ func (s *Server) stop(e *sandbox, keepNAT bool) {
 		s.cfg.Log.Info("dns stopped", "sandbox", e.id, "nat", "kept")
 		return
 	}
-	if nsFD >= 0 {
+	if pinned {
 		// Otherwise the netns is gone from the path, and its table goes with it.
-		if err := deleteNAT(nsFD); err != nil {
+		if err := deleteNAT(e.netns.Fd()); err != nil {
 			s.cfg.Log.Warn("remove dns nat", "sandbox", e.id, "err", err)
 		}
-		unix.Close(nsFD)
 	}
 	s.cfg.Log.Info("dns stopped", "sandbox", e.id)
 }

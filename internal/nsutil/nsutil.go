@@ -4,7 +4,10 @@
 // The thread is handed back to the Go scheduler only after it is back in its original
 // netns; if that fails the thread is left locked and dies with its goroutine, so no other
 // goroutine ever runs in the wrong namespace. Sockets keep the netns they were created in,
-// so a listener made inside stays there after the switch back. This package holds no state.
+// so a listener made inside stays there after the switch back. A Worker keeps one thread
+// inside a netns for a caller that enters it often; that thread never switches back, it
+// exits. This package holds no state of its own; no other berth package calls setns(2)
+// on a thread that goes back to the scheduler.
 package nsutil
 
 import (
@@ -28,12 +31,6 @@ func Do(nsPath string, fn func() error) error {
 	}
 	defer h.Close()
 	return h.Do(fn)
-}
-
-// DoAt is Do for a netns the caller holds open at fd.
-// TODO(issue 15): dnsd moves to Handle; then this goes.
-func DoAt(fd int, fn func() error) error {
-	return doIn(fmt.Sprintf("fd %d", fd), netns.NsHandle(fd), fn)
 }
 
 func doIn(name string, target netns.NsHandle, fn func() error) error {
