@@ -13,78 +13,23 @@ import (
 	"berth/store"
 )
 
-// endpointReq is what a caller may choose about one attachment (create or connect).
-type endpointReq struct {
-	aliases []string
-	ip4     netip.Addr
-	ip6     netip.Addr
-	mac     net.HardwareAddr
-	links   []store.Link
-}
-
-// parseEndpointReq validates the per-network flags shared by create and connect.
-func parseEndpointReq(aliases []string, ip4, ip6, mac string, links []string) (endpointReq, error) {
-	var r endpointReq
-	for _, a := range aliases {
-		if err := checkDNSName("alias", a); err != nil {
-			return r, err
-		}
-		r.aliases = append(r.aliases, a)
-	}
-	var err error
-	if ip4 != "" {
-		if r.ip4, err = parseAddr("ip", ip4); err != nil {
-			return r, err
-		}
-		if !r.ip4.Is4() {
-			return r, invalid("ip", ip4, "not an IPv4 address (use --ip6)")
-		}
-	}
-	if ip6 != "" {
-		if r.ip6, err = parseAddr("ip6", ip6); err != nil {
-			return r, err
-		}
-		if !r.ip6.Is6() {
-			return r, invalid("ip6", ip6, "not an IPv6 address (use --ip)")
-		}
-	}
-	if mac != "" {
-		if r.mac, err = parseMAC("mac-address", mac); err != nil {
-			return r, err
-		}
-	}
-	seen := map[string]bool{}
-	for _, l := range links {
-		target, alias, err := parseLink(l)
-		if err != nil {
-			return r, err
-		}
-		if seen[strings.ToLower(alias)] {
-			return r, invalid("link", l, "alias %q given twice", alias)
-		}
-		seen[strings.ToLower(alias)] = true
-		r.links = append(r.links, store.Link{Target: target, Alias: alias})
-	}
-	return r, nil
-}
-
 // checkEndpointReq applies the rules that depend on the network (Docker's errors).
-func checkEndpointReq(snap *store.Snapshot, n *store.Network, sb *store.Sandbox, r endpointReq) error {
+func checkEndpointReq(snap *store.Snapshot, n *store.Network, sb *store.Sandbox, r EndpointSpec) error {
 	if n.Driver != store.DriverBridge {
 		return invalid("network", n.Name, "sandboxes join %s with --network %s, not as a second network", n.Name, n.Name)
 	}
 	if n.Predefined {
-		if len(r.aliases) > 0 {
-			return invalid("alias", r.aliases[0], "network-scoped aliases are only supported for user-defined networks")
+		if len(r.Aliases) > 0 {
+			return invalid("alias", r.Aliases[0], "network-scoped aliases are only supported for user-defined networks")
 		}
 		// Name the flag that was given: an unset netip.Addr prints as "invalid IP".
-		if r.ip4.IsValid() {
-			return invalid("ip", r.ip4.String(), "user specified IP address is supported on user defined networks only")
+		if r.IPv4.IsValid() {
+			return invalid("ip", r.IPv4.String(), "user specified IP address is supported on user defined networks only")
 		}
-		if r.ip6.IsValid() {
-			return invalid("ip6", r.ip6.String(), "user specified IP address is supported on user defined networks only")
+		if r.IPv6.IsValid() {
+			return invalid("ip6", r.IPv6.String(), "user specified IP address is supported on user defined networks only")
 		}
-		for _, l := range r.links {
+		for _, l := range r.Links {
 			t, err := snap.SandboxByName(l.Target)
 			if err != nil {
 				return invalid("link", l.Target, "no such sandbox")
@@ -94,7 +39,7 @@ func checkEndpointReq(snap *store.Snapshot, n *store.Network, sb *store.Sandbox,
 			}
 		}
 	}
-	for _, l := range r.links {
+	for _, l := range r.Links {
 		if strings.EqualFold(l.Target, sb.Name) {
 			return invalid("link", l.Target, "a sandbox cannot link to itself")
 		}
@@ -139,24 +84,24 @@ func nextIfName(eps []*store.Endpoint) string {
 // are r's or the lowest free ones, its interface the lowest ethN that eps (sb's other
 // endpoints) leave; q holds the addresses of veths still being deleted. putEndpointTx
 // records it.
-func planEndpoint(snap *store.Snapshot, sb *store.Sandbox, n *store.Network, eps []*store.Endpoint, r endpointReq, q *reaper) (*store.Endpoint, error) {
+func planEndpoint(snap *store.Snapshot, sb *store.Sandbox, n *store.Network, eps []*store.Endpoint, r EndpointSpec, q *reaper) (*store.Endpoint, error) {
 	ep := &store.Endpoint{ID: newID(), NetworkID: n.ID, SandboxID: sb.ID, IfName: nextIfName(eps),
-		Aliases: r.aliases, Links: r.links}
+		Aliases: r.Aliases, Links: r.Links}
 	ep.HostVeth = store.VethName(ep.ID)
 	var err error
-	if ep.IPv4, err = allocate(snap, n, false, r.ip4, "ip", q); err != nil {
+	if ep.IPv4, err = allocate(snap, n, false, r.IPv4, "ip", q); err != nil {
 		return nil, err
 	}
 	if n.IPv6 {
-		if ep.IPv6, err = allocate(snap, n, true, r.ip6, "ip6", q); err != nil {
+		if ep.IPv6, err = allocate(snap, n, true, r.IPv6, "ip6", q); err != nil {
 			return nil, err
 		}
-	} else if r.ip6.IsValid() {
-		return nil, invalid("ip6", r.ip6.String(), "network %s is not IPv6-enabled", n.Name)
+	} else if r.IPv6.IsValid() {
+		return nil, invalid("ip6", r.IPv6.String(), "network %s is not IPv6-enabled", n.Name)
 	}
 	switch {
-	case r.mac != nil:
-		ep.MAC = r.mac.String()
+	case r.MAC != nil:
+		ep.MAC = r.MAC.String()
 	case ep.IPv4.IsValid():
 		ep.MAC = macFromIPv4(ep.IPv4).String()
 	default:
@@ -254,10 +199,11 @@ func (m *Manager) setRoutesOf(sb *store.Sandbox, eps []*store.Endpoint, network 
 
 // Connect attaches a sandbox to one more network at runtime.
 func (m *Manager) Connect(ctx context.Context, netRef string, req api.NetworkConnect) error {
-	r, err := parseEndpointReq(req.Aliases, req.IPv4, req.IPv6, "", req.Links)
+	spec, err := ValidateNetworkConnect(req)
 	if err != nil {
 		return err
 	}
+	r := spec.Endpoint
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	snap := m.cfg.Store.Snapshot()
@@ -265,7 +211,7 @@ func (m *Manager) Connect(ctx context.Context, netRef string, req api.NetworkCon
 	if err != nil {
 		return err
 	}
-	sb, err := SandboxByRef(snap, req.Sandbox)
+	sb, err := SandboxByRef(snap, spec.Sandbox)
 	if err != nil {
 		return err
 	}

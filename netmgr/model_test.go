@@ -426,20 +426,23 @@ func (w *modelWorld) opCreateNetwork() {
 			req.Subnets = append(req.Subnets, fmt.Sprintf("fd00:0:0:%d::/%d", w.r.IntN(3), 124+w.r.IntN(3)))
 		}
 	}
+	// Every field is checked before the store is looked at.
+	tooSmall := false
+	for _, s := range req.Subnets {
+		p := netip.MustParsePrefix(s)
+		tooSmall = tooSmall || p.Addr().Is4() && p.Bits() > 30
+	}
 	want := okOutcome
 	switch {
 	case checkName("name", name) != nil:
 		want = invalidOutcome("name", "")
+	case tooSmall:
+		want = invalidOutcome("subnet", "too small")
 	case w.nets[strings.ToLower(name)] != nil:
 		want = outcome{kind: "conflict"}
 	default:
 		for _, s := range req.Subnets {
-			p := netip.MustParsePrefix(s)
-			if p.Addr().Is4() && p.Bits() > 30 {
-				want = invalidOutcome("subnet", "too small")
-				break
-			}
-			if holder := w.overlapping(p); holder != "" {
+			if holder := w.overlapping(netip.MustParsePrefix(s)); holder != "" {
 				want = invalidOutcome("subnet", "overlaps the subnet of network "+holder)
 				break
 			}
@@ -536,14 +539,14 @@ func (w *modelWorld) planSandbox(req api.SandboxCreate) (outcome, *mSb) {
 	if checkName("name", req.Name) != nil {
 		return invalidOutcome("name", ""), nil
 	}
-	if w.sbs[strings.ToLower(req.Name)] != nil {
-		return outcome{kind: "conflict"}, nil
-	}
 	first := req.Networks[0]
 	if first == "none" || first == "host" || strings.HasPrefix(first, "container:") {
 		if req.IPv4 != "" || req.IPv6 != "" {
 			return invalidOutcome("network", "need a bridge network"), nil
 		}
+	}
+	if w.sbs[strings.ToLower(req.Name)] != nil {
+		return outcome{kind: "conflict"}, nil
 	}
 	switch {
 	case first == "none" || first == "host":
@@ -726,10 +729,10 @@ func (w *modelWorld) opRename() {
 	sb := w.sbs[strings.ToLower(ref)]
 	want := okOutcome
 	switch {
-	case sb == nil:
-		want = outcome{kind: "notfound"}
 	case checkName("name", newName) != nil:
 		want = invalidOutcome("name", "")
+	case sb == nil:
+		want = outcome{kind: "notfound"}
 	case w.sbs[strings.ToLower(newName)] != nil && w.sbs[strings.ToLower(newName)] != sb:
 		want = outcome{kind: "conflict"}
 	}

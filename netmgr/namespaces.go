@@ -45,12 +45,9 @@ func ownsPin(sb *store.Sandbox) bool {
 	return sb.Adopted == "" || sb.Adopted != sb.NetNSPath
 }
 
-// checkAdopt validates --netns: an existing network namespace that is neither the
-// daemon's own nor already a sandbox's.
+// checkAdopt checks --netns (an absolute path, ValidateSandboxCreate): an existing network
+// namespace that is neither the daemon's own nor already a sandbox's.
 func (m *Manager) checkAdopt(snap *store.Snapshot, path string) error {
-	if !filepath.IsAbs(path) {
-		return invalid("netns", path, "must be an absolute path")
-	}
 	if !m.cfg.Kernel.NetNSExists(path) {
 		return invalid("netns", path, "not a network namespace")
 	}

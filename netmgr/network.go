@@ -83,31 +83,22 @@ func (m *Manager) ensureBridge(n *store.Network) error {
 
 // buildNetwork turns a request into a record, or the first invalid field.
 func (m *Manager) buildNetwork(req api.NetworkCreate) (*store.Network, error) {
-	if err := checkName("name", req.Name); err != nil {
+	spec, err := ValidateNetworkCreate(req)
+	if err != nil {
 		return nil, err
-	}
-	if req.Driver != "" && req.Driver != store.DriverBridge {
-		return nil, invalid("driver", req.Driver, "only the bridge driver is supported")
 	}
 	snap := m.cfg.Store.Snapshot()
-	if _, err := snap.NetworkByName(req.Name); err == nil {
-		return nil, fmt.Errorf("network with name %s already exists: %w", req.Name, store.ErrConflict)
+	if _, err := snap.NetworkByName(spec.Name); err == nil {
+		return nil, fmt.Errorf("network with name %s already exists: %w", spec.Name, store.ErrConflict)
 	}
 	n := &store.Network{
-		ID: newID(), Name: req.Name, Driver: store.DriverBridge, Internal: req.Internal, IPv6: req.IPv6,
-		ICC: true, Options: map[string]string{}, Labels: map[string]string{}, Created: time.Now().UTC(),
+		ID: newID(), Name: spec.Name, Driver: store.DriverBridge, Internal: spec.Internal, IPv6: spec.IPv6,
+		ICC: spec.ICC, MTU: spec.MTU, Bridge: spec.Bridge, Options: spec.Options, Labels: spec.Labels,
+		Created: time.Now().UTC(),
 	}
-	n.Bridge = bridgePrefix + n.ID[:12]
-	if err := applyOptions(n, req.Options); err != nil {
-		return nil, err
-	}
-	for k, v := range req.Labels {
-		if k == "" {
-			return nil, invalid("label", k+"="+v, "empty key")
-		}
-		n.Labels[k] = v
-	}
-	if n.Bridge != bridgePrefix+n.ID[:12] {
+	if n.Bridge == "" {
+		n.Bridge = bridgePrefix + n.ID[:12]
+	} else {
 		if _, err := snap.NetworkByBridge(n.Bridge); err == nil {
 			return nil, invalid("opt", OptBridgeName+"="+n.Bridge, "bridge already used by another network")
 		}
@@ -115,7 +106,7 @@ func (m *Manager) buildNetwork(req api.NetworkCreate) (*store.Network, error) {
 			return nil, invalid("opt", OptBridgeName+"="+n.Bridge, "a device with this name exists and is not berth's")
 		}
 	}
-	subnets, err := m.buildSubnets(snap, n, req)
+	subnets, err := m.buildSubnets(snap, n, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -132,67 +123,16 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// applyOptions validates the driver options that change behaviour and keeps all of them.
-func applyOptions(n *store.Network, opts map[string]string) error {
-	for k, v := range opts {
-		field := "opt"
-		switch k {
-		case OptBridgeName:
-			if err := checkIfName(field, v); err != nil {
-				return invalid(field, k+"="+v, "%s", err.(*InvalidError).Reason)
-			}
-			n.Bridge = v
-		case OptMTU:
-			mtu, err := strconv.Atoi(v)
-			if err != nil || mtu < 68 || mtu > 65535 {
-				return invalid(field, k+"="+v, "MTU must be an integer between 68 and 65535")
-			}
-			n.MTU = mtu
-		case OptICC:
-			b, err := parseBool(field, v)
-			if err != nil {
-				return invalid(field, k+"="+v, "want true or false")
-			}
-			n.ICC = b
-		case OptMasquerade:
-			if _, err := parseBool(field, v); err != nil {
-				return invalid(field, k+"="+v, "want true or false")
-			}
-		case "":
-			return invalid(field, "="+v, "empty key")
-		}
-		n.Options[k] = v
-	}
-	return nil
-}
-
-// buildSubnets validates --subnet/--gateway/--ip-range or picks a free subnet.
-func (m *Manager) buildSubnets(snap *store.Snapshot, n *store.Network, req api.NetworkCreate) ([]store.Subnet, error) {
+// buildSubnets checks the subnets asked for against the other networks', picks the others
+// and places the gateways and the IP range.
+func (m *Manager) buildSubnets(snap *store.Snapshot, n *store.Network, spec NetworkSpec) ([]store.Subnet, error) {
 	used := usedPrefixes(snap)
 	var subs []store.Subnet
-	for _, s := range req.Subnets {
-		p, err := parsePrefix("subnet", s)
-		if err != nil {
-			return nil, err
+	for _, s := range spec.Subnets {
+		if overlaps(s.Value, used) {
+			return nil, invalid("subnet", s.Text, "overlaps the subnet of network %s", overlapHolder(snap, s.Value))
 		}
-		if p.Addr().Is4() && p.Bits() > 30 {
-			return nil, invalid("subnet", s, "too small: a /%d leaves no address for endpoints (at most /30)", p.Bits())
-		}
-		if p.Addr().Is6() && p.Bits() > 126 {
-			return nil, invalid("subnet", s, "too small (at most /126)")
-		}
-		if p.Addr().Is6() && !req.IPv6 {
-			return nil, invalid("subnet", s, "IPv6 subnet needs --ipv6")
-		}
-		for _, o := range subs {
-			if o.Subnet.Addr().Is6() == p.Addr().Is6() {
-				return nil, invalid("subnet", s, "only one subnet per address family")
-			}
-		}
-		if overlaps(p, used) {
-			return nil, invalid("subnet", s, "overlaps the subnet of network %s", overlapHolder(snap, p))
-		}
-		subs = append(subs, store.Subnet{Subnet: p})
+		subs = append(subs, store.Subnet{Subnet: s.Value})
 	}
 	if !hasFamily(subs, false) {
 		routes, err := m.cfg.Kernel.RouteDsts()
@@ -205,17 +145,17 @@ func (m *Manager) buildSubnets(snap *store.Snapshot, n *store.Network, req api.N
 		}
 		subs = append([]store.Subnet{{Subnet: p}}, subs...)
 	}
-	if req.IPv6 && !hasFamily(subs, true) {
+	if spec.IPv6 && !hasFamily(subs, true) {
 		p, err := pickSubnet6(n.ID, used)
 		if err != nil {
 			return nil, err
 		}
 		subs = append(subs, store.Subnet{Subnet: p})
 	}
-	if err := setGateways(subs, req.Gateways); err != nil {
+	if err := setGateways(subs, spec.Gateways); err != nil {
 		return nil, err
 	}
-	if err := setIPRange(subs, req.IPRange); err != nil {
+	if err := setIPRange(subs, spec.IPRange); err != nil {
 		return nil, err
 	}
 	return subs, nil
@@ -243,27 +183,24 @@ func hasFamily(subs []store.Subnet, v6 bool) bool {
 
 // setGateways places each --gateway in the subnet that contains it; the others get the
 // first address of their subnet, as Docker does.
-func setGateways(subs []store.Subnet, gws []string) error {
+func setGateways(subs []store.Subnet, gws []Given[netip.Addr]) error {
 	for _, g := range gws {
-		a, err := parseAddr("gateway", g)
-		if err != nil {
-			return err
-		}
+		a := g.Value
 		placed := false
 		for i := range subs {
 			if subs[i].Subnet.Contains(a) {
 				if subs[i].Gateway.IsValid() {
-					return invalid("gateway", g, "subnet %s has a gateway already", subs[i].Subnet)
+					return invalid("gateway", g.Text, "subnet %s has a gateway already", subs[i].Subnet)
 				}
 				if a == subs[i].Subnet.Addr() || (a.Is4() && a == lastAddr(subs[i].Subnet)) {
-					return invalid("gateway", g, "network or broadcast address of %s", subs[i].Subnet)
+					return invalid("gateway", g.Text, "network or broadcast address of %s", subs[i].Subnet)
 				}
 				subs[i].Gateway = a
 				placed = true
 			}
 		}
 		if !placed {
-			return invalid("gateway", g, "not in any subnet of the network")
+			return invalid("gateway", g.Text, "not in any subnet of the network")
 		}
 	}
 	for i := range subs {
@@ -274,26 +211,23 @@ func setGateways(subs []store.Subnet, gws []string) error {
 	return nil
 }
 
-func setIPRange(subs []store.Subnet, r string) error {
-	if r == "" {
+func setIPRange(subs []store.Subnet, r Given[netip.Prefix]) error {
+	if !r.Value.IsValid() {
 		return nil
 	}
-	p, err := parsePrefix("ip-range", r)
-	if err != nil {
-		return err
-	}
+	p := r.Value
 	for i := range subs {
 		s := &subs[i]
 		if s.Subnet.Addr().Is6() != p.Addr().Is6() {
 			continue
 		}
 		if !s.Subnet.Contains(p.Addr()) || p.Bits() < s.Subnet.Bits() {
-			return invalid("ip-range", r, "not inside subnet %s", s.Subnet)
+			return invalid("ip-range", r.Text, "not inside subnet %s", s.Subnet)
 		}
 		s.IPRange = p
 		return nil
 	}
-	return invalid("ip-range", r, "no subnet of this address family")
+	return invalid("ip-range", r.Text, "no subnet of this address family")
 }
 
 // RemoveNetwork deletes a network that has no endpoints.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,45 +14,6 @@ import (
 	"berth/netmgr/portmap"
 	"berth/store"
 )
-
-func TestParsePublish(t *testing.T) {
-	cases := []struct {
-		in   string
-		want string // proto hostip hostport port, "" for an error naming publish
-	}{
-		{"80", "tcp invalid IP 0 80"},
-		{"8080:80", "tcp invalid IP 8080 80"},
-		{"8080:80/udp", "udp invalid IP 8080 80"},
-		{"127.0.0.1:8080:80", "tcp 127.0.0.1 8080 80"},
-		{"127.0.0.1::80/UDP", "udp 127.0.0.1 0 80"},
-		{"0.0.0.0:8080:80", "tcp 0.0.0.0 8080 80"},
-		{"[::]:8080:80", "tcp :: 8080 80"},
-		{"[::1]:8080:80", "tcp ::1 8080 80"},
-		{"0", ""},
-		{"70000", ""},
-		{"80/sctp", ""},
-		{"1.2.3:80:80", ""},
-		{"a:b:c:d", ""},
-		{"8080-8081:80", ""},
-		{"[::1:80", ""},
-	}
-	for _, tc := range cases {
-		p, err := parsePublish(tc.in)
-		if tc.want == "" {
-			var ie *InvalidError
-			if !errors.As(err, &ie) || ie.Field != "publish" {
-				t.Errorf("parsePublish(%q) err = %v, want an invalid publish", tc.in, err)
-			}
-			continue
-		}
-		got := p.Proto + " " + p.HostIP.String() + " " + itoa(p.HostPort) + " " + itoa(p.Port)
-		if err != nil || got != tc.want {
-			t.Errorf("parsePublish(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
-		}
-	}
-}
-
-func itoa(n uint16) string { return strconv.Itoa(int(n)) }
 
 func TestPublishAllocation(t *testing.T) {
 	m, _ := newTestManager(t)

@@ -7,19 +7,20 @@ import (
 	"path/filepath"
 	"strings"
 
+	"berth/api"
 	"berth/store"
 )
 
 // RenameSandbox changes a sandbox's name: its DNS names, netns pin and files follow.
 func (m *Manager) RenameSandbox(ctx context.Context, ref, newName string) error {
+	if err := ValidateSandboxRename(api.SandboxRename{Name: newName}); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	snap := m.cfg.Store.Snapshot()
 	sb, err := SandboxByRef(snap, ref)
 	if err != nil {
-		return err
-	}
-	if err := checkName("name", newName); err != nil {
 		return err
 	}
 	if o, err := snap.SandboxByName(newName); err == nil && o.ID != sb.ID {

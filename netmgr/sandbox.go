@@ -16,7 +16,7 @@ import (
 type sandboxPlan struct {
 	sb       *store.Sandbox
 	networks []*store.Network // bridge networks to join, first one gets ep
-	ep       endpointReq      // per-network flags, for the first network
+	ep       EndpointSpec     // per-network flags, for the first network
 	shared   *store.Sandbox   // ModeContainer: whose netns
 }
 
@@ -106,7 +106,7 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 func (m *Manager) planEndpoints(snap *store.Snapshot, p *sandboxPlan) ([]*store.Endpoint, error) {
 	var eps []*store.Endpoint
 	for i, n := range p.networks {
-		r := endpointReq{}
+		r := EndpointSpec{}
 		if i == 0 {
 			r = p.ep
 		}

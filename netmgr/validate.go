@@ -1,5 +1,14 @@
 package netmgr
 
+// Field validation, in one place (validate*.go): ValidateNetworkCreate,
+// ValidateSandboxCreate, ValidateNetworkConnect and ValidateSandboxRename check every field
+// of a request on its own and return it parsed, so the daemon, berth-cni and any other
+// caller get one error text per field, of the form `invalid FIELD "VALUE": reason`
+// (InvalidError). The change methods call them first and parse nothing themselves; what
+// needs the store or the kernel (a name taken, an address in use) they check after.
+// Removes and disconnects have no field to check beyond references, which only the store
+// can resolve. This file holds the checks of single values that several requests share.
+
 import (
 	"net"
 	"net/netip"
@@ -7,6 +16,13 @@ import (
 	"strconv"
 	"strings"
 )
+
+// Given is a field's parsed value with the text it was given as. Checks that need the store
+// come after parsing, and their errors quote what the caller wrote.
+type Given[T any] struct {
+	Value T
+	Text  string
+}
 
 // maxNameLen keeps a sandbox or network name usable as one DNS label and as a file name
 // under /run/netns and /etc/netns.
