@@ -20,7 +20,6 @@ import (
 // The daemon has no kernel and no dnsd: a change that goes on past the cancelled context
 // reaches one of them and panics, which the test reports as that.
 func TestRequestContextReachesNetmgr(t *testing.T) {
-	t.Skip("needs netmgr ctx (issue 15.5)")
 	for _, tc := range []struct {
 		name, method, path, body string
 	}{

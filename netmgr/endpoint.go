@@ -206,6 +206,9 @@ func (m *Manager) Connect(ctx context.Context, netRef string, req api.NetworkCon
 	r := spec.Endpoint
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("connect %s to %s: %w", req.Sandbox, netRef, err)
+	}
 	snap := m.cfg.Store.Snapshot()
 	n, err := NetworkByRef(snap, netRef)
 	if err != nil {
@@ -228,27 +231,50 @@ func (m *Manager) Connect(ctx context.Context, netRef string, req api.NetworkCon
 	if err != nil {
 		return err
 	}
+	var replaced []*store.File
 	err = m.cfg.Store.Update(func(tx *store.Tx) error {
 		if err := putEndpointTx(tx, ep); err != nil {
 			return err
 		}
-		return m.recordAhead(tx, sb) // the files' new hashes: no commit of their own
+		var err error
+		replaced, err = m.recordAhead(tx, sb) // the files' new hashes: no commit of their own
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("connect %s to %s: %w", sb.Name, n.Name, err)
 	}
 	crashPoint("connect:recorded")
+	// undo makes it as if the connect never was: the veth and records go, and the routes,
+	// once touched, are those of the other endpoints again.
+	routes := false
+	undo := func(err error) error {
+		uerr := m.dropEndpoint(ep, replaced)
+		if routes {
+			uerr = errors.Join(uerr, m.setRoutes(m.cfg.Store.Snapshot(), sb))
+		}
+		return errors.Join(fmt.Errorf("connect %s to %s: %w", sb.Name, n.Name, err), uerr)
+	}
+	if err := ctx.Err(); err != nil {
+		return undo(err)
+	}
 	if err := m.attach(sb, n, ep); err != nil {
-		return errors.Join(fmt.Errorf("connect %s to %s: %w", sb.Name, n.Name, err), m.dropEndpoint(ep))
+		return undo(err)
+	}
+	if err := ctx.Err(); err != nil {
+		return undo(err)
 	}
 	crashPoint("connect:veth")
 	snap = m.cfg.Store.Snapshot()
+	routes = true
 	if err := m.setRoutes(snap, sb); err != nil {
-		return errors.Join(fmt.Errorf("connect %s to %s: routes: %w", sb.Name, n.Name, err), m.dropEndpoint(ep))
+		return undo(fmt.Errorf("routes: %w", err))
+	}
+	if err := ctx.Err(); err != nil {
+		return undo(err) // the last chance: the rest is the firewall's and the files'
 	}
 	crashPoint("connect:routes")
 	if err := m.syncFirewall(); err != nil {
-		err = errors.Join(fmt.Errorf("connect %s to %s: %w", sb.Name, n.Name, err), m.dropEndpoint(ep))
+		err = undo(err)
 		m.syncFirewallOrWarn("failed connect")
 		return err
 	}
@@ -257,11 +283,21 @@ func (m *Manager) Connect(ctx context.Context, netRef string, req api.NetworkCon
 	return nil
 }
 
-// dropEndpoint removes an endpoint's veth and its records (undo of a failed connect, and
-// disconnect itself).
-func (m *Manager) dropEndpoint(ep *store.Endpoint) error {
+// dropEndpoint undoes a connect: the endpoint's veth and records go, and the file records
+// it replaced (recordAhead) come back.
+func (m *Manager) dropEndpoint(ep *store.Endpoint, files []*store.File) error {
 	kerr := m.cfg.Kernel.DeleteLink(ep.HostVeth)
-	serr := m.cfg.Store.Update(func(tx *store.Tx) error { return deleteEndpointTx(tx, ep) })
+	serr := m.cfg.Store.Update(func(tx *store.Tx) error {
+		if err := deleteEndpointTx(tx, ep); err != nil {
+			return err
+		}
+		for _, f := range files {
+			if err := tx.PutFile(f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	return errors.Join(kerr, serr)
 }
 
@@ -277,6 +313,9 @@ func deleteEndpointTx(tx *store.Tx, ep *store.Endpoint) error {
 func (m *Manager) Disconnect(ctx context.Context, netRef string, req api.NetworkDisconnect) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("disconnect %s from %s: %w", req.Sandbox, netRef, err)
+	}
 	snap := m.cfg.Store.Snapshot()
 	n, err := NetworkByRef(snap, netRef)
 	if err != nil {
@@ -298,7 +337,8 @@ func (m *Manager) Disconnect(ctx context.Context, netRef string, req api.Network
 		if err := deleteEndpointTx(tx, ep); err != nil {
 			return err
 		}
-		return m.recordAhead(tx, sb)
+		_, err := m.recordAhead(tx, sb)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("disconnect %s from %s: %w", sb.Name, n.Name, err)

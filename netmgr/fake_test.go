@@ -24,6 +24,16 @@ type fakeKernel struct {
 
 	vethErr    error         // or nil: what AddVeth returns instead of succeeding
 	deleteGate chan struct{} // or nil: DeleteLink of a veth waits for it to be closed
+	// done, if set, is called (with mu held) after each change a method made, with the
+	// method's name: tests cancel a context there, as if it were done during that step.
+	done func(op string)
+}
+
+// did reports a change to done; mu is held.
+func (k *fakeKernel) did(op string) {
+	if k.done != nil {
+		k.done(op)
+	}
 }
 
 func newFakeKernel() *fakeKernel {
@@ -46,6 +56,7 @@ func (k *fakeKernel) EnsureBridge(spec BridgeSpec) error {
 		return err
 	}
 	k.links[spec.Name] = "bridge"
+	k.did("EnsureBridge")
 	return nil
 }
 
@@ -62,6 +73,7 @@ func (k *fakeKernel) DeleteLink(name string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.links, name)
+	k.did("DeleteLink")
 	return nil
 }
 
@@ -85,6 +97,7 @@ func (k *fakeKernel) CreateNetNS(path string) error {
 		return err
 	}
 	k.netns[path] = true
+	k.did("CreateNetNS")
 	return nil
 }
 
@@ -92,6 +105,7 @@ func (k *fakeKernel) PinNetNS(path, from string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.netns[path] = true
+	k.did("PinNetNS")
 	return nil
 }
 
@@ -99,6 +113,8 @@ func (k *fakeKernel) DeleteNetNS(path string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.netns, path)
+	delete(k.gw, path) // the routes live in the netns
+	k.did("DeleteNetNS")
 	return nil
 }
 
@@ -109,6 +125,7 @@ func (k *fakeKernel) CreateUTSNS(path, hostname, domainname string) error {
 		return err
 	}
 	k.uts[path] = hostname + "." + domainname
+	k.did("CreateUTSNS")
 	return nil
 }
 
@@ -116,6 +133,7 @@ func (k *fakeKernel) DeleteUTSNS(path string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.uts, path)
+	k.did("DeleteUTSNS")
 	return nil
 }
 
@@ -138,6 +156,7 @@ func (k *fakeKernel) AddVeth(spec VethSpec) error {
 		return fmt.Errorf("no netns %s", spec.NetNSPath)
 	}
 	k.links[spec.HostName] = "veth"
+	k.did("AddVeth")
 	return nil
 }
 
@@ -145,6 +164,7 @@ func (k *fakeKernel) SetDefaultRoutes(nsPath, if4 string, gw4 netip.Addr, if6 st
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.gw[nsPath] = [2]netip.Addr{gw4, gw6}
+	k.did("SetDefaultRoutes")
 	return nil
 }
 

@@ -65,21 +65,26 @@ func (m *Manager) recordNewFiles(tx *store.Tx, sb *store.Sandbox) error {
 // recordAhead records, in the transaction of a change to sb (connect, disconnect), the
 // hashes that the files of sb and of the sandboxes sharing or linking to it are about to
 // get, so that the write after the commit needs no commit of its own. Should the change be
-// undone, the files still hold Prev: berth's.
-func (m *Manager) recordAhead(tx *store.Tx, sb *store.Sandbox) error {
+// undone, the files still hold Prev: berth's; the undo puts back the records replaced,
+// which it returns.
+func (m *Manager) recordAhead(tx *store.Tx, sb *store.Sandbox) ([]*store.File, error) {
 	snap := &tx.Snapshot
 	host := m.cfg.HostDNS()
+	var replaced []*store.File
 	for _, o := range filesOf(snap, sb) {
 		for _, j := range m.planFiles(snap, snap, o, host) {
 			if !j.ahead {
 				continue
 			}
+			if old, err := tx.File(o.ID, j.key()); err == nil {
+				replaced = append(replaced, old)
+			}
 			if err := tx.PutFile(&store.File{SandboxID: o.ID, Name: j.key(), Hash: j.hash, Prev: j.disk}); err != nil {
-				return fmt.Errorf("file %s of sandbox %s: %w", j.key(), o.Name, err)
+				return nil, fmt.Errorf("file %s of sandbox %s: %w", j.key(), o.Name, err)
 			}
 		}
 	}
-	return nil
+	return replaced, nil
 }
 
 // noteFile logs once what keeps berth from writing file key of sb (err), and forgets it once

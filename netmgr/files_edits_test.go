@@ -181,8 +181,9 @@ func TestFilesCreateOverwritesLeftover(t *testing.T) {
 }
 
 // TestFilesUndoneConnect: a connect records the files' new hashes in its own commit, before
-// its kernel work. When that work fails the connect is undone and the files still hold the
-// content before it (Prev): berth's, rewritten by the next change.
+// its kernel work. When that work fails the connect is undone: the files still hold the
+// content before it, and their records are those before it again: berth's, rewritten by
+// the next change.
 func TestFilesUndoneConnect(t *testing.T) {
 	r := newFilesRig(t)
 	for _, n := range []string{"app", "back", "third"} {
@@ -197,8 +198,8 @@ func TestFilesUndoneConnect(t *testing.T) {
 	if got := readString(t, r.etc("web", "hosts")); got != before {
 		t.Errorf("hosts changed by an undone connect:\n%s", got)
 	}
-	if f, _ := r.m.cfg.Store.Snapshot().File(sb.ID, "etc/hosts"); f == nil || f.Prev != hashOf([]byte(before)) {
-		t.Errorf("record after the undone connect = %+v, want Prev = the content before it", f)
+	if f, _ := r.m.cfg.Store.Snapshot().File(sb.ID, "etc/hosts"); f == nil || f.Hash != hashOf([]byte(before)) {
+		t.Errorf("record after the undone connect = %+v, want Hash = the content before it", f)
 	}
 	if got := r.modified("web"); got["hosts"] {
 		t.Errorf("modified = %v after an undone connect, want none", got)

@@ -49,6 +49,13 @@ type Config struct {
 }
 
 // Manager serialises every change to networks and sandboxes. Reads never take its lock.
+//
+// Every exported change refuses to start once its ctx is done. A create (sandbox, network)
+// and a connect check ctx again between their kernel steps and, once it is done, undo what
+// they made exactly as a failed step is undone, so a client that goes away mid-create
+// leaves nothing behind; the error wraps ctx.Err(). A removal, disconnect or rename that has
+// started finishes whatever ctx does: half of one (a netns unpinned, its records kept) is
+// worse than all of it, and each is short.
 type Manager struct {
 	cfg  Config
 	reap *reaper // always non-nil: deletes removed sandboxes' veths in the background

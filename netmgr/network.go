@@ -44,6 +44,9 @@ func newID() string {
 func (m *Manager) CreateNetwork(ctx context.Context, req api.NetworkCreate) (*store.Network, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("create network %q: %w", req.Name, err)
+	}
 	n, err := m.buildNetwork(req)
 	if err != nil {
 		return nil, err
@@ -53,6 +56,9 @@ func (m *Manager) CreateNetwork(ctx context.Context, req api.NetworkCreate) (*st
 	}
 	crashPoint("network-create:recorded")
 	err = m.ensureBridge(n)
+	if err == nil {
+		err = ctx.Err() // the last chance to undo: the rest is the firewall's
+	}
 	if err == nil {
 		err = m.syncFirewall()
 	}
@@ -234,6 +240,9 @@ func setIPRange(subs []store.Subnet, r Given[netip.Prefix]) error {
 func (m *Manager) RemoveNetwork(ctx context.Context, ref string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("remove network %s: %w", ref, err)
+	}
 	return m.removeNetworkLocked(ref)
 }
 
@@ -269,15 +278,22 @@ func (m *Manager) removeNetworkLocked(ref string) error {
 	return nil
 }
 
-// PruneNetworks removes every user-defined network without endpoints.
+// PruneNetworks removes every user-defined network without endpoints. Once ctx is done it
+// removes no more, and returns those it removed with ctx's error.
 func (m *Manager) PruneNetworks(ctx context.Context) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("prune networks: %w", err)
+	}
 	snap := m.cfg.Store.Snapshot()
 	var deleted []string
 	for _, n := range snap.Networks() {
 		if n.Predefined || len(snap.NetworkEndpoints(n.ID)) > 0 {
 			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return deleted, fmt.Errorf("prune networks: %w", err)
 		}
 		if err := m.removeNetworkLocked(n.ID); err != nil {
 			return deleted, err

@@ -18,6 +18,9 @@ func (m *Manager) RenameSandbox(ctx context.Context, ref, newName string) error 
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("rename sandbox %s: %w", ref, err)
+	}
 	snap := m.cfg.Store.Snapshot()
 	sb, err := SandboxByRef(snap, ref)
 	if err != nil {

@@ -25,6 +25,9 @@ import (
 func (m *Manager) Restore(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
 	if err := m.ensurePredefined(); err != nil {
 		return fmt.Errorf("restore: predefined networks: %w", err)
 	}

@@ -30,6 +30,9 @@ type sandboxPlan struct {
 func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*store.Sandbox, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", req.Name, err)
+	}
 	snap := m.cfg.Store.Snapshot()
 	p, err := m.planSandbox(snap, req)
 	if err != nil {
@@ -66,7 +69,7 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 		}
 		return nil, errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), uerr)
 	}
-	if err := m.buildSandbox(p, eps); err != nil {
+	if err := m.buildSandbox(ctx, p, eps); err != nil {
 		return undo(err)
 	}
 	// 3. Ready: the records become durable and visible together.
@@ -146,8 +149,9 @@ func (m *Manager) commitSandboxTx(tx *store.Tx, p *sandboxPlan, sb *store.Sandbo
 }
 
 // buildSandbox does the kernel work of a sandbox about to be committed with endpoints eps
-// (one per network of p, in order).
-func (m *Manager) buildSandbox(p *sandboxPlan, eps []*store.Endpoint) error {
+// (one per network of p, in order). It stops with ctx's error after the step during which
+// ctx is done.
+func (m *Manager) buildSandbox(ctx context.Context, p *sandboxPlan, eps []*store.Endpoint) error {
 	sb := p.sb
 	var err error
 	switch sb.Mode {
@@ -164,6 +168,9 @@ func (m *Manager) buildSandbox(p *sandboxPlan, eps []*store.Endpoint) error {
 			err = m.cfg.Kernel.CreateNetNS(sb.NetNSPath)
 		}
 	}
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		return err
 	}
@@ -172,14 +179,20 @@ func (m *Manager) buildSandbox(p *sandboxPlan, eps []*store.Endpoint) error {
 		if err := m.cfg.Kernel.CreateUTSNS(sb.UTSPath, hostnameOf(sb), sb.Domainname); err != nil {
 			return err
 		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
 	for i, ep := range eps {
 		if err := m.attach(sb, p.networks[i], ep); err != nil {
 			return err
 		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		crashPoint("sandbox-create:veth")
 	}
-	return m.setRoutesOf(sb, eps, func(id string) (*store.Network, error) {
+	err = m.setRoutesOf(sb, eps, func(id string) (*store.Network, error) {
 		for _, n := range p.networks {
 			if n.ID == id {
 				return n, nil
@@ -187,6 +200,10 @@ func (m *Manager) buildSandbox(p *sandboxPlan, eps []*store.Endpoint) error {
 		}
 		return nil, store.ErrNotFound
 	})
+	if err != nil {
+		return err
+	}
+	return ctx.Err() // the last chance to undo instead of committing
 }
 
 var (
@@ -201,6 +218,9 @@ var (
 func (m *Manager) RemoveSandbox(ctx context.Context, ref string, force bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("remove sandbox %s: %w", ref, err)
+	}
 	snap := m.cfg.Store.Snapshot()
 	sb, err := SandboxByRef(snap, ref)
 	if err != nil {

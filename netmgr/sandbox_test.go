@@ -328,7 +328,7 @@ func cutShortCreate(t *testing.T, m *Manager, name string) (*store.Sandbox, *sto
 	if err := m.writeIntent(p.sb, eps); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.buildSandbox(p, eps); err != nil {
+	if err := m.buildSandbox(t.Context(), p, eps); err != nil {
 		t.Fatal(err)
 	}
 	ep := eps[0]
