@@ -2,7 +2,6 @@ package netmgr
 
 import (
 	"path/filepath"
-	"runtime"
 
 	"berth/internal/nsutil"
 	"berth/store"
@@ -69,8 +68,11 @@ func (m *Manager) checkAdopt(snap *store.Snapshot, path string) error {
 // ownNetNS is the ID of the calling thread's netns, which is the daemon's: netmgr never
 // switches namespaces on its own goroutines.
 func ownNetNS() (nsutil.ID, bool) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	id, err := nsutil.IDOf("/proc/thread-self/ns/net")
+	h, err := nsutil.Current()
+	if err != nil {
+		return nsutil.ID{}, false
+	}
+	defer h.Close()
+	id, err := h.ID()
 	return id, err == nil
 }

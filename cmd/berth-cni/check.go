@@ -14,6 +14,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"berth/internal/nsutil"
 )
 
 // cmdCheck verifies the attachment: its sandbox exists in the daemon, adopted CNI_NETNS,
@@ -75,12 +77,12 @@ func checkPrevResult(conf *netConf, want *types100.Result) error {
 // checkInterface looks into the namespace at nsPath, without entering it, for interface
 // name with want's MAC and addresses, up.
 func checkInterface(nsPath, name string, want *types100.Result) error {
-	ns, err := netns.GetFromPath(nsPath)
+	ns, err := nsutil.Open(nsPath)
 	if err != nil {
-		return fmt.Errorf("open netns %s: %w", nsPath, err)
+		return err
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd()), unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink in netns %s: %w", nsPath, err)
 	}

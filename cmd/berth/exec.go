@@ -118,7 +118,9 @@ func bindEtc(dir string) error {
 }
 
 // enterNS moves this thread into the namespace of type nstype (CLONE_NEWNET, CLONE_NEWUTS)
-// pinned at path; the kernel refuses a file of another type.
+// pinned at path; the kernel refuses a file of another type. It is not nsutil.Do, which
+// runs a function on another thread and comes back: the program exec'd must start on this
+// very thread, in its mount namespace, and there is nothing to come back to.
 func enterNS(path string, nstype int) error {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {

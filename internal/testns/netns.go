@@ -54,6 +54,9 @@ func NewNetNS(t testing.TB, name string) string {
 }
 
 // pinNewNetNS moves the calling (locked) thread into a new netns and pins it at path.
+// It is not nsutil.Do, for the reason netmgr/kernel's CreateNetNS is not (which this
+// package cannot call: the kernel's tests import it): unshare(2) makes the namespace the
+// thread moves into, and the thread ends there instead of being switched back.
 func pinNewNetNS(path string) error {
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 		return fmt.Errorf("unshare: %w", err)

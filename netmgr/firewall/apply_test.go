@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"berth/internal/nsutil"
 	"berth/internal/testns"
 	"berth/netmgr/firewall"
 
@@ -248,12 +249,12 @@ func testRulesFollowState(t *testing.T, r *rig, base firewall.State) {
 // the test ends, as a neighbour routing to the sandboxes directly would have.
 func routeFromOutside(t *testing.T, r *rig) {
 	t.Helper()
-	ns, err := netns.GetFromPath(r.ns["out"])
+	ns, err := nsutil.Open(r.ns["out"])
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd()))
 	if err != nil {
 		t.Fatal(err)
 	}

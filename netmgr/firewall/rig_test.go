@@ -99,12 +99,12 @@ func (r *rig) addOutside(t *testing.T, k *kernel.Linux) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { k.DeleteNetNS(path) })
-	ns, err := netns.GetFromPath(path)
+	ns, err := nsutil.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ns.Close()
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "fw-out0"}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(ns))}
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "fw-out0"}, PeerName: "eth0", PeerNamespace: netlink.NsFd(ns.Fd())}
 	if err := netlink.LinkAdd(veth); err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func (r *rig) addOutside(t *testing.T, k *kernel.Linux) string {
 	}
 	defer hh.Close()
 	mustAddrUp(t, hh, host, "192.0.2.1/24")
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"berth/internal/nsutil"
 	"berth/internal/testns"
 	"berth/netmgr"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -104,12 +104,12 @@ func hostHandle(t *testing.T) *netlink.Handle {
 // handleIn returns a netlink handle in the netns at path.
 func handleIn(t *testing.T, path string) *netlink.Handle {
 	t.Helper()
-	ns, err := netns.GetFromPath(path)
+	ns, err := nsutil.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlinkIn(ns)
 	if err != nil {
 		t.Fatal(err)
 	}

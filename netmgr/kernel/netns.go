@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -59,6 +60,10 @@ func createNetNS(path string) error {
 // one, and leaves that thread locked so it ends with the goroutine. The main thread is
 // avoided because the Go runtime cannot end it: it would stay parked in whatever netns fn
 // left it, and /proc/self/ns/net (the main thread's) would then name that netns.
+//
+// It is not nsutil's Handle.Do: fn makes the namespace it moves into with unshare(2), so
+// there is none to open and enter beforehand, and the thread ends in it instead of being
+// switched back, so no goroutine can ever inherit it.
 func onSpareThread(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
@@ -121,16 +126,20 @@ func newNetNSLocked(path string) (fd int, err error) {
 // PinNetNS bind-mounts the netns file from (for example /proc/<pid>/ns/net) at path.
 // A path already pinning that same netns is left as it is.
 func (k *Linux) PinNetNS(path, from string) error {
+	src := from
 	if from == "/proc/self/ns/net" {
 		// Meant as "the daemon's netns". That is the netns of every thread that runs
 		// goroutines, but not necessarily of the main thread that /proc/self names (see
-		// onSpareThread), so read it from this goroutine's thread instead.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		from = "/proc/thread-self/ns/net"
+		// onSpareThread), so pin the one nsutil.Current holds instead.
+		self, err := nsutil.Current()
+		if err != nil {
+			return fmt.Errorf("pin netns %s at %s: %w", from, path, err)
+		}
+		defer self.Close()
+		src = "/proc/self/fd/" + strconv.Itoa(self.Fd())
 	}
 	if k.NetNSExists(path) {
-		same, err := nsutil.Same(path, from)
+		same, err := nsutil.Same(path, src)
 		if err != nil {
 			return fmt.Errorf("pin netns %s at %s: %w", from, path, err)
 		}
@@ -141,7 +150,7 @@ func (k *Linux) PinNetNS(path, from string) error {
 	}
 	created, err := prepareNetNSFile(path)
 	if err == nil {
-		err = unix.Mount(from, path, "none", unix.MS_BIND, "")
+		err = unix.Mount(src, path, "none", unix.MS_BIND, "")
 		if err != nil && created {
 			os.Remove(path)
 		}

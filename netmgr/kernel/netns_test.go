@@ -15,7 +15,6 @@ import (
 	"berth/netmgr"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -189,11 +188,11 @@ func TestNetNSPool(t *testing.T) {
 		if !k.NetNSExists(p) {
 			t.Fatalf("%s: no netns pinned", p)
 		}
-		ns, err := netns.GetFromPath(p)
+		ns, err := nsutil.Open(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+		h, err := netlinkIn(ns)
 		ns.Close()
 		if err != nil {
 			t.Fatal(err)

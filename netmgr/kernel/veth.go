@@ -28,12 +28,12 @@ func (k *Linux) AddVeth(spec netmgr.VethSpec) error {
 }
 
 func (k *Linux) addVeth(spec netmgr.VethSpec) error {
-	ns, err := netns.GetFromPath(spec.NetNSPath)
+	ns, err := nsutil.Open(spec.NetNSPath)
 	if err != nil {
-		return fmt.Errorf("open netns: %w", err)
+		return err
 	}
 	defer ns.Close()
-	nh, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE) // one socket: the default opens three (route, xfrm, netfilter)
+	nh, err := netlinkIn(ns)
 	if err != nil {
 		return fmt.Errorf("netlink in netns: %w", err)
 	}
@@ -59,7 +59,7 @@ func (k *Linux) addVeth(spec netmgr.VethSpec) error {
 		LinkAttrs:        netlink.LinkAttrs{Name: spec.HostName, MTU: spec.MTU},
 		PeerName:         spec.IfName,
 		PeerHardwareAddr: spec.MAC, // nil: kernel picks one
-		PeerNamespace:    netlink.NsFd(int(ns)),
+		PeerNamespace:    netlink.NsFd(ns.Fd()),
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
 		return fmt.Errorf("add: %w", err)
@@ -87,7 +87,7 @@ func (k *Linux) addVeth(spec netmgr.VethSpec) error {
 	if err := netlink.LinkSetUp(host); err != nil {
 		return fmt.Errorf("set %s up: %w", spec.HostName, err)
 	}
-	if err := setupPeer(nh, spec); err != nil {
+	if err := setupPeer(ns, nh, spec); err != nil {
 		return err
 	}
 	ok = true
@@ -97,8 +97,9 @@ func (k *Linux) addVeth(spec netmgr.VethSpec) error {
 // addrGenModeNone is IN6_ADDR_GEN_MODE_NONE (linux/if_link.h): no link-local address.
 const addrGenModeNone = 1
 
-// setupPeer configures the sandbox end through nh, a handle in the sandbox netns.
-func setupPeer(nh *netlink.Handle, spec netmgr.VethSpec) error {
+// setupPeer configures the sandbox end through nh, a netlink handle in the sandbox netns
+// ns.
+func setupPeer(ns *nsutil.Handle, nh *netlink.Handle, spec netmgr.VethSpec) error {
 	peer, err := nh.LinkByName(spec.IfName)
 	if err != nil {
 		return fmt.Errorf("find %s: %w", spec.IfName, err)
@@ -112,7 +113,7 @@ func setupPeer(nh *netlink.Handle, spec netmgr.VethSpec) error {
 	}
 	if hasIPv6(spec.Addrs) {
 		// sysctls are per netns: write it from a thread inside the sandbox's.
-		err := nsutil.Do(spec.NetNSPath, func() error { return enableIPv6(spec.IfName) })
+		err := ns.Do(func() error { return enableIPv6(spec.IfName) })
 		if err != nil {
 			return err
 		}
@@ -137,12 +138,12 @@ func setupPeer(nh *netlink.Handle, spec netmgr.VethSpec) error {
 // SetDefaultRoutes makes the netns at nsPath route by default via gw4 on ifName4 and gw6
 // on ifName6. A zero gateway removes that family's default routes.
 func (k *Linux) SetDefaultRoutes(nsPath, ifName4 string, gw4 netip.Addr, ifName6 string, gw6 netip.Addr) error {
-	ns, err := netns.GetFromPath(nsPath)
+	ns, err := nsutil.Open(nsPath)
 	if err != nil {
-		return fmt.Errorf("set default routes in %s: open netns: %w", nsPath, err)
+		return fmt.Errorf("set default routes: %w", err)
 	}
 	defer ns.Close()
-	nh, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE) // one socket: the default opens three (route, xfrm, netfilter)
+	nh, err := netlinkIn(ns)
 	if err != nil {
 		return fmt.Errorf("set default routes in %s: netlink: %w", nsPath, err)
 	}
@@ -181,4 +182,11 @@ func setDefaultRoute(nh *netlink.Handle, family int, ifName string, gw netip.Add
 		}
 	}
 	return nil
+}
+
+// netlinkIn opens a netlink handle whose socket lives in ns, so its requests act there
+// without a thread entering ns. It keeps working after ns is closed.
+func netlinkIn(ns *nsutil.Handle) (*netlink.Handle, error) {
+	// One socket: the default opens three (route, xfrm, netfilter).
+	return netlink.NewHandleAt(netns.NsHandle(ns.Fd()), unix.NETLINK_ROUTE)
 }
