@@ -45,11 +45,11 @@ func BenchmarkLookup(b *testing.B) {
 	}
 }
 
-// TestLookupAllocs keeps the hit path's allocation count from creeping up. It was 37 per A
-// hit when every read went through go-memdb getters (4 to 9 allocations each: index key,
-// radix txn, iterator, result slice); since the reads use the store's commit-time view it
-// is 1, the Addrs slice (0 with LookupAppend, below). The bound leaves room for store
-// changes; raise it only with a reason.
+// TestLookupAllocs keeps the hit path's allocation count from creeping up. The reads go
+// through the store's commit-time view, which allocates nothing (each go-memdb getter
+// allocates 4 to 9 times: index key, radix txn, iterator, result slice), so the one
+// allocation left is the Addrs slice (none with LookupAppend, below). The bound leaves room
+// for store changes; raise it only with a reason.
 func TestLookupAllocs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocation check")

@@ -11,8 +11,8 @@ import (
 // A batch is sent in one sendmsg, and the kernel answers every message of it with an
 // acknowledgement (and every rule with a copy of it: the library sets NLM_F_ECHO) before
 // the first is read. With the default socket buffers (net.core.rmem_default, 208 KiB) a
-// batch of a few hundred rules overflowed the receive queue: "recvmsg: no buffer space
-// available" (ENOBUFS), and the batch, though applied, was reported failed. So each
+// batch of a few hundred rules overflows the receive queue: "recvmsg: no buffer space
+// available" (ENOBUFS), and the batch, though applied, is reported failed. So each
 // batch counts what it queues and sizes both buffers to it, as nft does, and element lists
 // are split into messages that fit a netlink attribute.
 const (

@@ -39,8 +39,8 @@ func scaleState(n, ports int) State {
 }
 
 // TestScaleLinear checks that the ruleset grows by set elements only, linearly in the
-// networks and ports: the rules stay as many as for one network (the isolation of N
-// networks used to take N*(N-1) rules per family).
+// networks and ports: the rules stay as many as for one network (isolation by a rule per
+// pair of networks would take N*(N-1) rules per family).
 func TestScaleLinear(t *testing.T) {
 	type size struct{ rules, elems int }
 	measure := func(n, ports int) size {
@@ -262,8 +262,8 @@ func BenchmarkStep(b *testing.B) {
 
 // TestRebuildAtScale installs 1,000 networks and 5,000 ports in the kernel (the test's
 // private netns) in one batch, then changes one network and one port: the batch fits the
-// sized socket (it used to fail with ENOBUFS from 7 networks on), and the kernel holds
-// what Ruleset renders.
+// sized socket (the default buffers are far too small for it: ENOBUFS, see batch.go), and
+// the kernel holds what Ruleset renders.
 func TestRebuildAtScale(t *testing.T) {
 	testns.Require(t)
 	t.Cleanup(func() { Remove() })

@@ -56,8 +56,8 @@ func (s *set) add(key, keyEnd, val []byte) {
 }
 
 // finish sorts the elements and drops repeated keys, keeping the first added: a map key
-// given twice behaves as the first of two rules did before, and the kernel would refuse
-// the second element.
+// given twice behaves as the first of two matching rules would, and the kernel would
+// refuse the second element.
 func (s *set) finish() {
 	slices.SortStableFunc(s.elems, func(a, b elem) int {
 		return cmp.Or(bytes.Compare(a.key, b.key), bytes.Compare(a.keyEnd, b.keyEnd))

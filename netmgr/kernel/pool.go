@@ -92,9 +92,9 @@ func (p *netnsPool) take() int {
 }
 
 // kick asks fill to top the pool up. AddVeth calls it when it is done: making a netns
-// takes the locks (rtnl, the pernet lock) a veth is made under, and a refill started
-// at take made the create's veth step ~1 ms slower; after it, the refill overlaps the
-// create's commit (a disk wait), its DNS start and the next request.
+// takes the locks (rtnl, the pernet lock) a veth is made under, so a refill started at
+// take would hold up the create's veth step; after it, the refill overlaps the create's
+// commit (a disk wait), its DNS start and the next request.
 func (p *netnsPool) kick() {
 	if p == nil {
 		return
