@@ -1,5 +1,7 @@
 // Package api holds the request and response types of berth's HTTP API (JSON over the
-// daemon's unix socket, under /v1). It has no logic: client and daemon share these shapes.
+// daemon's unix socket, under /v1). It has no logic: client and daemon share these shapes,
+// and netmgr's change methods take the requests (fields tagged `json:"-"` come from the
+// URL, not the body).
 package api
 
 import "time"
@@ -34,8 +36,14 @@ type NetworkCreate struct {
 	Labels   map[string]string `json:"Labels,omitempty"`
 }
 
+// NetworkRemove is DELETE /v1/networks/{net}.
+type NetworkRemove struct {
+	Network string `json:"-"` // NAME|ID|ID-prefix, from the path
+}
+
 // NetworkConnect is POST /v1/networks/{net}/connect.
 type NetworkConnect struct {
+	Network string   `json:"-"` // NAME|ID|ID-prefix, from the path
 	Sandbox string   `json:"Container"`
 	Aliases []string `json:"Aliases,omitempty"`
 	IPv4    string   `json:"IPv4Address,omitempty"`
@@ -45,6 +53,7 @@ type NetworkConnect struct {
 
 // NetworkDisconnect is POST /v1/networks/{net}/disconnect.
 type NetworkDisconnect struct {
+	Network string `json:"-"` // NAME|ID|ID-prefix, from the path
 	Sandbox string `json:"Container"`
 	Force   bool   `json:"Force,omitempty"`
 }
@@ -121,9 +130,16 @@ type PortBinding struct {
 	HostPort string `json:"HostPort"`
 }
 
+// SandboxRemove is DELETE /v1/sandboxes/{sb}?force=1.
+type SandboxRemove struct {
+	Sandbox string `json:"-"` // NAME|ID|ID-prefix, from the path
+	Force   bool   `json:"-"` // from the query: remove even with processes in the netns
+}
+
 // SandboxRename is POST /v1/sandboxes/{sb}/rename.
 type SandboxRename struct {
-	Name string `json:"Name"`
+	Sandbox string `json:"-"` // NAME|ID|ID-prefix, from the path
+	Name    string `json:"Name"`
 }
 
 // EndpointSettings is one network of a sandbox in sandbox inspect, like

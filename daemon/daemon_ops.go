@@ -29,12 +29,13 @@ func (d *daemon) createNetwork(ctx context.Context, req api.NetworkCreate) (*sto
 	return n, err
 }
 
-func (d *daemon) removeNetwork(ctx context.Context, ref string) error {
-	n, err := netmgr.NetworkByRef(d.st.Snapshot(), ref)
+func (d *daemon) removeNetwork(ctx context.Context, req api.NetworkRemove) error {
+	n, err := netmgr.NetworkByRef(d.st.Snapshot(), req.Network)
 	if err != nil {
 		return err
 	}
-	if err := d.mgr.RemoveNetwork(ctx, n.ID); err != nil {
+	req.Network = n.ID
+	if err := d.mgr.RemoveNetwork(ctx, req); err != nil {
 		return err
 	}
 	d.events.publish(api.Event{Type: "network", Action: "rm", ID: n.ID, Name: n.Name})
@@ -49,12 +50,13 @@ func (d *daemon) pruneNetworks(ctx context.Context) ([]string, error) {
 	return deleted, err
 }
 
-func (d *daemon) removeSandbox(ctx context.Context, ref string, force bool) error {
-	sb, err := netmgr.SandboxByRef(d.st.Snapshot(), ref)
+func (d *daemon) removeSandbox(ctx context.Context, req api.SandboxRemove) error {
+	sb, err := netmgr.SandboxByRef(d.st.Snapshot(), req.Sandbox)
 	if err != nil {
 		return err
 	}
-	if err := d.mgr.RemoveSandbox(ctx, sb.ID, force); err != nil {
+	req.Sandbox = sb.ID
+	if err := d.mgr.RemoveSandbox(ctx, req); err != nil {
 		return err
 	}
 	// The records are gone, so the sandbox's names no longer resolve; the sockets kept the
@@ -64,8 +66,8 @@ func (d *daemon) removeSandbox(ctx context.Context, ref string, force bool) erro
 	return nil
 }
 
-func (d *daemon) connect(ctx context.Context, netRef string, req api.NetworkConnect) error {
-	if err := d.mgr.Connect(ctx, netRef, req); err != nil {
+func (d *daemon) connect(ctx context.Context, req api.NetworkConnect) error {
+	if err := d.mgr.Connect(ctx, req); err != nil {
 		return err
 	}
 	snap := d.st.Snapshot()
@@ -73,17 +75,17 @@ func (d *daemon) connect(ctx context.Context, netRef string, req api.NetworkConn
 	if err != nil {
 		return err
 	}
-	d.events.publish(api.Event{Type: "sandbox", Action: "connect", ID: sb.ID, Name: sb.Name, Network: networkName(snap, netRef)})
+	d.events.publish(api.Event{Type: "sandbox", Action: "connect", ID: sb.ID, Name: sb.Name, Network: networkName(snap, req.Network)})
 	return d.serveDNS(snap, sb)
 }
 
-func (d *daemon) disconnect(ctx context.Context, netRef string, req api.NetworkDisconnect) error {
+func (d *daemon) disconnect(ctx context.Context, req api.NetworkDisconnect) error {
 	snap := d.st.Snapshot()
-	if err := d.mgr.Disconnect(ctx, netRef, req); err != nil {
+	if err := d.mgr.Disconnect(ctx, req); err != nil {
 		return err
 	}
 	if sb, err := netmgr.SandboxByRef(snap, req.Sandbox); err == nil {
-		d.events.publish(api.Event{Type: "sandbox", Action: "disconnect", ID: sb.ID, Name: sb.Name, Network: networkName(snap, netRef)})
+		d.events.publish(api.Event{Type: "sandbox", Action: "disconnect", ID: sb.ID, Name: sb.Name, Network: networkName(snap, req.Network)})
 	}
 	return nil
 }
@@ -96,12 +98,13 @@ func networkName(snap *store.Snapshot, ref string) string {
 	return ref
 }
 
-func (d *daemon) rename(ctx context.Context, ref, name string) error {
-	sb, err := netmgr.SandboxByRef(d.st.Snapshot(), ref)
+func (d *daemon) rename(ctx context.Context, req api.SandboxRename) error {
+	sb, err := netmgr.SandboxByRef(d.st.Snapshot(), req.Sandbox)
 	if err != nil {
 		return err
 	}
-	if err := d.mgr.RenameSandbox(ctx, sb.ID, name); err != nil {
+	req.Sandbox = sb.ID
+	if err := d.mgr.RenameSandbox(ctx, req); err != nil {
 		return err
 	}
 	// The netns moved to a new path; reopen the server there so forwarding to the

@@ -99,7 +99,7 @@ func (s *server) getNetwork(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) removeNetwork(w http.ResponseWriter, r *http.Request) {
-	writeResult(w, s.d.removeNetwork(r.Context(), r.PathValue("ref")))
+	writeResult(w, s.d.removeNetwork(r.Context(), api.NetworkRemove{Network: r.PathValue("ref")}))
 }
 
 func (s *server) pruneNetworks(w http.ResponseWriter, r *http.Request) {
@@ -115,14 +115,16 @@ func (s *server) pruneNetworks(w http.ResponseWriter, r *http.Request) {
 func (s *server) connect(w http.ResponseWriter, r *http.Request) {
 	var req api.NetworkConnect
 	if decodeBody(w, r, &req) {
-		writeResult(w, s.d.connect(r.Context(), r.PathValue("ref"), req))
+		req.Network = r.PathValue("ref")
+		writeResult(w, s.d.connect(r.Context(), req))
 	}
 }
 
 func (s *server) disconnect(w http.ResponseWriter, r *http.Request) {
 	var req api.NetworkDisconnect
 	if decodeBody(w, r, &req) {
-		writeResult(w, s.d.disconnect(r.Context(), r.PathValue("ref"), req))
+		req.Network = r.PathValue("ref")
+		writeResult(w, s.d.disconnect(r.Context(), req))
 	}
 }
 
@@ -160,21 +162,22 @@ func (s *server) getSandbox(w http.ResponseWriter, r *http.Request) {
 
 // removeSandbox takes ?force=1 (docker's spelling); anything strconv.ParseBool reads works.
 func (s *server) removeSandbox(w http.ResponseWriter, r *http.Request) {
-	force := false
+	req := api.SandboxRemove{Sandbox: r.PathValue("ref")}
 	if q := r.URL.Query().Get("force"); q != "" {
 		var err error
-		if force, err = strconv.ParseBool(q); err != nil {
+		if req.Force, err = strconv.ParseBool(q); err != nil {
 			writeError(w, &requestError{fmt.Sprintf("invalid force %q: want 1 or 0", q)})
 			return
 		}
 	}
-	writeResult(w, s.d.removeSandbox(r.Context(), r.PathValue("ref"), force))
+	writeResult(w, s.d.removeSandbox(r.Context(), req))
 }
 
 func (s *server) renameSandbox(w http.ResponseWriter, r *http.Request) {
 	var req api.SandboxRename
 	if decodeBody(w, r, &req) {
-		writeResult(w, s.d.rename(r.Context(), r.PathValue("ref"), req.Name))
+		req.Sandbox = r.PathValue("ref")
+		writeResult(w, s.d.rename(r.Context(), req))
 	}
 }
 

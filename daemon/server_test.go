@@ -121,6 +121,9 @@ func TestBadBodies(t *testing.T) {
 		{"empty", "/v1/networks", "", "invalid request body: empty"},
 		{"syntax", "/v1/networks", "{", "invalid request body: truncated JSON"},
 		{"unknown field", "/v1/sandboxes", `{"Name":"x","Bogus":1}`, `invalid request body: unknown field "Bogus"`},
+		// Fields the handler fills from the path are not body fields.
+		{"path field", "/v1/networks/app/connect", `{"Container":"web","Network":"x"}`, `invalid request body: unknown field "Network"`},
+		{"path field rename", "/v1/sandboxes/web/rename", `{"Name":"x","Sandbox":"y"}`, `invalid request body: unknown field "Sandbox"`},
 		{"trailing", "/v1/networks/app/connect", `{"Container":"web"} {}`, "invalid request body: trailing data after the JSON value"},
 		{"wrong type", "/v1/sandboxes/web/rename", `{"Name":5}`,
 			"invalid request body: cannot unmarshal number into Go struct field SandboxRename.Name of type string"},

@@ -129,7 +129,7 @@ func TestCancelConnect(t *testing.T) {
 	}
 	cancelAtEachStep(t, setup, func(ctx context.Context, m *Manager) error {
 		// The first non-internal network: the connect changes web's default route.
-		return m.Connect(ctx, "app", api.NetworkConnect{Sandbox: "web", Aliases: []string{"www"}})
+		return m.Connect(ctx, api.NetworkConnect{Network: "app", Sandbox: "web", Aliases: []string{"www"}})
 	})
 }
 
@@ -160,11 +160,11 @@ func TestDeadlinePassed(t *testing.T) {
 			_, err := m.CreateNetwork(ctx, api.NetworkCreate{Name: "new"})
 			return err
 		},
-		"connect":        func() error { return m.Connect(ctx, "empty", api.NetworkConnect{Sandbox: "web"}) },
-		"disconnect":     func() error { return m.Disconnect(ctx, "app", api.NetworkDisconnect{Sandbox: "web"}) },
-		"rename":         func() error { return m.RenameSandbox(ctx, "web", "web2") },
-		"remove sandbox": func() error { return m.RemoveSandbox(ctx, "web", true) },
-		"remove network": func() error { return m.RemoveNetwork(ctx, "empty") },
+		"connect":        func() error { return m.Connect(ctx, api.NetworkConnect{Network: "empty", Sandbox: "web"}) },
+		"disconnect":     func() error { return m.Disconnect(ctx, api.NetworkDisconnect{Network: "app", Sandbox: "web"}) },
+		"rename":         func() error { return m.RenameSandbox(ctx, api.SandboxRename{Sandbox: "web", Name: "web2"}) },
+		"remove sandbox": func() error { return m.RemoveSandbox(ctx, api.SandboxRemove{Sandbox: "web", Force: true}) },
+		"remove network": func() error { return m.RemoveNetwork(ctx, api.NetworkRemove{Network: "empty"}) },
 		"prune": func() error {
 			_, err := m.PruneNetworks(ctx)
 			return err

@@ -198,7 +198,7 @@ func (m *Manager) setRoutesOf(sb *store.Sandbox, eps []*store.Endpoint, network 
 }
 
 // Connect attaches a sandbox to one more network at runtime.
-func (m *Manager) Connect(ctx context.Context, netRef string, req api.NetworkConnect) error {
+func (m *Manager) Connect(ctx context.Context, req api.NetworkConnect) error {
 	spec, err := ValidateNetworkConnect(req)
 	if err != nil {
 		return err
@@ -207,10 +207,10 @@ func (m *Manager) Connect(ctx context.Context, netRef string, req api.NetworkCon
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("connect %s to %s: %w", req.Sandbox, netRef, err)
+		return fmt.Errorf("connect %s to %s: %w", spec.Sandbox, spec.Network, err)
 	}
 	snap := m.cfg.Store.Snapshot()
-	n, err := NetworkByRef(snap, netRef)
+	n, err := NetworkByRef(snap, spec.Network)
 	if err != nil {
 		return err
 	}
@@ -310,14 +310,14 @@ func deleteEndpointTx(tx *store.Tx, ep *store.Endpoint) error {
 }
 
 // Disconnect detaches a sandbox from a network, releasing its addresses.
-func (m *Manager) Disconnect(ctx context.Context, netRef string, req api.NetworkDisconnect) error {
+func (m *Manager) Disconnect(ctx context.Context, req api.NetworkDisconnect) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("disconnect %s from %s: %w", req.Sandbox, netRef, err)
+		return fmt.Errorf("disconnect %s from %s: %w", req.Sandbox, req.Network, err)
 	}
 	snap := m.cfg.Store.Snapshot()
-	n, err := NetworkByRef(snap, netRef)
+	n, err := NetworkByRef(snap, req.Network)
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,7 @@ func TestFilesUserModified(t *testing.T) {
 	if got := r.modified("web"); !got["hosts"] || got["resolv.conf"] {
 		t.Errorf("after restart: modified = %v, want hosts only", got)
 	}
-	if err := r.m.Disconnect(t.Context(), "third", api.NetworkDisconnect{Sandbox: "web"}); err != nil {
+	if err := r.m.Disconnect(t.Context(), api.NetworkDisconnect{Network: "third", Sandbox: "web"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := readString(t, hosts); got != edited {
@@ -117,7 +117,7 @@ func TestFilesRecordedAhead(t *testing.T) {
 	if got := len(r.m.cfg.Store.Snapshot().SandboxFiles(sb.ID)); got != 4 {
 		t.Errorf("%d file records, want 4 (two files, two copies)", got)
 	}
-	if err := r.m.RemoveSandbox(t.Context(), "web", true); err != nil {
+	if err := r.m.RemoveSandbox(t.Context(), api.SandboxRemove{Sandbox: "web", Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.m.cfg.Store.Snapshot().SandboxFiles(sb.ID); len(got) != 0 {
@@ -132,7 +132,7 @@ func TestFilesRenameKeepsEdit(t *testing.T) {
 	mustSandbox(t, r.m, api.SandboxCreate{Name: "web", Networks: []string{"app"}})
 	edited := "nameserver 9.9.9.9\n"
 	writeString(t, r.etc("web", "resolv.conf"), edited)
-	if err := r.m.RenameSandbox(t.Context(), "web", "www"); err != nil {
+	if err := r.m.RenameSandbox(t.Context(), api.SandboxRename{Sandbox: "web", Name: "www"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := readString(t, r.etc("www", "resolv.conf")); got != edited {
@@ -149,7 +149,7 @@ func TestFilesRenameKeepsEdit(t *testing.T) {
 	if err := os.Symlink(t.TempDir(), filepath.Join(r.dir, "etc", "cache")); err != nil {
 		t.Fatal(err)
 	}
-	err := r.m.RenameSandbox(t.Context(), "db", "cache")
+	err := r.m.RenameSandbox(t.Context(), api.SandboxRename{Sandbox: "db", Name: "cache"})
 	if err == nil || !strings.Contains(err.Error(), "is a symlink: refusing to write through it") {
 		t.Errorf("rename onto a symlink: err = %v", err)
 	}
@@ -192,7 +192,7 @@ func TestFilesUndoneConnect(t *testing.T) {
 	sb, _ := mustSandbox(t, r.m, api.SandboxCreate{Name: "web", Networks: []string{"app"}})
 	before := readString(t, r.etc("web", "hosts"))
 	r.k.failOn = "AddVeth"
-	if err := r.m.Connect(t.Context(), "back", api.NetworkConnect{Sandbox: "web"}); err == nil {
+	if err := r.m.Connect(t.Context(), api.NetworkConnect{Network: "back", Sandbox: "web"}); err == nil {
 		t.Fatal("connect succeeded despite a kernel failure")
 	}
 	if got := readString(t, r.etc("web", "hosts")); got != before {

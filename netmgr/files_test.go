@@ -79,7 +79,7 @@ func (r *filesRig) etc(sandbox, file string) string {
 
 func (r *filesRig) connect(network, sandbox string) {
 	r.t.Helper()
-	if err := r.m.Connect(r.t.Context(), network, api.NetworkConnect{Sandbox: sandbox}); err != nil {
+	if err := r.m.Connect(r.t.Context(), api.NetworkConnect{Network: network, Sandbox: sandbox}); err != nil {
 		r.t.Fatalf("connect %s to %s: %v", sandbox, network, err)
 	}
 }
@@ -211,7 +211,7 @@ func TestFilesSymlinkedFileUntouched(t *testing.T) {
 	if n := r.log.count("is a symlink: refusing to write through it"); n != 2 {
 		t.Errorf("%d log lines about the symlinks, want 2 (one per file)", n)
 	}
-	if err := r.m.RemoveSandbox(t.Context(), "web", true); err != nil {
+	if err := r.m.RemoveSandbox(t.Context(), api.SandboxRemove{Sandbox: "web", Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range fileNames {
@@ -244,7 +244,7 @@ func TestFilesRemoveSymlinkedDir(t *testing.T) {
 	if got := r.modified("web"); !got["resolv.conf"] || !got["hosts"] {
 		t.Errorf("modified = %v, want both", got)
 	}
-	if err := r.m.RemoveSandbox(t.Context(), "web", true); err != nil {
+	if err := r.m.RemoveSandbox(t.Context(), api.SandboxRemove{Sandbox: "web", Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	entries, _ := os.ReadDir(target)
@@ -299,7 +299,7 @@ func TestFilesSymlinkedExecRoot(t *testing.T) {
 	}
 	mustNetwork(t, r.m, api.NetworkCreate{Name: "back"})
 	r.connect("back", "old")
-	if err := r.m.RemoveSandbox(t.Context(), "old", true); err != nil {
+	if err := r.m.RemoveSandbox(t.Context(), api.SandboxRemove{Sandbox: "old", Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	if entries, _ := os.ReadDir(target); len(entries) != 0 {

@@ -360,7 +360,7 @@ func FuzzSandboxSettings(f *testing.F) {
 			return
 		}
 		defer func() {
-			if err := fm.m.RemoveSandbox(t.Context(), sb.ID, true); err != nil {
+			if err := fm.m.RemoveSandbox(t.Context(), api.SandboxRemove{Sandbox: sb.ID, Force: true}); err != nil {
 				t.Fatalf("remove: %v", err)
 			}
 			if after := fm.state(t); after != before {

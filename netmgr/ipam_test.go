@@ -174,7 +174,7 @@ func TestIPAMExhaustionAndRelease(t *testing.T) {
 	if _, err := m.cfg.Store.Snapshot().SandboxByName("s6"); err == nil {
 		t.Errorf("exhaustion left a record of s6")
 	}
-	if err := m.RemoveSandbox(t.Context(), "s3", true); err != nil {
+	if err := m.RemoveSandbox(t.Context(), api.SandboxRemove{Sandbox: "s3", Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	_, ep := mustSandbox(t, m, api.SandboxCreate{Name: "s7", Networks: []string{"tiny"}})

@@ -628,7 +628,7 @@ func (w *modelWorld) netByID(id string) *mNet {
 
 func (w *modelWorld) opConnect() {
 	netRef, sbRef := w.netName(), w.sbName()
-	req := api.NetworkConnect{Sandbox: sbRef}
+	req := api.NetworkConnect{Network: netRef, Sandbox: sbRef}
 	n, sb := w.nets[strings.ToLower(netRef)], w.sbs[strings.ToLower(sbRef)]
 	if n != nil && w.r.IntN(3) == 0 {
 		req.IPv4 = w.randomAddr(n, false).String()
@@ -655,7 +655,7 @@ func (w *modelWorld) opConnect() {
 	if want.kind == "ok" {
 		want = w.maybeFault(want, "AddVeth")
 	}
-	if w.expect(op, w.m.Connect(w.t.Context(), netRef, req), want) {
+	if w.expect(op, w.m.Connect(w.t.Context(), req), want) {
 		sb.eps[n.id] = ep
 	}
 }
@@ -668,7 +668,7 @@ func (w *modelWorld) opDisconnect() {
 		want = outcome{kind: "notfound"}
 	}
 	op := fmt.Sprintf("network disconnect %s %s", netRef, sbRef)
-	if w.expect(op, w.m.Disconnect(w.t.Context(), netRef, api.NetworkDisconnect{Sandbox: sbRef}), want) {
+	if w.expect(op, w.m.Disconnect(w.t.Context(), api.NetworkDisconnect{Network: netRef, Sandbox: sbRef}), want) {
 		delete(sb.eps, n.id)
 	}
 }
@@ -688,7 +688,7 @@ func (w *modelWorld) opRemoveSandbox() {
 		}
 	}
 	op := "sandbox rm -f " + ref
-	if w.expect(op, w.m.RemoveSandbox(w.t.Context(), ref, true), want) {
+	if w.expect(op, w.m.RemoveSandbox(w.t.Context(), api.SandboxRemove{Sandbox: ref, Force: true}), want) {
 		delete(w.sbs, strings.ToLower(ref))
 	}
 }
@@ -712,7 +712,7 @@ func (w *modelWorld) opRemoveNetwork() {
 			}
 		}
 	}
-	if w.expect("network rm "+ref, w.m.RemoveNetwork(w.t.Context(), ref), want) {
+	if w.expect("network rm "+ref, w.m.RemoveNetwork(w.t.Context(), api.NetworkRemove{Network: ref}), want) {
 		delete(w.nets, strings.ToLower(ref))
 	}
 }
@@ -737,7 +737,7 @@ func (w *modelWorld) opRename() {
 		want = outcome{kind: "conflict"}
 	}
 	op := fmt.Sprintf("sandbox rename %s %s", ref, newName)
-	if w.expect(op, w.m.RenameSandbox(w.t.Context(), ref, newName), want) {
+	if w.expect(op, w.m.RenameSandbox(w.t.Context(), api.SandboxRename{Sandbox: ref, Name: newName}), want) {
 		delete(w.sbs, strings.ToLower(ref))
 		sb.name = newName
 		w.sbs[strings.ToLower(newName)] = sb

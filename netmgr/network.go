@@ -237,13 +237,13 @@ func setIPRange(subs []store.Subnet, r Given[netip.Prefix]) error {
 }
 
 // RemoveNetwork deletes a network that has no endpoints.
-func (m *Manager) RemoveNetwork(ctx context.Context, ref string) error {
+func (m *Manager) RemoveNetwork(ctx context.Context, req api.NetworkRemove) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("remove network %s: %w", ref, err)
+		return fmt.Errorf("remove network %s: %w", req.Network, err)
 	}
-	return m.removeNetworkLocked(ref)
+	return m.removeNetworkLocked(req.Network)
 }
 
 func (m *Manager) removeNetworkLocked(ref string) error {

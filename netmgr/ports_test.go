@@ -39,7 +39,7 @@ func TestPublishAllocation(t *testing.T) {
 		t.Errorf("publish on host mode: err = %v, want invalid publish", err)
 	}
 	// Removing a sandbox frees its host ports.
-	if err := m.RemoveSandbox(t.Context(), "a", true); err != nil {
+	if err := m.RemoveSandbox(t.Context(), api.SandboxRemove{Sandbox: "a", Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := mustSandbox(t, m, api.SandboxCreate{Name: "c", Publish: []string{"8080:81"}})
@@ -158,7 +158,7 @@ func TestHoldPortsBindings(t *testing.T) {
 			}
 		}
 	}
-	if err := m.RemoveSandbox(t.Context(), "a", true); err != nil {
+	if err := m.RemoveSandbox(t.Context(), api.SandboxRemove{Sandbox: "a", Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	if len(ports.held) != 0 {

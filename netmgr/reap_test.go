@@ -23,7 +23,7 @@ func TestRemoveHoldsAddressesUntilVethGone(t *testing.T) {
 	k.mu.Lock()
 	k.deleteGate = gate
 	k.mu.Unlock()
-	if err := m.RemoveSandbox(t.Context(), "a", true); err != nil {
+	if err := m.RemoveSandbox(t.Context(), api.SandboxRemove{Sandbox: "a", Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.cfg.Store.Snapshot().SandboxByName("a"); !errors.Is(err, store.ErrNotFound) {
@@ -56,7 +56,7 @@ func TestStaticAddressWaitsForReaper(t *testing.T) {
 	k.mu.Lock()
 	k.deleteGate = gate
 	k.mu.Unlock()
-	if err := m.RemoveSandbox(t.Context(), "a", true); err != nil {
+	if err := m.RemoveSandbox(t.Context(), api.SandboxRemove{Sandbox: "a", Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -114,7 +114,7 @@ func TestFirewallAppliedOnlyOnChange(t *testing.T) {
 		t.Fatalf("network create: %d applies; want 1", len(applied))
 	}
 	mustSandbox(t, m, api.SandboxCreate{Name: "plain", Networks: []string{"app"}})
-	if err := m.RemoveSandbox(t.Context(), "plain", true); err != nil {
+	if err := m.RemoveSandbox(t.Context(), api.SandboxRemove{Sandbox: "plain", Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	if len(applied) != 1 {
@@ -125,7 +125,7 @@ func TestFirewallAppliedOnlyOnChange(t *testing.T) {
 		t.Fatalf("publishing sandbox: applies %v; want a second one with its port", applied)
 	}
 	m.cfg.Firewall = func(firewall.State) error { return errors.New("netlink says no") }
-	if err := m.RemoveSandbox(t.Context(), "web", true); err != nil {
+	if err := m.RemoveSandbox(t.Context(), api.SandboxRemove{Sandbox: "web", Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	m.cfg.Firewall = func(st firewall.State) error { applied = append(applied, st); return nil }

@@ -12,17 +12,18 @@ import (
 )
 
 // RenameSandbox changes a sandbox's name: its DNS names, netns pin and files follow.
-func (m *Manager) RenameSandbox(ctx context.Context, ref, newName string) error {
-	if err := ValidateSandboxRename(api.SandboxRename{Name: newName}); err != nil {
+func (m *Manager) RenameSandbox(ctx context.Context, req api.SandboxRename) error {
+	if err := ValidateSandboxRename(req); err != nil {
 		return err
 	}
+	newName := req.Name
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("rename sandbox %s: %w", ref, err)
+		return fmt.Errorf("rename sandbox %s: %w", req.Sandbox, err)
 	}
 	snap := m.cfg.Store.Snapshot()
-	sb, err := SandboxByRef(snap, ref)
+	sb, err := SandboxByRef(snap, req.Sandbox)
 	if err != nil {
 		return err
 	}

@@ -215,14 +215,14 @@ var (
 
 // RemoveSandbox deletes a sandbox: veths, netns pin, files, records and addresses.
 // Without force a sandbox that still has processes in its netns is refused.
-func (m *Manager) RemoveSandbox(ctx context.Context, ref string, force bool) error {
+func (m *Manager) RemoveSandbox(ctx context.Context, req api.SandboxRemove) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("remove sandbox %s: %w", ref, err)
+		return fmt.Errorf("remove sandbox %s: %w", req.Sandbox, err)
 	}
 	snap := m.cfg.Store.Snapshot()
-	sb, err := SandboxByRef(snap, ref)
+	sb, err := SandboxByRef(snap, req.Sandbox)
 	if err != nil {
 		return err
 	}
@@ -231,7 +231,7 @@ func (m *Manager) RemoveSandbox(ctx context.Context, ref string, force bool) err
 		return fmt.Errorf("sandbox %s shares its netns with sandbox %s: remove that first: %w", sb.Name, o.Name, store.ErrConflict)
 	}
 	// An adopted netns is someone else's and always has their processes in it.
-	if !force && sb.Adopted == "" && (sb.Mode == store.ModeBridge || sb.Mode == store.ModeNone) {
+	if !req.Force && sb.Adopted == "" && (sb.Mode == store.ModeBridge || sb.Mode == store.ModeNone) {
 		if n := netnsUsers(sb.NetNSPath); n > 0 {
 			return fmt.Errorf("sandbox %s is in use by %d process(es): stop them or use -f: %w", sb.Name, n, store.ErrConflict)
 		}

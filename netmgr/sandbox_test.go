@@ -200,10 +200,10 @@ func TestSandboxModes(t *testing.T) {
 	if joined.Container != base.ID {
 		t.Errorf("container mode: Container = %s, want %s", joined.Container, base.ID)
 	}
-	if err := m.RemoveSandbox(t.Context(), "base", true); !errors.Is(err, store.ErrConflict) {
+	if err := m.RemoveSandbox(t.Context(), api.SandboxRemove{Sandbox: "base", Force: true}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("removing a sandbox others share: err = %v, want ErrConflict", err)
 	}
-	if err := m.Connect(t.Context(), "bridge", api.NetworkConnect{Sandbox: "h"}); err == nil {
+	if err := m.Connect(t.Context(), api.NetworkConnect{Network: "bridge", Sandbox: "h"}); err == nil {
 		t.Errorf("connect of a host-mode sandbox succeeded")
 	}
 }
@@ -216,7 +216,7 @@ func TestConnectDisconnectRoutes(t *testing.T) {
 	if gw := k.gw[sb.NetNSPath]; gw[0].IsValid() {
 		t.Errorf("internal-only sandbox got a default route via %v", gw[0])
 	}
-	if err := m.Connect(t.Context(), "ext", api.NetworkConnect{Sandbox: "web", Aliases: []string{"api"}}); err != nil {
+	if err := m.Connect(t.Context(), api.NetworkConnect{Network: "ext", Sandbox: "web", Aliases: []string{"api"}}); err != nil {
 		t.Fatal(err)
 	}
 	snap := m.cfg.Store.Snapshot()
@@ -231,10 +231,10 @@ func TestConnectDisconnectRoutes(t *testing.T) {
 	if gw := k.gw[sb.NetNSPath]; gw[0].String() != "10.41.0.1" {
 		t.Errorf("default route via %v, want 10.41.0.1", gw[0])
 	}
-	if err := m.Connect(t.Context(), "ext", api.NetworkConnect{Sandbox: "web"}); !errors.Is(err, store.ErrConflict) {
+	if err := m.Connect(t.Context(), api.NetworkConnect{Network: "ext", Sandbox: "web"}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("double connect: err = %v, want ErrConflict", err)
 	}
-	if err := m.Disconnect(t.Context(), "ext", api.NetworkDisconnect{Sandbox: "web"}); err != nil {
+	if err := m.Disconnect(t.Context(), api.NetworkDisconnect{Network: "ext", Sandbox: "web"}); err != nil {
 		t.Fatal(err)
 	}
 	if gw := k.gw[sb.NetNSPath]; gw[0].IsValid() {
@@ -246,10 +246,10 @@ func TestConnectDisconnectRoutes(t *testing.T) {
 	if _, ok := k.links[ep.HostVeth]; ok {
 		t.Errorf("disconnect left veth %s", ep.HostVeth)
 	}
-	if err := m.RemoveNetwork(t.Context(), "int"); !errors.Is(err, store.ErrConflict) {
+	if err := m.RemoveNetwork(t.Context(), api.NetworkRemove{Network: "int"}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("removing a network in use: err = %v, want ErrConflict", err)
 	}
-	if err := m.RemoveNetwork(t.Context(), "bridge"); !errors.Is(err, store.ErrConflict) {
+	if err := m.RemoveNetwork(t.Context(), api.NetworkRemove{Network: "bridge"}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("removing the default bridge: err = %v, want ErrConflict", err)
 	}
 }
@@ -258,7 +258,7 @@ func TestRename(t *testing.T) {
 	m, k := newTestManager(t)
 	mustNetwork(t, m, api.NetworkCreate{Name: "app"})
 	old, _ := mustSandbox(t, m, api.SandboxCreate{Name: "web", Networks: []string{"app"}})
-	if err := m.RenameSandbox(t.Context(), "web", "www"); err != nil {
+	if err := m.RenameSandbox(t.Context(), api.SandboxRename{Sandbox: "web", Name: "www"}); err != nil {
 		t.Fatal(err)
 	}
 	snap := m.cfg.Store.Snapshot()

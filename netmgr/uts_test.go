@@ -33,14 +33,14 @@ func TestSandboxUTS(t *testing.T) {
 	if len(k.uts) != 2 {
 		t.Errorf("%d UTS namespaces, want 2: %v", len(k.uts), k.uts)
 	}
-	if err := m.RemoveSandbox(t.Context(), "side", true); err != nil {
+	if err := m.RemoveSandbox(t.Context(), api.SandboxRemove{Sandbox: "side", Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := k.uts[web.UTSPath]; !ok {
 		t.Errorf("removing the container: sandbox removed web's UTS namespace")
 	}
 	for _, name := range []string{"web", "plain"} {
-		if err := m.RemoveSandbox(t.Context(), name, true); err != nil {
+		if err := m.RemoveSandbox(t.Context(), api.SandboxRemove{Sandbox: name, Force: true}); err != nil {
 			t.Fatal(err)
 		}
 	}

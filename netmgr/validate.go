@@ -6,8 +6,9 @@ package netmgr
 // caller get one error text per field, of the form `invalid FIELD "VALUE": reason`
 // (InvalidError). The change methods call them first and parse nothing themselves; what
 // needs the store or the kernel (a name taken, an address in use) they check after.
-// Removes and disconnects have no field to check beyond references, which only the store
-// can resolve. This file holds the checks of single values that several requests share.
+// NetworkRemove, SandboxRemove and NetworkDisconnect have no field to check beyond
+// references, which only the store can resolve. This file holds the checks of single
+// values that several requests share.
 
 import (
 	"net"

@@ -214,6 +214,7 @@ func parseEndpoint(aliases []string, ip4, ip6, mac string, links []string) (Endp
 // ConnectSpec is a NetworkConnect whose fields have been checked one by one; Connect
 // resolves the references and checks the rest against the network.
 type ConnectSpec struct {
+	Network  string // reference
 	Sandbox  string // reference
 	Endpoint EndpointSpec
 }
@@ -222,7 +223,7 @@ type ConnectSpec struct {
 // invalid one.
 func ValidateNetworkConnect(req api.NetworkConnect) (ConnectSpec, error) {
 	ep, err := parseEndpoint(req.Aliases, req.IPv4, req.IPv6, "", req.Links)
-	return ConnectSpec{Sandbox: req.Sandbox, Endpoint: ep}, err
+	return ConnectSpec{Network: req.Network, Sandbox: req.Sandbox, Endpoint: ep}, err
 }
 
 // ValidateSandboxRename checks the new name of req.
