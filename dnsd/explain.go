@@ -44,16 +44,9 @@ func (s *Server) Explain(ctx context.Context, sandboxID, name string, qtype uint
 // detached one.
 func (s *Server) explainHandler(ctx context.Context, sb *store.Sandbox) *handler {
 	s.mu.Lock()
-	e := s.sbs[sb.ID]
-	s.mu.Unlock()
-	if e != nil {
-		select {
-		case <-e.ready:
-			if e.err == nil {
-				return e.h
-			}
-		default:
-		}
+	defer s.mu.Unlock()
+	if e := s.sbs[sb.ID]; e != nil && e.phase == phaseServing {
+		return e.h
 	}
 	return &handler{s: s, ctx: ctx, id: sb.ID, nsPath: sb.NetNSPath} // sem nil: Explain's own queries are not limited
 }

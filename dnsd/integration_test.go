@@ -398,14 +398,25 @@ func TestNSSockets(t *testing.T) {
 
 // natKept reports whether sandboxID is served on the NAT table of an earlier run (tests).
 func (s *Server) natKept(sandboxID string) bool {
+	n, ok := s.natOf(sandboxID)
+	return ok && n.kept()
+}
+
+// natOf returns the NAT state of sandboxID's server, once it has started, if it serves.
+func (s *Server) natOf(sandboxID string) (natState, bool) {
 	s.mu.Lock()
 	e := s.sbs[sandboxID]
 	s.mu.Unlock()
 	if e == nil {
-		return false
+		return 0, false
 	}
 	<-e.ready
-	return e.natKept && e.err == nil
+	s.mu.Lock()
+	serving := e.phase == phaseServing
+	s.mu.Unlock()
+	e.natMu.Lock()
+	defer e.natMu.Unlock()
+	return e.nat, serving
 }
 
 // TestUDPBurst: many clients send many queries at once, so the reader takes them several
@@ -542,12 +553,13 @@ func TestCleanFile(t *testing.T) {
 		}
 		return s
 	}
-	// settled waits for the background work Serve queued, and reports what start did.
-	settled := func(s *Server) (queued int, unread, isClean bool) {
+	// settled waits for the background work Serve queued, and returns the NAT state it
+	// left.
+	settled := func(s *Server) (queued int, nat natState) {
 		t.Helper()
 		for range 200 {
 			s.mu.Lock()
-			busy := s.resetting
+			busy := s.settling
 			queued = s.queued
 			s.mu.Unlock()
 			if !busy {
@@ -555,10 +567,8 @@ func TestCleanFile(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		s.mu.Lock()
-		e := s.sbs[sb.ID]
-		s.mu.Unlock()
-		return queued, e.unread, e.clean.Load()
+		nat, _ = s.natOf(sb.ID)
+		return queued, nat
 	}
 	listed := func() string {
 		t.Helper()
@@ -586,8 +596,8 @@ func TestCleanFile(t *testing.T) {
 
 	s = serve() // listed clean: the listed ports, the table checked afterwards, no reset
 	digWeb("start after a clean stop")
-	if q, unread, ok := settled(s); !s.natKept(sb.ID) || !unread || q != 1 || !ok {
-		t.Errorf("start after a clean stop: kept %v, unread %v, queued %d, clean %v; want kept, unread, 1 (the check), clean", s.natKept(sb.ID), unread, q, ok)
+	if q, nat := settled(s); nat != natChecked || q != 1 {
+		t.Errorf("start after a clean stop: nat state %v, queued %d; want %v (kept on the list's word, then checked), 1", nat, q, natChecked)
 	}
 	if _, err := os.Stat(clean); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("clean list not removed at start: %v", err)
@@ -601,12 +611,15 @@ func TestCleanFile(t *testing.T) {
 	if err := s.Serve(sb); err != nil {
 		t.Fatal(err)
 	}
-	if _, unread, _ := settled(s); s.natKept(sb.ID) || unread {
-		t.Errorf("served again after Stop: kept %v, unread %v; want a new table", s.natKept(sb.ID), unread)
+	if _, nat := settled(s); nat != natInstalled {
+		t.Errorf("served again after Stop: nat state %v; want %v (a new table)", nat, natInstalled)
 	}
 	// A check of the stopped server that was under way meanwhile leaves the new table be:
 	// it leads to the new server's ports, not back to the old one's.
-	s.checkNAT(old)
+	old.natMu.Lock()
+	old.nat = natListed
+	old.natMu.Unlock()
+	s.settle(old)
 	digWeb("served again after Stop")
 	udp, tcp = s.listeners(sb.ID)
 	s.Close()
@@ -621,8 +634,8 @@ func TestCleanFile(t *testing.T) {
 	// listed ports, and the check puts the table back.
 	run(t, "ip", "netns", "exec", ns, "nft", "delete", "table", "ip", natTable)
 	s = serve()
-	if q, _, ok := settled(s); q != 1 || !ok {
-		t.Errorf("start after the table was deleted: queued %d, clean %v; want 1, clean", q, ok)
+	if q, nat := settled(s); q != 1 || nat != natChecked {
+		t.Errorf("start after the table was deleted: queued %d, nat state %v; want 1, %v (put back)", q, nat, natChecked)
 	}
 	digWeb("after the check put the table back")
 	if got := run(t, "ip", "netns", "exec", ns, "nft", "list", "table", "ip", natTable); got != table {
@@ -636,7 +649,7 @@ func TestCleanFile(t *testing.T) {
 	s = serve()
 	defer s.Close()
 	digWeb("start after a crash")
-	if q, unread, _ := settled(s); !s.natKept(sb.ID) || unread || q != 1 {
-		t.Errorf("start after a crash: kept %v, unread %v, queued %d; want kept, read, 1 (the reset)", s.natKept(sb.ID), unread, q)
+	if q, nat := settled(s); nat != natReset || q != 1 {
+		t.Errorf("start after a crash: nat state %v, queued %d; want %v (kept after reading it, then reset), 1", nat, q, natReset)
 	}
 }
