@@ -57,9 +57,9 @@ func (f *forwarder) exchange(ctx context.Context, h *handler, r *dns.Msg, proto 
 		return nil, "", errors.New("pack query: no question")
 	}
 	if proto == "udp" {
-		e := f.relay.get(h, query, fastQuery{qend: qend, qtype: r.Question[0].Qtype}, ups, nsPath)
-		if e == nil {
-			return nil, "", ErrClosed
+		e, err := f.relay.get(h, query, fastQuery{qend: qend, qtype: r.Question[0].Qtype}, ups, nsPath)
+		if err != nil {
+			return nil, "", err
 		}
 		res := f.relay.exchange(ctx, e)
 		return res.raw, res.upstream, res.err
@@ -95,6 +95,14 @@ func (f *forwarder) exchange(ctx context.Context, h *handler, r *dns.Msg, proto 
 		}
 	}
 	return nil, "", errors.Join(errs...)
+}
+
+// upstreamName is how logs and `berth dns query` name an upstream.
+func upstreamName(up resolver.Upstream) string {
+	if up.HostNS {
+		return up.Addr.String() + " (host netns)"
+	}
+	return up.Addr.String() + " (sandbox netns)"
 }
 
 func isTimeout(err error) bool {

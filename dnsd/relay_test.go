@@ -3,11 +3,13 @@ package dnsd
 import (
 	"context"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 )
 
 // TestAppendFailure: the relay's SERVFAIL from the query bytes is the one failure() packs.
@@ -171,5 +173,109 @@ func TestRelayClose(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Close took %v", d)
+	}
+}
+
+// TestRelayEpollFails: when the relay's epoll instance breaks under its loop (closed, or
+// an fd that is no epoll instance), the loop neither panics nor spins: the forward it holds
+// gets SERVFAIL at once, and the next forward starts a new loop and is answered.
+func TestRelayEpollFails(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		break_ func(t *testing.T, ep *epoller)
+	}{
+		{"epoll file closed", func(t *testing.T, ep *epoller) { ep.file.Close() }},
+		{"epoll_wait fails", func(t *testing.T, ep *epoller) {
+			// The loop wakes for the next attempt's timer, and epoll_wait on /dev/null
+			// fails with EINVAL.
+			f, err := os.Open("/dev/null")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := unix.Dup2(int(f.Fd()), ep.fd); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dead := newUpstream(t, "127.0.0.1")
+			dead.setReply(nil)
+			live := newUpstream(t, "127.0.0.1")
+			s := newTestServer(t, newFixture(t, ""), Config{Log: testLogger(t), ForwardTimeout: 200 * time.Millisecond, ForwardDeadline: time.Minute})
+			ups := []*upstream{dead}
+			if tc.name == "epoll_wait fails" {
+				ups = []*upstream{dead, dead, dead}
+			}
+			s.upstreams = newTestServer(t, newFixture(t, ""), Config{}, ups...).upstreams
+			type result struct {
+				m   *dns.Msg
+				how string
+			}
+			done := make(chan result, 1)
+			go func() {
+				m, how, _ := s.Explain(context.Background(), clientID, "slow.example", dns.TypeA)
+				done <- result{m, how}
+			}()
+			var ep *epoller
+			for ep == nil { // sent, and its socket in epoll: its timer is set
+				time.Sleep(time.Millisecond)
+				s.relay.mu.Lock()
+				if len(s.relay.timers) > 0 {
+					ep = s.relay.ep
+				}
+				s.relay.mu.Unlock()
+			}
+			start := time.Now()
+			tc.break_(t, ep)
+			select {
+			case r := <-done:
+				if r.m.Rcode != dns.RcodeServerFailure {
+					t.Errorf("held forward: got %s (%s); want SERVFAIL", dns.RcodeToString[r.m.Rcode], r.how)
+				}
+				t.Logf("held forward: %s after %v", r.how, time.Since(start))
+			case <-time.After(5 * time.Second):
+				t.Fatal("held forward still waiting 5 s after the epoll instance broke")
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				s.relay.mu.Lock()
+				state := s.relay.state
+				s.relay.mu.Unlock()
+				if state == relayIdle {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("relay state %d 5 s after the epoll instance broke; want idle", state)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			s.upstreams = newTestServer(t, newFixture(t, ""), Config{}, live).upstreams
+			m, how, err := s.Explain(context.Background(), clientID, "test.example", dns.TypeA)
+			if err != nil || len(m.Answer) != 1 {
+				t.Fatalf("next forward: got %v, %q, %v; want the upstream's answer", m, how, err)
+			}
+		})
+	}
+}
+
+// TestRelayIdleParked: once the last attempt has timed out, the relay's loop waits for the
+// next event instead of spinning on the deadline that passed.
+func TestRelayIdleParked(t *testing.T) {
+	dead := newUpstream(t, "127.0.0.1")
+	dead.setReply(nil)
+	s := newTestServer(t, newFixture(t, ""), Config{ForwardTimeout: 50 * time.Millisecond, ForwardDeadline: time.Second}, dead)
+	m, how, err := s.Explain(context.Background(), clientID, "slow.example", dns.TypeA)
+	if err != nil || m.Rcode != dns.RcodeServerFailure {
+		t.Fatalf("got %v, %q, %v; want SERVFAIL", m, how, err)
+	}
+	s.relay.mu.Lock()
+	ep := s.relay.ep
+	s.relay.mu.Unlock()
+	time.Sleep(20 * time.Millisecond) // the loop is back from the timeout
+	before := ep.waits.Load()
+	time.Sleep(200 * time.Millisecond)
+	if n := ep.waits.Load() - before; n > 1 {
+		t.Errorf("relay loop waited %d times in 200 ms with nothing to do; want it parked", n)
 	}
 }

@@ -128,7 +128,7 @@ func New(cfg Config) *Server {
 	}
 	s.wasClean = readCleanFile(cfg.CleanFile, cfg.Log)
 	s.metrics = newMetrics(func() int { return len(s.global) })
-	s.relay = newRelay(cfg.ForwardTimeout, cfg.ForwardDeadline, s.metrics)
+	s.relay = newRelay(cfg.ForwardTimeout, cfg.ForwardDeadline, s.metrics, cfg.Log)
 	s.fwd = &forwarder{cfg: forwardConfig{
 		Timeout:  cfg.ForwardTimeout,
 		Deadline: cfg.ForwardDeadline,

@@ -30,10 +30,11 @@ type udpServer struct {
 	conn  *net.UDPConn // good until stop
 	local net.Addr     // conn's address, for the general path's ResponseWriter
 	wg    sync.WaitGroup
+	done  chan struct{} // closed by stop
 }
 
 func newUDPServer(h *handler, conn *net.UDPConn) *udpServer {
-	u := &udpServer{h: h, conn: conn, local: conn.LocalAddr()}
+	u := &udpServer{h: h, conn: conn, local: conn.LocalAddr(), done: make(chan struct{})}
 	u.wg.Add(1)
 	go u.read()
 	return u
@@ -41,6 +42,7 @@ func newUDPServer(h *handler, conn *net.UDPConn) *udpServer {
 
 // stop closes the socket and waits up to wait for the reader and general-path goroutines.
 func (u *udpServer) stop(wait time.Duration) {
+	close(u.done)
 	_ = u.conn.Close()
 	done := make(chan struct{})
 	go func() { u.wg.Wait(); close(done) }()
@@ -59,6 +61,9 @@ const minQuery = 12
 // together; a busy sandbox more): taking them in one system call each way costs less than
 // a recvfrom and a sendto per query. With one datagram waiting it is one of each, as before.
 const readBatch = 16
+
+// maxReadBackoff bounds the wait between reads that fail in a row.
+const maxReadBackoff = time.Second
 
 // read is the reader loop. It owns the buffers and the fast path's scratch space.
 //
@@ -87,6 +92,7 @@ func (u *udpServer) read() {
 		starts  [readBatch]time.Time
 		qtypes  [readBatch]uint16
 		sc      scratch
+		backoff time.Duration // after read errors in a row: doubled per error, up to maxReadBackoff
 	)
 	for {
 		n, err := mc.read(in, lens[:], froms[:])
@@ -94,11 +100,19 @@ func (u *udpServer) read() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// Transient (no ICMP errors on an unconnected socket, so rare): do not spin.
-			u.h.s.cfg.Log.Debug("dns udp read", "sandbox", u.h.id, "err", err)
-			time.Sleep(time.Millisecond)
+			// Transient (no ICMP errors on an unconnected socket, so rare). Reading again
+			// at once would spin on an error that persists: back off, as net/http's Serve
+			// does after a failed Accept.
+			backoff = min(max(2*backoff, time.Millisecond), maxReadBackoff)
+			u.h.s.cfg.Log.Warn("dns udp read", "sandbox", u.h.id, "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-u.done:
+				return
+			}
 			continue
 		}
+		backoff = 0
 		k := 0 // answers in this batch
 		for i := range n {
 			pkt, from := in[i][:lens[i]], froms[i]
@@ -162,7 +176,7 @@ func (u *udpServer) forward(pkt []byte, q fastQuery, from netip.AddrPort) bool {
 	ups, nsPath := h.upstreams(h.s.cfg.Store.Snapshot())
 	var e *fwdEntry
 	if len(ups) > 0 {
-		e = h.s.relay.get(h, pkt, q, ups, nsPath)
+		e, _ = h.s.relay.get(h, pkt, q, ups, nsPath) // an error is the general path's to report
 	}
 	if e == nil {
 		h.releaseSlots()
