@@ -10,6 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"berth/internal/dnstest"
 	"berth/store"
 )
 
@@ -79,7 +80,7 @@ func TestFastMatchesGeneral(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			general := &recorder{proto: "udp"}
+			general := dnstest.NewWriter("udp")
 			if req := accept(pkt, general); req != nil {
 				h.ServeDNS(general, req)
 			}
@@ -90,14 +91,14 @@ func TestFastMatchesGeneral(t *testing.T) {
 			if !ok {
 				return
 			}
-			if general.msg == nil {
+			if general.Msg == nil {
 				t.Fatal("general path: no reply")
 			}
 			got := new(dns.Msg)
 			if err := got.Unpack(reply); err != nil {
 				t.Fatalf("fast reply does not unpack: %v", err)
 			}
-			if g, w := canonical(got), canonical(general.msg); g != w {
+			if g, w := canonical(got), canonical(general.Msg); g != w {
 				t.Errorf("fast reply:\n%s\ngeneral reply:\n%s", g, w)
 			}
 			if len(reply) > max(bufsize(tc.r, "udp"), 512) {

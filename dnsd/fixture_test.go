@@ -10,6 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"berth/internal/dnstest"
 	"berth/resolver"
 	"berth/store"
 )
@@ -92,12 +93,12 @@ func newTestServer(t testing.TB, st *store.Store, cfg Config, ups ...*upstream) 
 func query(t testing.TB, s *Server, proto string, r *dns.Msg) *dns.Msg {
 	t.Helper()
 	h := s.newHandler(context.Background(), clientID, "")
-	w := &recorder{proto: proto}
+	w := dnstest.NewWriter(proto)
 	h.ServeDNS(w, r)
-	if w.msg == nil {
+	if w.Msg == nil {
 		t.Fatalf("no reply to %v", r.Question)
 	}
-	return w.msg
+	return w.Msg
 }
 
 func question(name string, qtype uint16) *dns.Msg {
@@ -105,44 +106,6 @@ func question(name string, qtype uint16) *dns.Msg {
 	m.SetQuestion(name, qtype)
 	return m
 }
-
-// recorder is a dns.ResponseWriter that keeps what was written.
-type recorder struct {
-	proto string // "udp" or "tcp"
-	raw   []byte
-	msg   *dns.Msg
-}
-
-func (w *recorder) LocalAddr() net.Addr {
-	if w.proto == "tcp" {
-		return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 11), Port: 53}
-	}
-	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 11), Port: 53}
-}
-
-func (w *recorder) RemoteAddr() net.Addr {
-	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
-}
-
-func (w *recorder) WriteMsg(m *dns.Msg) error {
-	b, err := m.Pack()
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(b)
-	return err
-}
-
-func (w *recorder) Write(b []byte) (int, error) {
-	w.raw = append([]byte(nil), b...)
-	w.msg = new(dns.Msg)
-	return len(b), w.msg.Unpack(b)
-}
-
-func (w *recorder) Close() error        { return nil }
-func (w *recorder) TsigStatus() error   { return nil }
-func (w *recorder) TsigTimersOnly(bool) {}
-func (w *recorder) Hijack()             {}
 
 // upstream is a test nameserver on 127.0.0.x, UDP and TCP on one port. By default it is
 // DaftDNS-like: A test.example is 10.11.12.13, everything else NXDOMAIN with an SOA.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"berth/internal/dnstest"
 )
 
 // TestForward covers names the resolver does not own: relayed verbatim from upstream.
@@ -202,30 +204,30 @@ func TestInflightLimit(t *testing.T) {
 
 	first := make(chan *dns.Msg)
 	go func() {
-		w := &recorder{proto: "udp"}
+		w := dnstest.NewWriter("udp")
 		h.ServeDNS(w, question("test.example.", dns.TypeA))
-		first <- w.msg
+		first <- w.Msg
 	}()
 	for len(u.seen()) == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	w := &recorder{proto: "udp"}
+	w := dnstest.NewWriter("udp")
 	h.ServeDNS(w, question("test.example.", dns.TypeA))
-	if w.msg.Rcode != dns.RcodeRefused {
-		t.Errorf("second query: got %s; want REFUSED", dns.RcodeToString[w.msg.Rcode])
+	if w.Msg.Rcode != dns.RcodeRefused {
+		t.Errorf("second query: got %s; want REFUSED", dns.RcodeToString[w.Msg.Rcode])
 	}
-	w = &recorder{proto: "udp"}
+	w = dnstest.NewWriter("udp")
 	h.ServeDNS(w, question("web.", dns.TypeA))
-	if len(w.msg.Answer) != 1 {
-		t.Errorf("local name while full: got %v; want answered", w.msg)
+	if len(w.Msg.Answer) != 1 {
+		t.Errorf("local name while full: got %v; want answered", w.Msg)
 	}
 	once.Do(func() { close(release) })
 	if got := <-first; len(got.Answer) != 1 {
 		t.Errorf("first query: got %v; want the upstream's answer", got)
 	}
-	w = &recorder{proto: "udp"}
+	w = dnstest.NewWriter("udp")
 	h.ServeDNS(w, question("test.example.", dns.TypeA))
-	if len(w.msg.Answer) != 1 {
-		t.Errorf("after release: got %v; want answered", w.msg)
+	if len(w.Msg.Answer) != 1 {
+		t.Errorf("after release: got %v; want answered", w.Msg)
 	}
 }

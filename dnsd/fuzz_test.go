@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"berth/internal/dnstest"
 )
 
 // FuzzHandler feeds arbitrary packets to both UDP paths (the inline fast path and the
@@ -42,12 +44,12 @@ func FuzzHandler(f *testing.F) {
 		if reply, ok := h.fast(pkt, &sc); ok {
 			checkReply(t, "fast", pkt, reply, limit)
 		}
-		w := &recorder{proto: "udp"}
+		w := dnstest.NewWriter("udp")
 		if req := accept(pkt, w); req != nil {
 			h.ServeDNS(w, req)
 		}
-		if w.raw != nil {
-			checkReply(t, "general", pkt, w.raw, limit)
+		if w.Raw != nil {
+			checkReply(t, "general", pkt, w.Raw, limit)
 		}
 	})
 }

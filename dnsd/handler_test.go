@@ -10,9 +10,51 @@ import (
 
 	"github.com/miekg/dns"
 
+	"berth/internal/dnstest"
 	"berth/resolver"
 	"berth/store"
 )
+
+// TestServeDNS drives the handler as miekg's server would, with a fake writer and no
+// socket of its own: a name the store answers, and one forwarded to an in-process upstream
+// over the client's transport.
+func TestServeDNS(t *testing.T) {
+	u := newUpstream(t, "127.0.0.1")
+	s := newTestServer(t, newFixture(t, ""), Config{}, u)
+	h := s.newHandler(context.Background(), clientID, "")
+	for _, tc := range []struct {
+		name, proto, qname string
+		want               string // the A record
+		forwarded          bool
+	}{
+		{"local", "udp", "web.", "172.30.0.3", false},
+		{"forwarded over udp", "udp", "test.example.", "10.11.12.13", true},
+		{"forwarded over tcp", "tcp", "test.example.", "10.11.12.13", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(u.seen())
+			w := dnstest.NewWriter(tc.proto)
+			r := question(tc.qname, dns.TypeA)
+			h.ServeDNS(w, r)
+			if w.N != 1 || w.Msg == nil {
+				t.Fatalf("wrote %d messages (last %x); want one reply", w.N, w.Raw)
+			}
+			if w.Msg.Id != r.Id || w.Msg.Rcode != dns.RcodeSuccess || len(w.Msg.Answer) != 1 {
+				t.Fatalf("reply: %v; want id %d, one answer", w.Msg, r.Id)
+			}
+			if a, ok := w.Msg.Answer[0].(*dns.A); !ok || a.A.String() != tc.want {
+				t.Errorf("answer: got %v; want A %s", w.Msg.Answer[0], tc.want)
+			}
+			seen := u.seen()[before:]
+			switch {
+			case !tc.forwarded && len(seen) != 0:
+				t.Errorf("upstream saw %v; want nothing for a local name", seen)
+			case tc.forwarded && (len(seen) != 1 || seen[0].proto != tc.proto):
+				t.Errorf("upstream saw %v; want the query once over %s", seen, tc.proto)
+			}
+		})
+	}
+}
 
 // TestLocal covers names the resolver owns: answered here, never forwarded.
 func TestLocal(t *testing.T) {
@@ -107,16 +149,16 @@ func TestTruncate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := &recorder{proto: tc.proto}
+			w := dnstest.NewWriter(tc.proto)
 			s.newHandler(context.Background(), clientID, "").ServeDNS(w, tc.r)
-			if w.msg.Truncated != tc.wantTC {
-				t.Errorf("TC: got %v; want %v", w.msg.Truncated, tc.wantTC)
+			if w.Msg.Truncated != tc.wantTC {
+				t.Errorf("TC: got %v; want %v", w.Msg.Truncated, tc.wantTC)
 			}
-			if tc.proto == "udp" && tc.r.IsEdns0() == nil && len(w.raw) > 512 {
-				t.Errorf("size: got %d bytes; want at most 512", len(w.raw))
+			if tc.proto == "udp" && tc.r.IsEdns0() == nil && len(w.Raw) > 512 {
+				t.Errorf("size: got %d bytes; want at most 512", len(w.Raw))
 			}
-			if all := len(w.msg.Answer) == 60; all != tc.wantAll {
-				t.Errorf("answers: got %d; want all 60: %v", len(w.msg.Answer), tc.wantAll)
+			if all := len(w.Msg.Answer) == 60; all != tc.wantAll {
+				t.Errorf("answers: got %d; want all 60: %v", len(w.Msg.Answer), tc.wantAll)
 			}
 		})
 	}
@@ -247,6 +289,6 @@ func BenchmarkLocalA(b *testing.B) {
 }
 
 // discard is a ResponseWriter that drops replies (for benchmarks).
-type discard struct{ recorder }
+type discard struct{ dnstest.Writer }
 
 func (w *discard) Write(b []byte) (int, error) { return len(b), nil }

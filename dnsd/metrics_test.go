@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"berth/internal/dnstest"
 	"berth/internal/promtext"
 )
 
@@ -76,7 +77,7 @@ func TestMetrics(t *testing.T) {
 	if _, err := cl.Write([]byte{1, 2, 3}); err != nil { // dropped
 		t.Fatal(err)
 	}
-	w := &recorder{proto: "tcp"} // the handler, as TCP: local
+	w := dnstest.NewWriter("tcp") // the handler, as TCP: local
 	h.ServeDNS(w, question("www.", dns.TypeA))
 	ask(question("web.", dns.TypeA)) // after the short datagram, so it was read
 
