@@ -14,6 +14,7 @@ import (
 
 	"berth/internal/nsutil"
 	"berth/resolver"
+	"berth/store"
 )
 
 // forwardConfig is how the forwarder talks to upstreams.
@@ -35,6 +36,43 @@ type forwarder struct {
 	cfg     forwardConfig
 	relay   *relay
 	metrics *Metrics
+}
+
+// upsCache is where the sandbox forwards, for one store snapshot and one host view: the
+// list only changes with those, and working it out costs a resolv.conf parse.
+type upsCache struct {
+	snap   *store.Snapshot
+	host   *hostView
+	ups    []resolver.Upstream // not modified
+	nsPath string
+}
+
+// upstreams returns where the sandbox forwards and its current netns path.
+func (h *handler) upstreams(snap *store.Snapshot) ([]resolver.Upstream, string) {
+	host := h.s.hostView()
+	if c := h.ups.Load(); c != nil && c.snap == snap && c.host == host {
+		return c.ups, c.nsPath
+	}
+	nsPath := h.nsPath
+	if sb, err := snap.Sandbox(h.id); err == nil {
+		nsPath = sb.NetNSPath
+	}
+	c := &upsCache{snap: snap, host: host, ups: h.s.upstreams(snap, h.id), nsPath: nsPath}
+	h.ups.Store(c)
+	return c.ups, c.nsPath
+}
+
+// socket opens a connected UDP socket to up: in the daemon's netns for host upstreams,
+// else in the sandbox's (nsPath).
+func (h *handler) socket(up resolver.Upstream, nsPath string) (int, error) {
+	switch {
+	case up.HostNS || nsPath == "":
+		return udpSocket(up.Addr)
+	case h.ns != nil && h.nsPath == nsPath:
+		return h.ns.open(up.Addr)
+	default:
+		return udpSocketIn(nsPath, up.Addr)
+	}
 }
 
 // errNoUpstreams means the sandbox has nowhere to forward to (none configured, or only

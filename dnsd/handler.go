@@ -26,57 +26,20 @@ type handler struct {
 	id     string
 	nsPath string        // the sandbox netns, for upstreams dialled from inside
 	sem    chan struct{} // this sandbox's inflight slots, or nil (Explain of an unserved sandbox)
-	ns     *nsSockets    // opens sockets in the served netns; or nil (nsutil.Do per socket)
+	ns     *nsSockets    // opens sockets in the served netns (set by start); or nil (nsutil.Do per socket)
 
 	ups            atomic.Pointer[upsCache] // the upstreams of the last snapshot seen
 	lastRefusedLog atomic.Int64             // unix nanos of the last "inflight limit" warning
-}
-
-// upsCache is where the sandbox forwards, for one store snapshot and one host view: the
-// list only changes with those, and working it out costs a resolv.conf parse.
-type upsCache struct {
-	snap   *store.Snapshot
-	host   *hostView
-	ups    []resolver.Upstream // not modified
-	nsPath string
 }
 
 func (s *Server) newHandler(ctx context.Context, id, nsPath string) *handler {
 	return &handler{s: s, ctx: ctx, id: id, nsPath: nsPath, sem: make(chan struct{}, s.cfg.MaxInflight)}
 }
 
-// close ends the handler's netns socket goroutine, if any.
+// close ends the handler's netns socket worker, if any.
 func (h *handler) close() {
 	if h.ns != nil {
 		h.ns.close()
-	}
-}
-
-// upstreams returns where the sandbox forwards and its current netns path.
-func (h *handler) upstreams(snap *store.Snapshot) ([]resolver.Upstream, string) {
-	host := h.s.hostView()
-	if c := h.ups.Load(); c != nil && c.snap == snap && c.host == host {
-		return c.ups, c.nsPath
-	}
-	nsPath := h.nsPath
-	if sb, err := snap.Sandbox(h.id); err == nil {
-		nsPath = sb.NetNSPath
-	}
-	c := &upsCache{snap: snap, host: host, ups: h.s.upstreams(snap, h.id), nsPath: nsPath}
-	h.ups.Store(c)
-	return c.ups, c.nsPath
-}
-
-// socket opens a connected UDP socket to up: in the daemon's netns for host upstreams,
-// else in the sandbox's (nsPath).
-func (h *handler) socket(up resolver.Upstream, nsPath string) (int, error) {
-	switch {
-	case up.HostNS || nsPath == "":
-		return udpSocket(up.Addr)
-	case h.ns != nil && h.nsPath == nsPath:
-		return h.ns.open(up.Addr)
-	default:
-		return udpSocketIn(nsPath, up.Addr)
 	}
 }
 
@@ -321,85 +284,4 @@ func echoEDNS(r, m *dns.Msg) {
 	if opt := r.IsEdns0(); opt != nil {
 		m.SetEdns0(ednsSize, opt.Do())
 	}
-}
-
-// acquire takes an inflight slot of the sandbox (sem, or nil for none) and one of the
-// daemon, waiting at most QueueWait for both.
-func (s *Server) acquire(ctx context.Context, sem chan struct{}) (release func(), ok bool) {
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	take := func(c chan struct{}) bool {
-		if c == nil {
-			return true
-		}
-		select {
-		case c <- struct{}{}:
-			return true
-		default:
-		}
-		if timer == nil {
-			timer = time.NewTimer(s.cfg.QueueWait)
-		}
-		select {
-		case c <- struct{}{}:
-			return true
-		case <-timer.C:
-			return false
-		case <-ctx.Done():
-			return false
-		}
-	}
-	if !take(sem) {
-		return nil, false
-	}
-	if !take(s.global) {
-		if sem != nil {
-			<-sem
-		}
-		return nil, false
-	}
-	return func() {
-		<-s.global
-		if sem != nil {
-			<-sem
-		}
-	}, true
-}
-
-// tryAcquire takes an inflight slot of the sandbox and one of the daemon if both are free
-// now (the UDP reader, which must not wait).
-func (h *handler) tryAcquire() bool {
-	select {
-	case h.sem <- struct{}{}:
-	default:
-		return false
-	}
-	select {
-	case h.s.global <- struct{}{}:
-		return true
-	default:
-		<-h.sem
-		return false
-	}
-}
-
-// releaseSlots gives back what tryAcquire took.
-func (h *handler) releaseSlots() {
-	<-h.s.global
-	<-h.sem
-}
-
-// logRefused warns about the inflight limit at most once per refusedLogEvery per sandbox.
-func (h *handler) logRefused() {
-	now := time.Now().UnixNano()
-	last := h.lastRefusedLog.Load()
-	if now-last < int64(refusedLogEvery) || !h.lastRefusedLog.CompareAndSwap(last, now) {
-		return
-	}
-	h.s.cfg.Log.Warn("dns query refused: too many forwarded queries in flight", "sandbox", h.id,
-		"limit", h.s.cfg.MaxInflight, "total_limit", h.s.cfg.MaxInflightTotal)
 }

@@ -653,3 +653,15 @@ func TestCleanFile(t *testing.T) {
 		t.Errorf("start after a crash: nat state %v, queued %d; want %v (kept after reading it, then reset), 1", nat, q, natReset)
 	}
 }
+
+// listeners returns the sockets of a served sandbox, for tests that check their netns.
+func (s *Server) listeners(sandboxID string) (*net.UDPConn, *net.TCPListener) {
+	s.mu.Lock()
+	e := s.sbs[sandboxID]
+	s.mu.Unlock()
+	if e == nil {
+		return nil, nil
+	}
+	<-e.ready
+	return e.udp, e.tcp
+}

@@ -1,22 +1,12 @@
-// Package dnsd owns berth's embedded DNS: one UDP and one TCP server per sandbox on
-// 127.0.0.11, with sockets opened inside the sandbox's netns on random ports and an nftables
-// NAT table there that redirects 127.0.0.11:53 to them (as Docker does, so a process in the
-// sandbox can still bind port 53 itself). Answers come from resolver.Lookup over a store
-// snapshot taken per query; names resolver does not own are forwarded upstream.
-//
-// dnsd decides nothing about names (that is resolver's job) and never writes the store.
 package dnsd
 
 import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/miekg/dns"
 
 	"berth/internal/promtext"
 	"berth/resolver"
@@ -95,9 +85,9 @@ func setDefault[T int | time.Duration](v *T, def T) {
 // and hands forwarded ones to the relay (udp.go, relay.go), one per unusual UDP query,
 // one accepting TCP and miekg's one per TCP connection (at most MaxTCPConns, see
 // tcpconn.go), and while it forwards to servers inside the sandbox, one locked in its
-// netns (netns.go); for all sandboxes, one relay loop. Forwarded queries hold an inflight slot, and a query that
-// finds none within QueueWait is REFUSED, so waiting goroutines stay bounded by the query
-// rate times QueueWait.
+// netns (sockets.go); for all sandboxes, one relay loop. Forwarded queries hold an
+// inflight slot, and a query that finds none within QueueWait is REFUSED, so waiting
+// goroutines stay bounded by the query rate times QueueWait (inflight.go).
 type Server struct {
 	cfg     Config
 	fwd     *forwarder
@@ -273,34 +263,4 @@ func (s *Server) Close() {
 	wg.Wait()
 	s.relay.close()
 	s.writeCleanFile(clean)
-}
-
-// countRejects is miekg's DefaultMsgAcceptFunc (for TCP) that counts what it rejects.
-func (s *Server) countRejects(dh dns.Header) dns.MsgAcceptAction {
-	switch a := dns.DefaultMsgAcceptFunc(dh); a {
-	case dns.MsgAccept:
-		return a
-	case dns.MsgIgnore:
-		s.metrics.dropped()
-		return a
-	default:
-		rc := dns.RcodeFormatError
-		if a == dns.MsgRejectNotImplemented {
-			rc = dns.RcodeNotImplemented
-		}
-		s.metrics.answered(0, rc, srcMalformed, 0)
-		return a
-	}
-}
-
-// listeners returns the sockets of a served sandbox, for tests that check their netns.
-func (s *Server) listeners(sandboxID string) (*net.UDPConn, *net.TCPListener) {
-	s.mu.Lock()
-	e := s.sbs[sandboxID]
-	s.mu.Unlock()
-	if e == nil {
-		return nil, nil
-	}
-	<-e.ready
-	return e.udp, e.tcp
 }

@@ -271,3 +271,21 @@ func (s *Server) tcpServer(h dns.Handler, l *net.TCPListener) *dns.Server {
 		MsgAcceptFunc:  s.countRejects,
 	}
 }
+
+// countRejects is miekg's DefaultMsgAcceptFunc (for TCP) that counts what it rejects.
+func (s *Server) countRejects(dh dns.Header) dns.MsgAcceptAction {
+	switch a := dns.DefaultMsgAcceptFunc(dh); a {
+	case dns.MsgAccept:
+		return a
+	case dns.MsgIgnore:
+		s.metrics.dropped()
+		return a
+	default:
+		rc := dns.RcodeFormatError
+		if a == dns.MsgRejectNotImplemented {
+			rc = dns.RcodeNotImplemented
+		}
+		s.metrics.answered(0, rc, srcMalformed, 0)
+		return a
+	}
+}
