@@ -32,11 +32,11 @@ func lookupPTR(snap *store.Snapshot, sbID, qname string) Result {
 	holders := snap.EndpointsByIP(addr)
 	for _, s := range scope {
 		for _, ep := range holders {
-			if ep.NetworkID != s.nw.ID || visible(snap, ep) == nil {
+			if ep.NetworkID != s.nw.ID {
 				continue
 			}
-			owner, err := snap.Sandbox(ep.SandboxID)
-			if err != nil {
+			owner := visible(snap, ep)
+			if owner == nil {
 				continue
 			}
 			return Result{Kind: Found, Target: owner.Name + "." + s.nw.Name + ".", Network: s.nw.Name, Source: srcPTR}

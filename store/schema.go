@@ -35,6 +35,13 @@ const (
 	indexLinkTarget     = "link_target"     // netmgr, firewall: (lower-cased link target) -> endpoints linking to it
 )
 
+// Prefix queries of the indexes above: go-memdb reads an index name ending in "_prefix" as
+// a query by the indexer's PrefixFromArgs.
+const (
+	indexNetworkAddresses = indexID + "_prefix"         // IPAM: (network) -> its addresses, in numeric order
+	indexAnyLink          = indexLinkTarget + "_prefix" // netmgr, firewall: every endpoint with a link
+)
+
 func schema() *memdb.DBSchema {
 	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 		tableNetworks:  networksTable(),

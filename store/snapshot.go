@@ -26,7 +26,8 @@ type Snapshot struct {
 	view *view // derived DNS index of the same commit; nil inside Update (a write txn)
 }
 
-func (s *Snapshot) first(table, index string, args ...interface{}) (interface{}, error) {
+// one returns the first record of table that index finds for args, or ErrNotFound.
+func one[T any](s *Snapshot, table, index string, args ...interface{}) (*T, error) {
 	obj, err := s.txn.First(table, index, args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s by %s: %w", table, index, err)
@@ -34,7 +35,15 @@ func (s *Snapshot) first(table, index string, args ...interface{}) (interface{},
 	if obj == nil {
 		return nil, ErrNotFound
 	}
-	return obj, nil
+	return obj.(*T), nil
+}
+
+// hit turns a view lookup into a getter's answer: the record, or ErrNotFound.
+func hit[T any](rec *T) (*T, error) {
+	if rec == nil {
+		return nil, ErrNotFound
+	}
+	return rec, nil
 }
 
 func all[T any](s *Snapshot, table, index string, args ...interface{}) []*T {
@@ -46,40 +55,25 @@ func all[T any](s *Snapshot, table, index string, args ...interface{}) []*T {
 	for obj := it.Next(); obj != nil; obj = it.Next() {
 		out = append(out, obj.(*T))
 	}
-	return out
+	return slices.Clip(out)
 }
 
 // Network returns the network with this ID.
 func (s *Snapshot) Network(id string) (*Network, error) {
 	if s.view != nil {
-		if n := s.view.networks[id]; n != nil {
-			return n, nil
-		}
-		return nil, ErrNotFound
+		return hit(s.view.networks[id])
 	}
-	obj, err := s.first(tableNetworks, indexID, id)
-	if err != nil {
-		return nil, err
-	}
-	return obj.(*Network), nil
+	return one[Network](s, tableNetworks, indexID, id)
 }
 
 // NetworkByName returns the network with this name (case-insensitive).
 func (s *Snapshot) NetworkByName(name string) (*Network, error) {
-	obj, err := s.first(tableNetworks, indexName, name)
-	if err != nil {
-		return nil, err
-	}
-	return obj.(*Network), nil
+	return one[Network](s, tableNetworks, indexName, name)
 }
 
 // NetworkByBridge returns the network whose bridge device is dev.
 func (s *Snapshot) NetworkByBridge(dev string) (*Network, error) {
-	obj, err := s.first(tableNetworks, indexBridge, dev)
-	if err != nil {
-		return nil, err
-	}
-	return obj.(*Network), nil
+	return one[Network](s, tableNetworks, indexBridge, dev)
 }
 
 // Networks returns all networks, ordered by name.
@@ -90,25 +84,14 @@ func (s *Snapshot) Networks() []*Network {
 // Sandbox returns the sandbox with this ID.
 func (s *Snapshot) Sandbox(id string) (*Sandbox, error) {
 	if s.view != nil {
-		if sb := s.view.sandboxes[id]; sb != nil {
-			return sb, nil
-		}
-		return nil, ErrNotFound
+		return hit(s.view.sandboxes[id])
 	}
-	obj, err := s.first(tableSandboxes, indexID, id)
-	if err != nil {
-		return nil, err
-	}
-	return obj.(*Sandbox), nil
+	return one[Sandbox](s, tableSandboxes, indexID, id)
 }
 
 // SandboxByName returns the sandbox with this name (case-insensitive).
 func (s *Snapshot) SandboxByName(name string) (*Sandbox, error) {
-	obj, err := s.first(tableSandboxes, indexName, name)
-	if err != nil {
-		return nil, err
-	}
-	return obj.(*Sandbox), nil
+	return one[Sandbox](s, tableSandboxes, indexName, name)
 }
 
 // Sandboxes returns all sandboxes in creation order.
@@ -141,7 +124,7 @@ func (s *Snapshot) EndpointsLinkingTo(name string) []*Endpoint {
 func (s *Snapshot) LinkingEndpoints() []*Endpoint {
 	var out []*Endpoint
 	seen := map[string]bool{}
-	for _, ep := range all[Endpoint](s, tableEndpoints, indexLinkTarget+"_prefix", "") {
+	for _, ep := range all[Endpoint](s, tableEndpoints, indexAnyLink, "") {
 		if !seen[ep.ID] {
 			seen[ep.ID] = true
 			out = append(out, ep)
@@ -153,27 +136,23 @@ func (s *Snapshot) LinkingEndpoints() []*Endpoint {
 
 // Endpoint returns the endpoint with this ID.
 func (s *Snapshot) Endpoint(id string) (*Endpoint, error) {
-	obj, err := s.first(tableEndpoints, indexID, id)
-	if err != nil {
-		return nil, err
-	}
-	return obj.(*Endpoint), nil
+	return one[Endpoint](s, tableEndpoints, indexID, id)
 }
 
 // EndpointOf returns the endpoint joining sandbox sbID to network netID.
 func (s *Snapshot) EndpointOf(netID, sbID string) (*Endpoint, error) {
-	obj, err := s.first(tableEndpoints, indexNetworkSandbox, netID, sbID)
-	if err != nil {
-		return nil, err
-	}
-	return obj.(*Endpoint), nil
+	return one[Endpoint](s, tableEndpoints, indexNetworkSandbox, netID, sbID)
 }
 
 // SandboxEndpoints returns the endpoints of a sandbox in join order (Seq, then ID).
 func (s *Snapshot) SandboxEndpoints(sbID string) []*Endpoint {
 	if s.view != nil {
-		return slices.Clip(s.view.joined[sbID])
+		return s.view.joined[sbID]
 	}
+	return s.sandboxEndpoints(sbID) // out of line: the view path above inlines
+}
+
+func (s *Snapshot) sandboxEndpoints(sbID string) []*Endpoint {
 	out := all[Endpoint](s, tableEndpoints, indexSandbox, sbID)
 	slices.SortFunc(out, bySeq)
 	return out
@@ -188,7 +167,7 @@ func (s *Snapshot) NetworkEndpoints(netID string) []*Endpoint {
 // name, alias, short ID or hostname; case-insensitive), ordered by ID.
 func (s *Snapshot) EndpointsByName(netID, name string) []*Endpoint {
 	if s.view != nil {
-		return slices.Clip(s.view.endpointsByName(netID, name))
+		return s.view.endpointsByName(netID, name)
 	}
 	return all[Endpoint](s, tableEndpoints, indexNetworkName, netID, name)
 }
@@ -201,32 +180,24 @@ func (s *Snapshot) EndpointsByLink(sbID, alias string) []*Endpoint {
 // EndpointsByIP returns the endpoints holding address a, on any network, ordered by ID.
 func (s *Snapshot) EndpointsByIP(a netip.Addr) []*Endpoint {
 	if s.view != nil {
-		return slices.Clip(s.view.byIP[a.Unmap()])
+		return s.view.byIP[a.Unmap()]
 	}
 	return all[Endpoint](s, tableEndpoints, indexIP, a)
 }
 
 // Address returns the allocation of a on network netID.
 func (s *Snapshot) Address(netID string, a netip.Addr) (*Address, error) {
-	obj, err := s.first(tableAddresses, indexID, netID, a)
-	if err != nil {
-		return nil, err
-	}
-	return obj.(*Address), nil
+	return one[Address](s, tableAddresses, indexID, netID, a)
 }
 
 // NetworkAddresses returns the allocations of a network in numeric order (IPv4 before IPv6).
 func (s *Snapshot) NetworkAddresses(netID string) []*Address {
-	return all[Address](s, tableAddresses, indexID+"_prefix", netID)
+	return all[Address](s, tableAddresses, indexNetworkAddresses, netID)
 }
 
 // File returns the record of generated file name ("etc/hosts", ...) of sandbox sbID.
 func (s *Snapshot) File(sbID, name string) (*File, error) {
-	obj, err := s.first(tableFiles, indexID, sbID, name)
-	if err != nil {
-		return nil, err
-	}
-	return obj.(*File), nil
+	return one[File](s, tableFiles, indexID, sbID, name)
 }
 
 // SandboxFiles returns the file records of a sandbox, ordered by name.
@@ -236,9 +207,9 @@ func (s *Snapshot) SandboxFiles(sbID string) []*File {
 
 // Counter returns a persisted counter (0 if never set).
 func (s *Snapshot) Counter(key string) uint64 {
-	obj, err := s.first(tableMeta, indexID, key)
+	m, err := one[Meta](s, tableMeta, indexID, key)
 	if err != nil {
 		return 0
 	}
-	return obj.(*Meta).Value
+	return m.Value
 }

@@ -1,9 +1,3 @@
-// Package store owns berth's records (networks, sandboxes, endpoints, address allocations)
-// and keeps them durable: go-memdb in memory for lock-free readers, bbolt on disk. It has no
-// policy beyond integrity (unique names, one address per network) and no kernel or sockets.
-//
-// netmgr is the only writer (Update). Everyone else reads through Snapshot, a memdb read
-// transaction that never blocks and never sees a half-made change.
 package store
 
 import (
