@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -92,12 +93,17 @@ func parseArgs(s string) (*cniArgs, error) {
 	return a, nil
 }
 
-// maxName and nameRE are berth's rule for sandbox names (the daemon enforces it too).
+// maxName and nameRE are berth's rule for sandbox names, which the daemon enforces
+// (netmgr's validator). A copy rather than an import: ADD needs the rule before it asks the
+// daemon anything, to choose a name, and netmgr would bring the daemon's kernel, firewall
+// and store packages into the plugin. FuzzNameRule checks the copy against netmgr's rule.
 const maxName = 63
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
-func validName(s string) bool { return len(s) <= maxName && nameRE.MatchString(s) }
+func validName(s string) bool {
+	return len(s) <= maxName && nameRE.MatchString(s) && !strings.Contains(s, "..")
+}
 
 // sandboxName is the berth sandbox name of an attachment, so that other sandboxes can
 // resolve the container by it:
@@ -112,7 +118,7 @@ func sandboxName(podName, containerID string) (string, error) {
 	if podName != "" {
 		if !validName(podName) {
 			return "", types.NewError(types.ErrInvalidEnvironmentVariables,
-				fmt.Sprintf("K8S_POD_NAME %q is not a valid berth sandbox name: want [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most %d characters", podName, maxName), "")
+				fmt.Sprintf("K8S_POD_NAME %q is not a valid berth sandbox name: want [a-zA-Z0-9][a-zA-Z0-9_.-]* without \"..\", at most %d characters", podName, maxName), "")
 		}
 		return podName, nil
 	}

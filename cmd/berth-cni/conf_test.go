@@ -8,6 +8,9 @@ import (
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
+
+	"berth/api"
+	"berth/netmgr"
 )
 
 func TestSandboxName(t *testing.T) {
@@ -27,6 +30,8 @@ func TestSandboxName(t *testing.T) {
 		{"upper-case hex is a name", "", strings.ToUpper(hexID[:40]), strings.ToUpper(hexID[:40]), ""},
 		{"long id hashed", "", long, "cni-", ""},
 		{"bad chars hashed", "", "pod:web", "cni-", ""},
+		{"pod name with ..", "a..b", hexID, "", `without ".."`},
+		{"id with .. hashed", "", "default-a..b", "cni-", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := sandboxName(tc.pod, tc.id)
@@ -58,6 +63,21 @@ func TestSandboxName(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzNameRule: the plugin's copy of the sandbox name rule accepts exactly what the
+// daemon's validator accepts, so a name ADD picks is never refused by the daemon.
+func FuzzNameRule(f *testing.F) {
+	for _, s := range []string{"web", "web-0", "web.v2", "a..b", "..", ".", "-x", "_x", "a/b", "a b", "é",
+		"default-web", strings.Repeat("n", 63), strings.Repeat("n", 64), "", "x\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		err := netmgr.ValidateSandboxRename(api.SandboxRename{Name: s})
+		if validName(s) != (err == nil) {
+			t.Errorf("validName(%q) = %v, but the daemon's validator says %v", s, validName(s), err)
+		}
+	})
 }
 
 func TestParseConf(t *testing.T) {
