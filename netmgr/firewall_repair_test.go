@@ -123,6 +123,9 @@ func TestRepairFirewallDebounce(t *testing.T) {
 	changes := make(chan struct{}, 1)
 	cfg := r.config()
 	cfg.Changes = changes
+	// 100 times the gap between changes, so a loaded machine (a 5 ms sleep taking 20 ms
+	// or more) still sees one burst.
+	cfg.Debounce = 500 * time.Millisecond
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { r.m.RepairFirewall(ctx, cfg); close(done) }()
@@ -140,7 +143,7 @@ func TestRepairFirewallDebounce(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	time.Sleep(100 * time.Millisecond) // time for a second check, which must not come
+	time.Sleep(cfg.Debounce + 100*time.Millisecond) // time for a second check, which must not come
 	cancel()
 	<-done
 	if r.checks != 1 {
