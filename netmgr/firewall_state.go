@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"strconv"
 
 	"berth/netmgr/firewall"
 	"berth/store"
@@ -25,8 +26,10 @@ func firewallState(snap *store.Snapshot) firewall.State {
 		if n.Driver != store.DriverBridge {
 			continue
 		}
-		fn := firewall.Network{Bridge: n.Bridge, Internal: n.Internal, ICC: n.ICC,
-			Masquerade: n.Options[OptMasquerade] != "false"}
+		fn := firewall.Network{Bridge: n.Bridge, Internal: n.Internal, ICC: n.ICC, Masquerade: true}
+		if b, err := strconv.ParseBool(n.Options[OptMasquerade]); err == nil {
+			fn.Masquerade = b // every form ValidateNetworkCreate accepts: "0" and "f" too
+		}
 		for _, s := range n.Subnets {
 			fn.Subnets = append(fn.Subnets, s.Subnet)
 		}

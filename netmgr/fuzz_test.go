@@ -20,8 +20,8 @@ import (
 	"unicode/utf8"
 
 	"berth/api"
-	"berth/store"
 	"berth/resolver"
+	"berth/store"
 )
 
 // Known bugs found by these targets and not yet fixed. While one is true the targets skip the

@@ -28,8 +28,8 @@ import (
 	"testing"
 
 	"berth/api"
-	"berth/store"
 	"berth/resolver"
+	"berth/store"
 )
 
 var (
