@@ -120,6 +120,12 @@ func (s *NetworkSpec) parseOptions(opts map[string]string) error {
 			if _, err := parseBool(field, v); err != nil {
 				return invalid(field, k+"="+v, "want true or false")
 			}
+		case OptHostBinding:
+			// The default host address of published ports: a typo would publish on every
+			// address instead (ports.go ignores what does not parse), so refuse it here.
+			if _, err := netip.ParseAddr(v); err != nil {
+				return invalid(field, k+"="+v, "not an IP address")
+			}
 		case "":
 			return invalid(field, "="+v, "empty key")
 		}

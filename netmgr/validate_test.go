@@ -51,6 +51,7 @@ func TestValidateNetworkCreate(t *testing.T) {
 		{"mtu word", opt(OptMTU, "big"), `invalid opt "com.docker.network.driver.mtu=big": MTU must be an integer between 68 and 65535`},
 		{"icc", opt(OptICC, "yes"), `invalid opt "com.docker.network.bridge.enable_icc=yes": want true or false`},
 		{"masquerade", opt(OptMasquerade, "on"), `invalid opt "com.docker.network.bridge.enable_ip_masquerade=on": want true or false`},
+		{"host binding", opt(OptHostBinding, "127.0.0.300"), `invalid opt "com.docker.network.bridge.host_binding_ipv4=127.0.0.300": not an IP address`},
 		{"opt empty key", opt("", "v"), `invalid opt "=v": empty key`},
 		{"unknown opt kept", opt("com.example.x", "anything"), ""},
 		{"label empty key", api.NetworkCreate{Name: "n", Labels: map[string]string{"": "v"}}, `invalid label "=v": empty key`},
