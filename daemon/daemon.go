@@ -66,9 +66,12 @@ type Config struct {
 // daemon composes the daemon's components. It holds no state of its own: the store has the
 // records, netmgr the kernel objects and dnsd the DNS sockets.
 type daemon struct {
-	st      *store.Store
-	mgr     *netmgr.Manager
-	dns     *dnsd.Server
+	st  *store.Store
+	mgr *netmgr.Manager
+	dns *dnsd.Server
+	// dnsMu orders the DNS servers' starts and stops: those of a create (serveNew) and
+	// those following the changes netmgr reports (Changed).
+	dnsMu   sync.Mutex
 	events  *eventHub
 	metrics http.Handler  // /metrics; nil in tests that build a daemon by hand
 	kernel  *kernel.Linux // nil in tests that build a daemon by hand
@@ -210,7 +213,9 @@ func openDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*daemon, err
 	}
 	dns := dnsd.New(dnsd.Config{Store: st, Host: cfg.hostDNS, Log: log,
 		CleanFile: filepath.Join(cfg.ExecRoot, "dns-clean")})
-	mgr := netmgr.New(netmgr.Config{
+	d := &daemon{st: st, dns: dns, events: newEventHub(), log: log, cfg: cfg,
+		metrics: newMetricsHandler(st, dns), kernel: k}
+	d.mgr = netmgr.New(netmgr.Config{
 		Store:    st,
 		Kernel:   k,
 		Log:      log,
@@ -224,12 +229,8 @@ func openDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*daemon, err
 		Ports:        portmap.New(log),
 		IPForward:    cfg.IPForward,
 		NoDefaultICC: !cfg.ICC,
-		StartSandbox: func(snap *store.Snapshot, sb *store.Sandbox) func(bool) error {
-			return startDNS(dns, snap, sb)
-		},
+		Observer:     d,
 	})
-	d := &daemon{st: st, mgr: mgr, dns: dns, events: newEventHub(), log: log, cfg: cfg,
-		metrics: newMetricsHandler(st, dns), kernel: k}
 	if err := d.restore(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -316,30 +317,6 @@ func (d *daemon) restore(ctx context.Context) error {
 	wg.Wait()
 	d.events.publish(api.Event{Type: "daemon", Action: "restart", Name: d.cfg.Root})
 	return nil
-}
-
-// startDNS is netmgr's StartSandbox for a new sandbox: the embedded DNS, if it needs one
-// (as in serveDNS), starts on a goroutine while netmgr commits the records. A sandbox is
-// created whole or not at all: a failed create stops it.
-func startDNS(dns *dnsd.Server, snap *store.Snapshot, sb *store.Sandbox) func(ok bool) error {
-	if sb.Mode != store.ModeBridge || !resolver.Embedded(snap, sb.ID) {
-		return nil
-	}
-	errc := make(chan error, 1)
-	go func() {
-		if sb.Adopted == "" {
-			errc <- dns.ServeNew(sb) // a netns netmgr has just made
-		} else {
-			errc <- dns.Serve(sb)
-		}
-	}()
-	return func(ok bool) error {
-		err := <-errc
-		if !ok || err != nil {
-			dns.Stop(sb.ID)
-		}
-		return err
-	}
 }
 
 // serveDNS starts the embedded DNS of sb if it needs one: a sandbox with its own netns that

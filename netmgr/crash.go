@@ -15,7 +15,7 @@ var crashAt = os.Getenv("BERTH_CRASH_AT")
 var CrashPoints = []string{
 	"network-create:recorded", "network-create:bridge",
 	"network-rm:bridge",
-	"sandbox-create:recorded", "sandbox-create:netns", "sandbox-create:veth", "sandbox-create:ready", "sandbox-create:files",
+	"sandbox-create:recorded", "sandbox-create:netns", "sandbox-create:veth", "sandbox-create:files", "sandbox-create:ready",
 	"connect:recorded", "connect:veth", "connect:routes",
 	"disconnect:veth", "disconnect:recorded",
 	"sandbox-rm:kernel", "sandbox-rm:files", "sandbox-rm:recorded",

@@ -204,8 +204,9 @@ func (m *Manager) Connect(ctx context.Context, req api.NetworkConnect) error {
 		return err
 	}
 	r := spec.Endpoint
+	var changes []Change
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock(&changes)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("connect %s to %s: %w", spec.Sandbox, spec.Network, err)
 	}
@@ -280,6 +281,7 @@ func (m *Manager) Connect(ctx context.Context, req api.NetworkConnect) error {
 	}
 	m.refreshFiles(snap, sb)
 	m.cfg.Log.Info("sandbox connected", "sandbox", sb.Name, "network", n.Name, "ipv4", ep.IPv4, "ipv6", ep.IPv6)
+	changes = append(changes, Change{Kind: SandboxConnected, Network: n, Sandbox: sb})
 	return nil
 }
 
@@ -311,8 +313,9 @@ func deleteEndpointTx(tx *store.Tx, ep *store.Endpoint) error {
 
 // Disconnect detaches a sandbox from a network, releasing its addresses.
 func (m *Manager) Disconnect(ctx context.Context, req api.NetworkDisconnect) error {
+	var changes []Change
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock(&changes)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("disconnect %s from %s: %w", req.Sandbox, req.Network, err)
 	}
@@ -351,5 +354,6 @@ func (m *Manager) Disconnect(ctx context.Context, req api.NetworkDisconnect) err
 	m.refreshFiles(snap, sb)
 	m.syncFirewallOrWarn("disconnect")
 	m.cfg.Log.Info("sandbox disconnected", "sandbox", sb.Name, "network", n.Name)
+	changes = append(changes, Change{Kind: SandboxDisconnected, Network: n, Sandbox: sb})
 	return nil
 }

@@ -36,13 +36,8 @@ type Config struct {
 	Ports PortHolder
 	// IPForward turns on the kernel's IP forwarding when a non-internal network exists.
 	IPForward bool
-	// StartSandbox, if set, is called for a sandbox being created once its records are
-	// committed, with the snapshot of that commit (snap). What it starts runs while
-	// CreateSandbox writes the sandbox's files and applies the firewall: the daemon starts the
-	// embedded DNS there. It returns finish (or nil), which CreateSandbox calls once:
-	// finish(true) at the end, to wait for what it started (an error undoes the sandbox), or
-	// finish(false) after a failure, to stop it.
-	StartSandbox func(snap *store.Snapshot, sb *store.Sandbox) (finish func(ok bool) error)
+	// Observer, if set, is told of every change once it is made (see Observer).
+	Observer Observer
 	// NoDefaultICC is the daemon's --icc=false: sandboxes on the default bridge reach each
 	// other only through legacy links. (Negative so the zero Config keeps Docker's default.)
 	NoDefaultICC bool
@@ -60,6 +55,11 @@ type Manager struct {
 	cfg  Config
 	reap *reaper // always non-nil: deletes removed sandboxes' veths in the background
 
+	// notifyMu is held from the end of a change until the Observer has been told of it.
+	// Taken before mu is released (unlock), it keeps the reports in commit order while
+	// the next change already runs, and the Observer is never called under mu.
+	notifyMu sync.Mutex
+
 	mu sync.Mutex // guards every mutation (one change at a time keeps IPAM and undo simple), and following
 	// applied is the firewall state last applied without error, or nil: an unchanged
 	// state is not applied again (see syncFirewall).
@@ -75,4 +75,19 @@ func New(cfg Config) *Manager {
 		cfg.HostDNS = func() resolver.HostConfig { return resolver.HostConfig{} }
 	}
 	return &Manager{cfg: cfg, reap: newReaper(cfg.Kernel, cfg.Log), noted: map[string]string{}}
+}
+
+// unlock releases mu, then tells the Observer of changes (what the change that held mu
+// made), after it has been told of those of every change before.
+func (m *Manager) unlock(changes *[]Change) {
+	if m.cfg.Observer == nil || len(*changes) == 0 {
+		m.mu.Unlock()
+		return
+	}
+	m.notifyMu.Lock()
+	defer m.notifyMu.Unlock()
+	m.mu.Unlock()
+	for _, c := range *changes {
+		m.cfg.Observer.Changed(c)
+	}
 }

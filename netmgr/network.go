@@ -42,8 +42,9 @@ func newID() string {
 
 // CreateNetwork validates req, records the network and creates its bridge.
 func (m *Manager) CreateNetwork(ctx context.Context, req api.NetworkCreate) (*store.Network, error) {
+	var changes []Change
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock(&changes)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("create network %q: %w", req.Name, err)
 	}
@@ -73,6 +74,7 @@ func (m *Manager) CreateNetwork(ctx context.Context, req api.NetworkCreate) (*st
 	}
 	crashPoint("network-create:bridge")
 	m.cfg.Log.Info("network created", "network", n.Name, "bridge", n.Bridge, "subnets", n.Subnets)
+	changes = append(changes, Change{Kind: NetworkCreated, Network: n})
 	return n, nil
 }
 
@@ -238,22 +240,29 @@ func setIPRange(subs []store.Subnet, r Given[netip.Prefix]) error {
 
 // RemoveNetwork deletes a network that has no endpoints.
 func (m *Manager) RemoveNetwork(ctx context.Context, req api.NetworkRemove) error {
+	var changes []Change
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock(&changes)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("remove network %s: %w", req.Network, err)
 	}
-	return m.removeNetworkLocked(req.Network)
-}
-
-func (m *Manager) removeNetworkLocked(ref string) error {
-	snap := m.cfg.Store.Snapshot()
-	n, err := NetworkByRef(snap, ref)
+	n, err := m.removeNetworkLocked(req.Network)
 	if err != nil {
 		return err
 	}
+	changes = append(changes, Change{Kind: NetworkRemoved, Network: n})
+	return nil
+}
+
+// removeNetworkLocked removes the network ref names and returns its record.
+func (m *Manager) removeNetworkLocked(ref string) (*store.Network, error) {
+	snap := m.cfg.Store.Snapshot()
+	n, err := NetworkByRef(snap, ref)
+	if err != nil {
+		return nil, err
+	}
 	if n.Predefined {
-		return fmt.Errorf("%s is a pre-defined network and cannot be removed: %w", n.Name, store.ErrConflict)
+		return nil, fmt.Errorf("%s is a pre-defined network and cannot be removed: %w", n.Name, store.ErrConflict)
 	}
 	if eps := snap.NetworkEndpoints(n.ID); len(eps) > 0 {
 		var names []string
@@ -262,27 +271,28 @@ func (m *Manager) removeNetworkLocked(ref string) error {
 				names = append(names, sb.Name)
 			}
 		}
-		return fmt.Errorf("network %s has active endpoints (%v): %w", n.Name, names, store.ErrConflict)
+		return nil, fmt.Errorf("network %s has active endpoints (%v): %w", n.Name, names, store.ErrConflict)
 	}
 	// Kernel first, record second: a crash in between leaves a record whose bridge the
 	// restore pass recreates, never a bridge nobody knows about.
 	if err := m.cfg.Kernel.DeleteLink(n.Bridge); err != nil {
-		return fmt.Errorf("remove network %s: %w", n.Name, err)
+		return nil, fmt.Errorf("remove network %s: %w", n.Name, err)
 	}
 	crashPoint("network-rm:bridge")
 	if err := m.cfg.Store.Update(func(tx *store.Tx) error { return tx.DeleteNetwork(n) }); err != nil {
-		return fmt.Errorf("remove network %s: %w", n.Name, err)
+		return nil, fmt.Errorf("remove network %s: %w", n.Name, err)
 	}
 	m.syncFirewallOrWarn("network removal")
 	m.cfg.Log.Info("network removed", "network", n.Name)
-	return nil
+	return n, nil
 }
 
 // PruneNetworks removes every user-defined network without endpoints. Once ctx is done it
 // removes no more, and returns those it removed with ctx's error.
 func (m *Manager) PruneNetworks(ctx context.Context) ([]string, error) {
+	var changes []Change
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock(&changes)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("prune networks: %w", err)
 	}
@@ -295,10 +305,11 @@ func (m *Manager) PruneNetworks(ctx context.Context) ([]string, error) {
 		if err := ctx.Err(); err != nil {
 			return deleted, fmt.Errorf("prune networks: %w", err)
 		}
-		if err := m.removeNetworkLocked(n.ID); err != nil {
+		if _, err := m.removeNetworkLocked(n.ID); err != nil {
 			return deleted, err
 		}
 		deleted = append(deleted, n.Name)
+		changes = append(changes, Change{Kind: NetworkRemoved, Network: n})
 	}
 	return deleted, nil
 }

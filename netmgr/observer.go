@@ -7,8 +7,11 @@ import "berth/store"
 // stream to it, so netmgr never calls up into them.
 //
 // Changed is called after the Manager's lock is released, one change at a time and in
-// commit order; it must not call back into the Manager. The records are those of the
-// commit (a removed record as it was): shared, never to be modified.
+// commit order, before the method that made the change returns; it must not call back into
+// the Manager, and a slow one holds up the changes that follow. Only changes made are reported: a failed
+// or undone one reports nothing, a prune one NetworkRemoved per network it removed, and
+// Restore nothing. The records are those of the commit (a removed record as it was):
+// shared, never to be modified.
 type Observer interface {
 	Changed(Change)
 }

@@ -17,8 +17,9 @@ func (m *Manager) RenameSandbox(ctx context.Context, req api.SandboxRename) erro
 		return err
 	}
 	newName := req.Name
+	var changes []Change
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock(&changes)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("rename sandbox %s: %w", req.Sandbox, err)
 	}
@@ -87,5 +88,6 @@ func (m *Manager) RenameSandbox(ctx context.Context, req api.SandboxRename) erro
 	m.refreshDependents(snap, newName)
 	m.syncFirewallOrWarn("rename") // legacy links name their target
 	m.cfg.Log.Info("sandbox renamed", "sandbox", newName, "old", sb.Name)
+	changes = append(changes, Change{Kind: SandboxRenamed, Sandbox: renamed, OldName: sb.Name})
 	return nil
 }

@@ -24,12 +24,13 @@ type sandboxPlan struct {
 // failure everything made so far is undone.
 //
 // The records are planned from a snapshot, the kernel work done, and only then are the
-// records committed, in one store.Update (one disk commit per create, its main cost) that
-// checks the plan still holds. The store is not held across the kernel work; m.mu keeps
-// other changes out meanwhile.
+// records committed, in one store transaction (one disk commit per create, its main cost)
+// that checks the plan still holds. The store is not held across the kernel work; m.mu
+// keeps other changes out meanwhile.
 func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*store.Sandbox, error) {
+	var changes []Change
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock(&changes)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", req.Name, err)
 	}
@@ -72,36 +73,36 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 	if err := m.buildSandbox(ctx, p, eps); err != nil {
 		return undo(err)
 	}
-	// 3. Ready: the records become durable and visible together.
+	// 3. Ready: the records become visible at once, and durable while the files and the
+	// firewall follow them: the disk write, most of a commit, waits on the disk, not on
+	// the CPUs. The create is acknowledged only once they are durable; until then the
+	// intent file still names them, so a crash undoes the create.
 	ready := sb.Copy()
 	ready.State = store.StateReady
-	if err := m.cfg.Store.Update(func(tx *store.Tx) error { return m.commitSandboxTx(tx, p, ready, eps) }); err != nil {
+	if err := m.cfg.Store.UpdateLater(func(tx *store.Tx) error { return m.commitSandboxTx(tx, p, ready, eps) }); err != nil {
 		return undo(err)
+	}
+	m.refreshFiles(m.cfg.Store.Snapshot(), ready)
+	crashPoint("sandbox-create:files")
+	err = m.syncFirewall()
+	if err == nil {
+		if err = m.cfg.Store.Flush(); err != nil {
+			err = fmt.Errorf("persist state: %w", err)
+		}
+	}
+	if err != nil {
+		uerr := m.teardown(ready, false)
+		if uerr == nil {
+			m.dropIntent(sb.ID)
+		}
+		m.syncFirewallOrWarn("failed sandbox create")
+		return nil, errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), uerr)
 	}
 	m.dropIntent(sb.ID)
 	crashPoint("sandbox-create:ready")
-	snap = m.cfg.Store.Snapshot()
-	finish := func(bool) error { return nil }
-	if m.cfg.StartSandbox != nil {
-		if f := m.cfg.StartSandbox(snap, ready); f != nil {
-			finish = f
-		}
-	}
-	m.refreshFiles(snap, ready)
-	crashPoint("sandbox-create:files")
-	err = m.syncFirewall()
-	if err != nil {
-		finish(false)
-	} else {
-		err = finish(true)
-	}
-	if err != nil {
-		err = errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), m.teardown(ready, false))
-		m.syncFirewallOrWarn("failed sandbox create")
-		return nil, err
-	}
 	m.cfg.Log.Info("sandbox created", "sandbox", sb.Name, "mode", sb.Mode, "networks", len(eps))
 	created = true
+	changes = append(changes, Change{Kind: SandboxCreated, Sandbox: ready})
 	return ready, nil
 }
 
@@ -216,8 +217,9 @@ var (
 // RemoveSandbox deletes a sandbox: veths, netns pin, files, records and addresses.
 // Without force a sandbox that still has processes in its netns is refused.
 func (m *Manager) RemoveSandbox(ctx context.Context, req api.SandboxRemove) error {
+	var changes []Change
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock(&changes)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("remove sandbox %s: %w", req.Sandbox, err)
 	}
@@ -243,6 +245,7 @@ func (m *Manager) RemoveSandbox(ctx context.Context, req api.SandboxRemove) erro
 	m.refreshDependents(m.cfg.Store.Snapshot(), sb.Name)
 	m.syncFirewallOrWarn("sandbox removal")
 	m.cfg.Log.Info("sandbox removed", "sandbox", sb.Name)
+	changes = append(changes, Change{Kind: SandboxRemoved, Sandbox: sb})
 	return nil
 }
 

@@ -2,14 +2,14 @@ package netmgr
 
 import (
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
 	"berth/api"
-	"berth/netmgr/firewall"
 	"berth/resolver"
 	"berth/store"
 )
@@ -39,57 +39,6 @@ func TestSandboxCreateUndoOnKernelFailure(t *testing.T) {
 			}
 			if len(k.netns) != 0 {
 				t.Errorf("netns left behind: %v", k.netns)
-			}
-		})
-	}
-}
-
-// TestStartSandbox: StartSandbox sees the new sandbox's records before the commit and its
-// netns made; a failure of what it started undoes the create (finish(true) is the one
-// call), and a failed create stops it (finish(false)).
-func TestStartSandbox(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		startErr error
-		fwErr    error  // the firewall fails after the commit
-		want     []bool // finish calls
-	}{
-		{name: "ok", want: []bool{true}},
-		{name: "start fails", startErr: errors.New("no dns"), want: []bool{true}},
-		{name: "firewall fails", fwErr: errors.New("no firewall"), want: []bool{false}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			m, k := newTestManager(t)
-			mustNetwork(t, m, api.NetworkCreate{Name: "app"})
-			if tc.fwErr != nil {
-				m.cfg.Firewall = func(firewall.State) error { return tc.fwErr }
-			}
-			var calls []bool
-			m.cfg.StartSandbox = func(snap *store.Snapshot, sb *store.Sandbox) func(bool) error {
-				if _, err := snap.Sandbox(sb.ID); err != nil {
-					t.Errorf("StartSandbox: the snapshot lacks the new sandbox: %v", err)
-				}
-				if !k.NetNSExists(sb.NetNSPath) {
-					t.Errorf("StartSandbox: netns %s not made yet", sb.NetNSPath)
-				}
-				return func(ok bool) error {
-					calls = append(calls, ok)
-					if ok {
-						return tc.startErr
-					}
-					return nil
-				}
-			}
-			_, err := m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "web", Networks: []string{"app"}})
-			wantErr := errors.Join(tc.startErr, tc.fwErr)
-			if (wantErr == nil) != (err == nil) || tc.startErr != nil && !errors.Is(err, tc.startErr) || tc.fwErr != nil && !errors.Is(err, tc.fwErr) {
-				t.Fatalf("create: %v; want %v", err, wantErr)
-			}
-			if !slices.Equal(calls, tc.want) {
-				t.Errorf("finish calls %v; want %v", calls, tc.want)
-			}
-			if got := len(m.cfg.Store.Snapshot().Sandboxes()); (wantErr == nil) != (got == 1) || len(k.netns) != got {
-				t.Errorf("after create: %d sandboxes, %d netns", got, len(k.netns))
 			}
 		})
 	}
@@ -409,5 +358,40 @@ func TestCreateLeavesNoIntent(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(m.intentDir()); len(left) != 0 {
 		t.Errorf("intent files left: %v", left)
+	}
+}
+
+// TestCreateDurable: a create is acknowledged only once its records are on disk (they are
+// written while the files and the firewall are done).
+func TestCreateDurable(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	m := New(Config{Store: st, Kernel: newFakeKernel(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		NetNSDir: dir + "/netns", FilesDir: dir + "/etc", RunDir: dir + "/run"})
+	if err := m.Restore(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	mustNetwork(t, m, api.NetworkCreate{Name: "app"})
+	sb, _ := mustSandbox(t, m, api.SandboxCreate{Name: "web", Networks: []string{"app"}})
+	// A copy of the state file as a crash now would leave it (the store stays open).
+	b, err := os.ReadFile(filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "copy.db"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := store.Open(filepath.Join(dir, "copy.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	got, err := cp.Snapshot().Sandbox(sb.ID)
+	if err != nil || got.State != store.StateReady || len(cp.Snapshot().SandboxEndpoints(sb.ID)) != 1 {
+		t.Errorf("on disk after the create: %+v, %v; want web, ready, with its endpoint", got, err)
 	}
 }
