@@ -19,7 +19,8 @@ import (
 
 // Generated files: resolv.conf and hosts for each sandbox, in two places:
 //   - /etc/netns/NAME/, which `ip netns exec NAME` and `berth exec` bind-mount over /etc;
-//   - ROOT/sandboxes/ID/, a stable path for runtimes to bind-mount into containers.
+//   - RunDir/sandboxes/ID/ (the daemon's --exec-root), a stable path for runtimes to
+//     bind-mount into containers.
 // They are rewritten in place (truncate + write), never replaced by rename: a file that is
 // bind-mounted somewhere must keep its inode or the mount keeps showing the old content.
 // Each is reached without following symlinks (safefile.go).

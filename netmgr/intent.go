@@ -12,11 +12,12 @@ import (
 	"berth/store"
 )
 
-// A new sandbox's records are committed once, after its kernel work, ready: one disk commit
-// (two fsyncs, ~1 ms here) per create instead of two. Until that commit, an intent file
-// under RunDir/intents names the records being made, so that a crash in the middle leaves
-// the restore pass something to undo: it puts the records back (state creating) and the
-// usual undo of a half-made sandbox follows.
+// A new sandbox's records are committed once, ready, after its kernel work: the disk commit
+// (two fsyncs, ~1 ms) is a create's main cost, and recording the sandbox before the kernel
+// work as well would pay it twice. Until that commit is durable, an intent file under
+// RunDir/intents names the records being made, so that a crash in the middle leaves the
+// restore pass something to undo: it puts the records back (state creating) and the usual
+// undo of a half-made sandbox follows.
 //
 // The file needs to last exactly as long as the kernel objects it names: a kill -9 leaves
 // both, a reboot takes both (netns pins live on tmpfs, veths in memory). So it lives in
