@@ -22,7 +22,7 @@ import (
 // the table translates.
 //
 // The netns's own entry count is read first: deleting walks the conntrack hash, which all
-// netns share (3-4 ms here), and a netns made moments ago has no entry at all.
+// netns share (milliseconds), and a netns made moments ago has no entry at all.
 func forgetConntrack() error {
 	count, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_count") // this thread's netns
 	if errors.Is(err, os.ErrNotExist) || err == nil && strings.TrimSpace(string(count)) == "0" {

@@ -60,13 +60,6 @@ const (
 	toRelay                  // a plain query for a name resolver does not own: forward it
 )
 
-// fast answers pkt if it can, returning the reply (valid until the next call) and true.
-// false means: use the general path or the relay.
-func (h *handler) fast(pkt []byte, sc *scratch) ([]byte, bool) {
-	reply, v, _ := h.classify(pkt, sc)
-	return reply, v == answered
-}
-
 // classify answers pkt if it can (answered, with the reply valid until the next call),
 // or says where it goes. q is the parsed query for answered and toRelay. A panic here
 // is logged and sends the datagram to the general path.

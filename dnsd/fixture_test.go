@@ -214,3 +214,16 @@ func rcodeReply(rcode int) func(r *dns.Msg) *dns.Msg {
 		return m
 	}
 }
+
+// fast answers pkt on the fast path if it can, returning the reply (valid until the next
+// call) and true. false means: the general path or the relay.
+func (h *handler) fast(pkt []byte, sc *scratch) ([]byte, bool) {
+	reply, v, _ := h.classify(pkt, sc)
+	return reply, v == answered
+}
+
+// accept is the general path's acceptMsg without the action.
+func accept(pkt []byte, w dns.ResponseWriter) *dns.Msg {
+	req, _ := acceptMsg(pkt, w)
+	return req
+}

@@ -129,8 +129,8 @@ func BenchmarkForward(b *testing.B) {
 }
 
 // BenchmarkNetNSSocket is opening one upstream socket inside a sandbox's netns (for its
-// --dns servers): a fresh thread and two setns per socket (nsutil.Do, as before) against
-// the sandbox's long-lived goroutine locked in the netns (nsSockets). Root only.
+// --dns servers): a fresh thread and two setns per socket (nsutil.Do) against the
+// sandbox's nsutil.Worker, a thread kept in the netns with a pool (nsSockets). Root only.
 func BenchmarkNetNSSocket(b *testing.B) {
 	testns.Require(b)
 	path := testns.NewNetNS(b, "dnsd-bench-sock")

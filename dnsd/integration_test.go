@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 
@@ -664,4 +665,19 @@ func (s *Server) listeners(sandboxID string) (*net.UDPConn, *net.TCPListener) {
 	}
 	<-e.ready
 	return e.udp, e.tcp
+}
+
+// ensureNAT installs the table leading 127.0.0.11:53 to udpPort and tcpPort in the netns at
+// nsPath, as an earlier daemon run would have left it.
+func ensureNAT(nsPath string, udpPort, tcpPort uint16) error {
+	h, err := nsutil.Open(nsPath)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(h.Fd()))
+	if err != nil {
+		return err
+	}
+	return installNAT(c, udpPort, tcpPort)
 }

@@ -23,8 +23,8 @@ const dnsPort = 53
 
 var serviceIP = [4]byte{127, 0, 0, 11}
 
-// ensureNAT installs, inside the netns at nsPath, the table that sends 127.0.0.11:53 to the
-// ports dnsd listens on:
+// installNAT installs, over a connection to the sandbox's netns, the table that sends
+// 127.0.0.11:53 to the ports dnsd listens on:
 //
 //	table ip berth-dns {
 //		chain output { type nat hook output priority dstnat;
@@ -37,11 +37,6 @@ var serviceIP = [4]byte{127, 0, 0, 11}
 //
 // An existing table (from an earlier daemon run, with other ports) is replaced in the same
 // batch, so there is no moment without a rule and no "already exists" failure (moby #45646).
-func ensureNAT(nsPath string, udpPort, tcpPort uint16) error {
-	return withConn(nsPath, func(c *nftables.Conn) error { return installNAT(c, udpPort, tcpPort) })
-}
-
-// installNAT is ensureNAT over a connection already in the sandbox's netns.
 func installNAT(c *nftables.Conn, udpPort, tcpPort uint16) error {
 	t := &nftables.Table{Name: natTable, Family: nftables.TableFamilyIPv4}
 	c.AddTable(t) // create if missing, so the delete below cannot fail
@@ -179,24 +174,4 @@ func deleteNAT(fd int) error {
 		return err
 	}
 	return nil
-}
-
-// withConn runs fn with an nftables connection to the netns at nsPath ("" for the current
-// one). The library opens the netlink socket on a locked thread of its own (mdlayher/socket
-// withNetNS), which it never returns to the scheduler in the wrong netns.
-func withConn(nsPath string, fn func(c *nftables.Conn) error) error {
-	var opts []nftables.ConnOption
-	if nsPath != "" {
-		fd, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("open netns %s: %w", nsPath, err)
-		}
-		defer unix.Close(fd)
-		opts = append(opts, nftables.WithNetNSFd(fd))
-	}
-	c, err := nftables.New(opts...)
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
-	return fn(c)
 }

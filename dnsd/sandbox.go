@@ -196,8 +196,9 @@ func (e *sandbox) listen(fresh bool, listed natPorts) (resetErr, err error) {
 			closeConn()
 			e.nat = natKept
 			if listed != (natPorts{}) {
-				// The listed ports were taken, the table leads elsewhere (edited while no
-				// daemon ran): read now, and the list still vouches for conntrack.
+				// The listed ports did not bind, and the table, read now, leads to
+				// others that do (edited while no daemon ran): the list still vouches
+				// for conntrack.
 				e.nat = natChecked
 			}
 			return nil, nil

@@ -165,8 +165,8 @@ func (s *Server) Serve(sb *store.Sandbox) error { return s.serve(sb, false) }
 
 // ServeNew is Serve for a sandbox whose netns the caller has just made and nobody has used
 // yet (a sandbox create): there is no table of an earlier run to look for, and no client
-// whose conntrack entry needs a reset, which saves a netlink dump and a trip into the
-// netns (~0.5 ms of a create).
+// whose conntrack entry needs a reset, which saves a create a netlink dump and a trip into
+// the netns.
 func (s *Server) ServeNew(sb *store.Sandbox) error { return s.serve(sb, true) }
 
 func (s *Server) serve(sb *store.Sandbox, fresh bool) error {

@@ -21,10 +21,10 @@ import (
 // Everything else (malformed or unusual messages, debug logging, a full inflight limit)
 // is copied and handed to a goroutine that takes the general path: miekg's header checks
 // and unpacking, then handler.ServeDNS, whose forwarder holds the inflight slots (so the
-// number of those goroutines is bounded as it was with miekg's goroutine per packet: by
-// the query rate times QueueWait, plus the forwards in flight).
+// number of those goroutines is bounded as miekg's goroutine per packet would be: by the
+// query rate times QueueWait, plus the forwards in flight).
 //
-// TCP stays on miekg's dns.Server: clients use it for the rare truncated answer.
+// TCP is miekg's dns.Server (tcpconn.go): clients use it for the rare truncated answer.
 type udpServer struct {
 	h     *handler
 	conn  *net.UDPConn // good until stop
@@ -59,7 +59,7 @@ const minQuery = 12
 // readBatch is how many datagrams one recvmmsg takes at most, and how many replies one
 // sendmmsg sends. Under load a socket holds many queries (a stub resolver sends A and AAAA
 // together; a busy sandbox more): taking them in one system call each way costs less than
-// a recvfrom and a sendto per query. With one datagram waiting it is one of each, as before.
+// a recvfrom and a sendto per query. With one datagram waiting it is one of each.
 const readBatch = 16
 
 // maxReadBackoff bounds the wait between reads that fail in a row.
@@ -149,8 +149,8 @@ func (u *udpServer) read() {
 }
 
 // send writes the replies with as few sendmmsg calls as the kernel allows. A reply the
-// kernel refuses (a full socket buffer, rare on loopback) is dropped, as one sendto
-// failing was: the client retries.
+// kernel refuses (a full socket buffer, rare on loopback) is dropped, as a failed sendto
+// would drop it: the client retries.
 func (u *udpServer) send(mc *mmsgConn, replies [][]byte, to []netip.AddrPort) {
 	for len(replies) > 0 {
 		n, err := mc.write(replies, to)
@@ -210,16 +210,10 @@ func (u *udpServer) general(pkt []byte, from netip.AddrPort) {
 	}
 }
 
-// accept applies miekg's DefaultMsgAcceptFunc and unpacks pkt (at least minQuery bytes).
-// Rejected messages are answered here; the result is nil for those and for ignored ones.
-// This mirrors dns.Server.serveDNS (miekg/dns v1.1), which is not exported.
-func accept(pkt []byte, w dns.ResponseWriter) *dns.Msg {
-	req, _ := acceptMsg(pkt, w)
-	return req
-}
-
-// acceptMsg is accept that also says what it did: MsgAccept with the message, or
-// MsgIgnore, MsgReject or MsgRejectNotImplemented with nil.
+// acceptMsg applies miekg's DefaultMsgAcceptFunc and unpacks pkt (at least minQuery
+// bytes), and says what it did: MsgAccept with the message, or MsgIgnore, MsgReject or
+// MsgRejectNotImplemented with nil. Rejected messages are answered here. This mirrors
+// dns.Server.serveDNS (miekg/dns v1.1), which is not exported.
 func acceptMsg(pkt []byte, w dns.ResponseWriter) (*dns.Msg, dns.MsgAcceptAction) {
 	dh := dns.Header{
 		Id:      binary.BigEndian.Uint16(pkt[0:]),
