@@ -44,7 +44,7 @@ type Worker struct {
 
 	mu     sync.Mutex    // guards following
 	jobs   chan job      // to the running goroutine, or nil when none runs
-	exited chan struct{} // closed when that goroutine has ended
+	exited chan struct{} // closed when the last goroutine started has ended; or nil
 	closed bool
 }
 
@@ -82,9 +82,12 @@ func (w *Worker) Do(fn func() error) error {
 // Kick asks the goroutine, started if need be, to run Tend soon. It never waits; kicks
 // made while one is pending are one.
 func (w *Worker) Kick() {
-	if _, _, err := w.running(); err != nil {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.startLocked() != nil {
 		return
 	}
+	// Under mu, so a goroutine that goes idle sees the kick and stays.
 	select {
 	case w.kick <- struct{}{}:
 	default:
@@ -110,27 +113,46 @@ func (w *Worker) Close() {
 func (w *Worker) running() (chan job, chan struct{}, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
-		return nil, nil, ErrWorkerClosed
-	}
-	if w.jobs != nil {
-		select {
-		case <-w.exited:
-			w.jobs = nil
-		default:
-		}
-	}
-	if w.jobs == nil {
-		w.jobs, w.exited = make(chan job), make(chan struct{})
-		go w.run(w.jobs, w.exited)
+	if err := w.startLocked(); err != nil {
+		return nil, nil, err
 	}
 	return w.jobs, w.exited, nil
 }
 
-// run is the locked goroutine. It deliberately never calls UnlockOSThread: if the thread
-// cannot join the netns it is not put back either, and it ends with the goroutine.
-func (w *Worker) run(jobs chan job, exited chan struct{}) {
+// startLocked starts a goroutine if none runs. w.mu is held.
+func (w *Worker) startLocked() error {
+	if w.closed {
+		return ErrWorkerClosed
+	}
+	if w.jobs == nil {
+		prev := w.exited
+		w.jobs, w.exited = make(chan job), make(chan struct{})
+		go w.run(w.jobs, prev, w.exited)
+	}
+	return nil
+}
+
+// retire ends the goroutine serving jobs after Idle, unless a kick came in meanwhile.
+func (w *Worker) retire(jobs chan job) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.kick) > 0 {
+		return false
+	}
+	if w.jobs == jobs {
+		w.jobs = nil // the next use starts another
+	}
+	return true
+}
+
+// run is the locked goroutine; prev is the previous one's exited, so that its Exit and
+// this one's Tend never overlap. It deliberately never calls UnlockOSThread: if the
+// thread cannot join the netns it is not put back either, and it ends with the goroutine.
+func (w *Worker) run(jobs chan job, prev, exited chan struct{}) {
 	defer close(exited)
+	if prev != nil {
+		<-prev
+	}
 	if w.cfg.Exit != nil {
 		defer w.cfg.Exit()
 	}
@@ -157,7 +179,9 @@ func (w *Worker) run(jobs chan job, exited chan struct{}) {
 			}
 		case <-w.kick:
 		case <-idle.C:
-			return
+			if w.retire(jobs) {
+				return
+			}
 		case <-w.stop:
 			return
 		}
