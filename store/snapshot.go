@@ -2,9 +2,11 @@ package store
 
 import (
 	"fmt"
+	"hash/maphash"
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/go-memdb"
 )
@@ -184,10 +186,38 @@ func (s *Snapshot) NetworkEndpoints(netID string) []*Endpoint {
 // EndpointsByName returns the endpoints on network netID that answer to name (a sandbox
 // name, alias, short ID or hostname; case-insensitive), ordered by ID.
 func (s *Snapshot) EndpointsByName(netID, name string) []*Endpoint {
-	if s.view != nil {
-		return s.view.endpointsByName(netID, name)
+	if s.view == nil {
+		return all[Endpoint](s, tableEndpoints, indexNetworkName, netID, name)
 	}
-	return all[Endpoint](s, tableEndpoints, indexNetworkName, netID, name)
+	// The view's keys are strings.ToLower of the names. An ASCII name is lower-cased on
+	// the stack, so the lookup allocates nothing; it is in this function, not a view
+	// method, to cost one call per lookup.
+	names := s.view.names[netID]
+	if names == nil {
+		return nil
+	}
+	switch foldCase(name) {
+	case foldNone:
+		return names[shardOf(name)][name]
+	case foldUnicode:
+		key := strings.ToLower(name)
+		return names[shardOf(key)][key]
+	}
+	if len(name) > maxNameLen {
+		key := strings.ToLower(name)
+		return names[shardOf(key)][key]
+	}
+	var buf [maxNameLen]byte
+	b := buf[:len(name)]
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	// No allocation: the compiler reads the map with the bytes.
+	return names[maphash.Bytes(nameSeed, b)%nameShards][string(b)]
 }
 
 // EndpointsByLink returns the endpoints of sandbox sbID that carry a link with this alias.

@@ -255,37 +255,6 @@ func setOrDelete[K comparable](m map[K][]*Endpoint, k K, list []*Endpoint) {
 // characters in text form; longer ones are lower-cased on the heap).
 const maxNameLen = 256
 
-// endpointsByName is Snapshot.EndpointsByName read from the view: the name is lower-cased
-// on the stack, so the lookup allocates nothing.
-func (v *view) endpointsByName(netID, name string) []*Endpoint {
-	names := v.names[netID]
-	if names == nil {
-		return nil
-	}
-	switch foldCase(name) {
-	case foldNone:
-		return names[shardOf(name)][name]
-	case foldUnicode:
-		key := strings.ToLower(name)
-		return names[shardOf(key)][key]
-	}
-	if len(name) > maxNameLen {
-		key := strings.ToLower(name)
-		return names[shardOf(key)][key]
-	}
-	var buf [maxNameLen]byte
-	b := buf[:len(name)]
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		b[i] = c
-	}
-	// No allocation: the compiler reads the map with the bytes.
-	return names[maphash.Bytes(nameSeed, b)%nameShards][string(b)]
-}
-
 // How a name must be lower-cased to match the index's strings.ToLower keys.
 const (
 	foldNone    = iota // already lower case
