@@ -225,7 +225,7 @@ func openDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*daemon, err
 		HostDNS:  cfg.hostDNS,
 		// The data plane: berth's own nftables tables, rebuilt from the records after
 		// every change, and its bridges opened in other programs' forward chains.
-		Firewall:     applyFirewall(log),
+		Firewall:     firewall.Host(log),
 		Ports:        portmap.New(log),
 		IPForward:    cfg.IPForward,
 		NoDefaultICC: !cfg.ICC,
@@ -237,24 +237,6 @@ func openDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*daemon, err
 	}
 	k.StartNetNSPool(netnsPoolSize) // after the restore, which it would only slow down
 	return d, nil
-}
-
-// applyFirewall is netmgr's Firewall: berth's tables, then its accept rules in other
-// programs' forward chains (Docker's, firewalld's). Those rules failing is not the
-// change's failure (berth's own rules are in; the repair loop tries them again), so it
-// is logged.
-func applyFirewall(log *slog.Logger) func(firewall.State) error {
-	return func(st firewall.State) error {
-		if err := firewall.Apply(st); err != nil {
-			return err
-		}
-		if changed, err := firewall.OpenForward(st); err != nil {
-			log.Warn("firewall", "err", err)
-		} else if len(changed) > 0 {
-			log.Debug("forward chains opened", "what", changed)
-		}
-		return nil
-	}
 }
 
 // repairFirewall starts the loop that checks the firewall and repairs it (see
