@@ -142,6 +142,11 @@ func TestRelayInflight(t *testing.T) {
 	for len(h.sem) != 0 || len(s.global) != 0 {
 		time.Sleep(time.Millisecond) // released right after the reply is written
 	}
+	// The refused answer is counted after it is written, so the client may read it first.
+	deadline := time.Now().Add(2 * time.Second)
+	for value(t, s, `berth_dns_answers_total{source="refused"}`) != 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	if v := value(t, s, `berth_dns_answers_total{source="refused"}`); v != 1 {
 		t.Errorf("refused answers: got %v; want 1", v)
 	}
