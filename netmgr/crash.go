@@ -3,6 +3,7 @@ package netmgr
 import (
 	"os"
 	"syscall"
+	"time"
 )
 
 // crashAt names a step after which the daemon kills itself with SIGKILL, as if it crashed
@@ -22,7 +23,17 @@ var CrashPoints = []string{
 	"rename:pinned", "rename:recorded",
 }
 
+// pauseAt names a step at which the daemon waits pauseFor before going on, so that a test
+// can act while a change is half made: a client that gives up in the middle of a create
+// must leave nothing behind. Read once, like crashAt.
+var pauseAt = os.Getenv("BERTH_PAUSE_AT")
+
+const pauseFor = time.Second
+
 func crashPoint(step string) {
+	if pauseAt != "" && pauseAt == step {
+		time.Sleep(pauseFor)
+	}
 	if crashAt != "" && crashAt == step {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // SIGKILL is not delivered synchronously; never run the next step
