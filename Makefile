@@ -12,13 +12,14 @@ build:
 	CGO_ENABLED=0 $(GO) build -o $(CNI_BIN) ./cmd/berth-cni
 
 # deps installs the system tools the demo and the integration tests run (ip, ping, dig, nft;
-# iptables and Docker's engine for TestCoexistDocker). No package may start its service
-# meanwhile (policy-rc.d exit 101): docker.io would start dockerd in the machine's own
-# namespaces; the test runs its own in a private one.
+# iptables and Docker's engine for TestCoexistDocker; etcd for internal/etcdtest). No package
+# may start its service meanwhile (policy-rc.d exit 101): docker.io would start dockerd, and
+# etcd-server etcd, in the machine's own namespaces; the tests run their own.
 deps:
 	@missing=""; \
 	for c in ip:iproute2 ping:iputils-ping dig:dnsutils nft:nftables unshare:util-linux \
-		containerd:containerd ctr:containerd runc:runc iptables:iptables dockerd:docker.io; do \
+		containerd:containerd ctr:containerd runc:runc iptables:iptables dockerd:docker.io \
+		etcd:etcd-server; do \
 		command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c#*:}"; \
 	done; \
 	dpkg -s busybox-static >/dev/null 2>&1 || missing="$$missing busybox-static"; \
