@@ -61,7 +61,10 @@ func newOverlayRig(t *testing.T) (a, b *overlayHost) {
 		h.sandbox = testns.NewNetNS(t, "bth-sb-"+string(rune('a'+i)))
 		h.peer = VxlanPeer{
 			MAC:   net.HardwareAddr{0x02, 0x77, 0, 0, 0, n},
-			Addrs: []netip.Addr{netip.AddrFrom4([4]byte{10, 77, 0, n})},
+			Addrs: []netip.Addr{
+				netip.AddrFrom4([4]byte{10, 77, 0, n}),
+				netip.AddrFrom16([16]byte{0: 0xfd, 1: 0x77, 15: n}),
+			},
 			Host:  h.underlay,
 		}
 		dev, err := h.nh.LinkByName("ul0")
@@ -100,8 +103,10 @@ func newOverlayRig(t *testing.T) (a, b *overlayHost) {
 		}
 		snh := handleIn(t, h.sandbox)
 		eth0 := linkIn(t, snh, "eth0")
-		if err := snh.AddrAdd(eth0, prefixAddr(netip.PrefixFrom(h.peer.Addrs[0], 24))); err != nil {
-			t.Fatal(err)
+		for _, p := range []netip.Prefix{netip.PrefixFrom(h.peer.Addrs[0], 24), netip.PrefixFrom(h.peer.Addrs[1], 64)} {
+			if err := snh.AddrAdd(eth0, prefixAddr(p)); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if err := snh.LinkSetUp(eth0); err != nil {
 			t.Fatal(err)
@@ -200,12 +205,14 @@ func TestVxlanTwoHosts(t *testing.T) {
 	}
 	reach := func(want bool, why string) {
 		t.Helper()
-		err := pingErr(a.sandbox, b.peer.Addrs[0])
-		if want && err != nil {
-			t.Errorf("%s: ping a -> b: %v", why, err)
-		}
-		if !want && err == nil {
-			t.Errorf("%s: ping a -> b got through", why)
+		for _, addr := range b.peer.Addrs { // ARP and ND, both answered by a's device
+			err := pingErr(a.sandbox, addr)
+			if want && err != nil {
+				t.Errorf("%s: ping a -> b %s: %v", why, addr, err)
+			}
+			if !want && err == nil {
+				t.Errorf("%s: ping a -> b %s got through", why, addr)
+			}
 		}
 	}
 
@@ -216,7 +223,7 @@ func TestVxlanTwoHosts(t *testing.T) {
 	program(b, a)
 	reach(true, "same vni, peers programmed")
 	if fdb, neigh := vxlanEntries(t, a.nh, rigVxlan); !slices.Equal(fdb, []string{"02:77:00:00:00:03 192.168.77.2"}) ||
-		!slices.Equal(neigh, []string{"10.77.0.3 02:77:00:00:00:03"}) {
+		!slices.Equal(neigh, []string{"10.77.0.3 02:77:00:00:00:03", "fd77::3 02:77:00:00:00:03"}) {
 		t.Errorf("entries on a: got fdb %v neigh %v; want b's only", fdb, neigh)
 	}
 
@@ -265,10 +272,10 @@ func TestVxlanTwoHosts(t *testing.T) {
 	}{
 		{[]VxlanPeer{phantom, b.peer},
 			[]string{"02:77:00:00:00:03 192.168.77.2", "02:77:00:00:00:09 192.168.77.9"},
-			[]string{"10.77.0.3 02:77:00:00:00:03", "10.77.0.9 02:77:00:00:00:09"}, true},
+			[]string{"10.77.0.3 02:77:00:00:00:03", "10.77.0.9 02:77:00:00:00:09", "fd77::3 02:77:00:00:00:03"}, true},
 		{[]VxlanPeer{b.peer},
 			[]string{"02:77:00:00:00:03 192.168.77.2"},
-			[]string{"10.77.0.3 02:77:00:00:00:03"}, true},
+			[]string{"10.77.0.3 02:77:00:00:00:03", "fd77::3 02:77:00:00:00:03"}, true},
 		{nil, nil, nil, false},
 	}
 	for i, s := range steps {
