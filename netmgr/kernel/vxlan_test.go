@@ -60,12 +60,12 @@ func newOverlayRig(t *testing.T) (a, b *overlayHost) {
 		h.nh = handleIn(t, paths[i])
 		h.sandbox = testns.NewNetNS(t, "bth-sb-"+string(rune('a'+i)))
 		h.peer = VxlanPeer{
-			MAC:   net.HardwareAddr{0x02, 0x77, 0, 0, 0, n},
+			MAC: net.HardwareAddr{0x02, 0x77, 0, 0, 0, n},
 			Addrs: []netip.Addr{
 				netip.AddrFrom4([4]byte{10, 77, 0, n}),
 				netip.AddrFrom16([16]byte{0: 0xfd, 1: 0x77, 15: n}),
 			},
-			Host:  h.underlay,
+			Host: h.underlay,
 		}
 		dev, err := h.nh.LinkByName("ul0")
 		if err != nil {
@@ -264,6 +264,12 @@ func TestVxlanTwoHosts(t *testing.T) {
 		MAC:   mustMAC(t, "02:77:00:00:00:09"),
 		Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.9")},
 		Host:  netip.MustParseAddr("192.168.77.9"),
+	}
+	// An all-zeros default entry (flooding to a host, which berth never programs) is
+	// extra too.
+	flood := fdbEntry(linkIn(t, a.nh, rigVxlan).Attrs().Index, make(net.HardwareAddr, 6), phantom.Host)
+	if err := a.nh.NeighAppend(flood); err != nil {
+		t.Fatal(err)
 	}
 	steps := []struct {
 		want       []VxlanPeer
