@@ -1,7 +1,6 @@
 package dnsd
 
 import (
-	"bytes"
 	"encoding/binary"
 	"log/slog"
 	"math/rand/v2"
@@ -77,10 +76,10 @@ func (h *handler) classify(pkt []byte, sc *scratch) (reply []byte, v verdict, q 
 	// The resolver keeps no reference to the name (a Result holds store strings only), so
 	// it may look at scratch memory that the next datagram overwrites.
 	qname := unsafe.String(&sc.name[0], q.nameLen)
-	res := resolver.LookupAppend(sc.addrs[:0], h.s.cfg.Store.Snapshot(), h.id, qname, q.qtype, false)
+	res := resolver.LookupAppend(sc.addrs[:0], h.s.cfg.Store.Snapshot(), h.id, qname, q.qtype)
 	if res.Kind == resolver.NotOurs {
-		if (q.qtype == resolver.TypeA || q.qtype == resolver.TypeAAAA) && bytes.IndexByte(sc.name[:q.nameLen-1], '.') < 0 {
-			return nil, toGeneral, q // the ndots rule, which ServeDNS applies
+		if (q.qtype == resolver.TypeA || q.qtype == resolver.TypeAAAA) && resolver.SingleLabel(qname) {
+			return nil, toGeneral, q // the ndots rule (resolver.NDots), which ServeDNS applies
 		}
 		return nil, toRelay, q
 	}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -200,21 +199,13 @@ func (s *Server) answer(ctx context.Context, h *handler, r *dns.Msg, proto strin
 	return answer{raw: raw, res: res, upstream: up}
 }
 
-// lookup is resolver.LookupWith with the ndots rule, whose input (the sandbox's and the
+// lookup is resolver.Lookup with the ndots rule, whose input (the sandbox's and the
 // host's resolv.conf options) is only parsed for the rare query it can change: an unknown
 // single-label A or AAAA name.
 func (s *Server) lookup(snap *store.Snapshot, id string, q dns.Question) resolver.Result {
-	res := resolver.Lookup(snap, id, q.Name, q.Qtype)
-	if res.Kind != resolver.NotOurs || (q.Qtype != dns.TypeA && q.Qtype != dns.TypeAAAA) || !singleLabel(q.Name) {
-		return res
-	}
-	return resolver.LookupWith(snap, id, q.Name, q.Qtype, resolver.NDotsSet(snap, id, s.hostView().hc))
-}
-
-// singleLabel reports whether name is one non-empty label, trailing dot aside.
-func singleLabel(name string) bool {
-	name = strings.TrimSuffix(name, ".")
-	return name != "" && !strings.Contains(name, ".")
+	return resolver.NDots(resolver.Lookup(snap, id, q.Name, q.Qtype), q.Name, q.Qtype, func() bool {
+		return resolver.NDotsSet(snap, id, s.hostView().hc)
+	})
 }
 
 // localReply builds the answer to a name the resolver owns: RA set, AA clear, TTL 600, the

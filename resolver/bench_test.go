@@ -37,7 +37,7 @@ func BenchmarkLookup(b *testing.B) {
 			b.ReportAllocs()
 			buf := make([]netip.Addr, 0, 16)
 			for b.Loop() {
-				if res := LookupAppend(buf, snap, id, bc.qname, bc.qtype, false); res.Kind == NotOurs && bc.name != "A_miss_forwarded" {
+				if res := LookupAppend(buf, snap, id, bc.qname, bc.qtype); res.Kind == NotOurs && bc.name != "A_miss_forwarded" {
 					b.Fatalf("%s: NotOurs", bc.qname)
 				}
 			}
@@ -82,7 +82,7 @@ func TestLookupAppendNoAllocs(t *testing.T) {
 		{"a", "b", TypeAAAA}, {"a", "www.example.com.", TypeA},
 	} {
 		id := w.sb[q.from].ID
-		if got := testing.AllocsPerRun(100, func() { LookupAppend(buf, snap, id, q.qname, q.qtype, false) }); got != 0 {
+		if got := testing.AllocsPerRun(100, func() { LookupAppend(buf, snap, id, q.qname, q.qtype) }); got != 0 {
 			t.Errorf("LookupAppend(%s %d): %v allocations; want 0", q.qname, q.qtype, got)
 		}
 	}
@@ -108,7 +108,7 @@ func BenchmarkLookupManyNames(b *testing.B) {
 	buf := make([]netip.Addr, 0, 16)
 	b.ReportAllocs()
 	for b.Loop() {
-		if res := LookupAppend(buf, snap, asker.ID, "b57-a99", TypeA, false); res.Kind != Found {
+		if res := LookupAppend(buf, snap, asker.ID, "b57-a99", TypeA); res.Kind != Found {
 			b.Fatalf("b57-a99: %v", res.Kind)
 		}
 	}
@@ -149,7 +149,7 @@ func BenchmarkLookupSpread(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				if res := LookupAppend(buf, snap, asker.ID, names[i&(len(names)-1)], TypeA, false); res.Kind != Found {
+				if res := LookupAppend(buf, snap, asker.ID, names[i&(len(names)-1)], TypeA); res.Kind != Found {
 					b.Fatalf("%s: %v", names[i&(len(names)-1)], res.Kind)
 				}
 				i++

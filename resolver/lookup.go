@@ -69,10 +69,10 @@ const (
 // anyFamily asks lookupName whether a name is known at all (MX).
 const anyFamily uint16 = 0
 
-// Lookup answers one question asked by sandbox sandboxID, without the ndots rule. It is
-// LookupWith(snap, sandboxID, qname, qtype, false).
+// Lookup answers one question asked by sandbox sandboxID, without the ndots rule (NDots
+// applies it). It is LookupWith(snap, sandboxID, qname, qtype, false).
 func Lookup(snap *store.Snapshot, sandboxID, qname string, qtype uint16) Result {
-	return LookupWith(snap, sandboxID, qname, qtype, false)
+	return LookupAppend(nil, snap, sandboxID, qname, qtype)
 }
 
 // LookupWith answers one question asked by sandbox sandboxID. ndotsSet is NDotsSet for that
@@ -94,21 +94,29 @@ func Lookup(snap *store.Snapshot, sandboxID, qname string, qtype uint16) Result 
 // "<sandbox name>.<network name>."; MX for a name known as above is NoData; every other
 // type, and every name not known, is NotOurs.
 func LookupWith(snap *store.Snapshot, sandboxID, qname string, qtype uint16, ndotsSet bool) Result {
-	return LookupAppend(nil, snap, sandboxID, qname, qtype, ndotsSet)
+	return NDots(LookupAppend(nil, snap, sandboxID, qname, qtype), qname, qtype, func() bool { return ndotsSet })
 }
 
-// LookupAppend is LookupWith, except that the Addrs of a Found A or AAAA result are dst[:0]
+// NDots applies the ndots rule to res, the answer without it to qname and qtype: an
+// unknown single-label A or AAAA name gets NoData (Source "ndots") when ndotsSet reports
+// true. ndotsSet is called only when the rule can change res, so its cost (NDotsSet
+// parses the sandbox's resolv.conf options) is paid only for such names, and the name is
+// looked up once.
+func NDots(res Result, qname string, qtype uint16, ndotsSet func() bool) Result {
+	if res.Kind == NotOurs && (qtype == TypeA || qtype == TypeAAAA) && SingleLabel(qname) && ndotsSet() {
+		return Result{Kind: NoData, Source: srcNdots}
+	}
+	return res
+}
+
+// LookupAppend is Lookup, except that the Addrs of a Found A or AAAA result are dst[:0]
 // with the addresses appended, instead of a new slice. The DNS server passes a buffer it
 // reuses per socket, so a local answer costs no allocation here: every read goes through
 // the store's commit-time view (Snapshot.Sandbox, EndpointsByName, ...).
-func LookupAppend(dst []netip.Addr, snap *store.Snapshot, sandboxID, qname string, qtype uint16, ndotsSet bool) Result {
+func LookupAppend(dst []netip.Addr, snap *store.Snapshot, sandboxID, qname string, qtype uint16) Result {
 	switch qtype {
 	case TypeA, TypeAAAA:
-		res := lookupName(snap, sandboxID, qname, qtype, dst)
-		if res.Kind == NotOurs && ndotsSet && singleLabel(qname) {
-			return Result{Kind: NoData, Source: srcNdots}
-		}
-		return res
+		return lookupName(snap, sandboxID, qname, qtype, dst)
 	case TypeMX:
 		// RFC 5321 implicit MX: a host with an address but no MX gets mail at that
 		// address, so a local name answers NOERROR with no records.
@@ -123,8 +131,8 @@ func LookupAppend(dst []netip.Addr, snap *store.Snapshot, sandboxID, qname strin
 	return Result{}
 }
 
-// singleLabel reports whether qname is one non-empty label (ignoring a trailing dot).
-func singleLabel(qname string) bool {
+// SingleLabel reports whether qname is one non-empty label (ignoring a trailing dot).
+func SingleLabel(qname string) bool {
 	name := strings.TrimSuffix(qname, ".")
 	return name != "" && !strings.Contains(name, ".")
 }
