@@ -141,29 +141,25 @@ func (l *live) update(cur inputs) []change {
 			goneNets = append(goneNets, o)
 		}
 	}
-	var gonePorts, newPorts []Port
-	for p := range old.ports {
-		if cur.ports[p] == 0 || redo[p.Bridge] {
-			gonePorts = append(gonePorts, p)
-		}
-	}
-	for p := range cur.ports {
-		if old.ports[p] == 0 || redo[p.Bridge] {
-			newPorts = append(newPorts, p)
-		}
-	}
-	var goneLinks, newLinks []Link
-	for k := range old.links {
-		if cur.links[k] == 0 || redo[k.Bridge] {
-			goneLinks = append(goneLinks, k)
-		}
-	}
-	for k := range cur.links {
-		if old.links[k] == 0 || redo[k.Bridge] {
-			newLinks = append(newLinks, k)
-		}
-	}
+	gonePorts, newPorts := diff(old.ports, cur.ports, func(p Port) bool { return redo[p.Bridge] })
+	goneLinks, newLinks := diff(old.links, cur.links, func(k Link) bool { return redo[k.Bridge] })
 	return l.move(func() { l.in = cur }, goneNets, newNets, gonePorts, newPorts, goneLinks, newLinks)
+}
+
+// diff returns the keys listed in old but not in cur (gone) and in cur but not in old
+// (added); a key that redo reports is in both, to be taken out and put back.
+func diff[K comparable](old, cur map[K]int, redo func(K) bool) (gone, added []K) {
+	for k := range old {
+		if cur[k] == 0 || redo(k) {
+			gone = append(gone, k)
+		}
+	}
+	for k := range cur {
+		if old[k] == 0 || redo(k) {
+			added = append(added, k)
+		}
+	}
+	return gone, added
 }
 
 // move takes the elements of the gone inputs out (against the networks before), calls
