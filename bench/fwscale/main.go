@@ -7,22 +7,24 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"log"
-	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/nftables"
+
+	"berth/api"
+	"berth/api/client"
 )
 
-var client *http.Client
+var (
+	daemon *client.Client
+	ctx    = context.Background()
+)
 
 func main() {
 	socket := flag.String("socket", "/run/berth/berth.sock", "daemon API socket")
@@ -30,17 +32,17 @@ func main() {
 	ports := flag.Int("ports", 5000, "published ports to create")
 	per := flag.Int("per", 10, "published ports per sandbox")
 	flag.Parse()
-	client = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", *socket)
-	}}}
+	var err error
+	if daemon, err = client.New("unix://" + *socket); err != nil {
+		log.Fatal(err)
+	}
 
 	netCheck := checkpoints(*networks, 1, 10, 100, 500, 1000)
 	var netTimes []time.Duration
 	netCounts := map[int][2]int{}
 	for i := range *networks {
-		body := fmt.Sprintf(`{"Name":"scale%d","Subnets":["%s"]}`, i, subnet(i))
-		netTimes = append(netTimes, timed(func() error { return call("POST", "/v1/networks", body) }))
+		req := api.NetworkCreate{Name: fmt.Sprintf("scale%d", i), Subnets: []string{subnet(i)}}
+		netTimes = append(netTimes, timed(func() error { return createNetwork(req) }))
 		if n := i + 1; netCheck[n] {
 			netCounts[n] = count()
 		}
@@ -56,12 +58,11 @@ func main() {
 	var sbTimes []time.Duration
 	sbCounts := map[int][2]int{}
 	for s := range sandboxes {
-		var pub []string
+		req := api.SandboxCreate{Name: fmt.Sprintf("scalesb%d", s), Networks: []string{fmt.Sprintf("scale%d", s%*networks)}}
 		for p := range *per {
-			pub = append(pub, fmt.Sprintf(`"%d:80"`, 10000+s**per+p))
+			req.Publish = append(req.Publish, fmt.Sprintf("%d:80", 10000+s**per+p))
 		}
-		body := fmt.Sprintf(`{"Name":"scalesb%d","Networks":["scale%d"],"Publish":[%s]}`, s, s%*networks, strings.Join(pub, ","))
-		sbTimes = append(sbTimes, timed(func() error { return call("POST", "/v1/sandboxes", body) }))
+		sbTimes = append(sbTimes, timed(func() error { return createSandbox(req) }))
 		if n := s + 1; portCheck[n] {
 			sbCounts[n] = count()
 		}
@@ -70,9 +71,11 @@ func main() {
 	// One more network, and one sandbox without ports, next to everything: a create costs
 	// what it did with nothing there.
 	extraNet := timed(func() error {
-		return call("POST", "/v1/networks", fmt.Sprintf(`{"Name":"scalelast","Subnets":["%s"]}`, subnet(*networks)))
+		return createNetwork(api.NetworkCreate{Name: "scalelast", Subnets: []string{subnet(*networks)}})
 	})
-	plain := timed(func() error { return call("POST", "/v1/sandboxes", `{"Name":"scaleplain","Networks":["scale0"]}`) })
+	plain := timed(func() error {
+		return createSandbox(api.SandboxCreate{Name: "scaleplain", Networks: []string{"scale0"}})
+	})
 
 	fmt.Printf("## Firewall scale (bench/fwscale)\n\n")
 	fmt.Printf("%d bridge networks with explicit /24 subnets, created one after the other through the API; then %d\n", *networks, *ports)
@@ -184,20 +187,12 @@ func count() [2]int {
 	return [2]int{rules, elems}
 }
 
-func call(method, path, body string) error {
-	req, err := http.NewRequest(method, "http://berth"+path, bytes.NewBufferString(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, b)
-	}
-	return nil
+// createNetwork is POST /v1/networks (api/client has no typed call for it).
+func createNetwork(req api.NetworkCreate) error {
+	return daemon.Do(ctx, http.MethodPost, "/networks", req, nil)
+}
+
+func createSandbox(req api.SandboxCreate) error {
+	_, err := daemon.CreateSandbox(ctx, req)
+	return err
 }
