@@ -10,9 +10,9 @@ import (
 	"berth/store"
 )
 
-// The daemon's changes. The API handlers go through these instead of d.mgr. A new
-// sandbox's DNS server starts here; the follow-ups of the other changes (events, DNS
-// servers stopped or reopened) are Changed's, which netmgr tells of each change it made.
+// The API handlers call netmgr's change methods directly, except a sandbox create, whose
+// DNS server starts here; the follow-ups of every change (events, DNS servers stopped or
+// reopened) are Changed's, which netmgr tells of each change it made.
 
 // createSandbox makes the sandbox, then its embedded DNS. A sandbox is created whole or not
 // at all: a DNS server that fails to start, or a client that went away meanwhile, removes
@@ -49,32 +49,4 @@ func (d *daemon) serveNew(id string) error {
 		return d.dns.ServeNew(sb) // a netns netmgr has just made
 	}
 	return d.dns.Serve(sb)
-}
-
-func (d *daemon) createNetwork(ctx context.Context, req api.NetworkCreate) (*store.Network, error) {
-	return d.mgr.CreateNetwork(ctx, req)
-}
-
-func (d *daemon) removeNetwork(ctx context.Context, req api.NetworkRemove) error {
-	return d.mgr.RemoveNetwork(ctx, req)
-}
-
-func (d *daemon) pruneNetworks(ctx context.Context) ([]string, error) {
-	return d.mgr.PruneNetworks(ctx)
-}
-
-func (d *daemon) removeSandbox(ctx context.Context, req api.SandboxRemove) error {
-	return d.mgr.RemoveSandbox(ctx, req)
-}
-
-func (d *daemon) connect(ctx context.Context, req api.NetworkConnect) error {
-	return d.mgr.Connect(ctx, req)
-}
-
-func (d *daemon) disconnect(ctx context.Context, req api.NetworkDisconnect) error {
-	return d.mgr.Disconnect(ctx, req)
-}
-
-func (d *daemon) rename(ctx context.Context, req api.SandboxRename) error {
-	return d.mgr.RenameSandbox(ctx, req)
 }

@@ -69,7 +69,7 @@ func (s *server) createNetwork(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	n, err := s.d.createNetwork(r.Context(), req)
+	n, err := s.d.mgr.CreateNetwork(r.Context(), req)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -99,11 +99,11 @@ func (s *server) getNetwork(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) removeNetwork(w http.ResponseWriter, r *http.Request) {
-	writeResult(w, s.d.removeNetwork(r.Context(), api.NetworkRemove{Network: r.PathValue("ref")}))
+	writeResult(w, s.d.mgr.RemoveNetwork(r.Context(), api.NetworkRemove{Network: r.PathValue("ref")}))
 }
 
 func (s *server) pruneNetworks(w http.ResponseWriter, r *http.Request) {
-	deleted, err := s.d.pruneNetworks(r.Context())
+	deleted, err := s.d.mgr.PruneNetworks(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return
@@ -116,7 +116,7 @@ func (s *server) connect(w http.ResponseWriter, r *http.Request) {
 	var req api.NetworkConnect
 	if decodeBody(w, r, &req) {
 		req.Network = r.PathValue("ref")
-		writeResult(w, s.d.connect(r.Context(), req))
+		writeResult(w, s.d.mgr.Connect(r.Context(), req))
 	}
 }
 
@@ -124,7 +124,7 @@ func (s *server) disconnect(w http.ResponseWriter, r *http.Request) {
 	var req api.NetworkDisconnect
 	if decodeBody(w, r, &req) {
 		req.Network = r.PathValue("ref")
-		writeResult(w, s.d.disconnect(r.Context(), req))
+		writeResult(w, s.d.mgr.Disconnect(r.Context(), req))
 	}
 }
 
@@ -170,14 +170,14 @@ func (s *server) removeSandbox(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeResult(w, s.d.removeSandbox(r.Context(), req))
+	writeResult(w, s.d.mgr.RemoveSandbox(r.Context(), req))
 }
 
 func (s *server) renameSandbox(w http.ResponseWriter, r *http.Request) {
 	var req api.SandboxRename
 	if decodeBody(w, r, &req) {
 		req.Sandbox = r.PathValue("ref")
-		writeResult(w, s.d.rename(r.Context(), req))
+		writeResult(w, s.d.mgr.RenameSandbox(r.Context(), req))
 	}
 }
 
