@@ -196,15 +196,11 @@ func (s *Snapshot) EndpointsByName(netID, name string) []*Endpoint {
 	if names == nil {
 		return nil
 	}
-	switch foldCase(name) {
-	case foldNone:
+	switch fold := foldCase(name); {
+	case fold == foldNone:
 		return names[shardOf(name)][name]
-	case foldUnicode:
-		key := strings.ToLower(name)
-		return names[shardOf(key)][key]
-	}
-	if len(name) > maxNameLen {
-		key := strings.ToLower(name)
+	case fold == foldUnicode || len(name) > maxNameLen:
+		key := strings.ToLower(name) // not on the stack: rare
 		return names[shardOf(key)][key]
 	}
 	var buf [maxNameLen]byte
