@@ -299,11 +299,11 @@ func FuzzLookup(f *testing.F) {
 	snap := w.st.Snapshot()
 	f.Fuzz(func(t *testing.T, qname string, qtype uint16, which uint8, ndots bool) {
 		sb := w.pick(which)
-		res := LookupWith(snap, sb.ID, qname, qtype, ndots)
+		res := lookupNDots(snap, sb.ID, qname, qtype, ndots)
 		checkLookup(t, snap, sb, qname, qtype, res)
 		// Lookups are case-insensitive (ASCII, as DNS is).
 		if up := upperASCII(qname); up != qname {
-			res2 := LookupWith(snap, sb.ID, up, qtype, ndots)
+			res2 := lookupNDots(snap, sb.ID, up, qtype, ndots)
 			if res2.Kind != res.Kind || res2.Network != res.Network || !sameAddrs(res.Addrs, res2.Addrs) ||
 				!strings.EqualFold(res.Target, res2.Target) {
 				t.Errorf("%q → %+v but %q → %+v", qname, res, up, res2)

@@ -70,15 +70,7 @@ const (
 const anyFamily uint16 = 0
 
 // Lookup answers one question asked by sandbox sandboxID, without the ndots rule (NDots
-// applies it). It is LookupWith(snap, sandboxID, qname, qtype, false).
-func Lookup(snap *store.Snapshot, sandboxID, qname string, qtype uint16) Result {
-	return LookupAppend(nil, snap, sandboxID, qname, qtype)
-}
-
-// LookupWith answers one question asked by sandbox sandboxID. ndotsSet is NDotsSet for that
-// sandbox: when true, an A or AAAA query for a single-label name nobody knows gets NoData
-// (Source "ndots") instead of being forwarded, so the client's stub resolver moves on to
-// its search domains (Docker's sb.ndotsSet rule).
+// applies it to the result).
 //
 // A and AAAA: the trailing dot is ignored and the match is case-insensitive, both in the
 // name and in the network part of "name.network" (Docker compares the network part
@@ -93,15 +85,16 @@ func Lookup(snap *store.Snapshot, sandboxID, qname string, qtype uint16) Result 
 // PTR: an address held by a sandbox on a network the querying sandbox shares answers
 // "<sandbox name>.<network name>."; MX for a name known as above is NoData; every other
 // type, and every name not known, is NotOurs.
-func LookupWith(snap *store.Snapshot, sandboxID, qname string, qtype uint16, ndotsSet bool) Result {
-	return NDots(LookupAppend(nil, snap, sandboxID, qname, qtype), qname, qtype, func() bool { return ndotsSet })
+func Lookup(snap *store.Snapshot, sandboxID, qname string, qtype uint16) Result {
+	return LookupAppend(nil, snap, sandboxID, qname, qtype)
 }
 
 // NDots applies the ndots rule to res, the answer without it to qname and qtype: an
-// unknown single-label A or AAAA name gets NoData (Source "ndots") when ndotsSet reports
-// true. ndotsSet is called only when the rule can change res, so its cost (NDotsSet
-// parses the sandbox's resolv.conf options) is paid only for such names, and the name is
-// looked up once.
+// unknown single-label A or AAAA name gets NoData (Source "ndots") when ndotsSet (NDotsSet
+// for the sandbox) reports true, instead of being forwarded, so the client's stub resolver
+// moves on to its search domains (Docker's sb.ndotsSet rule). ndotsSet is called only
+// when the rule can change res, so its cost (NDotsSet parses the sandbox's resolv.conf
+// options) is paid only for such names, and the name is looked up once.
 func NDots(res Result, qname string, qtype uint16, ndotsSet func() bool) Result {
 	if res.Kind == NotOurs && (qtype == TypeA || qtype == TypeAAAA) && SingleLabel(qname) && ndotsSet() {
 		return Result{Kind: NoData, Source: srcNdots}

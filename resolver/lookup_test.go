@@ -245,7 +245,7 @@ func TestLookupNdots(t *testing.T) {
 		{"root unaffected", ".", TypeA, true, notOurs},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := LookupWith(snap, a, tc.qname, tc.qtype, tc.ndotsSet)
+			got := lookupNDots(snap, a, tc.qname, tc.qtype, tc.ndotsSet)
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got %+v; want %+v", got, tc.want)
 			}
@@ -282,4 +282,9 @@ func TestKindString(t *testing.T) {
 			t.Errorf("Kind(%d).String() = %q; want %q", k, got, want)
 		}
 	}
+}
+
+// lookupNDots is Lookup with the ndots rule as dnsd applies it.
+func lookupNDots(snap *store.Snapshot, sbID, qname string, qtype uint16, ndotsSet bool) Result {
+	return NDots(Lookup(snap, sbID, qname, qtype), qname, qtype, func() bool { return ndotsSet })
 }

@@ -119,8 +119,7 @@ func embedded(snap *store.Snapshot, sb *store.Sandbox) bool {
 
 // NDotsSet reports whether the resolv.conf of sandbox sandboxID has an ndots option before
 // berth adds ndots:0: from the host file, or from --dns-option or the daemon's
-// --dns-option (even ndots:0, even an invalid one, as Docker's sb.ndotsSet). Pass it to
-// LookupWith. It depends only on the sandbox record and host, so dnsd can compute it once
+// --dns-option (even ndots:0, even an invalid one, as Docker's sb.ndotsSet), for NDots. It depends only on the sandbox record and host, so dnsd can compute it once
 // per sandbox.
 func NDotsSet(snap *store.Snapshot, sandboxID string, host HostConfig) bool {
 	sb, ok := effective(snap, sandboxID)
