@@ -14,6 +14,17 @@ const (
 	DriverBridge = "bridge"
 	DriverNull   = "null" // the predefined "none" network
 	DriverHost   = "host" // the predefined "host" network
+	// DriverOverlay is a global network spanning the hosts of a cluster store (issue 16):
+	// on each host a bridge like a bridge network's, plus a VXLAN device joining it to the
+	// same network's bridges on the other hosts.
+	DriverOverlay = "overlay"
+)
+
+// Network scopes (inspect's "Scope"): a local network exists on this host only; a global
+// one is recorded in the cluster store and mirrored on every host of the cluster.
+const (
+	ScopeLocal  = "local"
+	ScopeGlobal = "global"
 )
 
 // Subnet is one IPAM pool of a network.
@@ -39,11 +50,25 @@ type Network struct {
 	Options    map[string]string `json:"Options"`
 	Labels     map[string]string `json:"Labels"`
 	Created    time.Time         `json:"Created"`
+	// Scope is ScopeGlobal for overlay networks; "" (older state files) and ScopeLocal
+	// mean local.
+	Scope string `json:"Scope,omitempty"`
+	// VNI is an overlay network's VXLAN network identifier, allocated in the cluster store:
+	// the same on every host.
+	VNI int `json:"VNI,omitempty"`
 }
 
-// UserDefined reports whether the network is a user-defined bridge, the only kind whose
-// sandboxes get the embedded DNS (Docker: the default bridge, none and host do not).
-func (n *Network) UserDefined() bool { return n.Driver == DriverBridge && !n.Predefined }
+// Global reports whether the network lives in the cluster store (an overlay network).
+func (n *Network) Global() bool { return n.Scope == ScopeGlobal }
+
+// Bridged reports whether the network has a bridge on this host that sandboxes join
+// through veths: bridge and overlay networks.
+func (n *Network) Bridged() bool { return n.Driver == DriverBridge || n.Driver == DriverOverlay }
+
+// UserDefined reports whether the network is a user-defined bridge or overlay network, the
+// only kinds whose sandboxes get the embedded DNS (Docker: the default bridge, none and host
+// do not).
+func (n *Network) UserDefined() bool { return n.Bridged() && !n.Predefined }
 
 // Copy returns a deep copy.
 func (n *Network) Copy() *Network {
@@ -147,7 +172,19 @@ type Endpoint struct {
 	DNSNames  []string   `json:"DNSNames"` // name, aliases, short id, hostname; lower-cased, deduplicated
 	Links     []Link     `json:"Links"`
 	Seq       uint64     `json:"Seq"` // join order within the sandbox
+	// Host is, for a remote endpoint (one of a sandbox on another host of the cluster,
+	// mirrored from the cluster store), that host's cluster ID; "" for this host's own.
+	// A remote endpoint has no sandbox record, no veth (HostVeth "") and no links here:
+	// only what DNS and the VXLAN device need.
+	Host string `json:"Host,omitempty"`
+	// HostAddr is a remote endpoint's host's underlay address, where VXLAN frames for MAC go.
+	HostAddr netip.Addr `json:"HostAddr,omitempty"`
+	// SandboxName is a remote endpoint's sandbox name on its host (PTR answers, inspect).
+	SandboxName string `json:"SandboxName,omitempty"`
 }
+
+// Remote reports whether the endpoint is another host's, mirrored from the cluster store.
+func (e *Endpoint) Remote() bool { return e.Host != "" }
 
 // Copy returns a deep copy.
 func (e *Endpoint) Copy() *Endpoint {
