@@ -21,6 +21,10 @@ type fakeKernel struct {
 	routes []netip.Prefix
 	failOn string // method name that fails once, for undo tests
 	gw     map[string][2]netip.Addr
+	// vxlans holds the VXLAN devices (also in links, kind "vxlan") and peers each one's
+	// entries, keyed by MAC.
+	vxlans map[string]VxlanSpec
+	peers  map[string]map[string]VxlanPeer
 
 	vethErr    error         // or nil: what AddVeth returns instead of succeeding
 	deleteGate chan struct{} // or nil: DeleteLink of a veth waits for it to be closed
@@ -38,7 +42,7 @@ func (k *fakeKernel) did(op string) {
 
 func newFakeKernel() *fakeKernel {
 	return &fakeKernel{links: map[string]string{"lo": "device", "eth0": "device"}, netns: map[string]bool{}, uts: map[string]string{},
-		gw: map[string][2]netip.Addr{}}
+		gw: map[string][2]netip.Addr{}, vxlans: map[string]VxlanSpec{}, peers: map[string]map[string]VxlanPeer{}}
 }
 
 func (k *fakeKernel) fail(op string) error {
@@ -166,6 +170,89 @@ func (k *fakeKernel) SetDefaultRoutes(nsPath, if4 string, gw4 netip.Addr, if6 st
 	k.gw[nsPath] = [2]netip.Addr{gw4, gw6}
 	k.did("SetDefaultRoutes")
 	return nil
+}
+
+// fakeUnderlayMTU is the MTU of the fake kernel's underlay device.
+const fakeUnderlayMTU = 1500
+
+func (k *fakeKernel) EnsureVxlan(spec VxlanSpec) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.fail("EnsureVxlan"); err != nil {
+		return 0, err
+	}
+	if k.links[spec.Bridge] != "bridge" {
+		return 0, fmt.Errorf("fake EnsureVxlan %s: no bridge %s", spec.Name, spec.Bridge)
+	}
+	if old, ok := k.vxlans[spec.Name]; ok && (old.VNI != spec.VNI || old.Local != spec.Local) {
+		return 0, fmt.Errorf("fake EnsureVxlan %s: exists with vni %d local %s", spec.Name, old.VNI, old.Local)
+	}
+	k.links[spec.Name] = "vxlan"
+	k.vxlans[spec.Name] = spec
+	if k.peers[spec.Name] == nil {
+		k.peers[spec.Name] = map[string]VxlanPeer{}
+	}
+	k.did("EnsureVxlan")
+	return fakeUnderlayMTU - 50, nil
+}
+
+func (k *fakeKernel) DeleteVxlan(name string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.links, name)
+	delete(k.vxlans, name)
+	delete(k.peers, name)
+	k.did("DeleteVxlan")
+	return nil
+}
+
+func (k *fakeKernel) AddVxlanPeer(dev string, p VxlanPeer) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.fail("AddVxlanPeer"); err != nil {
+		return err
+	}
+	if k.peers[dev] == nil {
+		return fmt.Errorf("fake AddVxlanPeer: no vxlan %s", dev)
+	}
+	k.peers[dev][p.MAC.String()] = p
+	k.did("AddVxlanPeer")
+	return nil
+}
+
+func (k *fakeKernel) DeleteVxlanPeer(dev string, p VxlanPeer) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.peers[dev], p.MAC.String())
+	k.did("DeleteVxlanPeer")
+	return nil
+}
+
+func (k *fakeKernel) SyncVxlanPeers(dev string, want []VxlanPeer) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.peers[dev] == nil {
+		return fmt.Errorf("fake SyncVxlanPeers: no vxlan %s", dev)
+	}
+	m := map[string]VxlanPeer{}
+	for _, p := range want {
+		m[p.MAC.String()] = p
+	}
+	k.peers[dev] = m
+	k.did("SyncVxlanPeers")
+	return nil
+}
+
+// vxlanPeers returns the peers programmed on dev, as "MAC IP@HOST" sorted.
+func (k *fakeKernel) vxlanPeers(dev string) []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []string
+	for mac, p := range k.peers[dev] {
+		out = append(out, fmt.Sprintf("%s %v@%s", mac, p.Addrs, p.Host))
+	}
+	sort.Strings(out)
+	return out
 }
 
 // newTestManager returns a restored Manager over a memory store and a fake kernel.

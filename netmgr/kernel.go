@@ -1,6 +1,7 @@
 package netmgr
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 )
@@ -36,6 +37,48 @@ type Kernel interface {
 	// SetDefaultRoutes makes the default routes inside the netns at nsPath go via gw4/gw6 on
 	// ifName; a zero gateway removes that family's default route.
 	SetDefaultRoutes(nsPath, ifName4 string, gw4 netip.Addr, ifName6 string, gw6 netip.Addr) error
+
+	// EnsureVxlan creates an overlay network's VXLAN device if missing (learning off,
+	// proxy ARP on), sets its MTU to the underlay's minus the encapsulation, puts it on
+	// spec.Bridge, sets it up and returns that MTU.
+	EnsureVxlan(spec VxlanSpec) (mtu int, err error)
+	// DeleteVxlan removes a VXLAN device with its FDB and neighbour entries; absent is not an error.
+	DeleteVxlan(name string) error
+	// AddVxlanPeer programs the FDB and neighbour entries of a remote endpoint on dev.
+	AddVxlanPeer(dev string, p VxlanPeer) error
+	// DeleteVxlanPeer removes them; absent entries are not an error.
+	DeleteVxlanPeer(dev string, p VxlanPeer) error
+	// SyncVxlanPeers makes dev's entries exactly those of want.
+	SyncVxlanPeers(dev string, want []VxlanPeer) error
+}
+
+// VxlanPort is the IANA VXLAN port, which Docker and flannel use too.
+const VxlanPort = 4789
+
+// VxlanSpec describes one overlay network's VXLAN device on this host.
+type VxlanSpec struct {
+	Name   string     // at most 15 bytes; see VxlanName
+	VNI    int        // 1..2^24-1, the same on every host of the network
+	Local  netip.Addr // this host's underlay address: the outer source, and where its MTU comes from
+	Port   int        // UDP destination port; 0 means VxlanPort
+	Bridge string     // the network's bridge, which the device joins
+}
+
+// VxlanName is the device name for an overlay network, built like Docker's ("vx-" and
+// the VNI in hex, then the start of the network ID): 15 bytes, the kernel's limit.
+func VxlanName(vni int, networkID string) string {
+	if len(networkID) > 5 {
+		networkID = networkID[:5]
+	}
+	return fmt.Sprintf("vx-%06x-%s", vni, networkID)
+}
+
+// VxlanPeer is a remote endpoint of an overlay network, as the local VXLAN device needs
+// it: its MAC, its overlay addresses and the underlay address of the host it runs on.
+type VxlanPeer struct {
+	MAC   net.HardwareAddr
+	Addrs []netip.Addr
+	Host  netip.Addr
 }
 
 // BridgeSpec describes a bridge device.

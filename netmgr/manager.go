@@ -36,6 +36,9 @@ type Config struct {
 	Ports PortHolder
 	// IPForward turns on the kernel's IP forwarding when a non-internal network exists.
 	IPForward bool
+	// Cluster is the cluster store of global (overlay) networks (the daemon's
+	// --cluster-store); nil: there are none, and -d overlay is refused.
+	Cluster Cluster
 	// Observer, if set, is told of every change once it is made (see Observer).
 	Observer Observer
 	// NoDefaultICC is the daemon's --icc=false: sandboxes on the default bridge reach each

@@ -10,6 +10,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"berth/netmgr"
 )
 
 // An overlay network's data plane on one host is a bridge with a VXLAN device as one of
@@ -18,9 +20,6 @@ import (
 // permanent neighbour entry (its IP -> its MAC) from which the device answers the local
 // sandboxes' ARP and ND itself (proxy), so no broadcast ever crosses the underlay and no
 // multicast group is needed. flannel's vxlan backend programs the same two tables.
-
-// VxlanPort is the IANA VXLAN port, which Docker and flannel use too.
-const VxlanPort = 4789
 
 // Encapsulation overhead: outer Ethernet 14 + IP + UDP 8 + VXLAN 8 bytes. EnsureVxlan
 // returns the MTU left so the caller can give the network's veths the same one.
@@ -32,32 +31,6 @@ const (
 // maxVNI is the largest 24-bit VXLAN network identifier.
 const maxVNI = 1<<24 - 1
 
-// VxlanSpec describes one overlay network's VXLAN device on this host.
-type VxlanSpec struct {
-	Name   string     // at most 15 bytes; see VxlanName
-	VNI    int        // 1..2^24-1, the same on every host of the network
-	Local  netip.Addr // this host's underlay address: the outer source, and where its MTU comes from
-	Port   int        // UDP destination port; 0 means VxlanPort
-	Bridge string     // the network's bridge, which the device joins
-}
-
-// VxlanName is the device name for an overlay network, built like Docker's ("vx-" and
-// the VNI in hex, then the start of the network ID): 15 bytes, the kernel's limit.
-func VxlanName(vni int, networkID string) string {
-	if len(networkID) > 5 {
-		networkID = networkID[:5]
-	}
-	return fmt.Sprintf("vx-%06x-%s", vni, networkID)
-}
-
-// VxlanPeer is a remote endpoint of an overlay network, as the local VXLAN device needs
-// it: its MAC, its overlay addresses and the underlay address of the host it runs on.
-type VxlanPeer struct {
-	MAC   net.HardwareAddr
-	Addrs []netip.Addr
-	Host  netip.Addr
-}
-
 // daemonNetlink is the zero Handle, which netlink's package-level functions use too: a
 // socket per request, in the netns of the calling thread (the daemon's).
 var daemonNetlink = &netlink.Handle{}
@@ -67,7 +40,7 @@ var daemonNetlink = &netlink.Handle{}
 // sets it up, and returns that MTU. An existing device with the same VNI, port and local
 // address is kept; one that differs in any of them is an error naming the field, since
 // changing them under live peers would silently cut the network.
-func (k *Linux) EnsureVxlan(spec VxlanSpec) (mtu int, err error) {
+func (k *Linux) EnsureVxlan(spec netmgr.VxlanSpec) (mtu int, err error) {
 	return k.ensureVxlan(daemonNetlink, spec)
 }
 
@@ -77,24 +50,24 @@ func (k *Linux) DeleteVxlan(name string) error { return k.deleteVxlan(daemonNetl
 
 // AddVxlanPeer programs the FDB and neighbour entries of a remote endpoint on the VXLAN
 // device dev, replacing any it had (the endpoint may have moved to another host).
-func (k *Linux) AddVxlanPeer(dev string, p VxlanPeer) error {
+func (k *Linux) AddVxlanPeer(dev string, p netmgr.VxlanPeer) error {
 	return k.addVxlanPeer(daemonNetlink, dev, p)
 }
 
 // DeleteVxlanPeer removes the entries of a remote endpoint from dev; absent entries are
 // not an error.
-func (k *Linux) DeleteVxlanPeer(dev string, p VxlanPeer) error {
+func (k *Linux) DeleteVxlanPeer(dev string, p netmgr.VxlanPeer) error {
 	return k.deleteVxlanPeer(daemonNetlink, dev, p)
 }
 
 // SyncVxlanPeers makes dev's static FDB and permanent neighbour entries exactly those of
 // want: it adds what is missing and removes the rest, so a restarted daemon converges
 // from whatever the kernel kept without replaying events.
-func (k *Linux) SyncVxlanPeers(dev string, want []VxlanPeer) error {
+func (k *Linux) SyncVxlanPeers(dev string, want []netmgr.VxlanPeer) error {
 	return k.syncVxlanPeers(daemonNetlink, dev, want)
 }
 
-func (k *Linux) ensureVxlan(nh *netlink.Handle, spec VxlanSpec) (int, error) {
+func (k *Linux) ensureVxlan(nh *netlink.Handle, spec netmgr.VxlanSpec) (int, error) {
 	mtu, created, err := ensureVxlan(nh, spec)
 	if err != nil {
 		return 0, fmt.Errorf("ensure vxlan %s (vni %d): %w", spec.Name, spec.VNI, err)
@@ -105,10 +78,10 @@ func (k *Linux) ensureVxlan(nh *netlink.Handle, spec VxlanSpec) (int, error) {
 	return mtu, nil
 }
 
-func ensureVxlan(nh *netlink.Handle, spec VxlanSpec) (mtu int, created bool, err error) {
+func ensureVxlan(nh *netlink.Handle, spec netmgr.VxlanSpec) (mtu int, created bool, err error) {
 	port := spec.Port
 	if port == 0 {
-		port = VxlanPort
+		port = netmgr.VxlanPort
 	}
 	switch {
 	case spec.Name == "" || len(spec.Name) > unix.IFNAMSIZ-1:
@@ -277,7 +250,7 @@ func vxlanIndex(nh *netlink.Handle, dev string) (int, error) {
 	return link.Attrs().Index, nil
 }
 
-func (k *Linux) addVxlanPeer(nh *netlink.Handle, dev string, p VxlanPeer) error {
+func (k *Linux) addVxlanPeer(nh *netlink.Handle, dev string, p netmgr.VxlanPeer) error {
 	if err := addVxlanPeer(nh, dev, p); err != nil {
 		return fmt.Errorf("add vxlan peer %s on %s: %w", p.MAC, dev, err)
 	}
@@ -285,7 +258,7 @@ func (k *Linux) addVxlanPeer(nh *netlink.Handle, dev string, p VxlanPeer) error 
 	return nil
 }
 
-func addVxlanPeer(nh *netlink.Handle, dev string, p VxlanPeer) error {
+func addVxlanPeer(nh *netlink.Handle, dev string, p netmgr.VxlanPeer) error {
 	if len(p.MAC) != 6 || !p.Host.IsValid() {
 		return errors.New("peer needs a MAC and a host address")
 	}
@@ -306,7 +279,7 @@ func addVxlanPeer(nh *netlink.Handle, dev string, p VxlanPeer) error {
 	return nil
 }
 
-func (k *Linux) deleteVxlanPeer(nh *netlink.Handle, dev string, p VxlanPeer) error {
+func (k *Linux) deleteVxlanPeer(nh *netlink.Handle, dev string, p netmgr.VxlanPeer) error {
 	if err := deleteVxlanPeer(nh, dev, p); err != nil {
 		return fmt.Errorf("delete vxlan peer %s on %s: %w", p.MAC, dev, err)
 	}
@@ -314,7 +287,7 @@ func (k *Linux) deleteVxlanPeer(nh *netlink.Handle, dev string, p VxlanPeer) err
 	return nil
 }
 
-func deleteVxlanPeer(nh *netlink.Handle, dev string, p VxlanPeer) error {
+func deleteVxlanPeer(nh *netlink.Handle, dev string, p netmgr.VxlanPeer) error {
 	index, err := vxlanIndex(nh, dev)
 	if isLinkNotFound(err) {
 		return nil // the device took its entries with it
@@ -338,7 +311,7 @@ func deleteVxlanPeer(nh *netlink.Handle, dev string, p VxlanPeer) error {
 
 func isNeighAbsent(err error) bool { return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) }
 
-func (k *Linux) syncVxlanPeers(nh *netlink.Handle, dev string, want []VxlanPeer) error {
+func (k *Linux) syncVxlanPeers(nh *netlink.Handle, dev string, want []netmgr.VxlanPeer) error {
 	added, removed, err := syncVxlanPeers(nh, dev, want)
 	if err != nil {
 		return fmt.Errorf("sync vxlan peers on %s: %w", dev, err)
@@ -350,7 +323,7 @@ func (k *Linux) syncVxlanPeers(nh *netlink.Handle, dev string, want []VxlanPeer)
 }
 
 // syncVxlanPeers returns how many FDB and neighbour entries it added and removed.
-func syncVxlanPeers(nh *netlink.Handle, dev string, want []VxlanPeer) (added, removed int, err error) {
+func syncVxlanPeers(nh *netlink.Handle, dev string, want []netmgr.VxlanPeer) (added, removed int, err error) {
 	index, err := vxlanIndex(nh, dev)
 	if err != nil {
 		return 0, 0, err

@@ -22,7 +22,7 @@ type overlayHost struct {
 	nh       *netlink.Handle // in the host netns
 	underlay netip.Addr
 	sandbox  string // netns path
-	peer     VxlanPeer
+	peer     netmgr.VxlanPeer
 }
 
 const (
@@ -59,7 +59,7 @@ func newOverlayRig(t *testing.T) (a, b *overlayHost) {
 		n := byte(2 + i)
 		h.nh = handleIn(t, paths[i])
 		h.sandbox = testns.NewNetNS(t, "bth-sb-"+string(rune('a'+i)))
-		h.peer = VxlanPeer{
+		h.peer = netmgr.VxlanPeer{
 			MAC: net.HardwareAddr{0x02, 0x77, 0, 0, 0, n},
 			Addrs: []netip.Addr{
 				netip.AddrFrom4([4]byte{10, 77, 0, n}),
@@ -178,7 +178,7 @@ func TestVxlanTwoHosts(t *testing.T) {
 	a, b := newOverlayRig(t)
 	ensure := func(h *overlayHost, vni int) {
 		t.Helper()
-		spec := VxlanSpec{Name: rigVxlan, VNI: vni, Local: h.underlay, Bridge: rigBridge}
+		spec := netmgr.VxlanSpec{Name: rigVxlan, VNI: vni, Local: h.underlay, Bridge: rigBridge}
 		for range 2 { // idempotent
 			mtu, err := k.ensureVxlan(h.nh, spec)
 			if err != nil {
@@ -189,10 +189,10 @@ func TestVxlanTwoHosts(t *testing.T) {
 			}
 		}
 		vx := linkIn(t, h.nh, rigVxlan).(*netlink.Vxlan)
-		if vx.MTU != rigUnderMTU-50 || vx.VxlanId != vni || vx.Port != VxlanPort || vx.Learning || !vx.Proxy ||
+		if vx.MTU != rigUnderMTU-50 || vx.VxlanId != vni || vx.Port != netmgr.VxlanPort || vx.Learning || !vx.Proxy ||
 			vx.MasterIndex != linkIn(t, h.nh, rigBridge).Attrs().Index || vx.Flags&net.FlagUp == 0 {
 			t.Errorf("vxlan: got mtu %d vni %d port %d learning %v proxy %v master %d flags %s; want %d %d %d false true bridge up",
-				vx.MTU, vx.VxlanId, vx.Port, vx.Learning, vx.Proxy, vx.MasterIndex, vx.Flags, rigUnderMTU-50, vni, VxlanPort)
+				vx.MTU, vx.VxlanId, vx.Port, vx.Learning, vx.Proxy, vx.MasterIndex, vx.Flags, rigUnderMTU-50, vni, netmgr.VxlanPort)
 		}
 	}
 	program := func(on, remote *overlayHost) {
@@ -233,7 +233,7 @@ func TestVxlanTwoHosts(t *testing.T) {
 	}
 
 	// Another VNI on b: a's packets reach b's host but no device there takes them.
-	if _, err := k.ensureVxlan(b.nh, VxlanSpec{Name: rigVxlan, VNI: 78, Local: b.underlay, Bridge: rigBridge}); err == nil ||
+	if _, err := k.ensureVxlan(b.nh, netmgr.VxlanSpec{Name: rigVxlan, VNI: 78, Local: b.underlay, Bridge: rigBridge}); err == nil ||
 		!strings.Contains(err.Error(), "vni 77") {
 		t.Errorf("EnsureVxlan with another vni over an existing device: got %v; want an error naming vni 77", err)
 	}
@@ -265,7 +265,7 @@ func TestVxlanTwoHosts(t *testing.T) {
 	reach(false, "remote's entries deleted")
 
 	// Sync: from nothing to b plus a phantom peer, then to b only, then to nothing.
-	phantom := VxlanPeer{
+	phantom := netmgr.VxlanPeer{
 		MAC:   mustMAC(t, "02:77:00:00:00:09"),
 		Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.9")},
 		Host:  netip.MustParseAddr("192.168.77.9"),
@@ -277,14 +277,14 @@ func TestVxlanTwoHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	steps := []struct {
-		want       []VxlanPeer
+		want       []netmgr.VxlanPeer
 		fdb, neigh []string
 		reach      bool
 	}{
-		{[]VxlanPeer{phantom, b.peer},
+		{[]netmgr.VxlanPeer{phantom, b.peer},
 			[]string{"02:77:00:00:00:03 192.168.77.2", "02:77:00:00:00:09 192.168.77.9"},
 			[]string{"10.77.0.3 02:77:00:00:00:03", "10.77.0.9 02:77:00:00:00:09", "fd77::3 02:77:00:00:00:03"}, true},
-		{[]VxlanPeer{b.peer},
+		{[]netmgr.VxlanPeer{b.peer},
 			[]string{"02:77:00:00:00:03 192.168.77.2"},
 			[]string{"10.77.0.3 02:77:00:00:00:03", "fd77::3 02:77:00:00:00:03"}, true},
 		{nil, nil, nil, false},
@@ -303,16 +303,16 @@ func TestVxlanTwoHosts(t *testing.T) {
 	// A peer moved to another host is re-pointed, and a MAC wanted on two hosts refused.
 	moved := b.peer
 	moved.Host = phantom.Host
-	if err := k.syncVxlanPeers(a.nh, rigVxlan, []VxlanPeer{b.peer}); err != nil {
+	if err := k.syncVxlanPeers(a.nh, rigVxlan, []netmgr.VxlanPeer{b.peer}); err != nil {
 		t.Fatal(err)
 	}
-	if err := k.syncVxlanPeers(a.nh, rigVxlan, []VxlanPeer{moved}); err != nil {
+	if err := k.syncVxlanPeers(a.nh, rigVxlan, []netmgr.VxlanPeer{moved}); err != nil {
 		t.Fatal(err)
 	}
 	if fdb, _ := vxlanEntries(t, a.nh, rigVxlan); !slices.Equal(fdb, []string{"02:77:00:00:00:03 192.168.77.9"}) {
 		t.Errorf("fdb after the peer moved: got %v; want it on 192.168.77.9", fdb)
 	}
-	if err := k.syncVxlanPeers(a.nh, rigVxlan, []VxlanPeer{b.peer, moved}); err == nil {
+	if err := k.syncVxlanPeers(a.nh, rigVxlan, []netmgr.VxlanPeer{b.peer, moved}); err == nil {
 		t.Error("sync with one MAC on two hosts: got nil error")
 	}
 }
@@ -337,7 +337,7 @@ func TestEnsureVxlan(t *testing.T) {
 	}
 	t.Cleanup(func() { k.DeleteLink(br.Name) })
 
-	spec := VxlanSpec{Name: VxlanName(0x4d, "0123456789ab"), VNI: 0x4d, Local: netip.MustParseAddr("192.168.79.1"), Bridge: br.Name}
+	spec := netmgr.VxlanSpec{Name: netmgr.VxlanName(0x4d, "0123456789ab"), VNI: 0x4d, Local: netip.MustParseAddr("192.168.79.1"), Bridge: br.Name}
 	if spec.Name != "vx-00004d-01234" {
 		t.Errorf("VxlanName: got %q", spec.Name)
 	}
@@ -355,7 +355,7 @@ func TestEnsureVxlan(t *testing.T) {
 		t.Errorf("EnsureVxlan after the underlay went to 1400: got %d, %v, device mtu %d; want 1350",
 			mtu, err, linkByName(t, spec.Name).Attrs().MTU)
 	}
-	bad := func(field string, edit func(*VxlanSpec)) {
+	bad := func(field string, edit func(*netmgr.VxlanSpec)) {
 		t.Helper()
 		s := spec
 		edit(&s)
@@ -363,15 +363,15 @@ func TestEnsureVxlan(t *testing.T) {
 			t.Errorf("EnsureVxlan with another %s: got %v; want an error naming it", field, err)
 		}
 	}
-	bad("vni", func(s *VxlanSpec) { s.VNI = 0x4e })
-	bad("port", func(s *VxlanSpec) { s.Port = 8472 })
-	bad("local", func(s *VxlanSpec) { s.Local = netip.MustParseAddr("192.168.79.2") })
-	bad("type", func(s *VxlanSpec) { s.Name = "lo" })
-	bad("no device", func(s *VxlanSpec) { s.Name, s.Local = "bth-vx-x", netip.MustParseAddr("10.1.2.3") })
-	bad("name", func(s *VxlanSpec) { s.Name = "bth-vxlan-too-long" })
-	bad("vni", func(s *VxlanSpec) { s.Name, s.VNI = "bth-vx-x", 1<<24 })
+	bad("vni", func(s *netmgr.VxlanSpec) { s.VNI = 0x4e })
+	bad("port", func(s *netmgr.VxlanSpec) { s.Port = 8472 })
+	bad("local", func(s *netmgr.VxlanSpec) { s.Local = netip.MustParseAddr("192.168.79.2") })
+	bad("type", func(s *netmgr.VxlanSpec) { s.Name = "lo" })
+	bad("no device", func(s *netmgr.VxlanSpec) { s.Name, s.Local = "bth-vx-x", netip.MustParseAddr("10.1.2.3") })
+	bad("name", func(s *netmgr.VxlanSpec) { s.Name = "bth-vxlan-too-long" })
+	bad("vni", func(s *netmgr.VxlanSpec) { s.Name, s.VNI = "bth-vx-x", 1<<24 })
 
-	peer := VxlanPeer{
+	peer := netmgr.VxlanPeer{
 		MAC:   mustMAC(t, "02:79:00:00:00:05"),
 		Addrs: []netip.Addr{netip.MustParseAddr("10.79.0.5")},
 		Host:  netip.MustParseAddr("192.168.79.5"),
@@ -386,7 +386,7 @@ func TestEnsureVxlan(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := k.SyncVxlanPeers(spec.Name, []VxlanPeer{peer}); err != nil {
+	if err := k.SyncVxlanPeers(spec.Name, []netmgr.VxlanPeer{peer}); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
