@@ -200,7 +200,7 @@ func (r *recorder) all() []netmgr.RemoteUpdate {
 	return append([]netmgr.RemoteUpdate(nil), r.updates...)
 }
 
-// waitFor polls cond every 10 ms until it holds and returns how long that took; it fails
+// waitFor polls cond every 2 ms until it holds and returns how long that took; it fails
 // the test after timeout.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
 	t.Helper()
@@ -209,7 +209,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 		if time.Since(start) > timeout {
 			t.Fatalf("%s: not after %v", what, timeout)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 	return time.Since(start)
 }

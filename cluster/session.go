@@ -74,6 +74,9 @@ func (c *Client) sessions(ctx context.Context) {
 		}
 		c.publish(ctx, s)
 		s.stop()
+		if ctx.Err() != nil {
+			return // the lease stays for Close to revoke
+		}
 		c.setLease(0)
 	}
 }
