@@ -89,7 +89,10 @@ func (c *Client) fullSync(ctx context.Context) (int64, map[string]bool, error) {
 func (c *Client) watch(ctx context.Context, rev int64, known map[string]bool) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel() // ends the watch stream: no goroutine stays behind
-	wch := c.etcd.Watch(wctx, c.cfg.Prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	// RequireLeader: a member cut off from its cluster's leader cancels the watch instead
+	// of keeping it open with nothing coming (the mirror then reads again, from a member
+	// that has a leader).
+	wch := c.etcd.Watch(clientv3.WithRequireLeader(wctx), c.cfg.Prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	for resp := range wch {
 		if resp.CompactRevision != 0 {
 			return fmt.Errorf("watch from revision %d: compacted up to %d", rev+1, resp.CompactRevision)

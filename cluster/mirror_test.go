@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"berth/internal/etcdtest"
 	"berth/store"
 )
 
@@ -277,5 +278,61 @@ func TestChanges(t *testing.T) {
 	}
 	if !known[string(ep("a", "").Key)] || len(known) != 1 {
 		t.Errorf("known after %v; want only a", known)
+	}
+}
+
+// TestMirrorMemberLost: with a 3-member etcd the host keeps its lease and its mirror when
+// the leader dies: the changes made after reach it, in revision order.
+func TestMirrorMemberLost(t *testing.T) {
+	t.Parallel()
+	cl := etcdtest.StartCluster(t, 3)
+	var eps []string
+	for _, m := range cl.Members {
+		eps = append(eps, m.Addr())
+	}
+	raw := rawClient(t, eps)
+	// The default TTL: 2 s is about what an election takes, and the client gives a lease
+	// up when no keepalive answer came for a TTL.
+	b := startHost(t, eps, "b", "192.0.2.2", func(c *Config) { c.TTL = DefaultTTL })
+	waitFor(t, "registered", 5*time.Second, func() bool { return b.c.Status().Connected })
+	lease := b.c.leaseID()
+	rec := func(i int) *store.Network { return overlay("m"+strconv.Itoa(i), "10.66."+strconv.Itoa(i)+".0/24") }
+	putNet(t, raw, rec(1), 1)
+	lead := cl.Leader()
+	lead.Kill()
+	start := time.Now()
+	for _, m := range cl.Members {
+		if m != lead {
+			m.WaitHealthy() // a new leader: writes go through again
+			break
+		}
+	}
+	for i := 2; i <= 10; i++ {
+		putNet(t, raw, rec(i), i)
+	}
+	d := waitFor(t, "all networks mirrored", 10*time.Second, func() bool {
+		for i := 1; i <= 10; i++ {
+			if b.rec.network(rec(i).ID) == nil {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("the mirror had every change %v after the last put, %v after the leader was killed (election included)", d, time.Since(start))
+	ups := b.rec.all()
+	for i := 1; i < len(ups); i++ {
+		if ups[i].Rev <= ups[i-1].Rev {
+			t.Errorf("update %d at revision %d after %d", i, ups[i].Rev, ups[i-1].Rev)
+		}
+	}
+	fulls := 0
+	for _, u := range ups {
+		if u.Full {
+			fulls++
+		}
+	}
+	t.Logf("%d updates, %d of them full", len(ups), fulls)
+	if got := b.c.leaseID(); got != lease {
+		t.Errorf("lease %x after losing a member; want %x kept", got, lease)
 	}
 }

@@ -1,0 +1,77 @@
+package cluster
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// TestLeaseLost: when the host's lease is gone (revoked here, as an operator or a lease
+// expiry during a partition would), the host registers again on a new lease, calls
+// Registered again and republishes every endpoint.
+func TestLeaseLost(t *testing.T) {
+	t.Parallel()
+	_, eps := startEtcd(t)
+	raw := rawClient(t, eps)
+	var registered atomic.Int32
+	a := startHost(t, eps, "a", "192.0.2.1", func(c *Config) { c.Registered = func(context.Context) { registered.Add(1) } })
+	n := created(t, a, overlay("ov", "10.80.0.0/24"))
+	ep := a.join(n, "web", "10.80.0.2")
+	key := "/berth/v1/endpoints/" + n.ID + "/" + ep.ID
+	waitFor(t, "published", 5*time.Second, func() bool { return count(t, raw, key) == 1 })
+	old := a.c.leaseID()
+	start := time.Now()
+	if _, err := raw.Revoke(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "republished on a new lease", 5*time.Second, func() bool {
+		return count(t, raw, key) == 1 && count(t, raw, "/berth/v1/hosts/a") == 1 && registered.Load() == 2
+	})
+	t.Logf("re-registered and republished %v after the lease was revoked", time.Since(start))
+	if l := keyLease(t, raw, key); l == old || l != a.c.leaseID() {
+		t.Errorf("endpoint on lease %x; want the new lease %x (old %x)", l, a.c.leaseID(), old)
+	}
+}
+
+// TestEtcdDownLongerThanTTL: etcd away for more than a TTL; the client gives the lease up,
+// and once etcd is back it registers on a new lease and republishes.
+func TestEtcdDownLongerThanTTL(t *testing.T) {
+	t.Parallel()
+	srv, eps := startEtcd(t)
+	raw := rawClient(t, eps)
+	var registered atomic.Int32
+	a := startHost(t, eps, "a", "192.0.2.1", func(c *Config) { c.Registered = func(context.Context) { registered.Add(1) } })
+	n := created(t, a, overlay("ov", "10.81.0.0/24"))
+	ep := a.join(n, "web", "10.81.0.2")
+	key := "/berth/v1/endpoints/" + n.ID + "/" + ep.ID
+	waitFor(t, "published", 5*time.Second, func() bool { return count(t, raw, key) == 1 })
+	old := a.c.leaseID()
+	srv.Stop()
+	waitFor(t, "lease given up", 10*time.Second, func() bool { return a.c.leaseID() != old })
+	if a.c.Status().Connected {
+		t.Errorf("connected with etcd down")
+	}
+	srv.Restart()
+	start := time.Now()
+	waitFor(t, "registered again", 10*time.Second, func() bool { return registered.Load() == 2 && a.c.Status().Connected })
+	waitFor(t, "republished on the new lease", 5*time.Second, func() bool { return keyLease(t, raw, key) == a.c.leaseID() })
+	t.Logf("re-registered and republished %v after etcd was back", time.Since(start))
+}
+
+// keyLease is the lease key is on, or 0.
+func keyLease(t *testing.T, raw *clientv3.Client, key string) clientv3.LeaseID {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	resp, err := raw.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0
+	}
+	return clientv3.LeaseID(resp.Kvs[0].Lease)
+}
