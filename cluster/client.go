@@ -22,6 +22,8 @@ import (
 	"berth/netmgr"
 )
 
+var _ netmgr.Cluster = (*Client)(nil)
+
 // Client is this host's connection to the cluster store. Its netmgr.Cluster methods may be
 // called from any goroutine, before, during or without Run.
 type Client struct {

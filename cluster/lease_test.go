@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -74,4 +75,32 @@ func keyLease(t *testing.T, raw *clientv3.Client, key string) clientv3.LeaseID {
 		return 0
 	}
 	return clientv3.LeaseID(resp.Kvs[0].Lease)
+}
+
+// TestDuplicateHostID: a second host with a live host's ID (another address) does not
+// register until the first one's lease has expired; the daemon restarting with the same
+// address takes its own key over at once.
+func TestDuplicateHostID(t *testing.T) {
+	t.Parallel()
+	_, eps := startEtcd(t)
+	a := startHost(t, eps, "dup", "192.0.2.1", nil)
+	waitFor(t, "a registered", 5*time.Second, func() bool { return a.c.Status().Connected })
+	b := startHost(t, eps, "dup", "192.0.2.2", nil)
+	waitFor(t, "b refused", 5*time.Second, func() bool {
+		return strings.Contains(b.c.Status().LastError, "host ID dup is registered from 192.0.2.1")
+	})
+	if b.c.Status().Connected {
+		t.Errorf("b registered while a holds the ID")
+	}
+	a.die()
+	d := waitFor(t, "b registered after a's lease expired", 10*time.Second, func() bool { return b.c.Status().Connected })
+	t.Logf("b registered %v after a died (TTL 2s)", d)
+
+	// b restarts (same address) while its key is still on the old lease.
+	b.die()
+	b2 := startHost(t, eps, "dup", "192.0.2.2", nil)
+	d = waitFor(t, "b's restart registered", 5*time.Second, func() bool { return b2.c.Status().Connected })
+	if d > time.Second {
+		t.Errorf("restart took %v to register; want it to take its own key over at once", d)
+	}
 }

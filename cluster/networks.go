@@ -28,8 +28,9 @@ const (
 // CreateNetwork records global network n and returns the VNI it allocated (see doc.go).
 func (c *Client) CreateNetwork(ctx context.Context, n *store.Network) (int, error) {
 	op := fmt.Sprintf("create global network %s", n.Name)
-	if n.ID == "" || n.Name == "" {
-		return 0, fmt.Errorf("%s: network without ID or name", op)
+	// The mirror hands every host exactly this record: without these it would skip it.
+	if n.ID == "" || n.Name == "" || !n.Global() || n.Driver != store.DriverOverlay {
+		return 0, fmt.Errorf("%s: want an overlay network with ID, name and global scope", op)
 	}
 	for attempt := 0; ; attempt++ {
 		vni, retry, err := c.createOnce(ctx, n)

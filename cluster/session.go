@@ -94,11 +94,9 @@ func (c *Client) register(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.etcd.Txn(rctx).Then(
-		clientv3.OpPut(c.keys.host(c.cfg.HostID), string(val), clientv3.WithLease(grant.ID)),
-	).Commit(); err != nil {
+	if err := c.putHost(rctx, grant.ID, string(val)); err != nil {
 		c.revoke(grant.ID)
-		return nil, c.fail("register host", err)
+		return nil, err
 	}
 	kctx, stop := context.WithCancel(ctx)
 	alive, err := c.etcd.KeepAlive(kctx, grant.ID)
@@ -110,6 +108,43 @@ func (c *Client) register(ctx context.Context) (*session, error) {
 	c.setLease(grant.ID)
 	c.noteErr(nil)
 	return &session{lease: grant.ID, alive: alive, stop: stop}, nil
+}
+
+// putHost puts hosts/HOSTID on lease. A key already there from this host's earlier run
+// (same address: the daemon restarted within a TTL) is taken over; one with another
+// address is another live host with the same ID, or this host's old address still on
+// its lease: registration waits for that lease to expire rather than have two hosts
+// publish as one (each would then ignore the other's endpoints as its own).
+func (c *Client) putHost(ctx context.Context, lease clientv3.LeaseID, val string) error {
+	key := c.keys.host(c.cfg.HostID)
+	resp, err := c.etcd.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, val, clientv3.WithLease(lease))).
+		Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		return c.fail("register host", err)
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) == 0 {
+		return fmt.Errorf("register host: %s went away meanwhile", key) // expired: the next try creates it
+	}
+	var held hostValue
+	if err := json.Unmarshal(kvs[0].Value, &held); err != nil || held.Addr != c.cfg.Advertise.String() {
+		err := fmt.Errorf("register host: host ID %s is registered from %s (another host with this ID?): waiting for its lease to expire", c.cfg.HostID, held.Addr)
+		c.noteErr(err)
+		return err
+	}
+	resp, err = c.etcd.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", kvs[0].ModRevision)).
+		Then(clientv3.OpPut(key, val, clientv3.WithLease(lease))).Commit()
+	if err != nil {
+		return c.fail("register host", err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("register host: %s changed meanwhile", key)
+	}
+	return nil
 }
 
 // revoke drops a lease that was granted but is not going to be used, best effort: if
