@@ -46,4 +46,13 @@
 // restart) from the revision after the last event it delivered, so nothing is missed or
 // repeated; a compacted revision, a cancelled watch or a failed Apply starts over with a
 // full update.
+//
+// # Wiring
+//
+// The daemon parses --cluster-store with ParseStore and --cluster-store-opt with
+// TLSConfig, calls New (which never blocks: etcd may be down), hands the Client to
+// netmgr.Config.Cluster, runs Run in a goroutine, calls Kick after every change of its
+// sandboxes' endpoints on global networks (Kick is cheap, never blocks and coalesces),
+// and calls Close at shutdown, which revokes the host's lease so that the other hosts
+// drop its endpoints at once.
 package cluster

@@ -104,3 +104,29 @@ func TestDuplicateHostID(t *testing.T) {
 		t.Errorf("restart took %v to register; want it to take its own key over at once", d)
 	}
 }
+
+// TestPublisherRetries: a change made while etcd is away (shorter than the TTL) is
+// published on the same lease once it is back, without another Kick.
+func TestPublisherRetries(t *testing.T) {
+	t.Parallel()
+	srv, eps := startEtcd(t)
+	raw := rawClient(t, eps)
+	a := startHost(t, eps, "a", "192.0.2.1", func(c *Config) { c.TTL = DefaultTTL })
+	n := created(t, a, overlay("ov", "10.82.0.0/24"))
+	waitFor(t, "registered", 5*time.Second, func() bool { return a.c.Status().Connected })
+	lease := a.c.leaseID()
+	srv.Stop()
+	ep := a.join(n, "web", "10.82.0.2")
+	time.Sleep(1500 * time.Millisecond) // a few failed attempts
+	if a.c.Status().LastError == "" {
+		t.Errorf("no error noted while etcd is down")
+	}
+	srv.Restart()
+	start := time.Now()
+	key := "/berth/v1/endpoints/" + n.ID + "/" + ep.ID
+	waitFor(t, "published after etcd came back", 10*time.Second, func() bool { return keyLease(t, raw, key) == lease })
+	t.Logf("published %v after etcd was back, on the lease it had before", time.Since(start))
+	if got := a.c.leaseID(); got != lease {
+		t.Errorf("lease %x; want %x kept", got, lease)
+	}
+}
