@@ -15,7 +15,7 @@ import (
 
 // checkEndpointReq applies the rules that depend on the network (Docker's errors).
 func checkEndpointReq(snap *store.Snapshot, n *store.Network, sb *store.Sandbox, r EndpointSpec) error {
-	if n.Driver != store.DriverBridge {
+	if !n.Bridged() {
 		return invalid("network", n.Name, "sandboxes join %s with --network %s, not as a second network", n.Name, n.Name)
 	}
 	if n.Predefined {
@@ -232,6 +232,20 @@ func (m *Manager) Connect(ctx context.Context, req api.NetworkConnect) error {
 	if err != nil {
 		return err
 	}
+	claims, err := m.claimAddrs(ctx, snap, n, ep, r)
+	var inv *InvalidError
+	if errors.As(err, &inv) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("connect %s to %s: %w", sb.Name, n.Name, err)
+	}
+	connected := false
+	defer func() {
+		if !connected {
+			m.releaseClaims(ctx, claims)
+		}
+	}()
 	var replaced []*store.File
 	err = m.cfg.Store.Update(func(tx *store.Tx) error {
 		if err := putEndpointTx(tx, ep); err != nil {
@@ -280,6 +294,7 @@ func (m *Manager) Connect(ctx context.Context, req api.NetworkConnect) error {
 		return err
 	}
 	m.refreshFiles(snap, sb)
+	connected = true
 	m.cfg.Log.Info("sandbox connected", "sandbox", sb.Name, "network", n.Name, "ipv4", ep.IPv4, "ipv6", ep.IPv6)
 	changes = append(changes, Change{Kind: SandboxConnected, Network: n, Sandbox: sb})
 	return nil
@@ -347,6 +362,7 @@ func (m *Manager) Disconnect(ctx context.Context, req api.NetworkDisconnect) err
 		return fmt.Errorf("disconnect %s from %s: %w", sb.Name, n.Name, err)
 	}
 	crashPoint("disconnect:recorded")
+	m.releaseClaims(ctx, claimsOf(snap, []*store.Endpoint{ep}))
 	snap = m.cfg.Store.Snapshot()
 	if err := m.setRoutes(snap, sb); err != nil {
 		m.cfg.Log.Warn("reset default routes", "sandbox", sb.Name, "err", err)

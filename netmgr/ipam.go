@@ -97,7 +97,9 @@ func reserved(sub store.Subnet, a netip.Addr) bool {
 func holderError(snap *store.Snapshot, field string, a netip.Addr, owner string) error {
 	who := "another endpoint"
 	if ep, err := snap.Endpoint(owner); err == nil {
-		if sb, err := snap.Sandbox(ep.SandboxID); err == nil {
+		if ep.Remote() {
+			who = "sandbox " + ep.SandboxName + " on host " + ep.Host
+		} else if sb, err := snap.Sandbox(ep.SandboxID); err == nil {
 			who = "sandbox " + sb.Name
 		}
 	}

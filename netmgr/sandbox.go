@@ -51,11 +51,30 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 		return nil, err
 	}
 	created := false
+	var claims []claim // the addresses claimed in the cluster store, until the records hold them
 	defer func() {
 		if !created {
 			m.releasePorts(sb.ID)
+			m.releaseClaims(ctx, claims)
 		}
 	}()
+	// 0b. Addresses of global networks: claimed in the cluster store, so no other host
+	// hands them out (claims.go).
+	for i, ep := range eps {
+		r := EndpointSpec{}
+		if i == 0 {
+			r = p.ep
+		}
+		cs, err := m.claimAddrs(ctx, snap, p.networks[i], ep, r)
+		claims = append(claims, cs...)
+		var inv *InvalidError
+		if errors.As(err, &inv) {
+			return nil, err // a refused --ip is the caller's, as a locally taken one is
+		}
+		if err != nil {
+			return nil, fmt.Errorf("create sandbox %s: %w", sb.Name, err)
+		}
+	}
 	// 1. An intent file naming the records, so that a crash during the kernel work leaves
 	// the restore pass something to undo (intent.go).
 	if err := m.writeIntent(sb, eps); err != nil {
@@ -91,6 +110,7 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 		}
 	}
 	if err != nil {
+		claims = nil // the records hold them now: teardown releases them
 		uerr := m.teardown(ready, false)
 		if uerr == nil {
 			m.dropIntent(sb.ID)
@@ -249,8 +269,8 @@ func (m *Manager) RemoveSandbox(ctx context.Context, req api.SandboxRemove) erro
 	return nil
 }
 
-// teardown removes the kernel objects, files and records of sb. Kernel first, records
-// last: a crash in between leaves a record whose netns is gone, which restore drops. With
+// teardown removes the kernel objects, files and records of sb, then releases its
+// endpoints' address claims in the cluster store. Kernel first, records last: a crash in between leaves a record whose netns is gone, which restore drops. With
 // reap (sandbox rm), the veths are deleted in the background once the records are gone
 // (see reaper); undo and restore delete them here.
 func (m *Manager) teardown(sb *store.Sandbox, reap bool) error {
@@ -290,6 +310,7 @@ func (m *Manager) teardown(sb *store.Sandbox, reap bool) error {
 	})
 	if err == nil {
 		m.releasePorts(sb.ID) // the host ports are free once the records are gone
+		m.releaseClaims(context.Background(), claimsOf(snap, eps))
 	}
 	if !reap {
 		return err

@@ -360,7 +360,7 @@ func checkLookup(t *testing.T, snap *store.Snapshot, sb *store.Sandbox, qname st
 			holders := snap.EndpointsByIP(a)
 			okHolder := false
 			for _, h := range holders {
-				if h.NetworkID == answering.ID && visible(snap, h) != nil {
+				if h.NetworkID == answering.ID && isVisible(snap, h) {
 					okHolder = true
 				}
 			}

@@ -191,6 +191,8 @@ func lookupCandidate(snap *store.Snapshot, scope []scoped, name, netName string,
 // N resolves the target by name on N only, and only while the target is connected there; a
 // dangling link is skipped, so (unlike Docker) it does not hide a real sandbox of the same
 // name. The scope's own endpoints carry their links, so no index lookup is needed.
+// A target on another host of the cluster resolves the same way, through its remote
+// endpoint on the shared (overlay) network, as Docker's links on user-defined networks do.
 func lookupLink(snap *store.Snapshot, scope []scoped, name, netName string, qtype uint16, dst []netip.Addr) (Result, bool) {
 	var known *store.Network
 	for _, s := range scope {
@@ -226,12 +228,12 @@ func lookupLink(snap *store.Snapshot, scope []scoped, name, netName string, qtyp
 func resolveOn(snap *store.Snapshot, nw *store.Network, name string, qtype uint16, addrs []netip.Addr) (_ []netip.Addr, src string, found bool) {
 	src = srcAlias
 	for _, ep := range snap.EndpointsByName(nw.ID, name) {
-		sb := visible(snap, ep)
-		if sb == nil {
+		o, ok := visible(snap, ep)
+		if !ok {
 			continue
 		}
 		found = true
-		if ownName(sb, name) {
+		if o.ownName(name) {
 			src = srcName
 		}
 		switch qtype {
@@ -244,9 +246,11 @@ func resolveOn(snap *store.Snapshot, nw *store.Network, name string, qtype uint1
 	return addrs, src, found
 }
 
-// ownName reports whether name is sb's name, short ID or hostname: three comparisons, where
-// looking through the endpoint's aliases would cost one per alias on every answer.
-func ownName(sb *store.Sandbox, name string) bool {
-	return strings.EqualFold(name, sb.Name) || strings.EqualFold(name, store.ShortID(sb.ID)) ||
-		strings.EqualFold(name, sb.Hostname)
+// ownName reports whether name is o's sandbox name, short ID or hostname: three
+// comparisons, where looking through the endpoint's aliases would cost one per alias on
+// every answer. A remote endpoint's hostname is not known apart from its aliases, so a
+// match on it reports "alias".
+func (o owner) ownName(name string) bool {
+	return strings.EqualFold(name, o.name) || strings.EqualFold(name, store.ShortID(o.id)) ||
+		o.hostname != "" && strings.EqualFold(name, o.hostname)
 }

@@ -13,8 +13,8 @@ const (
 	arpaV6 = ".ip6.arpa"
 )
 
-// lookupPTR answers a reverse query for an address held by a visible sandbox on a network
-// the querying sandbox shares. The target is the owner's sandbox name (never an alias or
+// lookupPTR answers a reverse query for an address held by a visible sandbox (local, or
+// another host's through a remote endpoint) on a network the querying sandbox shares. The target is the owner's sandbox name (never an alias or
 // hostname) and the network name, as Docker writes it. Networks are tried in the querying
 // sandbox's order, so an address present on two shared networks names the first.
 func lookupPTR(snap *store.Snapshot, sbID, qname string) Result {
@@ -35,11 +35,11 @@ func lookupPTR(snap *store.Snapshot, sbID, qname string) Result {
 			if ep.NetworkID != s.nw.ID {
 				continue
 			}
-			owner := visible(snap, ep)
-			if owner == nil {
+			o, ok := visible(snap, ep)
+			if !ok {
 				continue
 			}
-			return Result{Kind: Found, Target: owner.Name + "." + s.nw.Name + ".", Network: s.nw.Name, Source: srcPTR}
+			return Result{Kind: Found, Target: o.name + "." + s.nw.Name + ".", Network: s.nw.Name, Source: srcPTR}
 		}
 	}
 	return Result{}
