@@ -275,3 +275,59 @@ func TestReconcileClaims(t *testing.T) {
 		t.Errorf("reconcile with the cluster down: %v; want cluster store unreachable", err)
 	}
 }
+
+// TestRemoteEndpointsUntouched: remote endpoints (no sandbox record, no veth) on a network
+// sit through every local change around them: creates next to them, links to them, connect,
+// disconnect, rename (even to a remote sandbox's name), rm and the reaper. Their records
+// and addresses stay as the mirror put them.
+func TestRemoteEndpointsUntouched(t *testing.T) {
+	c := newFakeCluster()
+	m, _ := newClusterManager(t, c, "A", "192.0.2.1")
+	putOverlay(t, c, m)
+	mustNetwork(t, m, api.NetworkCreate{Name: "app"})
+	cache := putRemote(t, m, "B", "cache", "10.0.1.2")
+	other := putRemote(t, m, "B", "other", "10.0.1.3")
+	remoteState := func() string {
+		snap := m.cfg.Store.Snapshot()
+		var b strings.Builder
+		for _, id := range []string{cache.ID, other.ID} {
+			ep, err := snap.Endpoint(id)
+			fmt.Fprintf(&b, "%+v %v\n", ep, err)
+		}
+		n, _ := snap.NetworkByName("ov")
+		for _, a := range snap.NetworkAddresses(n.ID) {
+			if a.Owner == cache.ID || a.Owner == other.ID {
+				fmt.Fprintf(&b, "%+v\n", *a)
+			}
+		}
+		return b.String()
+	}
+	before := remoteState()
+	_, web := mustSandbox(t, m, api.SandboxCreate{Name: "web", Networks: []string{"ov"}, Links: []string{"cache:c"},
+		Publish: []string{"8080:80"}})
+	if got := web.IPv4.String(); got != "10.0.1.4" {
+		t.Errorf("web got %s; want 10.0.1.4 (local IPAM skips the mirrored addresses)", got)
+	}
+	mustSandbox(t, m, api.SandboxCreate{Name: "db", Networks: []string{"app"}})
+	steps := []struct {
+		name string
+		do   func() error
+	}{
+		{"connect", func() error { return m.Connect(t.Context(), api.NetworkConnect{Network: "ov", Sandbox: "db"}) }},
+		{"rename", func() error { return m.RenameSandbox(t.Context(), api.SandboxRename{Sandbox: "web", Name: "other"}) }},
+		{"disconnect", func() error { return m.Disconnect(t.Context(), api.NetworkDisconnect{Network: "ov", Sandbox: "db"}) }},
+		{"rm", func() error { return m.RemoveSandbox(t.Context(), api.SandboxRemove{Sandbox: "other", Force: true}) }},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		m.Settle()
+		if after := remoteState(); after != before {
+			t.Errorf("%s changed the remote endpoints:\n%s", s.name, lineDiff(after, before))
+		}
+	}
+	if got := c.claimed(); len(got) != 0 {
+		t.Errorf("claims left = %v; want none", got)
+	}
+}

@@ -228,14 +228,16 @@ func lookupLink(snap *store.Snapshot, scope []scoped, name, netName string, qtyp
 func resolveOn(snap *store.Snapshot, nw *store.Network, name string, qtype uint16, addrs []netip.Addr) (_ []netip.Addr, src string, found bool) {
 	src = srcAlias
 	for _, ep := range snap.EndpointsByName(nw.ID, name) {
-		o, ok := visible(snap, ep)
-		if !ok {
+		if ep.Remote() {
+			if remoteOwnName(ep, name) {
+				src = srcName
+			}
+		} else if sb := visible(snap, ep); sb == nil {
 			continue
-		}
-		found = true
-		if o.ownName(name) {
+		} else if ownName(sb, name) {
 			src = srcName
 		}
+		found = true
 		switch qtype {
 		case TypeA:
 			addrs = appendAddr(addrs, ep.IPv4)
@@ -246,11 +248,16 @@ func resolveOn(snap *store.Snapshot, nw *store.Network, name string, qtype uint1
 	return addrs, src, found
 }
 
-// ownName reports whether name is o's sandbox name, short ID or hostname: three
-// comparisons, where looking through the endpoint's aliases would cost one per alias on
-// every answer. A remote endpoint's hostname is not known apart from its aliases, so a
-// match on it reports "alias".
-func (o owner) ownName(name string) bool {
-	return strings.EqualFold(name, o.name) || strings.EqualFold(name, store.ShortID(o.id)) ||
-		o.hostname != "" && strings.EqualFold(name, o.hostname)
+// ownName reports whether name is sb's name, short ID or hostname: three comparisons, where
+// looking through the endpoint's aliases would cost one per alias on every answer.
+func ownName(sb *store.Sandbox, name string) bool {
+	return strings.EqualFold(name, sb.Name) || strings.EqualFold(name, store.ShortID(sb.ID)) ||
+		strings.EqualFold(name, sb.Hostname)
+}
+
+// remoteOwnName is ownName for a remote endpoint: its sandbox name or short ID. Its
+// hostname is only among its DNSNames, not known apart from its aliases, so a match on it
+// reports "alias".
+func remoteOwnName(ep *store.Endpoint, name string) bool {
+	return strings.EqualFold(name, ep.SandboxName) || strings.EqualFold(name, store.ShortID(ep.SandboxID))
 }

@@ -35,11 +35,15 @@ func lookupPTR(snap *store.Snapshot, sbID, qname string) Result {
 			if ep.NetworkID != s.nw.ID {
 				continue
 			}
-			o, ok := visible(snap, ep)
-			if !ok {
-				continue
+			name := ep.SandboxName
+			if !ep.Remote() {
+				owner := visible(snap, ep)
+				if owner == nil {
+					continue
+				}
+				name = owner.Name
 			}
-			return Result{Kind: Found, Target: o.name + "." + s.nw.Name + ".", Network: s.nw.Name, Source: srcPTR}
+			return Result{Kind: Found, Target: name + "." + s.nw.Name + ".", Network: s.nw.Name, Source: srcPTR}
 		}
 	}
 	return Result{}

@@ -10,8 +10,7 @@ import (
 
 // isVisible is visible's verdict alone, for tests that check a holder.
 func isVisible(snap *store.Snapshot, ep *store.Endpoint) bool {
-	_, ok := visible(snap, ep)
-	return ok
+	return ep.Remote() || visible(snap, ep) != nil
 }
 
 // remote adds another host's endpoint on nw as the mirror does: no sandbox record, Host,

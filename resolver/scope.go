@@ -69,31 +69,23 @@ func less(a, b scoped) int {
 	return cmp.Compare(a.nw.ID, b.nw.ID)
 }
 
-// owner is who holds an endpoint that may be answered: a local sandbox, or for a remote
-// endpoint (another host's, mirrored from the cluster store, with no sandbox record here)
-// what the endpoint itself carries. A value, so the lookup path allocates nothing.
-type owner struct {
-	name     string // sandbox name: PTR targets, and what makes a match a "name"
-	id       string // sandbox ID: its short form is a name too
-	hostname string // "" for a remote endpoint: its hostname is only among its DNSNames
-}
-
-// visible returns the owner of an endpoint found by name or address, and whether the
-// endpoint may be answered. A local endpoint must belong to an existing sandbox that is
-// not in StateCreating: the restore pass puts a create cut short by a crash back in that
-// state (and state files of earlier versions hold such records) until it undoes it, so
-// half-made sandboxes are not announced. An endpoint added by `network connect` to a ready
-// sandbox is answered as soon as its record exists, like Docker, which adds the records
-// when the endpoint joins. A remote endpoint is answered as soon as it is mirrored: its
-// host publishes only endpoints of ready sandboxes.
-func visible(snap *store.Snapshot, ep *store.Endpoint) (owner, bool) {
-	if ep.Remote() {
-		return owner{name: ep.SandboxName, id: ep.SandboxID}, true
-	}
+// visible returns the sandbox of a local endpoint found by name or address if the endpoint
+// may be answered, else nil. The record must belong to an existing sandbox that is not in
+// StateCreating: the restore pass puts a create cut short by a crash back in that state
+// (and state files of earlier versions hold such records) until it undoes it, so half-made
+// sandboxes are not announced. An endpoint added by `network connect` to a ready sandbox is
+// answered as soon as its record exists, like Docker, which adds the records when the
+// endpoint joins.
+//
+// A remote endpoint (another host's, mirrored from the cluster store) has no sandbox record
+// here: callers check ep.Remote() first and answer it as soon as it is mirrored (its host
+// publishes only endpoints of ready sandboxes), named by ep.SandboxName. Two calls rather
+// than one returning a name: the local path, every lookup's, stays a pointer return.
+func visible(snap *store.Snapshot, ep *store.Endpoint) *store.Sandbox {
 	if sb, err := snap.Sandbox(ep.SandboxID); err == nil && sb.State != store.StateCreating {
-		return owner{name: sb.Name, id: sb.ID, hostname: sb.Hostname}, true
+		return sb
 	}
-	return owner{}, false
+	return nil
 }
 
 // hasIPv6 reports whether any endpoint of sb holds an IPv6 address.
