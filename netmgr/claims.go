@@ -72,6 +72,10 @@ func (m *Manager) claimOne(ctx context.Context, snap *store.Snapshot, n *store.N
 		if err == nil {
 			return a, nil
 		}
+		if cerr := ctx.Err(); cerr != nil {
+			// The client went away: the change's error says so, whatever the store made of it.
+			return netip.Addr{}, fmt.Errorf("claim address %s on network %s: %w: %w", a, n.Name, cerr, err)
+		}
 		if !errors.Is(err, store.ErrConflict) {
 			return netip.Addr{}, fmt.Errorf("claim address %s on network %s: %w", a, n.Name, err)
 		}

@@ -85,6 +85,8 @@ func newFuzzWorld(t testing.TB) *fuzzWorld {
 	shared := f.sandbox("shared-web", mode(store.ModeContainer, web.ID))
 	half := f.sandbox("half", creating)
 	f.connect(half, app, ep{ip4: "10.1.0.9", aliases: []string{"www"}})
+	// Another host's sandbox on app (a remote endpoint: no sandbox record here).
+	f.remote("hostB", "cache", app, "10.1.0.7", "shared", "www")
 
 	return &fuzzWorld{
 		st:        f.st,
