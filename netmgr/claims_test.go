@@ -2,6 +2,7 @@ package netmgr
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -329,5 +330,30 @@ func TestRemoteEndpointsUntouched(t *testing.T) {
 	}
 	if got := c.claimed(); len(got) != 0 {
 		t.Errorf("claims left = %v; want none", got)
+	}
+}
+
+// TestClaimNetworkFull: when every address is held by another host (which A's mirror does
+// not know yet), A's create gives up after its tries, claims nothing and leaves nothing.
+func TestClaimNetworkFull(t *testing.T) {
+	c := newFakeCluster()
+	a, k := newClusterManager(t, c, "A", "192.0.2.1")
+	n := putOverlay(t, c, a)
+	b := c.host("B", "192.0.2.2")
+	for i := 2; i < 255; i++ {
+		if err := b.ClaimAddr(t.Context(), n.ID, netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}), newID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claims, before := c.claimed(), worldState(t, a, k)
+	_, err := a.CreateSandbox(t.Context(), api.SandboxCreate{Name: "web", Networks: []string{"ov"}})
+	if !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "64 addresses tried") {
+		t.Errorf("err = %v; want a conflict after 64 tries", err)
+	}
+	if after := worldState(t, a, k); after != before {
+		t.Errorf("the world changed:\n%s", lineDiff(after, before))
+	}
+	if got := c.claimed(); !slices.Equal(got, claims) {
+		t.Errorf("claims changed: %d, were %d", len(got), len(claims))
 	}
 }
