@@ -40,7 +40,10 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// CreateNetwork validates req, records the network and creates its bridge.
+// CreateNetwork validates req, records the network and creates its bridge. An overlay
+// network is created in the cluster store first (the authority on global names, subnets
+// and VNIs), then here, and removed from the cluster store again if this host fails to
+// make it (overlay.go).
 func (m *Manager) CreateNetwork(ctx context.Context, req api.NetworkCreate) (*store.Network, error) {
 	var changes []Change
 	m.mu.Lock()
@@ -52,11 +55,27 @@ func (m *Manager) CreateNetwork(ctx context.Context, req api.NetworkCreate) (*st
 	if err != nil {
 		return nil, err
 	}
+	if n.Global() {
+		n, err = m.createOverlayLocked(ctx, n)
+	} else {
+		err = m.createBridgeLocked(ctx, n)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create network %q: %w", req.Name, err)
+	}
+	crashPoint("network-create:bridge")
+	m.cfg.Log.Info("network created", "network", n.Name, "driver", n.Driver, "bridge", n.Bridge, "subnets", n.Subnets)
+	changes = append(changes, Change{Kind: NetworkCreated, Network: n})
+	return n, nil
+}
+
+// createBridgeLocked records n and makes its bridge and rules, or undoes what it made.
+func (m *Manager) createBridgeLocked(ctx context.Context, n *store.Network) error {
 	if err := m.cfg.Store.Update(func(tx *store.Tx) error { return tx.PutNetwork(n) }); err != nil {
-		return nil, fmt.Errorf("create network %q: %w", n.Name, err)
+		return err
 	}
 	crashPoint("network-create:recorded")
-	err = m.ensureBridge(n)
+	err := m.ensureBridge(n)
 	if err == nil {
 		err = ctx.Err() // the last chance to undo: the rest is the firewall's
 	}
@@ -70,16 +89,14 @@ func (m *Manager) CreateNetwork(ctx context.Context, req api.NetworkCreate) (*st
 			err = errors.Join(err, uerr)
 		}
 		m.syncFirewallOrWarn("failed network create")
-		return nil, fmt.Errorf("create network %q: %w", n.Name, err)
+		return err
 	}
-	crashPoint("network-create:bridge")
-	m.cfg.Log.Info("network created", "network", n.Name, "bridge", n.Bridge, "subnets", n.Subnets)
-	changes = append(changes, Change{Kind: NetworkCreated, Network: n})
-	return n, nil
+	return nil
 }
 
+// ensureBridge makes the bridge of a bridge or overlay network; nothing for none and host.
 func (m *Manager) ensureBridge(n *store.Network) error {
-	if n.Driver != store.DriverBridge {
+	if !n.Bridged() {
 		return nil
 	}
 	var addrs []netip.Prefix
@@ -95,7 +112,13 @@ func (m *Manager) buildNetwork(req api.NetworkCreate) (*store.Network, error) {
 	if err != nil {
 		return nil, err
 	}
+	if spec.Overlay && m.cfg.Cluster == nil {
+		return nil, invalid("driver", store.DriverOverlay, "needs a cluster store (berth daemon --cluster-store etcd://...)")
+	}
 	snap := m.cfg.Store.Snapshot()
+	// The snapshot holds the global networks mirrored here too: a local network never
+	// takes a global one's name, and a global one never a local one's on this host (the
+	// cluster store checks the other hosts' global ones).
 	if _, err := snap.NetworkByName(spec.Name); err == nil {
 		return nil, fmt.Errorf("network with name %s already exists: %w", spec.Name, store.ErrConflict)
 	}
@@ -103,6 +126,9 @@ func (m *Manager) buildNetwork(req api.NetworkCreate) (*store.Network, error) {
 		ID: newID(), Name: spec.Name, Driver: store.DriverBridge, Internal: spec.Internal, IPv6: spec.IPv6,
 		ICC: spec.ICC, MTU: spec.MTU, Bridge: spec.Bridge, Options: spec.Options, Labels: spec.Labels,
 		Created: time.Now().UTC(),
+	}
+	if spec.Overlay {
+		n.Driver, n.Scope = store.DriverOverlay, store.ScopeGlobal
 	}
 	if n.Bridge == "" {
 		n.Bridge = bridgePrefix + n.ID[:12]
@@ -147,7 +173,11 @@ func (m *Manager) buildSubnets(snap *store.Snapshot, n *store.Network, spec Netw
 		if err != nil {
 			return nil, fmt.Errorf("list routes: %w", err)
 		}
-		p, err := pickSubnet(used, routes)
+		pick := pickSubnet
+		if n.Global() {
+			pick = pickOverlaySubnet
+		}
+		p, err := pick(used, routes)
 		if err != nil {
 			return nil, err
 		}
@@ -238,7 +268,9 @@ func setIPRange(subs []store.Subnet, r Given[netip.Prefix]) error {
 	return invalid("ip-range", r.Text, "no subnet of this address family")
 }
 
-// RemoveNetwork deletes a network that has no endpoints.
+// RemoveNetwork deletes a network that has no endpoints. A global network must have none
+// on this host, its own or mirrored ones of other hosts; the cluster store, which knows of
+// every host's, decides, and the network goes here only once it is gone there.
 func (m *Manager) RemoveNetwork(ctx context.Context, req api.NetworkRemove) error {
 	var changes []Change
 	m.mu.Lock()
@@ -246,7 +278,7 @@ func (m *Manager) RemoveNetwork(ctx context.Context, req api.NetworkRemove) erro
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("remove network %s: %w", req.Network, err)
 	}
-	n, err := m.removeNetworkLocked(req.Network)
+	n, err := m.removeNetworkLocked(ctx, req.Network)
 	if err != nil {
 		return err
 	}
@@ -255,7 +287,7 @@ func (m *Manager) RemoveNetwork(ctx context.Context, req api.NetworkRemove) erro
 }
 
 // removeNetworkLocked removes the network ref names and returns its record.
-func (m *Manager) removeNetworkLocked(ref string) (*store.Network, error) {
+func (m *Manager) removeNetworkLocked(ctx context.Context, ref string) (*store.Network, error) {
 	snap := m.cfg.Store.Snapshot()
 	n, err := NetworkByRef(snap, ref)
 	if err != nil {
@@ -267,15 +299,22 @@ func (m *Manager) removeNetworkLocked(ref string) (*store.Network, error) {
 	if eps := snap.NetworkEndpoints(n.ID); len(eps) > 0 {
 		var names []string
 		for _, ep := range eps {
-			if sb, err := snap.Sandbox(ep.SandboxID); err == nil {
+			if ep.Remote() {
+				names = append(names, ep.SandboxName+"@"+ep.Host)
+			} else if sb, err := snap.Sandbox(ep.SandboxID); err == nil {
 				names = append(names, sb.Name)
 			}
 		}
 		return nil, fmt.Errorf("network %s has active endpoints (%v): %w", n.Name, names, store.ErrConflict)
 	}
+	if n.Global() {
+		if err := m.removeFromCluster(ctx, n); err != nil {
+			return nil, fmt.Errorf("remove network %s: %w", n.Name, err)
+		}
+	}
 	// Kernel first, record second: a crash in between leaves a record whose bridge the
 	// restore pass recreates, never a bridge nobody knows about.
-	if err := m.cfg.Kernel.DeleteLink(n.Bridge); err != nil {
+	if err := m.deleteDevices(n); err != nil {
 		return nil, fmt.Errorf("remove network %s: %w", n.Name, err)
 	}
 	crashPoint("network-rm:bridge")
@@ -287,8 +326,20 @@ func (m *Manager) removeNetworkLocked(ref string) (*store.Network, error) {
 	return n, nil
 }
 
-// PruneNetworks removes every user-defined network without endpoints. Once ctx is done it
-// removes no more, and returns those it removed with ctx's error.
+// deleteDevices deletes a network's bridge and, for an overlay network, its VXLAN device.
+func (m *Manager) deleteDevices(n *store.Network) error {
+	if n.Global() {
+		if err := m.cfg.Kernel.DeleteVxlan(vxlanDev(n)); err != nil {
+			return err
+		}
+	}
+	return m.cfg.Kernel.DeleteLink(n.Bridge)
+}
+
+// PruneNetworks removes every user-defined local network without endpoints. Once ctx is
+// done it removes no more, and returns those it removed with ctx's error. Global networks
+// are left out (not checked against Docker): removing one removes it from every host of
+// the cluster, which a prune run on one host, seeing only its own sandboxes, should not do.
 func (m *Manager) PruneNetworks(ctx context.Context) ([]string, error) {
 	var changes []Change
 	m.mu.Lock()
@@ -299,13 +350,13 @@ func (m *Manager) PruneNetworks(ctx context.Context) ([]string, error) {
 	snap := m.cfg.Store.Snapshot()
 	var deleted []string
 	for _, n := range snap.Networks() {
-		if n.Predefined || len(snap.NetworkEndpoints(n.ID)) > 0 {
+		if n.Predefined || n.Global() || len(snap.NetworkEndpoints(n.ID)) > 0 {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
 			return deleted, fmt.Errorf("prune networks: %w", err)
 		}
-		if _, err := m.removeNetworkLocked(n.ID); err != nil {
+		if _, err := m.removeNetworkLocked(ctx, n.ID); err != nil {
 			return deleted, err
 		}
 		deleted = append(deleted, n.Name)

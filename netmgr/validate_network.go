@@ -15,6 +15,7 @@ import (
 // go), is checked by CreateNetwork.
 type NetworkSpec struct {
 	Name     string
+	Overlay  bool // Driver overlay: a global network, in the cluster store; else bridge
 	Internal bool
 	IPv6     bool
 	Subnets  []Given[netip.Prefix] // at most one per family; IPv6 only with IPv6
@@ -35,11 +36,23 @@ func ValidateNetworkCreate(req api.NetworkCreate) (NetworkSpec, error) {
 	if err := checkName("name", req.Name); err != nil {
 		return s, err
 	}
-	if req.Driver != "" && req.Driver != store.DriverBridge {
+	switch req.Driver {
+	case "", store.DriverBridge:
+	case store.DriverOverlay:
+		// Whether a cluster store is configured is the Manager's to check (CreateNetwork).
+		s.Overlay = true
+		if req.IPv6 {
+			return s, invalid("ipv6", "true", "overlay networks are IPv4-only")
+		}
+	default:
 		return s, invalid("driver", req.Driver, "only the bridge driver is supported")
 	}
 	if err := s.parseOptions(req.Options); err != nil {
 		return s, err
+	}
+	if _, ok := req.Options[OptBridgeName]; ok && s.Overlay {
+		// Every host names the bridge of a global network alike, after its ID.
+		return s, invalid("opt", OptBridgeName+"="+req.Options[OptBridgeName], "not an option of the overlay driver")
 	}
 	for k, v := range req.Labels {
 		if k == "" {
