@@ -101,6 +101,16 @@ type Network struct {
 	Containers map[string]NetworkContainer `json:"Containers"`
 	Options    map[string]string           `json:"Options"`
 	Labels     map[string]string           `json:"Labels"`
+	// Peers lists, for a global network, every host of the cluster with an endpoint on it
+	// (this one included), as Docker's swarm overlay networks do. Containers holds only
+	// this host's sandboxes, as in Docker.
+	Peers []NetworkPeer `json:"Peers,omitempty"`
+}
+
+// NetworkPeer is one host of a global network: its cluster host ID and underlay address.
+type NetworkPeer struct {
+	Name string `json:"Name"`
+	IP   string `json:"IP"`
 }
 
 // SandboxCreate is POST /v1/sandboxes.

@@ -26,6 +26,7 @@ bench-deps:
 
 bench-build:
 	CGO_ENABLED=0 $(GO) build -o $(BENCH_BIN)/berth ./cmd/berth
+	CGO_ENABLED=0 $(GO) build -o $(BENCH_BIN)/berth-daemon ./cmd/berth-daemon
 	$(GO) build -o $(BENCH_BIN)/ ./bench/refserver ./bench/rawudp ./bench/cplat ./bench/fwscale
 
 bench: deps bench-deps bench-build

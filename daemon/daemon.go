@@ -22,6 +22,7 @@ import (
 	sdnotify "github.com/coreos/go-systemd/v22/daemon"
 
 	"berth/api"
+	"berth/cluster"
 	"berth/dnsd"
 	"berth/netmgr"
 	"berth/netmgr/firewall"
@@ -59,6 +60,8 @@ type Config struct {
 	// FirewallCheck is --firewall-check-interval: how often the firewall is checked and
 	// repaired besides after other programs' changes (0: only after those).
 	FirewallCheck time.Duration
+	// Cluster is the cluster store of overlay networks; zero: none.
+	Cluster ClusterConfig
 
 	socketGID int // Group resolved by validate; -1 leaves the socket's group as created
 }
@@ -75,6 +78,8 @@ type daemon struct {
 	events  *eventHub
 	metrics http.Handler  // /metrics; nil in tests that build a daemon by hand
 	kernel  *kernel.Linux // nil in tests that build a daemon by hand
+	// cluster is the cluster store client (--cluster-store), or nil.
+	cluster *cluster.Client
 	log     *slog.Logger
 	cfg     Config
 }
@@ -94,6 +99,9 @@ func (c *Config) validate() error {
 	}
 	if c.FirewallCheck < 0 {
 		return fmt.Errorf("invalid firewall-check-interval %s: negative", c.FirewallCheck)
+	}
+	if err := c.Cluster.validate(); err != nil {
+		return err
 	}
 	if c.Root == "" || c.Socket == "" {
 		return errors.New("invalid daemon flags: --root and --socket must not be empty")
@@ -145,7 +153,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer d.close()
 	rctx, stopRepair := context.WithCancel(ctx)
 	repaired := d.repairFirewall(rctx)
-	defer func() { stopRepair(); <-repaired }() // before close: a repair reads the store
+	clustered := d.runCluster(rctx)
+	// Before close: a repair reads the store, the mirror writes it.
+	defer func() { stopRepair(); <-repaired; <-clustered }()
 	ln, err := listenUnix(cfg.Socket, cfg.socketGID)
 	if err != nil {
 		return err
@@ -215,6 +225,14 @@ func openDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*daemon, err
 		CleanFile: filepath.Join(cfg.ExecRoot, "dns-clean")})
 	d := &daemon{st: st, dns: dns, events: newEventHub(), log: log, cfg: cfg,
 		metrics: newMetricsHandler(st, dns), kernel: k}
+	var cl netmgr.Cluster
+	if cfg.Cluster.enabled() {
+		if d.cluster, err = d.openCluster(); err != nil {
+			st.Close()
+			return nil, err
+		}
+		cl = d.cluster
+	}
 	d.mgr = netmgr.New(netmgr.Config{
 		Store:    st,
 		Kernel:   k,
@@ -230,6 +248,7 @@ func openDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*daemon, err
 		IPForward:    cfg.IPForward,
 		NoDefaultICC: !cfg.ICC,
 		Observer:     d,
+		Cluster:      cl,
 	})
 	if err := d.restore(ctx); err != nil {
 		st.Close()
@@ -318,6 +337,11 @@ func (d *daemon) close() {
 		d.kernel.StopNetNSPool()
 	}
 	d.dns.Close()
+	if d.cluster != nil {
+		if err := d.cluster.Close(); err != nil {
+			d.log.Warn("close cluster store client", "err", err)
+		}
+	}
 	d.mgr.Settle() // veths of removed sandboxes still being deleted
 	if err := d.st.Close(); err != nil {
 		d.log.Error("close state", "err", err)

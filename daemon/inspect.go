@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"berth/api"
 	"berth/netmgr"
@@ -17,15 +19,23 @@ import (
 // bridgeNameOpt is the docker option naming the bridge device; inspect always shows it.
 const bridgeNameOpt = "com.docker.network.bridge.name"
 
-// networkView is `docker network inspect` of n.
-func networkView(snap *store.Snapshot, n *store.Network) api.Network {
+// vxlanIDOpt is the option Docker's overlay networks show their VNI in.
+const vxlanIDOpt = "com.docker.network.driver.overlay.vxlanid_list"
+
+// networkView is `docker network inspect` of n. local is this host's peer entry for a
+// global network (its cluster host ID and underlay address), or zero.
+func networkView(snap *store.Snapshot, n *store.Network, local api.NetworkPeer) api.Network {
+	scope := store.ScopeLocal
+	if n.Global() {
+		scope = store.ScopeGlobal
+	}
 	v := api.Network{
 		Name:       n.Name,
 		ID:         n.ID,
 		Created:    n.Created,
-		Scope:      "local",
+		Scope:      scope,
 		Driver:     n.Driver,
-		EnableIPv4: n.Driver == store.DriverBridge,
+		EnableIPv4: n.Bridged(),
 		EnableIPv6: n.IPv6,
 		IPAM:       api.IPAM{Driver: "default", Options: map[string]string{}, Config: []api.IPAMConfig{}},
 		Internal:   n.Internal,
@@ -47,10 +57,16 @@ func networkView(snap *store.Snapshot, n *store.Network) api.Network {
 		}
 		v.IPAM.Config = append(v.IPAM.Config, c)
 	}
+	if n.Global() {
+		v.Options[vxlanIDOpt] = fmt.Sprint(n.VNI)
+		v.Peers = networkPeers(snap, n, local)
+	}
 	for _, ep := range snap.NetworkEndpoints(n.ID) {
 		sb, err := snap.Sandbox(ep.SandboxID)
 		if err != nil {
-			continue // endpoint of a sandbox being removed in this very snapshot: skip
+			// Another host's endpoint (in Peers), or one of a sandbox being removed in
+			// this very snapshot: skip.
+			continue
 		}
 		v.Containers[sb.ID] = api.NetworkContainer{
 			Name:        sb.Name,
@@ -61,6 +77,32 @@ func networkView(snap *store.Snapshot, n *store.Network) api.Network {
 		}
 	}
 	return v
+}
+
+// networkPeers lists the hosts with an endpoint on global network n, this one (local)
+// first when it has one, then the others by name.
+func networkPeers(snap *store.Snapshot, n *store.Network, local api.NetworkPeer) []api.NetworkPeer {
+	var out []api.NetworkPeer
+	seen := map[string]bool{}
+	for _, ep := range snap.NetworkEndpoints(n.ID) {
+		if !ep.Remote() {
+			if local.Name != "" && !seen[local.Name] {
+				seen[local.Name] = true
+				out = append([]api.NetworkPeer{local}, out...)
+			}
+			continue
+		}
+		if !seen[ep.Host] {
+			seen[ep.Host] = true
+			out = append(out, api.NetworkPeer{Name: ep.Host, IP: ep.HostAddr.String()})
+		}
+	}
+	first := 0
+	if len(out) > 0 && out[0] == local {
+		first = 1
+	}
+	slices.SortFunc(out[first:], func(a, b api.NetworkPeer) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // sandboxView is `docker inspect` of sb, flattened to what a netns has.

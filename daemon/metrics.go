@@ -66,7 +66,7 @@ func writeStateMetrics(w *promtext.Writer, snap *store.Snapshot) {
 	var addrs []inUse
 	for _, n := range snap.Networks() {
 		drivers[n.Driver]++
-		if n.Driver == store.DriverBridge {
+		if n.Bridged() {
 			addrs = append(addrs, inUse{n.Name, len(snap.NetworkAddresses(n.ID))})
 		}
 	}

@@ -40,6 +40,11 @@ func (d *daemon) Changed(c netmgr.Change) {
 		d.dns.Stop(c.Sandbox.ID)
 	}
 	d.events.publish(ev)
+	if d.cluster != nil && c.Sandbox != nil {
+		// The publisher re-reads this host's endpoints on global networks and syncs
+		// them to the cluster store (a rename changes their names, a disconnect drops one).
+		d.cluster.Kick()
+	}
 	switch c.Kind {
 	case netmgr.SandboxRenamed, netmgr.SandboxConnected:
 		// The change is made, so a failure here is the DNS's alone: logged, as the

@@ -83,7 +83,7 @@ func (s *server) listNetworks(w http.ResponseWriter, _ *http.Request) {
 	snap := s.d.st.Snapshot()
 	out := []api.Network{}
 	for _, n := range snap.Networks() {
-		out = append(out, networkView(snap, n))
+		out = append(out, networkView(snap, n, s.d.localPeer()))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -95,7 +95,7 @@ func (s *server) getNetwork(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, networkView(snap, n))
+	writeJSON(w, http.StatusOK, networkView(snap, n, s.d.localPeer()))
 }
 
 func (s *server) removeNetwork(w http.ResponseWriter, r *http.Request) {

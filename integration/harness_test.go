@@ -27,14 +27,15 @@ func TestMain(m *testing.M) { os.Exit(testns.Main(m)) }
 // the environment (make test builds them before the tests, while the module cache is
 // reachable).
 type builtBinary struct {
-	env, pkg string // e.g. BERTH_BIN, ./cmd/berth
+	env, pkg string   // e.g. BERTH_BIN, ./cmd/berth
+	with     []string // more commands built into the same directory
 	once     sync.Once
 	path     string
 	err      error
 }
 
 var (
-	berthBinary = &builtBinary{env: "BERTH_BIN", pkg: "./cmd/berth"}
+	berthBinary = &builtBinary{env: "BERTH_BIN", pkg: "./cmd/berth", with: []string{"./cmd/berth-daemon"}}
 	cniBinary   = &builtBinary{env: "BERTH_CNI_BIN", pkg: "./cmd/berth-cni"}
 )
 
@@ -52,10 +53,14 @@ func (b *builtBinary) get(t *testing.T) string {
 			return
 		}
 		b.path = filepath.Join(dir, filepath.Base(b.pkg))
-		cmd := exec.Command("go", "build", "-o", b.path, b.pkg)
-		cmd.Dir = filepath.Join(filepath.Dir(file), "..")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+		// `berth daemon` executes berth-daemon from beside berth, so it is built there too.
+		for _, pkg := range append([]string{b.pkg}, b.with...) {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, filepath.Base(pkg)), pkg)
+			cmd.Dir = filepath.Join(filepath.Dir(file), "..")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+				return
+			}
 		}
 	})
 	if b.err != nil {

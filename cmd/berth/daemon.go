@@ -1,67 +1,52 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"net/netip"
-	"time"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
 
 	"github.com/spf13/cobra"
-
-	"berth/api"
-	"berth/daemon"
 )
 
-// defaultFirewallCheck is the period of the firewall check when no change is seen: the
-// nftables monitor catches changes at once, so this is the bound for what it misses.
-const defaultFirewallCheck = 10 * time.Second
+// daemonExe is the daemon's executable (cmd/berth-daemon), looked for beside this one,
+// then on PATH.
+const daemonExe = "berth-daemon"
 
-// newDaemonCmd is `berth daemon`: its flags become a daemon.Config, and package daemon
-// does the rest (and checks the fields the flags leave untyped).
+// newDaemonCmd is `berth daemon`: it executes berth-daemon with the same arguments, so
+// the client commands link none of the daemon's packages (see cmd/berth-daemon).
 func newDaemonCmd() *cobra.Command {
-	var (
-		cfg   daemon.Config
-		level string
-		dns   []string
-	)
-	cmd := &cobra.Command{
-		Use:   "daemon [flags]",
-		Short: "Run the berth daemon (as root)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := parseDaemonFlags(&cfg, level, dns); err != nil {
+	return &cobra.Command{
+		Use:                "daemon [flags]",
+		Short:              "Run the berth daemon (as root; executes " + daemonExe + ")",
+		DisableFlagParsing: true, // every flag, --help included, is berth-daemon's
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := findDaemon()
+			if err != nil {
 				return err
 			}
-			return daemon.Run(cmd.Context(), cfg)
+			return syscall.Exec(path, append([]string{path}, args...), os.Environ())
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&cfg.Root, "root", "/var/lib/berth", "state directory")
-	f.StringVar(&cfg.Socket, "socket", api.DefaultSocket, "API unix socket")
-	f.StringVar(&cfg.ExecRoot, "exec-root", "", "runtime directory, best a tmpfs: sandbox file copies for runtimes, create intents (default: the socket's directory)")
-	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&cfg.ResolvConf, "resolv-conf", "/etc/resolv.conf", "host resolv.conf with the upstream servers")
-	f.StringArrayVar(&dns, "dns", nil, "upstream DNS server for sandboxes (repeatable)")
-	f.StringArrayVar(&cfg.DNSSearch, "dns-search", nil, "DNS search domain for sandboxes (repeatable)")
-	f.StringArrayVar(&cfg.DNSOptions, "dns-option", nil, "resolv.conf option for sandboxes (repeatable)")
-	f.BoolVar(&cfg.IPForward, "ip-forward", true, "enable IP forwarding when a non-internal network exists")
-	f.StringVar(&cfg.Metrics, "metrics-addr", "", "also serve Prometheus /metrics on this TCP address (e.g. 127.0.0.1:9323)")
-	f.BoolVar(&cfg.ICC, "icc", true, "allow traffic between sandboxes on the default bridge (false: only --link pairs)")
-	f.StringVarP(&cfg.Group, "group", "G", "", "group (name or GID) given the API socket, root:GROUP 0660, like dockerd's docker group")
-	f.DurationVar(&cfg.FirewallCheck, "firewall-check-interval", defaultFirewallCheck, "how often to check berth's nftables rules and repair them (also done after other programs change the ruleset; 0: only then)")
-	return cmd
 }
 
-// parseDaemonFlags types the flags that are not plain strings into cfg.
-func parseDaemonFlags(cfg *daemon.Config, level string, dns []string) error {
-	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
-		return fmt.Errorf("invalid log-level %q: want debug, info, warn or error", level)
-	}
-	for _, s := range dns {
-		a, err := netip.ParseAddr(s)
-		if err != nil || a.Zone() != "" {
-			return fmt.Errorf("invalid dns %q: not an IP address", s)
+// findDaemon returns berth-daemon's path: beside this executable (make build and make
+// install put them together), else on PATH.
+func findDaemon() (string, error) {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), daemonExe)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
 		}
-		cfg.DNS = append(cfg.DNS, a)
 	}
-	return nil
+	p, err := exec.LookPath(daemonExe)
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return "", fmt.Errorf("%s not found beside berth or on PATH (make build puts it in bin/)", daemonExe)
+		}
+		return "", err
+	}
+	return p, nil
 }

@@ -1,7 +1,7 @@
-// Command berth is both the daemon (`berth daemon`) and its client: every other subcommand
-// talks JSON over HTTP to the daemon's unix socket. The daemon itself is package
-// berth/daemon; this package owns nothing but commands, flags, the client and output
-// formats.
+// Command berth is the client of the berth daemon: every subcommand talks JSON over HTTP
+// to the daemon's unix socket, and `berth daemon` executes the daemon itself
+// (cmd/berth-daemon, package berth/daemon). This package owns nothing but commands, flags,
+// the client and output formats.
 package main
 
 import (
