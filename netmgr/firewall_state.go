@@ -23,7 +23,9 @@ func firewallState(snap *store.Snapshot) firewall.State {
 	byID := make(map[string]*store.Network, len(nets)) // one lookup table instead of a store lookup per endpoint
 	for _, n := range nets {
 		byID[n.ID] = n
-		if n.Driver != store.DriverBridge {
+		// An overlay network's bridge is its sandboxes' gateway on this host, so it has a
+		// bridge network's rules: NAT, published ports, ICC, isolation from the others.
+		if !n.Bridged() {
 			continue
 		}
 		fn := firewall.Network{Bridge: n.Bridge, Internal: n.Internal, ICC: n.ICC, Masquerade: true}

@@ -84,7 +84,7 @@ func ExternalAccess(snap *store.Snapshot, sandboxID string) bool {
 	}
 	for _, ep := range snap.SandboxEndpoints(sb.ID) {
 		nw, err := snap.Network(ep.NetworkID)
-		if err != nil || nw.Driver != store.DriverBridge || nw.Internal {
+		if err != nil || !nw.Bridged() || nw.Internal {
 			continue
 		}
 		for _, sn := range nw.Subnets {
