@@ -2,6 +2,7 @@ package netmgr
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"berth/api"
@@ -134,5 +135,44 @@ func TestApplyRemoteNameTaken(t *testing.T) {
 	}
 	if n, err := snap.NetworkByName("ov2"); err != nil || !n.Global() {
 		t.Fatalf("ov2 not mirrored: %+v %v", n, err)
+	}
+}
+
+// TestRestoreOverlay: after a reboot (the kernel objects gone, the store kept) Restore
+// makes an overlay network's bridge and VXLAN device again, with its remote endpoints as
+// peers, before any update of the mirror; a VXLAN device with no record goes.
+func TestRestoreOverlay(t *testing.T) {
+	c := newFakeCluster()
+	a, _ := newClusterManager(t, c, "A", "192.0.2.1")
+	b, _ := newClusterManager(t, c, "B", "192.0.2.2")
+	ctx := t.Context()
+	n, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "ov", Driver: store.DriverOverlay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateSandbox(ctx, api.SandboxCreate{Name: "web", Networks: []string{"ov"}}); err != nil {
+		t.Fatal(err)
+	}
+	c.publish(c.host("A", "192.0.2.1"), a.cfg.Store.Snapshot())
+	if err := b.ApplyRemote(ctx, c.update("B")); err != nil {
+		t.Fatal(err)
+	}
+	k := newFakeKernel()
+	k.links["vx-00beef-12345"] = "vxlan" // a device of a network no longer recorded
+	cfg := b.cfg
+	cfg.Kernel = k
+	b2 := New(cfg)
+	if err := b2.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dev := VxlanName(n.VNI, n.ID)
+	if k.links[dev] != "vxlan" || k.links[n.Bridge] != "bridge" {
+		t.Fatalf("after restore: links %v", k.links)
+	}
+	if got := k.vxlanPeers(dev); len(got) != 1 || !strings.HasSuffix(got[0], "@192.0.2.1") {
+		t.Fatalf("after restore: peers %v", got)
+	}
+	if _, ok := k.links["vx-00beef-12345"]; ok {
+		t.Fatalf("orphaned vxlan device kept: %v", k.links)
 	}
 }

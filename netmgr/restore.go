@@ -21,7 +21,9 @@ import (
 //   - a sandbox caught half-created (its records in state creating, or an intent file) is
 //     undone; a ready sandbox whose netns is gone is dropped
 //     (its addresses released); a ready sandbox whose netns lives gets any missing veth back;
-//   - berth-named veths and bridges with no record are deleted (nothing else is touched).
+//   - an overlay network gets its VXLAN device back too, with its remote endpoints as peers;
+//   - berth-named veths, bridges and VXLAN devices with no record are deleted (nothing else
+//     is touched).
 func (m *Manager) Restore(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -34,7 +36,11 @@ func (m *Manager) Restore(ctx context.Context) error {
 	m.recoverIntents()
 	snap := m.cfg.Store.Snapshot()
 	for _, n := range snap.Networks() {
-		if err := m.ensureBridge(n); err != nil {
+		ensure := m.ensureBridge
+		if n.Global() {
+			ensure = func(n *store.Network) error { return m.restoreOverlay(snap, n) }
+		}
+		if err := ensure(n); err != nil {
 			return fmt.Errorf("restore: network %s: %w", n.Name, err)
 		}
 	}
@@ -114,6 +120,9 @@ func (m *Manager) sweepOrphans() error {
 	known := map[string]bool{}
 	for _, n := range snap.Networks() {
 		known[n.Bridge] = true
+		if n.Global() {
+			known[vxlanDev(n)] = true
+		}
 		for _, ep := range snap.NetworkEndpoints(n.ID) {
 			known[ep.HostVeth] = true
 		}
@@ -122,7 +131,7 @@ func (m *Manager) sweepOrphans() error {
 	for _, l := range links {
 		owned := strings.HasPrefix(l, store.VethPrefix) && len(l) == len(store.VethPrefix)+8 && isHex(l[len(store.VethPrefix):]) ||
 			strings.HasPrefix(l, bridgePrefix) && len(l) == len(bridgePrefix)+12 && isHex(l[len(bridgePrefix):]) ||
-			l == DefaultBridge
+			l == DefaultBridge || isVxlanName(l)
 		if owned && !known[l] {
 			m.cfg.Log.Warn("removing orphaned device", "link", l)
 			errs = append(errs, m.cfg.Kernel.DeleteLink(l))
