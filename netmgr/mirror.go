@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"berth/store"
 )
@@ -17,11 +18,16 @@ import (
 // A global network removed from the cluster while this host still has sandboxes on it
 // (possible only if this host's endpoints had lapsed with its lease) is kept here, with a
 // warning, until they leave it: removing it would pull their interfaces from under them.
-// One whose name a local network here already has is skipped, with a warning.
+// One whose name a local network here already has is skipped, with a warning. A remote
+// endpoint whose address or MAC an endpoint here holds is skipped, with a warning. Like
+// every change, an update refuses to start once ctx is done.
 func (m *Manager) ApplyRemote(ctx context.Context, u RemoteUpdate) error {
 	var changes []Change
 	m.mu.Lock()
 	defer m.unlock(&changes)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("apply cluster update (revision %d): %w", u.Rev, err)
+	}
 	if m.cfg.Cluster == nil {
 		return errors.New("apply cluster update: no cluster store configured")
 	}
@@ -51,19 +57,25 @@ func (m *Manager) ApplyRemote(ctx context.Context, u RemoteUpdate) error {
 	var added []*store.Endpoint
 	err := m.cfg.Store.Update(func(tx *store.Tx) error {
 		added = added[:0]
-		for _, n := range append(plan.newNets, plan.changedNets...) {
-			if n != nil {
-				if err := tx.PutNetwork(n); err != nil {
-					return fmt.Errorf("network %s: %w", n.Name, err)
-				}
-			}
-		}
+		// Removals first: a network created in the same update may have a removed one's name.
 		for _, ep := range plan.removedEps {
 			if err := tx.ReleaseOwner(ep.ID); err != nil {
 				return err
 			}
 			if err := tx.DeleteEndpoint(ep); err != nil {
 				return err
+			}
+		}
+		for _, n := range plan.removedNets {
+			if err := tx.DeleteNetwork(n); err != nil {
+				return err
+			}
+		}
+		for _, n := range append(plan.newNets, plan.changedNets...) {
+			if n != nil {
+				if err := tx.PutNetwork(n); err != nil {
+					return fmt.Errorf("network %s: %w", n.Name, err)
+				}
 			}
 		}
 		for _, ep := range plan.putEps {
@@ -90,11 +102,6 @@ func (m *Manager) ApplyRemote(ctx context.Context, u RemoteUpdate) error {
 				return fmt.Errorf("endpoint %s: %w", store.ShortID(ep.ID), err)
 			}
 			added = append(added, ep)
-		}
-		for _, n := range plan.removedNets {
-			if err := tx.DeleteNetwork(n); err != nil {
-				return err
-			}
 		}
 		return nil
 	})
@@ -144,27 +151,9 @@ func (m *Manager) planRemote(snap *store.Snapshot, u RemoteUpdate) remotePlan {
 	self := m.cfg.Cluster.HostID()
 	listed := map[string]bool{}
 	for _, in := range u.Networks {
-		if !in.Global() || in.VNI == 0 || len(in.ID) < 12 {
-			m.cfg.Log.Warn("cluster store: not a global network record, skipped", "network", in.Name)
-			continue
-		}
 		listed[in.ID] = true
-		n := in.Copy()
-		n.Bridge = bridgePrefix + n.ID[:12]
-		n.Predefined = false
-		if old, err := snap.Network(n.ID); err == nil {
-			n.MTU = old.MTU // this host's, from its own underlay
-			if !sameRecord(old, n) {
-				p.changedNets = append(p.changedNets, n)
-			}
-			continue
-		}
-		if o, err := snap.NetworkByName(n.Name); err == nil {
-			m.cfg.Log.Warn("global network skipped: a local network here has its name", "network", n.Name, "local", store.ShortID(o.ID))
-			continue
-		}
-		p.newNets = append(p.newNets, n)
 	}
+	// Removals first: the puts check names against the networks that stay.
 	removed := append([]string(nil), u.RemovedNetworks...)
 	if u.Full {
 		for _, n := range snap.Networks() {
@@ -194,9 +183,51 @@ func (m *Manager) planRemote(snap *store.Snapshot, u RemoteUpdate) remotePlan {
 			p.removedEps = append(p.removedEps, ep)
 		}
 	}
+	for _, in := range u.Networks {
+		if !in.Global() || in.VNI == 0 || len(in.ID) < 12 {
+			m.cfg.Log.Warn("cluster store: not a global network record, skipped", "network", in.Name)
+			continue
+		}
+		n := in.Copy()
+		n.Bridge = bridgePrefix + n.ID[:12]
+		n.Predefined = false
+		if old, err := snap.Network(n.ID); err == nil {
+			n.MTU = old.MTU // this host's, from its own underlay
+			if !sameRecord(old, n) {
+				p.changedNets = append(p.changedNets, n)
+			}
+			continue
+		}
+		if o, err := snap.NetworkByName(n.Name); err == nil && !p.gone[o.ID] {
+			why := "a local network here has its name"
+			if o.Global() {
+				why = "another global network here has its name (its removal is still to come)"
+			}
+			m.cfg.Log.Warn("global network skipped: "+why, "network", n.Name, "holder", store.ShortID(o.ID))
+			continue
+		}
+		p.newNets = append(p.newNets, n)
+	}
 	put := map[string]bool{}
+	localMACs := map[string]map[string]bool{} // network ID -> MACs of this host's endpoints on it
 	for _, ep := range u.Endpoints {
 		if ep.Host == "" || ep.Host == self || !ep.HostAddr.IsValid() {
+			continue
+		}
+		macs, ok := localMACs[ep.NetworkID]
+		if !ok {
+			macs = map[string]bool{}
+			for _, o := range snap.NetworkEndpoints(ep.NetworkID) {
+				if !o.Remote() {
+					macs[strings.ToLower(o.MAC)] = true
+				}
+			}
+			localMACs[ep.NetworkID] = macs
+		}
+		if macs[strings.ToLower(ep.MAC)] {
+			// One bridge cannot reach one MAC through a veth and the VXLAN device both.
+			m.cfg.Log.Warn("remote endpoint skipped: an endpoint here has its MAC", "endpoint", store.ShortID(ep.ID),
+				"host", ep.Host, "mac", ep.MAC)
 			continue
 		}
 		c := ep.Copy()
@@ -298,7 +329,9 @@ func (m *Manager) programPeers(before *store.Snapshot, full bool, p remotePlan, 
 		if err != nil {
 			continue
 		}
-		if old, err := before.Endpoint(ep.ID); err == nil && old.MAC != ep.MAC {
+		// The kernel keys neighbour entries by address: an old address must go even when
+		// the MAC stays (--mac-address), the FDB entry when the MAC changes.
+		if old, err := before.Endpoint(ep.ID); err == nil && (old.MAC != ep.MAC || old.IPv4 != ep.IPv4 || old.IPv6 != ep.IPv6) {
 			if op, err := peerOf(old); err == nil {
 				_ = m.cfg.Kernel.DeleteVxlanPeer(vxlanDev(n), op)
 			}
