@@ -3,7 +3,7 @@
 # machine's own changes). Writes bench/out/MODE/ and bench/RESULTS.md (full run only).
 BENCH_BIN := bench/.bin
 
-.PHONY: bench bench-quick bench-cp bench-restart bench-build bench-deps bench-scale
+.PHONY: bench bench-quick bench-cp bench-restart bench-build bench-deps bench-scale bench-mirror
 
 # bench-deps installs the peers from Debian, here in the machine's own netns: the bench
 # itself runs in a private one, where apt cannot reach the mirror (docker-oracle.sh's own
@@ -27,7 +27,7 @@ bench-deps:
 bench-build:
 	CGO_ENABLED=0 $(GO) build -o $(BENCH_BIN)/berth ./cmd/berth
 	CGO_ENABLED=0 $(GO) build -o $(BENCH_BIN)/berth-daemon ./cmd/berth-daemon
-	$(GO) build -o $(BENCH_BIN)/ ./bench/refserver ./bench/rawudp ./bench/cplat ./bench/fwscale
+	$(GO) build -o $(BENCH_BIN)/ ./bench/refserver ./bench/rawudp ./bench/cplat ./bench/fwscale ./bench/mirrorload
 
 bench: deps bench-deps bench-build
 	unshare --net --mount --propagation private bench/run.sh full $(abspath $(BENCH_BIN)) $(abspath bench/out/full)
@@ -44,6 +44,13 @@ bench-quick: deps bench-deps bench-build
 # BERTH=PATH measures another berth build with the same harness.
 bench-cp: deps bench-build
 	unshare --net --mount --propagation private bench/run.sh cp $(abspath $(BENCH_BIN)) $(abspath bench/out/cp)
+
+# bench-mirror: one daemon mirroring MIRROR_N remote endpoints that a fake host
+# (bench/mirrorload, package cluster's own publisher) publishes in an etcd of its own (issue
+# 16; ~30 s): RSS, and kill -9 to answering the last remote name, 3 times.
+MIRROR_N ?= 10000
+bench-mirror: deps bench-build
+	unshare --net --mount --propagation private bench/mirror.sh $(abspath $(BENCH_BIN))/berth $(abspath $(BENCH_BIN))/mirrorload $(MIRROR_N)
 
 # bench-restart: daemon restart with RESTART_N sandboxes until every 127.0.0.11 answers,
 # RESTART_ROUNDS times (~1 min). BERTH=PATH measures another build.
