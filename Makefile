@@ -4,7 +4,7 @@ BIN       := bin/berth
 DAEMON_BIN := bin/berth-daemon
 CNI_BIN   := bin/berth-cni
 
-.PHONY: build deps demo test test-unit vet clean fuzz stress install
+.PHONY: build deps demo demo-multihost test test-unit vet clean fuzz stress install
 
 # The binaries are static (no cgo: nothing here needs libc): every `berth` client command
 # then starts without the dynamic loader, ~2 ms less per command on the machines we measure.
@@ -37,6 +37,12 @@ deps:
 # nothing in the machine's own namespaces changes.
 demo: deps build
 	unshare --net --mount --propagation private scripts/demo.sh $(abspath $(BIN))
+
+# demo-multihost runs etcd and three simulated hosts (each a net+mount namespace with its own
+# daemon) inside one private namespace, and shows an overlay network's names and pings
+# from a sandbox on host C to one on host A.
+demo-multihost: deps build
+	unshare --net --mount --propagation private scripts/demo-multihost.sh $(abspath $(BIN))
 
 # vet runs go vet and staticcheck (pinned in go.mod as a tool: `go tool` builds it from the
 # module cache `go mod download` filled, so CI needs nothing else).
