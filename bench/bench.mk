@@ -3,7 +3,7 @@
 # machine's own changes). Writes bench/out/MODE/ and bench/RESULTS.md (full run only).
 BENCH_BIN := bench/.bin
 
-.PHONY: bench bench-quick bench-cp bench-restart bench-build bench-deps bench-scale bench-mirror
+.PHONY: bench bench-quick bench-cp bench-restart bench-build bench-deps bench-scale bench-mirror bench-multihost
 
 # bench-deps installs the peers from Debian, here in the machine's own netns: the bench
 # itself runs in a private one, where apt cannot reach the mirror (docker-oracle.sh's own
@@ -51,6 +51,12 @@ bench-cp: deps bench-build
 MIRROR_N ?= 10000
 bench-mirror: deps bench-build
 	unshare --net --mount --propagation private bench/mirror.sh $(abspath $(BENCH_BIN))/berth $(abspath $(BENCH_BIN))/mirrorload $(MIRROR_N)
+
+# bench-multihost: issue 16 on three simulated hosts with etcd (integration's rig; ~1 min):
+# create on A to answer on C (p50, p99), 3 x 100 concurrent creates (creates/s, duplicate
+# addresses), ping RTT and TCP throughput across VXLAN against one bridge.
+bench-multihost: deps build
+	CI=true BERTH_BENCH=1 BERTH_BIN=$(abspath $(BIN)) $(GO) test -count=1 -run '^TestBenchMultihost$$' -v ./integration/ | grep '^bench'
 
 # bench-restart: daemon restart with RESTART_N sandboxes until every 127.0.0.11 answers,
 # RESTART_ROUNDS times (~1 min). BERTH=PATH measures another build.
