@@ -50,14 +50,13 @@ type rig struct {
 
 // host is one simulated machine and its berth daemon.
 type host struct {
-	t     *testing.T
-	r     *rig
-	name  string // A, B, C ...
-	addr  string // underlay address, 10.99.0.1N
-	veth  string // the underlay side of its eth0, in the test's netns
-	pid   int    // the process holding its namespaces
-	cli   *daemon
-	extra []string // daemon flags of every start after the harness's own
+	t    *testing.T
+	r    *rig
+	name string // A, B, C ...
+	addr string // underlay address, 10.99.0.1N
+	veth string // the underlay side of its eth0, in the test's netns
+	pid  int    // the process holding its namespaces
+	cli  *daemon
 
 	holder     *exec.Cmd
 	holderPipe io.WriteCloser // the holder (cat) exits when this closes, or when the test process dies
@@ -182,7 +181,17 @@ func (h *host) daemonArgs() []string {
 	if h.r.clustered {
 		args = append(args, "--cluster-store", "etcd://"+h.r.etcd.Addr(), "--cluster-advertise", h.addr)
 	}
-	return append(args, h.extra...)
+	return args
+}
+
+// hostID is the host's cluster ID, which its daemon keeps in ROOT/cluster-host-id.
+func (h *host) hostID() string {
+	h.t.Helper()
+	b, err := os.ReadFile(filepath.Join(h.cli.root, "cluster-host-id"))
+	if err != nil {
+		h.t.Fatalf("host %s: %v", h.name, err)
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // start runs the daemon in the host's namespaces and waits until its API answers.
