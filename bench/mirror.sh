@@ -18,7 +18,7 @@ ip addr add 10.99.0.11/24 dev ul0; ip link set ul0 up; ip link set ul1 up
 etcd --data-dir "$d/etcd" --listen-client-urls http://127.0.0.1:23790 --advertise-client-urls http://127.0.0.1:23790 \
   --listen-peer-urls http://127.0.0.1:23800 --quota-backend-bytes 1073741824 >"$d/etcd.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 50); do curl -s http://127.0.0.1:23790/health | grep -q true && break; sleep 0.1; done
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/23790) 2>/dev/null && break; sleep 0.1; done
 "$load" -etcd 127.0.0.1:23790 -n "$n" -network ov >"$d/load.log" 2>&1 &
 pids+=($!)
 echo "nameserver 127.0.0.1" >"$d/resolv.conf"
