@@ -179,9 +179,7 @@ func (m *Manager) planRemote(snap *store.Snapshot, u RemoteUpdate) remotePlan {
 		}
 		p.gone[id] = true
 		p.removedNets = append(p.removedNets, n)
-		for _, ep := range snap.NetworkEndpoints(id) {
-			p.removedEps = append(p.removedEps, ep)
-		}
+		p.removedEps = append(p.removedEps, snap.NetworkEndpoints(id)...)
 	}
 	for _, in := range u.Networks {
 		if !in.Global() || in.VNI == 0 || len(in.ID) < 12 {

@@ -20,11 +20,6 @@ import (
 // gateway never leaves the host, and ARP for a remote endpoint is answered locally by the
 // device from its neighbour entries.
 
-// fallbackOverlayMTU is what the endpoints of an overlay network get when its VXLAN
-// device could not be made: the MTU under a 1500-byte underlay, the common case, so that
-// their packets still fit once the device is there.
-const fallbackOverlayMTU = 1500 - 50
-
 // vxlanDev is the name of n's VXLAN device.
 func vxlanDev(n *store.Network) string { return VxlanName(n.VNI, n.ID) }
 
