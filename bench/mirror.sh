@@ -30,7 +30,9 @@ start() {
   daemon=$!
 }
 last="r$((n - 1))"
-answers() { ip netns exec q dig @127.0.0.11 "$last" +short +time=1 +tries=1 2>/dev/null | grep -q .; }
+# Only an address counts: dig +short prints its ";; communications error ... connection
+# refused" on stdout too, which a dead daemon's sandbox gets at once.
+answers() { ip netns exec q dig @127.0.0.11 "$last" +short +time=1 +tries=1 2>/dev/null | grep -qE '^[0-9]+(\.[0-9]+){3}$'; }
 start
 for _ in $(seq 100); do "$bin" network ls -q >/dev/null 2>&1 && break; sleep 0.05; done
 for _ in $(seq 200); do "$bin" network inspect ov >/dev/null 2>&1 && break; sleep 0.05; done
