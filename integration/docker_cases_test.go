@@ -238,7 +238,11 @@ func testDockerUserNetworks(t *testing.T) {
 	checkDockerCase(t, u, rep, dockerCase{id: "17", from: "ca", q: []string{"+noedns", "cs"}, status: "NOERROR", flags: localFl, answer: []string{"cs. 600 IN A " + old}})
 	d.must("sandbox", "rm", "-f", "cs")
 	checkDockerCase(t, u, rep, dockerCase{id: "17", from: "ca", q: []string{"+noedns", "cs"}, status: "NXDOMAIN", flags: upFl, soa: uSOA, fwd: "cs. A"})
-	d.must("sandbox", "create", "--name", "cfill", "--network", "n1")
+	// The filler asks for the old address: a dynamic one may not get it while the removed
+	// sandbox's veth is still being deleted in the background (the reaper holds its
+	// address until then; a static --ip waits for it), which under load made this setup
+	// flaky.
+	d.must("sandbox", "create", "--name", "cfill", "--network", "n1", "--ip", old)
 	d.must("sandbox", "create", "--name", "cs", "--network", "n1")
 	if cur := d.ip("cs", "n1"); cur == old || d.ip("cfill", "n1") != old {
 		t.Errorf("case 17 setup: cs came back on %s (old %s), cfill on %s", cur, old, d.ip("cfill", "n1"))
