@@ -70,7 +70,7 @@ func hostID(root string) (string, error) {
 	b, err := os.ReadFile(p)
 	if err == nil {
 		id := strings.TrimSpace(string(b))
-		if len(id) == 16 && isHex(id) {
+		if _, err := hex.DecodeString(id); err == nil && len(id) == 16 && id == strings.ToLower(id) {
 			return id, nil
 		}
 		return "", fmt.Errorf("%s: not a host ID (16 hex digits); remove it to make a new one", p)
@@ -88,15 +88,6 @@ func hostID(root string) (string, error) {
 		return "", err
 	}
 	return id, os.Rename(tmp, p)
-}
-
-func isHex(s string) bool {
-	for _, c := range s {
-		if !strings.ContainsRune("0123456789abcdef", c) {
-			return false
-		}
-	}
-	return true
 }
 
 // openCluster builds the cluster client of d (not yet running: runCluster). It does not

@@ -79,30 +79,24 @@ func networkView(snap *store.Snapshot, n *store.Network, local api.NetworkPeer) 
 	return v
 }
 
-// networkPeers lists the hosts with an endpoint on global network n, this one (local)
+// networkPeers lists the hosts with an endpoint on global network n: this one (local)
 // first when it has one, then the others by name.
 func networkPeers(snap *store.Snapshot, n *store.Network, local api.NetworkPeer) []api.NetworkPeer {
-	var out []api.NetworkPeer
-	seen := map[string]bool{}
+	var others []api.NetworkPeer
+	here := false
 	for _, ep := range snap.NetworkEndpoints(n.ID) {
-		if !ep.Remote() {
-			if local.Name != "" && !seen[local.Name] {
-				seen[local.Name] = true
-				out = append([]api.NetworkPeer{local}, out...)
-			}
-			continue
-		}
-		if !seen[ep.Host] {
-			seen[ep.Host] = true
-			out = append(out, api.NetworkPeer{Name: ep.Host, IP: ep.HostAddr.String()})
+		switch {
+		case !ep.Remote():
+			here = true
+		case !slices.ContainsFunc(others, func(p api.NetworkPeer) bool { return p.Name == ep.Host }):
+			others = append(others, api.NetworkPeer{Name: ep.Host, IP: ep.HostAddr.String()})
 		}
 	}
-	first := 0
-	if len(out) > 0 && out[0] == local {
-		first = 1
+	slices.SortFunc(others, func(a, b api.NetworkPeer) int { return strings.Compare(a.Name, b.Name) })
+	if here && local.Name != "" {
+		return append([]api.NetworkPeer{local}, others...)
 	}
-	slices.SortFunc(out[first:], func(a, b api.NetworkPeer) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	return others
 }
 
 // sandboxView is `docker inspect` of sb, flattened to what a netns has.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"berth/store"
@@ -274,22 +275,9 @@ func (m *Manager) remoteAddrsFree(tx *store.Tx, ep *store.Endpoint) bool {
 
 // sameEndpoint reports whether a remote endpoint's record is unchanged (Seq aside).
 func sameEndpoint(a, b *store.Endpoint) bool {
-	if a.Host != b.Host || a.HostAddr != b.HostAddr || a.MAC != b.MAC || a.IPv4 != b.IPv4 || a.IPv6 != b.IPv6 ||
-		a.NetworkID != b.NetworkID || a.SandboxName != b.SandboxName || len(a.DNSNames) != len(b.DNSNames) ||
-		len(a.Aliases) != len(b.Aliases) {
-		return false
-	}
-	for i := range a.DNSNames {
-		if a.DNSNames[i] != b.DNSNames[i] {
-			return false
-		}
-	}
-	for i := range a.Aliases {
-		if a.Aliases[i] != b.Aliases[i] {
-			return false
-		}
-	}
-	return true
+	return a.Host == b.Host && a.HostAddr == b.HostAddr && a.MAC == b.MAC && a.IPv4 == b.IPv4 && a.IPv6 == b.IPv6 &&
+		a.NetworkID == b.NetworkID && a.SandboxName == b.SandboxName &&
+		slices.Equal(a.DNSNames, b.DNSNames) && slices.Equal(a.Aliases, b.Aliases)
 }
 
 // programPeers makes the VXLAN devices' entries follow the records: a full update syncs
