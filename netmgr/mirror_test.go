@@ -33,8 +33,8 @@ func TestApplyRemote(t *testing.T) {
 		t.Fatalf("B's record %+v, A's %+v", bn, n)
 	}
 	dev := VxlanName(n.VNI, n.ID)
-	if kb.links[bn.Bridge] != "bridge" || kb.links[dev] != "vxlan" {
-		t.Fatalf("B's devices: %v", kb.links)
+	if kb.kind(bn.Bridge) != "bridge" || kb.kind(dev) != "vxlan" {
+		t.Fatalf("B's devices: %v", kb.devices())
 	}
 
 	web, err := a.CreateSandbox(ctx, api.SandboxCreate{Name: "web", Networks: []string{"ov"}, Aliases: []string{"www"}})
@@ -105,8 +105,8 @@ func TestApplyRemote(t *testing.T) {
 	if _, err := b.cfg.Store.Snapshot().Network(n.ID); err == nil {
 		t.Fatalf("network still on B")
 	}
-	if kb.links[dev] != "" || kb.links[bn.Bridge] != "" {
-		t.Fatalf("B's devices left: %v", kb.links)
+	if kb.kind(dev) != "" || kb.kind(bn.Bridge) != "" {
+		t.Fatalf("B's devices left: %v", kb.devices())
 	}
 }
 
@@ -166,13 +166,21 @@ func TestRestoreOverlay(t *testing.T) {
 		t.Fatal(err)
 	}
 	dev := VxlanName(n.VNI, n.ID)
-	if k.links[dev] != "vxlan" || k.links[n.Bridge] != "bridge" {
-		t.Fatalf("after restore: links %v", k.links)
+	if k.kind(dev) != "vxlan" || k.kind(n.Bridge) != "bridge" {
+		t.Fatalf("after restore: links %v", k.devices())
 	}
 	if got := k.vxlanPeers(dev); len(got) != 1 || !strings.HasSuffix(got[0], "@192.0.2.1") {
 		t.Fatalf("after restore: peers %v", got)
 	}
-	if _, ok := k.links["vx-00beef-12345"]; ok {
-		t.Fatalf("orphaned vxlan device kept: %v", k.links)
+	if k.kind("vx-00beef-12345") != "" {
+		t.Fatalf("orphaned vxlan device kept: %v", k.devices())
 	}
+}
+
+// kind is the kind of link name in the fake kernel ("" if none), read under its lock: the
+// reaper deletes veths from its own goroutine.
+func (k *fakeKernel) kind(name string) string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.links[name]
 }
