@@ -25,15 +25,28 @@ type IDResponse struct {
 
 // NetworkCreate is POST /v1/networks.
 type NetworkCreate struct {
-	Name     string            `json:"Name"`
-	Driver   string            `json:"Driver,omitempty"` // only "bridge"
-	Subnets  []string          `json:"Subnets,omitempty"`
-	Gateways []string          `json:"Gateways,omitempty"` // matched to subnets by family and containment
-	IPRange  string            `json:"IPRange,omitempty"`
-	Internal bool              `json:"Internal,omitempty"`
-	IPv6     bool              `json:"EnableIPv6,omitempty"`
-	Options  map[string]string `json:"Options,omitempty"`
-	Labels   map[string]string `json:"Labels,omitempty"`
+	Name     string   `json:"Name"`
+	Driver   string   `json:"Driver,omitempty"` // bridge (default) or overlay
+	Subnets  []string `json:"Subnets,omitempty"`
+	Gateways []string `json:"Gateways,omitempty"` // matched to subnets by containment
+	// IPRanges are the --ip-range of the subnets, each matched to the subnet containing it
+	// (at most one per subnet), as docker network create matches them.
+	IPRanges []string `json:"IPRanges,omitempty"`
+	// IPRange is the single --ip-range of clients older than IPRanges: one more entry of it.
+	IPRange string `json:"IPRange,omitempty"`
+	// AuxAddresses are --aux-address NAME=IP: addresses of a subnet (the one containing
+	// each) that are never handed out, shown in inspect's IPAM.Config[].AuxiliaryAddresses.
+	AuxAddresses map[string]string `json:"AuxAddresses,omitempty"`
+	Internal     bool              `json:"Internal,omitempty"`
+	// IPv4 is --ipv4: nil or true gives the network an IPv4 subnet; false (Docker 28's
+	// --ipv4=false) makes it IPv6-only, which needs IPv6.
+	IPv4       *bool             `json:"EnableIPv4,omitempty"`
+	IPv6       bool              `json:"EnableIPv6,omitempty"`
+	Attachable bool              `json:"Attachable,omitempty"` // accepted and shown, as Docker outside swarm
+	ConfigOnly bool              `json:"ConfigOnly,omitempty"` // a configuration for ConfigFrom: no bridge, no sandboxes
+	ConfigFrom string            `json:"ConfigFrom,omitempty"` // NAME|ID of a ConfigOnly network whose IPAM and options this one takes
+	Options    map[string]string `json:"Options,omitempty"`
+	Labels     map[string]string `json:"Labels,omitempty"`
 }
 
 // NetworkRemove is DELETE /v1/networks/{net}.
@@ -65,9 +78,10 @@ type PruneResponse struct {
 
 // IPAMConfig is one pool as docker network inspect shows it.
 type IPAMConfig struct {
-	Subnet  string `json:"Subnet"`
-	Gateway string `json:"Gateway,omitempty"`
-	IPRange string `json:"IPRange,omitempty"`
+	Subnet       string            `json:"Subnet"`
+	IPRange      string            `json:"IPRange,omitempty"`
+	Gateway      string            `json:"Gateway,omitempty"`
+	AuxAddresses map[string]string `json:"AuxiliaryAddresses,omitempty"` // NAME -> IP, as --aux-address gave them
 }
 
 // IPAM is docker network inspect's IPAM block.
@@ -98,6 +112,8 @@ type Network struct {
 	IPAM       IPAM                        `json:"IPAM"`
 	Internal   bool                        `json:"Internal"`
 	Attachable bool                        `json:"Attachable"`
+	ConfigFrom ConfigReference             `json:"ConfigFrom"` // Network "" unless created --config-from
+	ConfigOnly bool                        `json:"ConfigOnly"`
 	Containers map[string]NetworkContainer `json:"Containers"`
 	Options    map[string]string           `json:"Options"`
 	Labels     map[string]string           `json:"Labels"`
@@ -105,6 +121,11 @@ type Network struct {
 	// (this one included), as Docker's swarm overlay networks do. Containers holds only
 	// this host's sandboxes, as in Docker.
 	Peers []NetworkPeer `json:"Peers,omitempty"`
+}
+
+// ConfigReference names the config-only network a network took its configuration from.
+type ConfigReference struct {
+	Network string `json:"Network"`
 }
 
 // NetworkPeer is one host of a global network: its cluster host ID and underlay address.
