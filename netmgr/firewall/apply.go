@@ -139,7 +139,9 @@ func (f *Firewall) setLocalnet() error {
 
 // Remove deletes berth's tables from the current netns; absent tables are fine. The daemon
 // does not call it on shutdown (published ports and NAT outlive the daemon, as Docker's
-// do); it is for tests and uninstalling. route_localnet settings are left as they are.
+// do); it is for tests and uninstalling. route_localnet settings are left as they are, and
+// so is the user table (table inet berth, user.go): it holds the admin's rules, which only
+// the admin removes (nft delete table inet berth).
 func Remove() error {
 	std.mu.Lock()
 	std.live = nil
@@ -159,12 +161,14 @@ func netnsID() uint64 {
 	return st.Ino
 }
 
-// rebuild queues the deletion of each berth table and the creation of those of rs.
+// rebuild queues the deletion of each berth table and the creation of those of rs, and
+// makes sure of the user table, which it never deletes (user.go).
 func (rs *Rules) rebuild(b *batch) {
 	deleteTables(b)
 	for _, t := range rs.tables {
 		t.install(b)
 	}
+	ensureUser(b)
 }
 
 // deleteTables queues the deletion of every berth table. Each is first added (a no-op if

@@ -36,8 +36,9 @@ func (f *Firewall) Forget() {
 // Missing compares berth's tables in the current netns with what the last Apply installed
 // and reports each table, chain and set that is gone, and each chain whose rules are not
 // the number installed, one line each ("table ip berth", "rules of chain ip berth forward:
-// 0, want 12"). Set elements are not compared: taking one out needs someone who means
-// to. Nothing installed yet, or the last Apply failed: nothing to compare (nil).
+// 0, want 12"); of the user table, that it and its chains are there (the rules of chain
+// user are the admin's: never counted). Set elements are not compared: taking one out
+// needs someone who means to. Nothing installed yet, or the last Apply failed: nothing to compare (nil).
 //
 // It reads the tables and chains, and the rules and sets of berth's tables (a few small dumps: the
 // rules are fixed, sets hold what grows). When that reading is what the last check found
@@ -90,6 +91,7 @@ func (f *Firewall) Missing() ([]string, error) {
 			}
 		}
 	}
+	gone = append(gone, userMissing(k)...)
 	if len(gone) == 0 {
 		checked.mu.Lock()
 		checked.whole[f] = sum
@@ -143,6 +145,12 @@ func readTables() (kernelTables, error) {
 			continue
 		}
 		kt := k[ch.Table.Family]
+		if ch.Table.Family == nftables.TableFamilyINet && ch.Name == UserChain {
+			// The admin's rules: only the chain's presence is berth's business, and
+			// not counting them keeps a user's edit from looking like a change.
+			kt.rules[ch.Name] = 0
+			continue
+		}
 		nt := &nftables.Table{Name: TableName, Family: ch.Table.Family}
 		rules, err := c.GetRules(nt, &nftables.Chain{Name: ch.Name, Table: nt})
 		if err != nil {

@@ -19,6 +19,9 @@
 //	table ip6 berth     the same for IPv6
 //	table bridge berth  forward (filter): ICC=false between ports of one bridge
 //
+// A fourth, table inet berth, holds chain user: the admin's own rules, which berth jumps to
+// before its own and never flushes (Docker's DOCKER-USER; see user.go).
+//
 // The bridge table exists only while a network has ICC off: traffic between two sandboxes
 // of one bridge is switched at layer 2 and reaches the ip/ip6 forward hook only when
 // br_netfilter passes it there (bridge-nf-call-iptables=1), which berth neither needs nor
@@ -50,7 +53,8 @@ import (
 	"slices"
 )
 
-// TableName is the name of each of berth's tables (families ip, ip6 and bridge).
+// TableName is the name of each of berth's tables (families ip, ip6 and bridge, and the
+// user table, inet).
 const TableName = "berth"
 
 // Network is one berth bridge network.
