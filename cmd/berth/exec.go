@@ -42,6 +42,7 @@ func newExecCmd(o *globalOpts) *cobra.Command {
 			}
 			return execIn(sb, argv)
 		},
+		ValidArgsFunction: completeFirstSandbox(o, true),
 	}
 	// Everything after SANDBOX belongs to CMD, flags included.
 	cmd.Flags().SetInterspersed(false)
@@ -178,6 +179,7 @@ func newRunCmd(o *globalOpts) *cobra.Command {
 		},
 	}
 	addSandboxFlags(cmd.Flags(), &req)
+	registerNetworkFlag(cmd, o)
 	cmd.Flags().BoolVar(&rm, "rm", false, "remove the sandbox when the command exits")
 	cmd.Flags().SetInterspersed(false)
 	return cmd

@@ -123,7 +123,9 @@ var networkTable = table[api.Network]{
 
 // newNetworkInspectCmd builds `network inspect`: one GET per ref, so each can fail alone.
 func newNetworkInspectCmd(o *globalOpts) *cobra.Command {
-	return newInspectCmd[api.Network](o, "network", func(ref string) string { return networkPath(ref) })
+	cmd := newInspectCmd[api.Network](o, "network", func(ref string) string { return networkPath(ref) })
+	cmd.ValidArgsFunction = completeNetworks(o)
+	return cmd
 }
 
 // newInspectCmd builds the inspect command of a noun whose objects live at path(ref).
@@ -195,6 +197,7 @@ func newNetworkRmCmd(o *globalOpts) *cobra.Command {
 				return c.delete(cmd.Context(), networkPath(ref))
 			})
 		},
+		ValidArgsFunction: completeNetworks(o),
 	}
 }
 
@@ -261,6 +264,7 @@ func newNetworkConnectCmd(o *globalOpts) *cobra.Command {
 			}
 			return c.post(cmd.Context(), networkPath(args[0], "connect"), req, nil)
 		},
+		ValidArgsFunction: completeConnect(o, false),
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&req.Aliases, "alias", nil, "network-scoped alias (repeatable)")
@@ -286,6 +290,7 @@ func newNetworkDisconnectCmd(o *globalOpts) *cobra.Command {
 			}
 			return c.post(cmd.Context(), networkPath(args[0], "disconnect"), req, nil)
 		},
+		ValidArgsFunction: completeConnect(o, true),
 	}
 	cmd.Flags().BoolVarP(&req.Force, "force", "f", false, "force the disconnect")
 	return cmd

@@ -114,6 +114,7 @@ func newSandboxPortCmd(o *globalOpts) *cobra.Command {
 			}
 			return nil
 		},
+		ValidArgsFunction: completeFirstSandbox(o, false),
 	}
 }
 
@@ -146,6 +147,7 @@ func newSandboxCreateCmd(o *globalOpts) *cobra.Command {
 		},
 	}
 	addSandboxFlags(cmd.Flags(), &req)
+	registerNetworkFlag(cmd, o)
 	return cmd
 }
 
@@ -230,7 +232,9 @@ func ifIndex(name string) int {
 
 // newSandboxInspectCmd builds `sandbox inspect`, the same shape as `network inspect`.
 func newSandboxInspectCmd(o *globalOpts) *cobra.Command {
-	return newInspectCmd[api.Sandbox](o, "sandbox", func(ref string) string { return sandboxPath(ref) })
+	cmd := newInspectCmd[api.Sandbox](o, "sandbox", func(ref string) string { return sandboxPath(ref) })
+	cmd.ValidArgsFunction = completeSandboxes(o)
+	return cmd
 }
 
 // newSandboxRmCmd builds `sandbox rm`; without -f netmgr refuses a sandbox whose netns
@@ -251,6 +255,7 @@ func newSandboxRmCmd(o *globalOpts) *cobra.Command {
 				return c.delete(cmd.Context(), removeSandboxPath(ref, force))
 			})
 		},
+		ValidArgsFunction: completeSandboxes(o),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove even if in use")
 	return cmd
@@ -277,5 +282,6 @@ func newSandboxRenameCmd(o *globalOpts) *cobra.Command {
 			}
 			return c.post(cmd.Context(), sandboxPath(args[0], "rename"), api.SandboxRename{Name: args[1]}, nil)
 		},
+		ValidArgsFunction: completeFirstSandbox(o, false),
 	}
 }
