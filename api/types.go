@@ -151,8 +151,9 @@ type SandboxCreate struct {
 	ExtraHosts []string          `json:"ExtraHosts,omitempty"` // HOST:IP
 	NetNS      string            `json:"NetNS,omitempty"`      // adopt this existing netns (a path) instead of making one
 	Labels     map[string]string `json:"Labels,omitempty"`     // KEY=VALUE marks, shown by inspect
-	Publish    []string          `json:"Publish,omitempty"`    // [HOST_IP:][HOST_PORT:]PORT[/PROTO]
-	Expose     []string          `json:"Expose,omitempty"`     // PORT[/PROTO]
+	Publish    []string          `json:"Publish,omitempty"`    // [HOST_IP:][HOST_PORT[-END]:]PORT[-END][/PROTO], as docker run -p
+	Expose     []string          `json:"Expose,omitempty"`     // PORT[-END][/PROTO]
+	PublishAll bool              `json:"PublishAll,omitempty"` // every exposed port on an ephemeral host port (-P)
 }
 
 // PortBinding is one host side of a published port, as docker inspect shows it.

@@ -147,14 +147,11 @@ func sandboxView(snap *store.Snapshot, sb *store.Sandbox) api.Sandbox {
 }
 
 // portsView is docker's NetworkSettings.Ports: "PORT/PROTO" -> host bindings; a port only
-// exposed maps to no binding.
+// exposed maps to null, as Docker shows it ("7000/tcp":null).
 func portsView(snap *store.Snapshot, sb *store.Sandbox) map[string][]api.PortBinding {
 	out := map[string][]api.PortBinding{}
 	for _, p := range sb.Expose {
-		k := fmt.Sprintf("%d/%s", p.Port, p.Proto)
-		if _, ok := out[k]; !ok {
-			out[k] = []api.PortBinding{}
-		}
+		out[fmt.Sprintf("%d/%s", p.Port, p.Proto)] = nil
 	}
 	// The host sockets the daemon holds: 0.0.0.0 and :: for a port without a host IP.
 	for _, p := range netmgr.PortBindings(snap, sb) {

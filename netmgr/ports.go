@@ -30,12 +30,13 @@ func ephemeralRange() (lo, hi uint16) {
 	return 32768, 60999
 }
 
-// portsInUse lists the host ports (per protocol) published by every sandbox in snap.
-func portsInUse(snap *store.Snapshot) map[string]store.Port {
-	used := map[string]store.Port{}
+// portsInUse maps the host ports (per protocol, portKey) published by every sandbox in
+// snap to that sandbox's name.
+func portsInUse(snap *store.Snapshot) map[string]string {
+	used := map[string]string{}
 	for _, sb := range snap.PublishingSandboxes() {
 		for _, p := range sb.Ports {
-			used[portKey(p)] = p
+			used[portKey(p)] = sb.Name
 		}
 	}
 	return used
@@ -43,66 +44,93 @@ func portsInUse(snap *store.Snapshot) map[string]store.Port {
 
 func portKey(p store.Port) string { return fmt.Sprintf("%s/%d", p.Proto, p.HostPort) }
 
+// allocated is Docker's reason for a host port another container publishes ("Bind for
+// 0.0.0.0:8080 failed: port is already allocated"), naming the sandbox that has it.
+func allocated(p store.Port, by string) string {
+	a := any4
+	if p.HostIP.IsValid() {
+		a = p.HostIP
+	}
+	return fmt.Sprintf("Bind for %s failed: port is already allocated (by sandbox %s)", netip.AddrPortFrom(a, p.HostPort), by)
+}
+
 // checkHostPorts refuses a requested host port that another sandbox publishes, or that
 // the request gives twice. Two bindings of one host port and protocol conflict even on
 // different host IPs: one DNAT rule per port keeps the ruleset simple to reason about.
-func checkHostPorts(snap *store.Snapshot, ports []store.Port) error {
+// A range to choose from (HostPortEnd) is left to assignHostPorts.
+func checkHostPorts(snap *store.Snapshot, specs []PublishSpec) error {
 	used := portsInUse(snap)
-	for _, p := range ports {
-		if p.HostPort == 0 {
+	mine := map[string]bool{}
+	for _, p := range specs {
+		if p.HostPort == 0 || p.HostPortEnd != 0 {
 			continue
 		}
-		if _, taken := used[portKey(p)]; taken {
-			return invalid("publish", fmt.Sprintf("%d/%s", p.HostPort, p.Proto), "host port already published by another sandbox")
+		if by, taken := used[portKey(p.Port)]; taken {
+			return invalid(p.Field, p.Value, "%s", allocated(p.Port, by))
 		}
-		used[portKey(p)] = p
+		if mine[portKey(p.Port)] {
+			return invalid(p.Field, p.Value, "host port %d/%s given twice", p.HostPort, p.Proto)
+		}
+		mine[portKey(p.Port)] = true
 	}
 	return nil
 }
 
-// assignHostPorts gives every port its host port and calls hold for each with it, in
+// assignHostPorts gives every binding its host port and calls hold for each with it, in
 // order. A host port that was asked for is held or the whole call fails with hold's
-// error. For the -p PORT form, host ports are tried from the ephemeral range, skipping
-// those other sandboxes publish and those hold finds taken (portmap.IsInUse), as Docker
-// skips ports another process has bound.
-func assignHostPorts(snap *store.Snapshot, ports []store.Port, hold func(i int, p store.Port) error) ([]store.Port, error) {
-	if len(ports) == 0 {
+// error. A range to choose from (-p 8000-8010:80), and the ephemeral range for -p PORT and
+// -P, are tried from their first port, skipping those other sandboxes publish and those
+// hold finds taken (portmap.IsInUse), as Docker skips ports another process has bound.
+func assignHostPorts(snap *store.Snapshot, specs []PublishSpec, hold func(i int, p store.Port) error) ([]store.Port, error) {
+	if len(specs) == 0 {
 		return nil, nil
 	}
 	used := portsInUse(snap)
-	out := slices.Clone(ports)
-	for _, p := range out {
-		if p.HostPort != 0 {
-			used[portKey(p)] = p
+	out := make([]store.Port, len(specs))
+	for i, p := range specs {
+		out[i] = p.Port
+		if p.HostPort != 0 && p.HostPortEnd == 0 {
+			used[portKey(p.Port)] = ""
 		}
 	}
-	lo, hi := ephemeralRange()
-	next := int(lo)
-	for i, p := range out {
-		if p.HostPort != 0 {
-			if err := hold(i, p); err != nil {
+	elo, ehi := ephemeralRange()
+	next := int(elo) // where the next ephemeral search starts: the ports before it are held
+	for i, p := range specs {
+		if p.HostPort != 0 && p.HostPortEnd == 0 {
+			if err := hold(i, p.Port); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		for ; ; next++ {
-			if next > int(hi) {
-				return nil, fmt.Errorf("no free host port left in %d-%d: %w", lo, hi, store.ErrConflict)
-			}
-			cand := p
-			cand.HostPort = uint16(next)
+		lo, hi, from := int(p.HostPort), int(p.HostPortEnd), int(p.HostPort)
+		if p.HostPortEnd == 0 {
+			lo, hi, from = int(elo), int(ehi), next
+		}
+		chosen := false
+		for port := from; port <= hi && !chosen; port++ {
+			cand := p.Port
+			cand.HostPort = uint16(port)
 			if _, taken := used[portKey(cand)]; taken {
 				continue
 			}
 			err := hold(i, cand)
-			if err == nil {
-				out[i] = cand
-				used[portKey(cand)] = cand
-				break
-			}
-			if !portmap.IsInUse(err) {
+			if err != nil && !portmap.IsInUse(err) {
 				return nil, err
 			}
+			if err == nil {
+				out[i], chosen = cand, true
+				used[portKey(cand)] = ""
+				if p.HostPortEnd == 0 {
+					next = port + 1
+				}
+			}
+		}
+		if !chosen && p.HostPortEnd != 0 {
+			// Docker's words when a range has no free port left.
+			return nil, invalid(p.Field, p.Value, "all ports are allocated (%d-%d)", lo, hi)
+		}
+		if !chosen {
+			return nil, fmt.Errorf("no free host port left in %d-%d: %w", lo, hi, store.ErrConflict)
 		}
 	}
 	return out, nil
@@ -233,10 +261,11 @@ func (m *Manager) holdPort(sbID string, bs []portmap.Binding, implicit bool) err
 }
 
 // holdPorts binds the host sockets of a planned sandbox's published ports and picks the
-// host ports of the -p PORT form, before anything else is made: a port another process
-// has is refused in one line naming the --publish value (publish, in the order of
-// sb.Ports), and nothing is left bound. Without a PortHolder (unit tests) nothing is bound.
-func (m *Manager) holdPorts(snap *store.Snapshot, p *sandboxPlan, publish []string) error {
+// host ports of ranges and of the -p PORT and -P forms, before anything else is made: a
+// port another process has is refused in one line naming the --publish value, and nothing
+// is left bound (all or nothing, for a range too). Without a PortHolder (unit tests)
+// nothing is bound.
+func (m *Manager) holdPorts(snap *store.Snapshot, p *sandboxPlan) error {
 	sb := p.sb
 	n := publishNetwork(p.networks)
 	hold := func(i int, port store.Port) error {
@@ -244,24 +273,21 @@ func (m *Manager) holdPorts(snap *store.Snapshot, p *sandboxPlan, publish []stri
 			return nil
 		}
 		err := m.holdPort(sb.ID, m.portBindings(sb.ID, port, n), !port.HostIP.IsValid())
-		if sb.Ports[i].HostPort == 0 && portmap.IsInUse(err) {
+		spec := p.publish[i]
+		if (spec.HostPort == 0 || spec.HostPortEnd != 0) && portmap.IsInUse(err) {
 			return err // assignHostPorts tries the next one
 		}
 		var be *portmap.BindError
 		if errors.As(err, &be) {
-			value := fmt.Sprintf("%d/%s", port.HostPort, port.Proto)
-			if i < len(publish) {
-				value = publish[i]
-			}
 			reason := be.Error()
 			if portmap.IsInUse(err) {
 				reason += " (taken by another process)"
 			}
-			return invalid("publish", value, "%s", reason)
+			return invalid(spec.Field, spec.Value, "%s", reason)
 		}
 		return err
 	}
-	ports, err := assignHostPorts(snap, sb.Ports, hold)
+	ports, err := assignHostPorts(snap, p.publish, hold)
 	if err != nil {
 		m.releasePorts(sb.ID)
 		return err

@@ -194,13 +194,13 @@ func TestRestorePortTaken(t *testing.T) {
 func TestAssignHostPortsNoneFree(t *testing.T) {
 	m, _ := newTestManager(t)
 	inUse := &portmap.BindError{Err: syscall.EADDRINUSE}
-	_, err := assignHostPorts(m.cfg.Store.Snapshot(), []store.Port{{Proto: "tcp", Port: 80}},
+	_, err := assignHostPorts(m.cfg.Store.Snapshot(), []PublishSpec{{Port: store.Port{Proto: "tcp", Port: 80}}},
 		func(int, store.Port) error { return inUse })
 	if !errors.Is(err, store.ErrConflict) {
 		t.Errorf("every port taken: err = %v, want a conflict", err)
 	}
 	boom := errors.New("boom")
-	_, err = assignHostPorts(m.cfg.Store.Snapshot(), []store.Port{{Proto: "tcp", Port: 80}},
+	_, err = assignHostPorts(m.cfg.Store.Snapshot(), []PublishSpec{{Port: store.Port{Proto: "tcp", Port: 80}}},
 		func(int, store.Port) error { return boom })
 	if !errors.Is(err, boom) {
 		t.Errorf("other bind error: err = %v, want it returned", err)
@@ -231,5 +231,134 @@ func TestHoldPortsFailedCreate(t *testing.T) {
 				t.Errorf("create again: %v", err)
 			}
 		})
+	}
+}
+
+// TestPublishRanges: a range maps port to port; a host range for one port is a choice
+// (the first port free of other sandboxes and other processes); a port of a range that
+// is taken refuses the whole create, naming the value, with nothing held.
+func TestPublishRanges(t *testing.T) {
+	m, _ := newTestManager(t)
+	ports := newFakePorts("udp 0.0.0.0:8001")
+	m.cfg.Ports = ports
+	a, err := m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "a", Publish: []string{"9000-9002:9000-9002", "127.0.0.1:7000-7001:80-81"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.Port{{Proto: "tcp", HostPort: 9000, Port: 9000}, {Proto: "tcp", HostPort: 9001, Port: 9001},
+		{Proto: "tcp", HostPort: 9002, Port: 9002}, {Proto: "tcp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 7000, Port: 80},
+		{Proto: "tcp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 7001, Port: 81}}
+	if !slices.Equal(a.Ports, want) {
+		t.Errorf("ports %+v, want %+v", a.Ports, want)
+	}
+	// 8000/udp is published by b, 8001/udp bound by another process: c gets 8002.
+	if _, err := m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "b", Publish: []string{"8000:80/udp"}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "c", Publish: []string{"8000-8010:80/udp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Ports[0].HostPort != 8002 {
+		t.Errorf("chosen host port %d, want 8002 (8000 is b's, 8001 another process's)", c.Ports[0].HostPort)
+	}
+	if got := ports.describe(c.ID); !slices.Equal(got, []string{"udp 0.0.0.0:8002 nat", "udp [::]:8002 proxy"}) {
+		t.Errorf("c holds %v", got)
+	}
+	// A fixed port of another sandbox's range: Docker's words, naming the sandbox.
+	_, err = m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "d", Publish: []string{"8002:90/udp"}})
+	if want := `invalid publish "8002:90/udp": Bind for 0.0.0.0:8002 failed: port is already allocated (by sandbox c)`; errText(err) != want {
+		t.Errorf("got  %s\nwant %s", errText(err), want)
+	}
+	// A range whose ports are all taken.
+	_, err = m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "d", Publish: []string{"8000-8001:80/udp"}})
+	if want := `invalid publish "8000-8001:80/udp": all ports are allocated (8000-8001)`; errText(err) != want {
+		t.Errorf("got  %s\nwant %s", errText(err), want)
+	}
+	// All or nothing: 9101 of 9100-9102 is another process's.
+	ports.taken["tcp 0.0.0.0:9101"] = true
+	_, err = m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "d", Publish: []string{"9100-9102:80-82"}})
+	if want := `invalid publish "9100-9102:80-82": bind 0.0.0.0:9101/tcp: address already in use (taken by another process)`; errText(err) != want {
+		t.Errorf("got  %s\nwant %s", errText(err), want)
+	}
+	if len(ports.held) != 3 {
+		t.Errorf("holders after a refused range: %d, want 3 (a, b, c)", len(ports.held))
+	}
+	if _, err := m.cfg.Store.Snapshot().SandboxByName("d"); err == nil {
+		t.Error("sandbox d exists after refused creates")
+	}
+	// The same host port twice in one request.
+	_, err = m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "d", Publish: []string{"9200:80", "9199-9200:81-82"}})
+	if want := `invalid publish "9199-9200:81-82": host port 9200/tcp given twice`; errText(err) != want {
+		t.Errorf("got  %s\nwant %s", errText(err), want)
+	}
+}
+
+// TestPublishAllRestore: -P gives every exposed port an ephemeral host port, and a
+// restart (a new Manager over the same store, as after kill -9) binds the same numbers.
+func TestPublishAllRestore(t *testing.T) {
+	m, _ := newTestManager(t)
+	lo, _ := ephemeralRange()
+	m.cfg.Ports = newFakePorts(fmt.Sprintf("tcp 0.0.0.0:%d", lo+1))
+	sb, err := m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "a", PublishAll: true,
+		Expose: []string{"7000-7002", "53/udp"}, Publish: []string{"8080:80"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range sb.Ports {
+		got = append(got, fmt.Sprintf("%d->%d/%s", p.HostPort, p.Port, p.Proto))
+	}
+	// lo+1 is another process's: skipped.
+	want := []string{"8080->80/tcp", fmt.Sprintf("%d->7000/tcp", lo), fmt.Sprintf("%d->7001/tcp", lo+2),
+		fmt.Sprintf("%d->7002/tcp", lo+3), fmt.Sprintf("%d->53/udp", lo+4)}
+	if !slices.Equal(got, want) {
+		t.Errorf("ports %v, want %v", got, want)
+	}
+	cfg := m.cfg
+	ports := newFakePorts()
+	cfg.Ports = ports
+	m2 := New(cfg)
+	if err := m2.Restore(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var held []string
+	for _, b := range ports.held[sb.ID] {
+		if b.Host.Addr().Is4() {
+			held = append(held, fmt.Sprintf("%s %d", b.Proto, b.Host.Port()))
+		}
+	}
+	wantHeld := []string{"tcp 8080", fmt.Sprintf("tcp %d", lo), fmt.Sprintf("tcp %d", lo+2), fmt.Sprintf("tcp %d", lo+3), fmt.Sprintf("udp %d", lo+4)}
+	if !slices.Equal(held, wantHeld) {
+		t.Errorf("held after restore %v, want %v", held, wantHeld)
+	}
+}
+
+// TestPublishThousand: -p 10000-10999:10000-10999 makes 1,000 bindings, 2,000 sockets, and
+// the firewall state gets one port each.
+func TestPublishThousand(t *testing.T) {
+	m, _ := newTestManager(t)
+	ports := newFakePorts()
+	m.cfg.Ports = ports
+	var fw firewall.State
+	m.cfg.Firewall = func(s firewall.State) error { fw = s; return nil }
+	sb, err := m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "a", Publish: []string{"10000-10999:10000-10999"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sb.Ports) != 1000 || sb.Ports[999] != (store.Port{Proto: "tcp", HostPort: 10999, Port: 10999}) {
+		t.Fatalf("%d ports, last %+v", len(sb.Ports), sb.Ports[len(sb.Ports)-1])
+	}
+	if n := len(ports.held[sb.ID]); n != 2000 {
+		t.Errorf("%d sockets held, want 2000", n)
+	}
+	if n := len(fw.Ports); n != 1000 {
+		t.Errorf("%d firewall ports, want 1000", n)
+	}
+	if err := m.RemoveSandbox(t.Context(), api.SandboxRemove{Sandbox: "a", Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if len(ports.held) != 0 || len(fw.Ports) != 0 {
+		t.Errorf("after rm: %d holders, %d firewall ports", len(ports.held), len(fw.Ports))
 	}
 }

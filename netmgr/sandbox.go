@@ -18,6 +18,7 @@ type sandboxPlan struct {
 	networks []*store.Network // bridge networks to join, first one gets ep
 	ep       EndpointSpec     // per-network flags, for the first network
 	shared   *store.Sandbox   // ModeContainer: whose netns
+	publish  []PublishSpec    // the bindings asked for, in the order of sb.Ports
 }
 
 // CreateSandbox makes a named netns, joins it to its networks and writes its files. On any
@@ -47,7 +48,7 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 	}
 	// 0. Host ports: their sockets are bound before anything is made, so a port another
 	// process has is refused with nothing changed (ports.go).
-	if err := m.holdPorts(snap, p, req.Publish); err != nil {
+	if err := m.holdPorts(snap, p); err != nil {
 		return nil, err
 	}
 	created := false

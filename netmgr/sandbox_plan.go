@@ -56,7 +56,7 @@ func (m *Manager) planSandbox(snap *store.Snapshot, req api.SandboxCreate) (*san
 			sb.Adopted = sb.NetNSPath // the named file outlives a /proc/PID path to it
 		}
 	}
-	p := &sandboxPlan{sb: sb, ep: spec.Endpoint}
+	p := &sandboxPlan{sb: sb, ep: spec.Endpoint, publish: spec.Publish}
 	if sb.Mode != store.ModeBridge {
 		return p, m.planSpecial(snap, p, spec)
 	}
@@ -105,7 +105,10 @@ func planPorts(snap *store.Snapshot, sb *store.Sandbox, spec SandboxSpec) error 
 	if err := checkHostPorts(snap, spec.Publish); err != nil {
 		return err
 	}
-	sb.Ports = spec.Publish
+	sb.Ports = make([]store.Port, len(spec.Publish))
+	for i, p := range spec.Publish {
+		sb.Ports[i] = p.Port
+	}
 	sb.Expose = spec.Expose
 	return nil
 }

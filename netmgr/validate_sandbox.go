@@ -32,7 +32,7 @@ type SandboxSpec struct {
 	ExtraHosts []string
 	NetNS      string            // or "": the absolute path of a netns to adopt
 	Labels     map[string]string // or nil
-	Publish    []store.Port      // in the order given; HostPort 0: picked when the sockets are bound
+	Publish    []PublishSpec     // in the order given, one per port of a range; then -P's
 	Expose     []store.Port      // Proto and Port of every exposed port once, published ones included
 }
 
@@ -73,7 +73,7 @@ func ValidateSandboxCreate(req api.SandboxCreate) (SandboxSpec, error) {
 	if s.Endpoint, err = parseEndpoint(req.Aliases, req.IPv4, req.IPv6, req.MAC, req.Links); err != nil {
 		return s, err
 	}
-	if s.Publish, s.Expose, err = parsePorts(req.Publish, req.Expose); err != nil {
+	if s.Publish, s.Expose, err = parsePorts(req.Publish, req.Expose, req.PublishAll); err != nil {
 		return s, err
 	}
 	for k, v := range req.Labels {

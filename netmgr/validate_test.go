@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -146,14 +145,6 @@ func TestValidateSandboxCreate(t *testing.T) {
 		{"link target", req(func(r *api.SandboxCreate) { r.Links = []string{"a/b:x"} }), `invalid link "a/b:x": target: must match [a-zA-Z0-9][a-zA-Z0-9_.-]*`},
 		{"link alias", req(func(r *api.SandboxCreate) { r.Links = []string{"db:-x"} }), `invalid link "db:-x": alias: label "-x" starts or ends with '-'`},
 		{"link twice", req(func(r *api.SandboxCreate) { r.Links = []string{"db:x", "/web:X"} }), `invalid link "/web:X": alias "X" given twice`},
-		{"publish form", req(func(r *api.SandboxCreate) { r.Publish = []string{"a:b:c:d"} }), `invalid publish "a:b:c:d": want [HOST_IP:][HOST_PORT:]PORT[/tcp|/udp]`},
-		{"publish bracket", req(func(r *api.SandboxCreate) { r.Publish = []string{"[::1:80"} }), `invalid publish "[::1:80": unterminated [IPv6 address]`},
-		{"publish host ip", req(func(r *api.SandboxCreate) { r.Publish = []string{"1.2.3:80:80"} }), `invalid publish "1.2.3:80:80": host IP "1.2.3" is not an IP address`},
-		{"publish proto", req(func(r *api.SandboxCreate) { r.Publish = []string{"80/sctp"} }), `invalid publish "80/sctp": protocol must be tcp or udp`},
-		{"publish port", req(func(r *api.SandboxCreate) { r.Publish = []string{"70000"} }), `invalid publish "70000": port "70000" is not a number between 1 and 65535`},
-		{"publish host port", req(func(r *api.SandboxCreate) { r.Publish = []string{"0:80"} }), `invalid publish "0:80": port "0" is not a number between 1 and 65535`},
-		{"expose proto", req(func(r *api.SandboxCreate) { r.Expose = []string{"80/icmp"} }), `invalid expose "80/icmp": protocol must be tcp or udp`},
-		{"expose port", req(func(r *api.SandboxCreate) { r.Expose = []string{"8080-8081"} }), `invalid expose "8080-8081": port "8080-8081" is not a number between 1 and 65535`},
 		{"label", req(func(r *api.SandboxCreate) { r.Labels = map[string]string{"a=b": "c"} }), `invalid label "a=b=c": want KEY=VALUE on one line`},
 		{"label newline", req(func(r *api.SandboxCreate) { r.Labels = map[string]string{"k": "a\nb"} }), `invalid label "k=a\nb": want KEY=VALUE on one line`},
 		{"netns relative", req(func(r *api.SandboxCreate) { r.NetNS = "run/netns/x" }), `invalid netns "run/netns/x": must be an absolute path`},
@@ -195,7 +186,8 @@ func TestValidateSandboxCreateParses(t *testing.T) {
 	if want := []store.Link{{Target: "db", Alias: "db"}, {Target: "cache", Alias: "c"}}; !reflect.DeepEqual(ep.Links, want) {
 		t.Errorf("links %+v, want %+v", ep.Links, want)
 	}
-	wantPub := []store.Port{{Proto: "tcp", HostPort: 8080, Port: 80}, {Proto: "udp", HostIP: netip.MustParseAddr("127.0.0.1"), Port: 53}}
+	wantPub := []PublishSpec{{Port: store.Port{Proto: "tcp", HostPort: 8080, Port: 80}, Field: "publish", Value: "8080:80"},
+		{Port: store.Port{Proto: "udp", HostIP: netip.MustParseAddr("127.0.0.1"), Port: 53}, Field: "publish", Value: "127.0.0.1::53/UDP"}}
 	if !reflect.DeepEqual(got.Publish, wantPub) {
 		t.Errorf("publish %+v, want %+v", got.Publish, wantPub)
 	}
@@ -258,42 +250,3 @@ func TestValidateSandboxRename(t *testing.T) {
 		}
 	}
 }
-
-func TestParsePublish(t *testing.T) {
-	cases := []struct {
-		in   string
-		want string // proto hostip hostport port, "" for an error naming publish
-	}{
-		{"80", "tcp invalid IP 0 80"},
-		{"8080:80", "tcp invalid IP 8080 80"},
-		{"8080:80/udp", "udp invalid IP 8080 80"},
-		{"127.0.0.1:8080:80", "tcp 127.0.0.1 8080 80"},
-		{"127.0.0.1::80/UDP", "udp 127.0.0.1 0 80"},
-		{"0.0.0.0:8080:80", "tcp 0.0.0.0 8080 80"},
-		{"[::]:8080:80", "tcp :: 8080 80"},
-		{"[::1]:8080:80", "tcp ::1 8080 80"},
-		{"0", ""},
-		{"70000", ""},
-		{"80/sctp", ""},
-		{"1.2.3:80:80", ""},
-		{"a:b:c:d", ""},
-		{"8080-8081:80", ""},
-		{"[::1:80", ""},
-	}
-	for _, tc := range cases {
-		p, err := parsePublish(tc.in)
-		if tc.want == "" {
-			var ie *InvalidError
-			if !errors.As(err, &ie) || ie.Field != "publish" {
-				t.Errorf("parsePublish(%q) err = %v, want an invalid publish", tc.in, err)
-			}
-			continue
-		}
-		got := p.Proto + " " + p.HostIP.String() + " " + itoa(p.HostPort) + " " + itoa(p.Port)
-		if err != nil || got != tc.want {
-			t.Errorf("parsePublish(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
-		}
-	}
-}
-
-func itoa(n uint16) string { return strconv.Itoa(int(n)) }

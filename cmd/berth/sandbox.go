@@ -63,8 +63,9 @@ func addSandboxFlags(f *pflag.FlagSet, req *api.SandboxCreate) {
 	f.StringArrayVar(&req.ExtraHosts, "add-host", nil, "extra hosts entry HOST:IP (repeatable)")
 	f.Var(keyValueFlag{&req.Labels}, "label", "label KEY=VALUE (repeatable; commas stay in the value)")
 	f.StringVar(&req.NetNS, "netns", "", "adopt an existing network namespace (a path like /proc/PID/ns/net) instead of making one")
-	f.StringArrayVarP(&req.Publish, "publish", "p", nil, "publish a port, [HOST_IP:][HOST_PORT:]PORT[/tcp|/udp] (repeatable)")
-	f.StringArrayVar(&req.Expose, "expose", nil, "expose a port to legacy links, PORT[/tcp|/udp] (repeatable)")
+	f.StringArrayVarP(&req.Publish, "publish", "p", nil, "publish a port or a range, [HOST_IP:][HOST_PORT[-END]:]PORT[-END][/tcp|/udp] (repeatable)")
+	f.StringArrayVar(&req.Expose, "expose", nil, "expose a port or a range to legacy links, PORT[-END][/tcp|/udp] (repeatable)")
+	f.BoolVarP(&req.PublishAll, "publish-all", "P", false, "publish every exposed port on an ephemeral host port")
 }
 
 // newSandboxPortCmd builds `sandbox port`: the published ports, as `docker port` prints
