@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"bytes"
 	"fmt"
 	"text/template"
 	"time"
@@ -30,10 +30,11 @@ func newEventsCmd(o *globalOpts) *cobra.Command {
 				path += "?since=" + t.UTC().Format(time.RFC3339Nano)
 			}
 			var tmpl *template.Template
-			if format != "" && format != "json" {
+			if format != "" {
+				text, _ := expandFormat(format)
 				var err error
-				if tmpl, err = parseTemplate(format); err != nil {
-					return err
+				if tmpl, err = parseTemplate(text); err != nil {
+					return fmt.Errorf("Error parsing format: %w", err)
 				}
 			}
 			c, err := o.client()
@@ -41,14 +42,14 @@ func newEventsCmd(o *globalOpts) *cobra.Command {
 				return err
 			}
 			return c.stream(cmd.Context(), path, func(ev api.Event) error {
-				switch {
-				case format == "json":
-					return json.NewEncoder(o.stdout).Encode(ev)
-				case tmpl != nil:
-					if err := tmpl.Execute(o.stdout, ev); err != nil {
-						return err
+				if tmpl != nil {
+					// One line per event, written whole, as docker events does.
+					var b bytes.Buffer
+					if err := tmpl.Execute(&b, newEventContext(ev)); err != nil {
+						return fmt.Errorf("Error parsing format: %w", err)
 					}
-					_, err := fmt.Fprintln(o.stdout)
+					b.WriteByte('\n')
+					_, err := b.WriteTo(o.stdout)
 					return err
 				}
 				_, err := fmt.Fprintln(o.stdout, eventLine(ev))
@@ -57,7 +58,8 @@ func newEventsCmd(o *globalOpts) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&since, "since", "", "replay kept events since a duration ago (10m) or an RFC 3339 time")
-	cmd.Flags().StringVar(&format, "format", "", "json, or a Go template over each event")
+	cmd.Flags().StringVar(&format, "format", "", "json, or a Go template over each event: berth's fields "+
+		".Time .Type .Action .ID .Name .Network .OldName, and docker's .Actor.ID .Actor.Attributes.name .Scope .TimeNano")
 	return cmd
 }
 

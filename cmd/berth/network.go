@@ -1,13 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 
 	"github.com/spf13/cobra"
 
 	"berth/api"
-	"berth/store"
 )
 
 // newNetworkCmd groups the network commands; each is a thin client of one API call.
@@ -93,7 +93,8 @@ func newNetworkLsCmd(o *globalOpts) *cobra.Command {
 		Short:   "List networks",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := lf.check(); err != nil {
+			lt, err := networkLister.compile(lf, o.stderr)
+			if err != nil {
 				return err
 			}
 			c, err := o.client()
@@ -104,21 +105,11 @@ func newNetworkLsCmd(o *globalOpts) *cobra.Command {
 			if err := c.get(cmd.Context(), "/networks", &nets); err != nil {
 				return err
 			}
-			return printList(o.stdout, lf, nets, networkTable)
+			return networkLister.write(o.stdout, lt, nets, !lf.noTrunc)
 		},
 	}
-	cmd.Flags().BoolVarP(&lf.quiet, "quiet", "q", false, "only print network IDs")
-	cmd.Flags().StringVar(&lf.format, "format", "", "table (default), json, or a Go template over each network")
+	lf.addFlags(cmd.Flags(), "network", networkFields)
 	return cmd
-}
-
-// networkTable is the `network ls` table, as `docker network ls` prints it.
-var networkTable = table[api.Network]{
-	header: "NETWORK ID\tNAME\tDRIVER\tSCOPE",
-	row: func(n api.Network) string {
-		return store.ShortID(n.ID) + "\t" + n.Name + "\t" + n.Driver + "\t" + n.Scope
-	},
-	id: func(n api.Network) string { return store.ShortID(n.ID) },
 }
 
 // newNetworkInspectCmd builds `network inspect`: one GET per ref, so each can fail alone.
@@ -136,28 +127,36 @@ func newInspectCmd[T any](o *globalOpts, noun string, path func(ref string) stri
 		Short: "Show " + noun + "s as JSON",
 		Args:  minArgs(1, "NAME|ID..."),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat(format); err != nil {
+			it, err := compileInspect(format)
+			if err != nil {
 				return err
 			}
 			c, err := o.client()
 			if err != nil {
 				return err
 			}
-			return inspectEach(o, format, args, func(ref string) (T, error) {
-				var v T
-				return v, c.get(cmd.Context(), path(ref), &v)
+			return inspectEach(o, it, args, func(ref string) (inspected[T], error) {
+				var got inspected[T]
+				if err := c.get(cmd.Context(), path(ref), &got.raw); err != nil {
+					return got, err
+				}
+				if err := json.Unmarshal(got.raw, &got.v); err != nil {
+					return got, fmt.Errorf("inspect %s %q: %w", noun, ref, err)
+				}
+				return got, nil
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template over each "+noun+" instead of JSON")
+	cmd.Flags().StringVarP(&format, "format", "f", "", "json, or a Go template over each "+noun+
+		"'s inspect JSON, by Go or JSON field name ({{.Id}}, {{range .IPAM.Config}}{{.Subnet}}{{end}})")
 	return cmd
 }
 
 // inspectEach prints what get finds for each ref: one JSON array (possibly "[]"), or the
 // format template once per item. Like docker, each failure gets its own stderr line and the
 // command exits 1 afterwards; an unreachable daemon stops it at once.
-func inspectEach[T any](o *globalOpts, format string, refs []string, get func(string) (T, error)) error {
-	found := []T{}
+func inspectEach[T any](o *globalOpts, it *inspectTemplate, refs []string, get func(string) (inspected[T], error)) error {
+	found := []inspected[T]{}
 	failed := 0
 	for _, ref := range refs {
 		v, err := get(ref)
@@ -171,10 +170,11 @@ func inspectEach[T any](o *globalOpts, format string, refs []string, get func(st
 		}
 		found = append(found, v)
 	}
-	if err := printInspect(o.stdout, format, found); err != nil {
+	bad, err := printInspect(o.stdout, o.stderr, it, found)
+	if err != nil {
 		return err
 	}
-	if failed > 0 {
+	if failed+bad > 0 {
 		return &exitError{code: 1}
 	}
 	return nil

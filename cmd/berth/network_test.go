@@ -72,14 +72,14 @@ func TestNetworkRequests(t *testing.T) {
 			args:       []string{"network", "ls", "--format", "{{.Name}} {{.Driver}} {{json .Labels}}"},
 			reply:      []api.Network{{ID: id, Name: "app", Driver: "bridge", Labels: map[string]string{"k": "v"}}},
 			wantMethod: "GET", wantPath: "/v1/networks",
-			wantOut: "app bridge {\"k\":\"v\"}\n",
+			wantOut: "app bridge \"k=v\"\n", // docker's .Labels is a string
 		},
 		{
 			name:       "ls table",
 			args:       []string{"network", "ls"},
 			reply:      []api.Network{{ID: id, Name: "app", Driver: "bridge", Scope: "local"}},
 			wantMethod: "GET", wantPath: "/v1/networks",
-			wantOut: "NETWORK ID     NAME   DRIVER   SCOPE\n" + id[:12] + "   app    bridge   local\n",
+			wantOut: "NETWORK ID     NAME      DRIVER    SCOPE\n" + id[:12] + "   app       bridge    local\n",
 		},
 		{
 			name:       "inspect format",
@@ -104,7 +104,7 @@ func TestNetworkErrors(t *testing.T) {
 		{name: "connect one arg", args: []string{"network", "connect", "back"},
 			wantErr: `"berth network connect" requires exactly 2 argument(s): NETWORK SANDBOX`},
 		{name: "bad template", args: []string{"network", "ls", "--format", "{{.Nope"},
-			wantErr: `invalid format "{{.Nope": template: format:1: unclosed action`},
+			wantErr: `template parsing error: template: :1: unclosed action`},
 	})
 }
 

@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"berth/api"
-	"berth/store"
 )
 
 // newSandboxCmd groups the sandbox commands; each is a thin client of one API call.
@@ -160,7 +159,8 @@ func newSandboxLsCmd(o *globalOpts, use string) *cobra.Command {
 		Short: "List sandboxes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := lf.check(); err != nil {
+			lt, err := sandboxLister.compile(lf, o.stderr)
+			if err != nil {
 				return err
 			}
 			c, err := o.client()
@@ -171,29 +171,14 @@ func newSandboxLsCmd(o *globalOpts, use string) *cobra.Command {
 			if err := c.get(cmd.Context(), "/sandboxes", &sbs); err != nil {
 				return err
 			}
-			return printList(o.stdout, lf, sbs, sandboxTable)
+			return sandboxLister.write(o.stdout, lt, sbs, !lf.noTrunc)
 		},
 	}
 	if use == "ls" {
 		cmd.Aliases = []string{"list"}
 	}
-	cmd.Flags().BoolVarP(&lf.quiet, "quiet", "q", false, "only print sandbox IDs")
-	cmd.Flags().StringVar(&lf.format, "format", "", "table (default), json, or a Go template over each sandbox")
+	lf.addFlags(cmd.Flags(), "sandbox", sandboxFields)
 	return cmd
-}
-
-// sandboxTable is the `sandbox ls` table.
-var sandboxTable = table[api.Sandbox]{
-	header: "SANDBOX ID\tNAME\tNETWORKS\tIP ADDRESSES",
-	row: func(sb api.Sandbox) string {
-		names, addrs := sandboxNetworks(sb)
-		nets := strings.Join(names, ",")
-		if nets == "" {
-			nets = sb.NetworkMode // none, host, container:NAME
-		}
-		return store.ShortID(sb.ID) + "\t" + sb.Name + "\t" + nets + "\t" + strings.Join(addrs, ",")
-	},
-	id: func(sb api.Sandbox) string { return store.ShortID(sb.ID) },
 }
 
 // sandboxNetworks returns the network names and addresses of sb in interface order (eth0,

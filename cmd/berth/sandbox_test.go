@@ -77,18 +77,9 @@ func TestSandboxRequests(t *testing.T) {
 			args:       []string{"sandbox", "ls"},
 			reply:      []api.Sandbox{twoNets, {ID: id, Name: "lonely", NetworkMode: "none"}},
 			wantMethod: "GET", wantPath: "/v1/sandboxes",
-			wantOut: "SANDBOX ID     NAME     NETWORKS   IP ADDRESSES\n" +
-				id[:12] + "   web      app,back   172.18.0.2,10.0.0.2,fd00::2\n" +
-				id[:12] + "   lonely   none       \n",
-		},
-		{
-			name:       "ps json",
-			args:       []string{"ps", "--format", "json"},
-			reply:      []api.Sandbox{{ID: id, Name: "web"}},
-			wantMethod: "GET", wantPath: "/v1/sandboxes",
-			wantOut: `{"Id":"` + id + `","Name":"web","Created":"0001-01-01T00:00:00Z","State":"","Hostname":"","Domainname":"",` +
-				`"NetworkMode":"","SandboxKey":"","ResolvConfPath":"","HostsPath":"","Dns":null,` +
-				`"DnsSearch":null,"DnsOptions":null,"ExtraHosts":null,"Networks":null,"Labels":null,"Ports":null,"ExposedPorts":null,"Files":null}` + "\n",
+			wantOut: "SANDBOX ID     NAMES     NETWORKS   IP ADDRESSES                  PORTS\n" +
+				id[:12] + "   web       app,back   172.18.0.2,10.0.0.2,fd00::2   \n" +
+				id[:12] + "   lonely    none                                     \n",
 		},
 		{
 			name:       "inspect",
