@@ -10,17 +10,29 @@ import (
 	"berth/store"
 )
 
+// Pool is an address pool networks get their subnets from (dockerd's
+// --default-address-pool base=CIDR,size=N): Base cut into subnets of prefix length Size.
+type Pool struct {
+	Base netip.Prefix // masked, IPv4
+	Size int          // Base.Bits() <= Size <= 32
+}
+
 // defaultPools are Docker's default address pools for local networks: 172.17-31.0.0/16,
 // then 192.168.0.0/16 cut into /20s.
-func defaultPools() []netip.Prefix {
-	var out []netip.Prefix
+func defaultPools() []Pool {
+	var out []Pool
 	for b := 17; b <= 31; b++ {
-		out = append(out, netip.PrefixFrom(netip.AddrFrom4([4]byte{172, byte(b), 0, 0}), 16))
+		out = append(out, Pool{netip.PrefixFrom(netip.AddrFrom4([4]byte{172, byte(b), 0, 0}), 16), 16})
 	}
-	for c := 0; c < 256; c += 16 {
-		out = append(out, netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, byte(c), 0}), 20))
+	return append(out, Pool{netip.MustParsePrefix("192.168.0.0/16"), 20})
+}
+
+// pools are the configured pools, or Docker's default ones.
+func (m *Manager) pools() []Pool {
+	if len(m.cfg.Pools) > 0 {
+		return m.cfg.Pools
 	}
-	return out
+	return defaultPools()
 }
 
 func overlaps(p netip.Prefix, others []netip.Prefix) bool {
@@ -43,14 +55,27 @@ func usedPrefixes(snap *store.Snapshot) []netip.Prefix {
 	return used
 }
 
-// pickSubnet returns the first default pool that overlaps neither a network nor a route.
-func pickSubnet(used, routes []netip.Prefix) (netip.Prefix, error) {
-	for _, p := range defaultPools() {
-		if !overlaps(p, used) && !overlaps(p, routes) {
-			return p, nil
+// pickSubnet returns the first subnet of the pools, in order, that overlaps neither a
+// network nor a route.
+func (m *Manager) pickSubnet(used, routes []netip.Prefix) (netip.Prefix, error) {
+	for _, pool := range m.pools() {
+		// Each step skips one subnet: a /8 cut into /24s is 65,536 steps at most.
+		for p := netip.PrefixFrom(pool.Base.Addr(), pool.Size); p.IsValid() && pool.Base.Contains(p.Addr()); p = nextPrefix(p) {
+			if !overlaps(p, used) && !overlaps(p, routes) {
+				return p, nil
+			}
 		}
 	}
 	return netip.Prefix{}, fmt.Errorf("no free subnet left in the default pools: %w", store.ErrConflict)
+}
+
+// nextPrefix is the prefix of p's length right after p; invalid past the address space.
+func nextPrefix(p netip.Prefix) netip.Prefix {
+	a := lastAddr(p).Next()
+	if !a.IsValid() {
+		return netip.Prefix{}
+	}
+	return netip.PrefixFrom(a, p.Bits())
 }
 
 // pickSubnet6 derives a ULA /64 from the network ID (RFC 4193 style: fd + 40 random-ish

@@ -44,6 +44,17 @@ type Config struct {
 	// NoDefaultICC is the daemon's --icc=false: sandboxes on the default bridge reach each
 	// other only through legacy links. (Negative so the zero Config keeps Docker's default.)
 	NoDefaultICC bool
+	// DefaultBridge is the daemon's configuration of the default bridge network (--bip,
+	// --fixed-cidr, --fixed-cidr-v6, --ipv6, --mtu, --ip-masq), applied at each start
+	// (defaultbridge.go). The zero value is Docker's default.
+	DefaultBridge BridgeDefaults
+	// Pools are --default-address-pool: where networks without --subnet, and the default
+	// bridge without --bip, get their IPv4 subnet; nil: Docker's default pools.
+	Pools []Pool
+	// NoIPTables is --iptables=false: berth installs no firewall rules (the daemon passes
+	// no Firewall), so every published port is carried by the userland proxy instead of
+	// DNAT. (Negative so the zero Config keeps Docker's default.)
+	NoIPTables bool
 }
 
 // Manager serialises every change to networks and sandboxes. Reads never take its lock.

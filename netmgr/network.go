@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"berth/api"
@@ -173,7 +172,7 @@ func (m *Manager) buildSubnets(snap *store.Snapshot, n *store.Network, spec Netw
 		if err != nil {
 			return nil, fmt.Errorf("list routes: %w", err)
 		}
-		pick := pickSubnet
+		pick := m.pickSubnet
 		if n.Global() {
 			pick = pickOverlaySubnet
 		}
@@ -363,56 +362,4 @@ func (m *Manager) PruneNetworks(ctx context.Context) ([]string, error) {
 		changes = append(changes, Change{Kind: NetworkRemoved, Network: n})
 	}
 	return deleted, nil
-}
-
-// ensurePredefined records bridge, none and host on the first start.
-func (m *Manager) ensurePredefined() error {
-	snap := m.cfg.Store.Snapshot()
-	var add []*store.Network
-	if _, err := snap.NetworkByName(DefaultNetwork); errors.Is(err, store.ErrNotFound) {
-		routes, err := m.cfg.Kernel.RouteDsts()
-		if err != nil {
-			return fmt.Errorf("list routes: %w", err)
-		}
-		p, err := pickSubnet(usedPrefixes(snap), routes)
-		if err != nil {
-			return err
-		}
-		n := &store.Network{ID: newID(), Name: DefaultNetwork, Driver: store.DriverBridge, Bridge: DefaultBridge,
-			ICC: true, Predefined: true, Created: time.Now().UTC(),
-			Subnets: []store.Subnet{{Subnet: p, Gateway: p.Addr().Next()}},
-			Options: map[string]string{OptBridgeName: DefaultBridge, OptICC: "true", OptMasquerade: "true"},
-			Labels:  map[string]string{}}
-		add = append(add, n)
-	}
-	for name, driver := range map[string]string{NoneNetwork: store.DriverNull, HostNetwork: store.DriverHost} {
-		if _, err := snap.NetworkByName(name); errors.Is(err, store.ErrNotFound) {
-			add = append(add, &store.Network{ID: newID(), Name: name, Driver: driver, Predefined: true,
-				Created: time.Now().UTC(), Options: map[string]string{}, Labels: map[string]string{}})
-		}
-	}
-	// The daemon's --icc applies to the default bridge at every start, as in Docker.
-	if n, err := snap.NetworkByName(DefaultNetwork); err == nil && n.ICC == m.cfg.NoDefaultICC {
-		c := n.Copy()
-		c.ICC = !m.cfg.NoDefaultICC
-		c.Options[OptICC] = strconv.FormatBool(c.ICC)
-		add = append(add, c)
-	}
-	for _, n := range add {
-		if n.Name == DefaultNetwork {
-			n.ICC = !m.cfg.NoDefaultICC
-			n.Options[OptICC] = strconv.FormatBool(n.ICC)
-		}
-	}
-	if len(add) == 0 {
-		return nil
-	}
-	return m.cfg.Store.Update(func(tx *store.Tx) error {
-		for _, n := range add {
-			if err := tx.PutNetwork(n); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }

@@ -216,7 +216,7 @@ func (m *Manager) portBindings(sbID string, p store.Port, n *store.Network) []po
 	var bs []portmap.Binding
 	for _, a := range hostAddrs(p, n) {
 		b := portmap.Binding{Proto: p.Proto, Host: netip.AddrPortFrom(a, p.HostPort)}
-		if a.Is6() || !hasFamily(n.Subnets, false) {
+		if a.Is6() || !hasFamily(n.Subnets, false) || m.cfg.NoIPTables { // --iptables=false: no DNAT at all
 			b.Target = m.proxyTarget(sbID, p.Port, a.Is6())
 		}
 		bs = append(bs, b)
