@@ -35,10 +35,13 @@ func networkView(snap *store.Snapshot, n *store.Network, local api.NetworkPeer) 
 		Created:    n.Created,
 		Scope:      scope,
 		Driver:     n.Driver,
-		EnableIPv4: n.Bridged(),
+		EnableIPv4: (n.Bridged() || n.ConfigOnly) && !n.NoIPv4,
 		EnableIPv6: n.IPv6,
 		IPAM:       api.IPAM{Driver: "default", Options: map[string]string{}, Config: []api.IPAMConfig{}},
 		Internal:   n.Internal,
+		Attachable: n.Attachable,
+		ConfigFrom: api.ConfigReference{Network: n.ConfigFrom},
+		ConfigOnly: n.ConfigOnly,
 		Containers: map[string]api.NetworkContainer{},
 		Options:    copyOrEmpty(n.Options),
 		Labels:     copyOrEmpty(n.Labels),
@@ -54,6 +57,14 @@ func networkView(snap *store.Snapshot, n *store.Network, local api.NetworkPeer) 
 		}
 		if s.IPRange.IsValid() {
 			c.IPRange = s.IPRange.String()
+		}
+		for name, a := range n.Aux {
+			if s.Subnet.Contains(a) {
+				if c.AuxAddresses == nil {
+					c.AuxAddresses = map[string]string{}
+				}
+				c.AuxAddresses[name] = a.String()
+			}
 		}
 		v.IPAM.Config = append(v.IPAM.Config, c)
 	}

@@ -3,7 +3,7 @@ package integration
 import (
 	"fmt"
 	"maps"
-	"slices"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +78,7 @@ func TestMultihostOverlay(t *testing.T) {
 	for _, h := range []*host{b, c} {
 		h.waitNetwork("ov", id)
 		nw, _ := h.inspectNetwork("ov")
-		if !slices.Equal(nw.IPAM.Config, onA.IPAM.Config) || !maps.Equal(nw.Options, onA.Options) || nw.Internal != onA.Internal {
+		if !reflect.DeepEqual(nw.IPAM.Config, onA.IPAM.Config) || !maps.Equal(nw.Options, onA.Options) || nw.Internal != onA.Internal {
 			t.Errorf("ov on %s: ipam %+v options %v internal %v; on A: %+v %v %v", h.name,
 				nw.IPAM.Config, nw.Options, nw.Internal, onA.IPAM.Config, onA.Options, onA.Internal)
 		}

@@ -124,7 +124,7 @@ func (m *Manager) randomFree(snap *store.Snapshot, n *store.Network, v6 bool, re
 	// Walk at most 1<<16 addresses: a range so big has free ones near any start.
 	for i := uint64(0); i < min(size, 1<<16); i++ {
 		a := addrAt(rng.Addr(), (start+i)%size)
-		if refused[a] || reserved(sub, a) || m.reap.holds(n.ID, a) {
+		if _, aux := auxName(n, a); aux || refused[a] || reserved(sub, a) || m.reap.holds(n.ID, a) {
 			continue
 		}
 		if _, err := snap.Address(n.ID, a); err == nil {

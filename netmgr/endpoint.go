@@ -15,6 +15,9 @@ import (
 
 // checkEndpointReq applies the rules that depend on the network (Docker's errors).
 func checkEndpointReq(snap *store.Snapshot, n *store.Network, sb *store.Sandbox, r EndpointSpec) error {
+	if n.ConfigOnly {
+		return invalid("network", n.Name, "cannot create endpoint on configuration-only network")
+	}
 	if !n.Bridged() {
 		return invalid("network", n.Name, "sandboxes join %s with --network %s, not as a second network", n.Name, n.Name)
 	}

@@ -44,10 +44,14 @@ func overlaps(p netip.Prefix, others []netip.Prefix) bool {
 	return false
 }
 
-// usedPrefixes lists the subnets of every network in the snapshot.
+// usedPrefixes lists the subnets of every network in the snapshot but the configuration
+// networks', which hold no addresses (Docker allocates nothing for them either).
 func usedPrefixes(snap *store.Snapshot) []netip.Prefix {
 	var used []netip.Prefix
 	for _, n := range snap.Networks() {
+		if n.ConfigOnly {
+			continue
+		}
 		for _, s := range n.Subnets {
 			used = append(used, s.Subnet)
 		}
@@ -111,11 +115,22 @@ func lastAddr(p netip.Prefix) netip.Addr {
 
 // reserved reports whether a is an address of sub that must never go to an endpoint:
 // the network address (IPv6: the subnet-router anycast), the IPv4 broadcast and the gateway.
+// The network's aux addresses are auxName's.
 func reserved(sub store.Subnet, a netip.Addr) bool {
 	if a == sub.Subnet.Addr() || a == sub.Gateway {
 		return true
 	}
 	return a.Is4() && sub.Subnet.Bits() < 31 && a == lastAddr(sub.Subnet)
+}
+
+// auxName returns the --aux-address name of n that reserves a, if any.
+func auxName(n *store.Network, a netip.Addr) (string, bool) {
+	for name, x := range n.Aux {
+		if x == a {
+			return name, true
+		}
+	}
+	return "", false
 }
 
 // holderError names who holds a taken address, as the issue asks.
@@ -151,13 +166,19 @@ func allocate(snap *store.Snapshot, n *store.Network, v6 bool, want netip.Addr, 
 	sub, ok := subnetFor(n, v6)
 	if !ok {
 		if want.IsValid() {
-			return netip.Addr{}, invalid(field, want.String(), "network %s has no subnet of this family", n.Name)
+			// dockerd 28's words (moby daemon/container_operations.go,
+			// validateEndpointIPAddress): a --ip on an IPv6-only network.
+			return netip.Addr{}, invalid(field, want.String(), "no configured subnet contains IP address %s", want)
 		}
 		return netip.Addr{}, nil
 	}
 	if want.IsValid() {
 		if !sub.Subnet.Contains(want) {
 			return netip.Addr{}, invalid(field, want.String(), "not in subnet %s of network %s", sub.Subnet, n.Name)
+		}
+		if name, ok := auxName(n, want); ok {
+			// dockerd's words for a --ip that is an aux address, and whose it is.
+			return netip.Addr{}, invalid(field, want.String(), "Address already in use (aux-address %s)", name)
 		}
 		if reserved(sub, want) {
 			return netip.Addr{}, invalid(field, want.String(), "reserved address of subnet %s (network, broadcast or gateway)", sub.Subnet)
@@ -174,7 +195,10 @@ func allocate(snap *store.Snapshot, n *store.Network, v6 bool, want netip.Addr, 
 	if !rng.IsValid() {
 		rng = sub.Subnet
 	}
-	held := func(a netip.Addr) bool { return q.holds(n.ID, a) }
+	held := func(a netip.Addr) bool {
+		_, aux := auxName(n, a)
+		return aux || q.holds(n.ID, a)
+	}
 	a, err := firstFree(snap, n.ID, sub, rng, held)
 	if errors.Is(err, store.ErrConflict) {
 		// Full but for addresses being released: worth the wait (tens of ms).

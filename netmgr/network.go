@@ -1,12 +1,15 @@
 package netmgr
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"time"
 
 	"berth/api"
@@ -111,10 +114,15 @@ func (m *Manager) buildNetwork(req api.NetworkCreate) (*store.Network, error) {
 	if err != nil {
 		return nil, err
 	}
+	snap := m.cfg.Store.Snapshot()
+	if spec.ConfigFrom != "" {
+		if spec, err = configFromSpec(snap, req); err != nil {
+			return nil, err
+		}
+	}
 	if spec.Overlay && m.cfg.Cluster == nil {
 		return nil, invalid("driver", store.DriverOverlay, "needs a cluster store (berth daemon --cluster-store etcd://...)")
 	}
-	snap := m.cfg.Store.Snapshot()
 	// The snapshot holds the global networks mirrored here too: a local network never
 	// takes a global one's name, and a global one never a local one's on this host (the
 	// cluster store checks the other hosts' global ones).
@@ -123,20 +131,20 @@ func (m *Manager) buildNetwork(req api.NetworkCreate) (*store.Network, error) {
 	}
 	n := &store.Network{
 		ID: newID(), Name: spec.Name, Driver: store.DriverBridge, Internal: spec.Internal, IPv6: spec.IPv6,
+		NoIPv4: !spec.IPv4, Attachable: spec.Attachable, ConfigOnly: spec.ConfigOnly, ConfigFrom: spec.ConfigFrom,
 		ICC: spec.ICC, MTU: spec.MTU, Bridge: spec.Bridge, Options: spec.Options, Labels: spec.Labels,
 		Created: time.Now().UTC(),
 	}
-	if spec.Overlay {
+	switch {
+	case spec.Overlay:
 		n.Driver, n.Scope = store.DriverOverlay, store.ScopeGlobal
+	case spec.ConfigOnly:
+		// Docker's driver of a configuration network, so nothing takes it for a bridge.
+		n.Driver, n.Bridge = store.DriverNull, ""
 	}
-	if n.Bridge == "" {
-		n.Bridge = bridgePrefix + n.ID[:12]
-	} else {
-		if _, err := snap.NetworkByBridge(n.Bridge); err == nil {
-			return nil, invalid("opt", OptBridgeName+"="+n.Bridge, "bridge already used by another network")
-		}
-		if names, err := m.cfg.Kernel.LinkNames(); err == nil && contains(names, n.Bridge) {
-			return nil, invalid("opt", OptBridgeName+"="+n.Bridge, "a device with this name exists and is not berth's")
+	if n.Bridged() {
+		if err := m.checkBridgeName(snap, n); err != nil {
+			return nil, err
 		}
 	}
 	subnets, err := m.buildSubnets(snap, n, spec)
@@ -145,6 +153,50 @@ func (m *Manager) buildNetwork(req api.NetworkCreate) (*store.Network, error) {
 	}
 	n.Subnets = subnets
 	return n, nil
+}
+
+// checkBridgeName names n's bridge after its ID unless an option named it, and checks a
+// given name is free.
+func (m *Manager) checkBridgeName(snap *store.Snapshot, n *store.Network) error {
+	if n.Bridge == "" {
+		n.Bridge = bridgePrefix + n.ID[:12]
+		return nil
+	}
+	if _, err := snap.NetworkByBridge(n.Bridge); err == nil {
+		return invalid("opt", OptBridgeName+"="+n.Bridge, "bridge already used by another network")
+	}
+	if names, err := m.cfg.Kernel.LinkNames(); err == nil && contains(names, n.Bridge) {
+		return invalid("opt", OptBridgeName+"="+n.Bridge, "a device with this name exists and is not berth's")
+	}
+	return nil
+}
+
+// configFromSpec is the spec of req (a --config-from network, which sets none of these
+// itself) with the subnets, gateways, ranges, aux addresses, families, options and labels
+// of its configuration network, as Docker's applyConfigurationTo copies them.
+func configFromSpec(snap *store.Snapshot, req api.NetworkCreate) (NetworkSpec, error) {
+	cfg, err := snap.NetworkByName(req.ConfigFrom)
+	if err != nil || !cfg.ConfigOnly {
+		return NetworkSpec{}, fmt.Errorf("configuration network %q does not exist: %w", req.ConfigFrom, store.ErrNotFound)
+	}
+	ipv4 := !cfg.NoIPv4
+	r := api.NetworkCreate{Name: req.Name, Driver: req.Driver, Internal: req.Internal, Attachable: req.Attachable,
+		IPv4: &ipv4, IPv6: cfg.IPv6, Options: cfg.Options, Labels: cfg.Labels, AuxAddresses: map[string]string{}}
+	for _, s := range cfg.Subnets {
+		r.Subnets = append(r.Subnets, s.Subnet.String())
+		if s.Gateway.IsValid() {
+			r.Gateways = append(r.Gateways, s.Gateway.String())
+		}
+		if s.IPRange.IsValid() {
+			r.IPRanges = append(r.IPRanges, s.IPRange.String())
+		}
+	}
+	for name, a := range cfg.Aux {
+		r.AuxAddresses[name] = a.String()
+	}
+	spec, err := ValidateNetworkCreate(r)
+	spec.ConfigFrom = cfg.Name
+	return spec, err
 }
 
 func contains(list []string, s string) bool {
@@ -157,17 +209,19 @@ func contains(list []string, s string) bool {
 }
 
 // buildSubnets checks the subnets asked for against the other networks', picks the others
-// and places the gateways and the IP range.
+// (one per enabled family) and places the gateways, IP ranges and aux addresses. A
+// configuration network keeps what was given: it takes no addresses until a network is
+// created from it, as in Docker.
 func (m *Manager) buildSubnets(snap *store.Snapshot, n *store.Network, spec NetworkSpec) ([]store.Subnet, error) {
 	used := usedPrefixes(snap)
 	var subs []store.Subnet
 	for _, s := range spec.Subnets {
-		if overlaps(s.Value, used) {
+		if !n.ConfigOnly && overlaps(s.Value, used) {
 			return nil, invalid("subnet", s.Text, "overlaps the subnet of network %s", overlapHolder(snap, s.Value))
 		}
 		subs = append(subs, store.Subnet{Subnet: s.Value})
 	}
-	if !hasFamily(subs, false) {
+	if spec.IPv4 && !n.ConfigOnly && !hasFamily(subs, false) {
 		routes, err := m.cfg.Kernel.RouteDsts()
 		if err != nil {
 			return nil, fmt.Errorf("list routes: %w", err)
@@ -180,19 +234,27 @@ func (m *Manager) buildSubnets(snap *store.Snapshot, n *store.Network, spec Netw
 		if err != nil {
 			return nil, err
 		}
-		subs = append([]store.Subnet{{Subnet: p}}, subs...)
+		subs = append(subs, store.Subnet{Subnet: p})
 	}
-	if spec.IPv6 && !hasFamily(subs, true) {
+	if spec.IPv6 && !n.ConfigOnly && !hasFamily(subs, true) {
 		p, err := pickSubnet6(n.ID, used)
 		if err != nil {
 			return nil, err
 		}
 		subs = append(subs, store.Subnet{Subnet: p})
 	}
-	if err := setGateways(subs, spec.Gateways); err != nil {
+	// IPv4 first, as the record and inspect list them.
+	slices.SortStableFunc(subs, func(a, b store.Subnet) int {
+		return cmp.Compare(a.Subnet.Addr().BitLen(), b.Subnet.Addr().BitLen())
+	})
+	if err := setGateways(subs, spec.Gateways, !n.ConfigOnly); err != nil {
 		return nil, err
 	}
-	if err := setIPRange(subs, spec.IPRange); err != nil {
+	if err := setIPRanges(subs, spec.IPRanges); err != nil {
+		return nil, err
+	}
+	var err error
+	if n.Aux, err = setAux(subs, spec.Aux); err != nil {
 		return nil, err
 	}
 	return subs, nil
@@ -200,6 +262,9 @@ func (m *Manager) buildSubnets(snap *store.Snapshot, n *store.Network, spec Netw
 
 func overlapHolder(snap *store.Snapshot, p netip.Prefix) string {
 	for _, n := range snap.Networks() {
+		if n.ConfigOnly {
+			continue
+		}
 		for _, s := range n.Subnets {
 			if s.Subnet.Overlaps(p) {
 				return n.Name
@@ -218,9 +283,9 @@ func hasFamily(subs []store.Subnet, v6 bool) bool {
 	return false
 }
 
-// setGateways places each --gateway in the subnet that contains it; the others get the
-// first address of their subnet, as Docker does.
-func setGateways(subs []store.Subnet, gws []Given[netip.Addr]) error {
+// setGateways places each --gateway in the subnet that contains it; if dflt, the others
+// get the first address of their subnet, as Docker does.
+func setGateways(subs []store.Subnet, gws []Given[netip.Addr], dflt bool) error {
 	for _, g := range gws {
 		a := g.Value
 		placed := false
@@ -241,30 +306,58 @@ func setGateways(subs []store.Subnet, gws []Given[netip.Addr]) error {
 		}
 	}
 	for i := range subs {
-		if !subs[i].Gateway.IsValid() {
+		if dflt && !subs[i].Gateway.IsValid() {
 			subs[i].Gateway = subs[i].Subnet.Addr().Next()
 		}
 	}
 	return nil
 }
 
-func setIPRange(subs []store.Subnet, r Given[netip.Prefix]) error {
-	if !r.Value.IsValid() {
-		return nil
-	}
-	p := r.Value
-	for i := range subs {
-		s := &subs[i]
-		if s.Subnet.Addr().Is6() != p.Addr().Is6() {
-			continue
+// setIPRanges gives each --ip-range to the subnet containing its first address, at most
+// one per subnet: docker network create's rule and words (docker/cli
+// cli/command/network/create.go, createIPAMConfig), and dockerd 28's check that the range
+// is no bigger than its subnet (moby daemon/network.go, validateIPRange).
+func setIPRanges(subs []store.Subnet, ranges []Given[netip.Prefix]) error {
+	for _, r := range ranges {
+		p := r.Value
+		i := slices.IndexFunc(subs, func(s store.Subnet) bool { return s.Subnet.Contains(p.Addr()) })
+		if i < 0 {
+			return invalid("ip-range", r.Text, "no matching subnet for range %s", r.Text)
 		}
-		if !s.Subnet.Contains(p.Addr()) || p.Bits() < s.Subnet.Bits() {
-			return invalid("ip-range", r.Text, "not inside subnet %s", s.Subnet)
+		s := &subs[i]
+		if s.IPRange.IsValid() {
+			return invalid("ip-range", r.Text, "cannot configure multiple ranges (%s, %s) on the same subnet (%s)", r.Text, s.IPRange, s.Subnet)
+		}
+		if p.Bits() < s.Subnet.Bits() {
+			return invalid("ip-range", r.Text, "CIDR block is bigger than its parent subnet %s", s.Subnet)
 		}
 		s.IPRange = p
-		return nil
 	}
-	return invalid("ip-range", r.Text, "no subnet of this address family")
+	return nil
+}
+
+// setAux checks that each --aux-address is in a subnet (docker network create's rule and
+// words) and not an address the subnet reserves already: dockerd refuses the network
+// address, the gateway, the IPv4 broadcast and a second name for one address with
+// "failed to allocate secondary ip address (NAME:IP): Address already in use". It returns
+// the network's Aux, or nil.
+func setAux(subs []store.Subnet, aux []AuxAddress) (map[string]netip.Addr, error) {
+	var out map[string]netip.Addr
+	for _, x := range aux {
+		a := x.Addr.Value
+		i := slices.IndexFunc(subs, func(s store.Subnet) bool { return s.Subnet.Contains(a) })
+		if i < 0 {
+			return nil, invalid("aux-address", x.Addr.Text, "no matching subnet for aux-address %s", a)
+		}
+		if reserved(subs[i], a) || slices.Contains(slices.Collect(maps.Values(out)), a) {
+			return nil, invalid("aux-address", x.Addr.Text, "failed to allocate secondary ip address (%s:%s): Address already in use", x.Name, a)
+		}
+		if out == nil {
+			out = map[string]netip.Addr{}
+		}
+		out[x.Name] = a
+	}
+	return out, nil
 }
 
 // RemoveNetwork deletes a network that has no endpoints. A global network must have none
@@ -294,6 +387,13 @@ func (m *Manager) removeNetworkLocked(ctx context.Context, ref string) (*store.N
 	}
 	if n.Predefined {
 		return nil, fmt.Errorf("%s is a pre-defined network and cannot be removed: %w", n.Name, store.ErrConflict)
+	}
+	if n.ConfigOnly {
+		for _, o := range snap.Networks() {
+			if o.ConfigFrom == n.Name {
+				return nil, fmt.Errorf("configuration network %q is in use: %w", n.Name, store.ErrConflict)
+			}
+		}
 	}
 	if eps := snap.NetworkEndpoints(n.ID); len(eps) > 0 {
 		var names []string
@@ -327,6 +427,9 @@ func (m *Manager) removeNetworkLocked(ctx context.Context, ref string) (*store.N
 
 // deleteDevices deletes a network's bridge and, for an overlay network, its VXLAN device.
 func (m *Manager) deleteDevices(n *store.Network) error {
+	if !n.Bridged() {
+		return nil // a configuration network has none
+	}
 	if n.Global() {
 		if err := m.cfg.Kernel.DeleteVxlan(vxlanDev(n)); err != nil {
 			return err
@@ -335,9 +438,9 @@ func (m *Manager) deleteDevices(n *store.Network) error {
 	return m.cfg.Kernel.DeleteLink(n.Bridge)
 }
 
-// PruneNetworks removes every user-defined local network without endpoints. Once ctx is
-// done it removes no more, and returns those it removed with ctx's error. Global networks
-// are left out (not checked against Docker): removing one removes it from every host of
+// PruneNetworks removes every user-defined local network without endpoints but the
+// configuration networks. Once ctx is done it removes no more, and returns those it
+// removed with ctx's error. Global networks are left out (not checked against Docker): removing one removes it from every host of
 // the cluster, which a prune run on one host, seeing only its own sandboxes, should not do.
 func (m *Manager) PruneNetworks(ctx context.Context) ([]string, error) {
 	var changes []Change
@@ -349,7 +452,8 @@ func (m *Manager) PruneNetworks(ctx context.Context) ([]string, error) {
 	snap := m.cfg.Store.Snapshot()
 	var deleted []string
 	for _, n := range snap.Networks() {
-		if n.Predefined || n.Global() || len(snap.NetworkEndpoints(n.ID)) > 0 {
+		// Configuration networks stay, as in Docker (moby daemon/prune.go).
+		if n.Predefined || n.Global() || n.ConfigOnly || len(snap.NetworkEndpoints(n.ID)) > 0 {
 			continue
 		}
 		if err := ctx.Err(); err != nil {

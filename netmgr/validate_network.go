@@ -3,6 +3,7 @@ package netmgr
 import (
 	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"berth/api"
@@ -10,31 +11,47 @@ import (
 )
 
 // NetworkSpec is a NetworkCreate whose fields have been checked one by one. What needs the
-// store (the name taken, a subnet overlapping another network's, the bridge name in use)
-// and what needs all subnets, some of them picked (where each gateway and the IP range
-// go), is checked by CreateNetwork.
+// store (the name taken, a subnet overlapping another network's, the bridge name in use,
+// the --config-from network) and what needs all subnets, some of them picked (where each
+// gateway, IP range and aux address goes), is checked by CreateNetwork.
 type NetworkSpec struct {
-	Name     string
-	Overlay  bool // Driver overlay: a global network, in the cluster store; else bridge
-	Internal bool
-	IPv6     bool
-	Subnets  []Given[netip.Prefix] // at most one per family; IPv6 only with IPv6
-	Gateways []Given[netip.Addr]
-	IPRange  Given[netip.Prefix] // Value invalid when not given
-	Bridge   string              // OptBridgeName, or "": br- and the ID
-	MTU      int                 // OptMTU, or 0: the kernel's default
-	ICC      bool                // OptICC; true unless it says false
-	Options  map[string]string   // every option as given, these included; never nil
-	Labels   map[string]string   // never nil
+	Name       string
+	Overlay    bool // Driver overlay: a global network, in the cluster store; else bridge
+	Internal   bool
+	IPv4       bool // true unless --ipv4=false (an IPv6-only network)
+	IPv6       bool
+	Attachable bool
+	ConfigOnly bool                  // a configuration network: recorded, no bridge
+	ConfigFrom string                // the configuration network's name, or ""
+	Subnets    []Given[netip.Prefix] // at most one per family; IPv6 only with IPv6, IPv4 only with IPv4
+	Gateways   []Given[netip.Addr]
+	IPRanges   []Given[netip.Prefix] // each goes to the subnet containing it
+	Aux        []AuxAddress          // sorted by name; each goes to the subnet containing it
+	Bridge     string                // OptBridgeName, or "": br- and the ID
+	MTU        int                   // OptMTU, or 0: the kernel's default
+	ICC        bool                  // OptICC; true unless it says false
+	Options    map[string]string     // every option as given, these included; never nil
+	Labels     map[string]string     // never nil
+}
+
+// AuxAddress is one --aux-address NAME=IP.
+type AuxAddress struct {
+	Name string
+	Addr Given[netip.Addr] // Text is NAME=IP, as the errors show it
 }
 
 // ValidateNetworkCreate checks every field of req and returns them parsed, or the first
 // invalid one.
 func ValidateNetworkCreate(req api.NetworkCreate) (NetworkSpec, error) {
-	s := NetworkSpec{Name: req.Name, Internal: req.Internal, IPv6: req.IPv6, ICC: true,
+	s := NetworkSpec{Name: req.Name, Internal: req.Internal, IPv4: req.IPv4 == nil || *req.IPv4, IPv6: req.IPv6,
+		Attachable: req.Attachable, ConfigOnly: req.ConfigOnly, ConfigFrom: req.ConfigFrom, ICC: true,
 		Options: map[string]string{}, Labels: map[string]string{}}
 	if err := checkName("name", req.Name); err != nil {
 		return s, err
+	}
+	if !s.IPv4 && !s.IPv6 {
+		// moby daemon/libnetwork/drivers/bridge/bridge_linux.go, CreateNetwork (Docker 28).
+		return s, invalid("ipv4", "false", "IPv4 or IPv6 must be enabled")
 	}
 	switch req.Driver {
 	case "", store.DriverBridge:
@@ -44,8 +61,14 @@ func ValidateNetworkCreate(req api.NetworkCreate) (NetworkSpec, error) {
 		if req.IPv6 {
 			return s, invalid("ipv6", "true", "overlay networks are IPv4-only")
 		}
+		if req.ConfigOnly || req.ConfigFrom != "" {
+			return s, invalid("driver", req.Driver, "configuration networks are local: only the bridge driver takes --config-only and --config-from")
+		}
 	default:
 		return s, invalid("driver", req.Driver, "only the bridge driver is supported")
+	}
+	if err := checkConfigFlags(req); err != nil {
+		return s, err
 	}
 	if err := s.parseOptions(req.Options); err != nil {
 		return s, err
@@ -60,14 +83,52 @@ func ValidateNetworkCreate(req api.NetworkCreate) (NetworkSpec, error) {
 		}
 	}
 	maps.Copy(s.Labels, req.Labels)
+	if err := s.parseIPAM(req); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// checkConfigFlags applies Docker's rules for --config-only and --config-from (the texts of
+// dockerd 20.10; moby daemon/libnetwork/network.go, validateConfiguration). What a
+// --config-from network may not set is what it takes from the configuration network.
+func checkConfigFlags(req api.NetworkCreate) error {
+	if req.ConfigOnly {
+		if req.ConfigFrom != "" {
+			return invalid("config-from", req.ConfigFrom, "a configuration network cannot depend on another configuration network")
+		}
+		if req.Internal || req.Attachable {
+			return invalid("config-only", "true", "configuration network can only contain network specific fields. "+
+				"Network operator fields like [ ingress | internal | attachable | scope ] are not supported.")
+		}
+		return nil
+	}
+	if req.ConfigFrom == "" {
+		return nil
+	}
+	if err := checkName("config-from", req.ConfigFrom); err != nil {
+		return err
+	}
+	if len(req.Options) > 0 {
+		return invalid("config-from", req.ConfigFrom, "network driver options are not supported if the network depends on a configuration network")
+	}
+	if len(req.Subnets) > 0 || len(req.Gateways) > 0 || len(req.IPRanges) > 0 || req.IPRange != "" ||
+		len(req.AuxAddresses) > 0 || req.IPv6 || req.IPv4 != nil && !*req.IPv4 || len(req.Labels) > 0 {
+		return invalid("config-from", req.ConfigFrom, "user specified configurations are not supported if the network depends on a configuration network")
+	}
+	return nil
+}
+
+// parseIPAM parses the subnets, gateways, IP ranges and aux addresses of req.
+func (s *NetworkSpec) parseIPAM(req api.NetworkCreate) error {
 	for _, text := range req.Subnets {
-		p, err := parseSubnet(text, req.IPv6)
+		p, err := parseSubnet(text, s.IPv4, s.IPv6)
 		if err != nil {
-			return s, err
+			return err
 		}
 		for _, o := range s.Subnets {
 			if o.Value.Addr().Is6() == p.Addr().Is6() {
-				return s, invalid("subnet", text, "only one subnet per address family")
+				return invalid("subnet", text, "only one subnet per address family")
 			}
 		}
 		s.Subnets = append(s.Subnets, Given[netip.Prefix]{p, text})
@@ -75,22 +136,34 @@ func ValidateNetworkCreate(req api.NetworkCreate) (NetworkSpec, error) {
 	for _, text := range req.Gateways {
 		a, err := parseAddr("gateway", text)
 		if err != nil {
-			return s, err
+			return err
 		}
 		s.Gateways = append(s.Gateways, Given[netip.Addr]{a, text})
 	}
-	if req.IPRange != "" {
-		p, err := parsePrefix("ip-range", req.IPRange)
-		if err != nil {
-			return s, err
-		}
-		s.IPRange = Given[netip.Prefix]{p, req.IPRange}
+	ranges := req.IPRanges
+	if req.IPRange != "" && !slices.Contains(ranges, req.IPRange) {
+		ranges = append(slices.Clip(ranges), req.IPRange)
 	}
-	return s, nil
+	for _, text := range ranges {
+		p, err := parsePrefix("ip-range", text)
+		if err != nil {
+			return err
+		}
+		s.IPRanges = append(s.IPRanges, Given[netip.Prefix]{p, text})
+	}
+	for _, name := range slices.Sorted(maps.Keys(req.AuxAddresses)) {
+		text := name + "=" + req.AuxAddresses[name]
+		a, err := netip.ParseAddr(req.AuxAddresses[name])
+		if err != nil || a.Zone() != "" {
+			return invalid("aux-address", text, "not an IP address")
+		}
+		s.Aux = append(s.Aux, AuxAddress{Name: name, Addr: Given[netip.Addr]{a.Unmap(), text}})
+	}
+	return nil
 }
 
 // parseSubnet reads one --subnet: a prefix that leaves room for a gateway and endpoints.
-func parseSubnet(text string, ipv6 bool) (netip.Prefix, error) {
+func parseSubnet(text string, ipv4, ipv6 bool) (netip.Prefix, error) {
 	p, err := parsePrefix("subnet", text)
 	if err != nil {
 		return p, err
@@ -103,6 +176,9 @@ func parseSubnet(text string, ipv6 bool) (netip.Prefix, error) {
 	}
 	if p.Addr().Is6() && !ipv6 {
 		return p, invalid("subnet", text, "IPv6 subnet needs --ipv6")
+	}
+	if p.Addr().Is4() && !ipv4 {
+		return p, invalid("subnet", text, "IPv4 subnet on a network with --ipv4=false")
 	}
 	return p, nil
 }

@@ -87,12 +87,12 @@ func TestValidateNetworkCreateParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := NetworkSpec{Name: "app", Internal: true, IPv6: true,
+	want := NetworkSpec{Name: "app", Internal: true, IPv4: true, IPv6: true,
 		Subnets: []Given[netip.Prefix]{
 			{netip.MustParsePrefix("10.1.0.0/24"), "10.1.0.0/24"},
 			{netip.MustParsePrefix("fd00:1::/64"), "fd00:1::/64"}},
 		Gateways: []Given[netip.Addr]{{netip.MustParseAddr("10.1.0.254"), "::ffff:10.1.0.254"}},
-		IPRange:  Given[netip.Prefix]{netip.MustParsePrefix("10.1.0.128/25"), "10.1.0.128/25"},
+		IPRanges: []Given[netip.Prefix]{{netip.MustParsePrefix("10.1.0.128/25"), "10.1.0.128/25"}},
 		Bridge:   "br-app", MTU: 1400, ICC: false, Options: req.Options, Labels: req.Labels}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)

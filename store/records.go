@@ -1,6 +1,7 @@
 package store
 
 import (
+	"maps"
 	"net/netip"
 	"time"
 )
@@ -36,20 +37,33 @@ type Subnet struct {
 
 // Network is a bridge network (or one of the predefined none/host pseudo networks).
 type Network struct {
-	ID         string            `json:"ID"`   // 64 hex
-	Name       string            `json:"Name"` // as given; unique case-insensitively
-	Driver     string            `json:"Driver"`
-	Bridge     string            `json:"Bridge"` // kernel device name; empty for none/host
-	MAC        string            `json:"MAC"`    // fixed bridge MAC, so it never follows a port
-	MTU        int               `json:"MTU"`    // 0 means the kernel default (1500)
-	Internal   bool              `json:"Internal"`
-	IPv6       bool              `json:"IPv6"`
-	ICC        bool              `json:"ICC"`
-	Predefined bool              `json:"Predefined"` // bridge, none, host: cannot be removed
-	Subnets    []Subnet          `json:"Subnets"`    // IPv4 first, then IPv6
-	Options    map[string]string `json:"Options"`
-	Labels     map[string]string `json:"Labels"`
-	Created    time.Time         `json:"Created"`
+	ID       string `json:"ID"`   // 64 hex
+	Name     string `json:"Name"` // as given; unique case-insensitively
+	Driver   string `json:"Driver"`
+	Bridge   string `json:"Bridge"` // kernel device name; empty for none/host
+	MAC      string `json:"MAC"`    // fixed bridge MAC, so it never follows a port
+	MTU      int    `json:"MTU"`    // 0 means the kernel default (1500)
+	Internal bool   `json:"Internal"`
+	IPv6     bool   `json:"IPv6"`
+	// NoIPv4 marks an IPv6-only network (--ipv4=false): no IPv4 subnet, bridge address or
+	// sandbox address. Negated so that state files from before it mean IPv4, as they had.
+	NoIPv4     bool `json:"NoIPv4,omitempty"`
+	Attachable bool `json:"Attachable,omitempty"` // --attachable: shown, changes nothing outside swarm
+	// ConfigOnly marks a configuration network (--config-only, Driver DriverNull): subnets
+	// and options for networks made --config-from it; no bridge, no endpoints.
+	ConfigOnly bool `json:"ConfigOnly,omitempty"`
+	// ConfigFrom is the name of the configuration network this one took its subnets and
+	// options from (--config-from), which cannot be removed while this one exists; or "".
+	ConfigFrom string   `json:"ConfigFrom,omitempty"`
+	ICC        bool     `json:"ICC"`
+	Predefined bool     `json:"Predefined"` // bridge, none, host: cannot be removed
+	Subnets    []Subnet `json:"Subnets"`    // IPv4 first, then IPv6
+	// Aux are the --aux-address NAME=IP, each in one of Subnets: never handed out, static
+	// or dynamic. Here rather than in Subnet, which stays comparable with ==.
+	Aux     map[string]netip.Addr `json:"Aux,omitempty"` // or nil
+	Options map[string]string     `json:"Options"`
+	Labels  map[string]string     `json:"Labels"`
+	Created time.Time             `json:"Created"`
 	// Scope is ScopeGlobal for overlay networks; "" (older state files) and ScopeLocal
 	// mean local.
 	Scope string `json:"Scope,omitempty"`
@@ -74,6 +88,7 @@ func (n *Network) UserDefined() bool { return n.Bridged() && !n.Predefined }
 func (n *Network) Copy() *Network {
 	c := *n
 	c.Subnets = append([]Subnet(nil), n.Subnets...)
+	c.Aux = maps.Clone(n.Aux)
 	c.Options = copyMap(n.Options)
 	c.Labels = copyMap(n.Labels)
 	return &c

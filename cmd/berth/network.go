@@ -42,8 +42,9 @@ func networkPath(ref string, suffix ...string) string {
 // API takes maps); every other check is netmgr's, so CLI and API refuse the same things.
 func newNetworkCreateCmd(o *globalOpts) *cobra.Command {
 	var (
-		req          api.NetworkCreate
-		opts, labels []string
+		req               api.NetworkCreate
+		opts, labels, aux []string
+		ipv4              bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create [flags] NAME",
@@ -57,6 +58,12 @@ func newNetworkCreateCmd(o *globalOpts) *cobra.Command {
 			}
 			if req.Labels, err = parseKeyValues("label", labels); err != nil {
 				return err
+			}
+			if req.AuxAddresses, err = parseKeyValues("aux-address", aux); err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("ipv4") {
+				req.IPv4 = &ipv4 // unset means the daemon's default (IPv4 on), as in Docker
 			}
 			c, err := o.client()
 			if err != nil {
@@ -76,9 +83,14 @@ func newNetworkCreateCmd(o *globalOpts) *cobra.Command {
 	f.StringVarP(&req.Driver, "driver", "d", "bridge", "driver: bridge, or overlay (needs the daemon's --cluster-store)")
 	f.StringArrayVar(&req.Subnets, "subnet", nil, "subnet in CIDR form (repeat for IPv4 and IPv6)")
 	f.StringArrayVar(&req.Gateways, "gateway", nil, "gateway of a subnet (repeatable)")
-	f.StringVar(&req.IPRange, "ip-range", "", "allocate dynamic addresses from this sub-range")
+	f.StringArrayVar(&req.IPRanges, "ip-range", nil, "allocate dynamic addresses from this sub-range of the subnet containing it (repeatable)")
+	f.StringArrayVar(&aux, "aux-address", nil, "NAME=IP: reserve IP of a subnet, never handed out (repeatable)")
 	f.BoolVar(&req.Internal, "internal", false, "no default route, no outside access")
-	f.BoolVar(&req.IPv6, "ipv6", false, "enable IPv6 (dual stack)")
+	f.BoolVar(&ipv4, "ipv4", true, "enable IPv4 (--ipv4=false with --ipv6: an IPv6-only network)")
+	f.BoolVar(&req.IPv6, "ipv6", false, "enable IPv6 (dual stack, or IPv6-only with --ipv4=false)")
+	f.BoolVar(&req.Attachable, "attachable", false, "accepted and shown, as Docker outside swarm")
+	f.BoolVar(&req.ConfigOnly, "config-only", false, "create a configuration network for --config-from: no bridge, no sandboxes")
+	f.StringVar(&req.ConfigFrom, "config-from", "", "take subnets, options and labels from this configuration network")
 	f.StringArrayVarP(&opts, "opt", "o", nil, "driver option KEY=VALUE (repeatable)")
 	f.StringArrayVar(&labels, "label", nil, "label KEY=VALUE (repeatable)")
 	return cmd

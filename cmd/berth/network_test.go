@@ -22,16 +22,42 @@ func TestNetworkRequests(t *testing.T) {
 		{
 			name: "create all flags",
 			args: []string{"network", "create", "--subnet", "172.30.0.0/24", "--subnet", "fd00::/64",
-				"--gateway", "172.30.0.1", "--ip-range", "172.30.0.128/25", "--internal", "--ipv6",
+				"--gateway", "172.30.0.1", "--ip-range", "172.30.0.128/25", "--ip-range", "fd00::8000:0:0:0/65",
+				"--aux-address", "printer=172.30.0.5", "--attachable", "--internal", "--ipv6",
 				"-o", "com.docker.network.bridge.name=br-back", "--opt", "com.docker.network.driver.mtu=1400",
 				"--label", "a=b", "--label", "empty=", "back"},
 			reply:      api.IDResponse{ID: id},
 			wantMethod: "POST", wantPath: "/v1/networks",
 			wantBody: `{"Name":"back","Driver":"bridge","Subnets":["172.30.0.0/24","fd00::/64"],
-				"Gateways":["172.30.0.1"],"IPRange":"172.30.0.128/25","Internal":true,"EnableIPv6":true,
+				"Gateways":["172.30.0.1"],"IPRanges":["172.30.0.128/25","fd00::8000:0:0:0/65"],
+				"AuxAddresses":{"printer":"172.30.0.5"},"Internal":true,"EnableIPv6":true,"Attachable":true,
 				"Options":{"com.docker.network.bridge.name":"br-back","com.docker.network.driver.mtu":"1400"},
 				"Labels":{"a":"b","empty":""}}`,
 			wantOut: id + "\n",
+		},
+		{
+			name:       "create ipv6-only",
+			args:       []string{"network", "create", "--ipv4=false", "--ipv6", "v6"},
+			reply:      api.IDResponse{ID: id},
+			wantMethod: "POST", wantPath: "/v1/networks",
+			wantBody: `{"Name":"v6","Driver":"bridge","EnableIPv4":false,"EnableIPv6":true}`,
+			wantOut:  id + "\n",
+		},
+		{
+			name:       "create ipv4 explicit",
+			args:       []string{"network", "create", "--ipv4", "v4"},
+			reply:      api.IDResponse{ID: id},
+			wantMethod: "POST", wantPath: "/v1/networks",
+			wantBody: `{"Name":"v4","Driver":"bridge","EnableIPv4":true}`,
+			wantOut:  id + "\n",
+		},
+		{
+			name:       "create config-only and config-from",
+			args:       []string{"network", "create", "--config-only", "--config-from", "cfg", "x"},
+			reply:      api.IDResponse{ID: id},
+			wantMethod: "POST", wantPath: "/v1/networks",
+			wantBody: `{"Name":"x","Driver":"bridge","ConfigOnly":true,"ConfigFrom":"cfg"}`,
+			wantOut:  id + "\n",
 		},
 		{
 			name:       "rm escapes ref",
@@ -93,6 +119,11 @@ func TestNetworkRequests(t *testing.T) {
 
 func TestNetworkErrors(t *testing.T) {
 	runErrorCases(t, []errorCase{
+		{
+			name:    "aux-address without =",
+			args:    []string{"network", "create", "--aux-address", "10.0.0.5", "x"},
+			wantErr: `invalid aux-address "10.0.0.5": want KEY=VALUE`,
+		},
 		{name: "bad opt", args: []string{"network", "create", "-o", "novalue", "x"},
 			wantErr: `invalid opt "novalue": want KEY=VALUE`},
 		{name: "bad label", args: []string{"network", "create", "--label", "=v", "x"},
