@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"berth/api"
+	"berth/internal/filters"
 )
 
 // Events: the daemon publishes one api.Event per change it made (and one "daemon restart"
@@ -70,19 +71,35 @@ func (h *eventHub) subscribe(since time.Time) (past []api.Event, ch chan api.Eve
 	}
 }
 
-// streamEvents serves GET /v1/events[?since=RFC3339]: newline-delimited JSON until the
-// client goes away.
+// streamEvents serves GET /v1/events[?since=T][&until=T][&filters=JSON]: newline-delimited
+// JSON of the events that match, until the client goes away or until has passed. since and
+// until take what Docker's do (a duration ago, an RFC 3339 time, unix seconds).
 func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) {
-	var since time.Time
-	if v := r.URL.Query().Get("since"); v != "" {
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			writeError(w, &requestError{fmt.Sprintf("since %q is not an RFC 3339 time", v)})
-			return
+	now := time.Now().UTC()
+	q := r.URL.Query()
+	since, until := now, time.Time{}
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &since}, {"until", &until}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := filters.Timestamp(v, now)
+			if err != nil {
+				writeError(w, &filterError{fmt.Sprintf("invalid %s %q: %v", p.name, v, err)})
+				return
+			}
+			*p.t = t
 		}
-		since = t
-	} else {
-		since = time.Now().UTC()
+	}
+	args, err := queryFilters(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	match, err := eventMatcher(args)
+	if err != nil {
+		writeError(w, err)
+		return
 	}
 	past, ch, cancel := s.d.events.subscribe(since)
 	defer cancel()
@@ -94,17 +111,34 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	flush := func() { _ = rc.Flush() }
 	for _, ev := range past {
-		enc.Encode(ev)
+		if match(ev) && (until.IsZero() || !ev.Time.After(until)) {
+			enc.Encode(ev)
+		}
 	}
 	flush()
+	// until ends the stream once it has passed (at once when it already has).
+	var end <-chan time.Time
+	if !until.IsZero() {
+		timer := time.NewTimer(time.Until(until))
+		defer timer.Stop()
+		end = timer.C
+	}
 	for {
 		select {
+		case <-end:
+			return
 		case <-r.Context().Done():
 			return
 		case <-s.streams.Done():
 			return
 		case ev, ok := <-ch:
 			if !ok {
+				return
+			}
+			if !match(ev) {
+				continue
+			}
+			if !until.IsZero() && ev.Time.After(until) {
 				return
 			}
 			if enc.Encode(ev) != nil {

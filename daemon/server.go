@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"berth/api"
+	"berth/internal/filters"
 	"berth/netmgr"
 	"berth/store"
 )
@@ -79,13 +80,21 @@ func (s *server) createNetwork(w http.ResponseWriter, r *http.Request) {
 
 // listNetworks and the other reads build views from one snapshot, never from netmgr, so a
 // slow mutation cannot stall `ls` or `inspect`.
-func (s *server) listNetworks(w http.ResponseWriter, _ *http.Request) {
-	snap := s.d.st.Snapshot()
-	out := []api.Network{}
-	for _, n := range snap.Networks() {
-		out = append(out, networkView(snap, n, s.d.localPeer()))
+func (s *server) listNetworks(w http.ResponseWriter, r *http.Request) {
+	args, err := queryFilters(r)
+	if err == nil {
+		var out []api.Network
+		if out, err = s.d.networks(args); err == nil {
+			writeJSON(w, http.StatusOK, out)
+			return
+		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeError(w, err)
+}
+
+// queryFilters reads the filters query parameter (Docker's JSON, either form).
+func queryFilters(r *http.Request) (filters.Args, error) {
+	return filters.FromJSON(r.URL.Query().Get("filters"))
 }
 
 func (s *server) getNetwork(w http.ResponseWriter, r *http.Request) {
@@ -103,7 +112,11 @@ func (s *server) removeNetwork(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) pruneNetworks(w http.ResponseWriter, r *http.Request) {
-	deleted, err := s.d.mgr.PruneNetworks(r.Context())
+	args, err := queryFilters(r)
+	var deleted []string
+	if err == nil {
+		deleted, err = s.d.pruneNetworks(r.Context(), args)
+	}
 	if err != nil {
 		writeError(w, err)
 		return
@@ -141,13 +154,16 @@ func (s *server) createSandbox(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, api.IDResponse{ID: sb.ID, Name: sb.Name})
 }
 
-func (s *server) listSandboxes(w http.ResponseWriter, _ *http.Request) {
-	snap := s.d.st.Snapshot()
-	out := []api.Sandbox{}
-	for _, sb := range snap.Sandboxes() {
-		out = append(out, sandboxView(snap, sb))
+func (s *server) listSandboxes(w http.ResponseWriter, r *http.Request) {
+	args, err := queryFilters(r)
+	if err == nil {
+		var out []api.Sandbox
+		if out, err = s.d.sandboxes(args); err == nil {
+			writeJSON(w, http.StatusOK, out)
+			return
+		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeError(w, err)
 }
 
 func (s *server) getSandbox(w http.ResponseWriter, r *http.Request) {
@@ -229,7 +245,7 @@ func statusOf(err error) int {
 	var inv *netmgr.InvalidError
 	var req *requestError
 	switch {
-	case errors.As(err, &inv), errors.As(err, &req):
+	case errors.As(err, &inv), errors.As(err, &req), badFilter(err):
 		return http.StatusBadRequest
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound

@@ -265,9 +265,8 @@ func wipeBerthObjects(t *testing.T) {
 	for _, e := range entries {
 		os.RemoveAll(filepath.Join("/etc/netns", e.Name()))
 	}
-	// berth's rules outlive the daemon on purpose (a restart must not cut traffic), and
-	// table inet berth (the user chain) is never removed by berth.
-	for _, fam := range []string{"ip", "ip6", "bridge", "inet"} {
+	// berth's rules outlive the daemon on purpose (a restart must not cut traffic).
+	for _, fam := range []string{"ip", "ip6", "bridge"} {
 		exec.Command("nft", "delete", "table", fam, "berth").Run()
 	}
 }

@@ -443,6 +443,13 @@ func (m *Manager) deleteDevices(n *store.Network) error {
 // removed with ctx's error. Global networks are left out (not checked against Docker): removing one removes it from every host of
 // the cluster, which a prune run on one host, seeing only its own sandboxes, should not do.
 func (m *Manager) PruneNetworks(ctx context.Context) ([]string, error) {
+	return m.PruneNetworksMatching(ctx, nil)
+}
+
+// PruneNetworksMatching is PruneNetworks of only the networks match accepts (all when match
+// is nil): the prune filters (until, label). It is asked under the lock, in the same pass
+// that checks the endpoints, so what it accepted is what is removed.
+func (m *Manager) PruneNetworksMatching(ctx context.Context, match func(*store.Network) bool) ([]string, error) {
 	var changes []Change
 	m.mu.Lock()
 	defer m.unlock(&changes)
@@ -453,7 +460,8 @@ func (m *Manager) PruneNetworks(ctx context.Context) ([]string, error) {
 	var deleted []string
 	for _, n := range snap.Networks() {
 		// Configuration networks stay, as in Docker (moby daemon/prune.go).
-		if n.Predefined || n.Global() || n.ConfigOnly || len(snap.NetworkEndpoints(n.ID)) > 0 {
+		if n.Predefined || n.Global() || n.ConfigOnly || len(snap.NetworkEndpoints(n.ID)) > 0 ||
+			(match != nil && !match(n)) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {

@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"berth/api"
+	"berth/internal/filters"
 )
 
 // EnvHost names the environment variable the berth CLI reads for the daemon's address.
@@ -73,10 +74,42 @@ func (c *Client) Network(ctx context.Context, ref string) (*api.Network, error) 
 	return &n, nil
 }
 
-// Sandboxes is GET /v1/sandboxes.
-func (c *Client) Sandboxes(ctx context.Context) ([]api.Sandbox, error) {
+// Networks is GET /v1/networks?filters=: the networks that match args (all for none).
+func (c *Client) Networks(ctx context.Context, args filters.Args) ([]api.Network, error) {
+	var out []api.Network
+	if err := c.Do(ctx, http.MethodGet, WithFilters("/networks", args), nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PruneNetworks is POST /v1/networks/prune?filters=: removes the unused networks that
+// match args and returns their names.
+func (c *Client) PruneNetworks(ctx context.Context, args filters.Args) ([]string, error) {
+	var out api.PruneResponse
+	if err := c.Do(ctx, http.MethodPost, WithFilters("/networks/prune", args), nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Deleted, nil
+}
+
+// WithFilters adds args to path as the filters query parameter; path unchanged for none.
+func WithFilters(path string, args filters.Args) string {
+	j := args.JSON()
+	if j == "" {
+		return path
+	}
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	return path + sep + "filters=" + url.QueryEscape(j)
+}
+
+// Sandboxes is GET /v1/sandboxes?filters=: the sandboxes that match args (all for none).
+func (c *Client) Sandboxes(ctx context.Context, args filters.Args) ([]api.Sandbox, error) {
 	var out []api.Sandbox
-	if err := c.Do(ctx, http.MethodGet, "/sandboxes", nil, &out); err != nil {
+	if err := c.Do(ctx, http.MethodGet, WithFilters("/sandboxes", args), nil, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -203,10 +236,11 @@ func decodeError(resp *http.Response) error {
 	return &StatusError{Code: resp.StatusCode, Message: fmt.Sprintf("daemon answered %d: %s", resp.StatusCode, msg)}
 }
 
-// Events GETs the daemon's event stream at api.Version+path (newline-delimited JSON) and
-// calls fn for each event until the daemon ends it, ctx is done or fn fails.
-func (c *Client) Events(ctx context.Context, path string, fn func(api.Event) error) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://berth"+api.Version+path, nil)
+// Events GETs the daemon's event stream at api.Version+path (newline-delimited JSON; path
+// carries since and until) with args as its filters, and calls fn for each event until the
+// daemon ends it, ctx is done or fn fails.
+func (c *Client) Events(ctx context.Context, path string, args filters.Args, fn func(api.Event) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://berth"+api.Version+WithFilters(path, args), nil)
 	if err != nil {
 		return err
 	}

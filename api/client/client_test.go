@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"berth/api"
+	"berth/internal/filters"
 )
 
 // serve runs h on a unix socket in a temp dir and returns a client for it.
@@ -106,5 +107,22 @@ func TestUnreachable(t *testing.T) {
 	}
 	if want := "cannot connect to the berth daemon at " + c.Host() + ": is it running?"; err.Error() != want {
 		t.Errorf("error %q, want %q", err, want)
+	}
+}
+
+func TestWithFilters(t *testing.T) {
+	for _, tc := range []struct {
+		path string
+		args filters.Args
+		want string
+	}{
+		{"/networks", nil, "/networks"},
+		{"/networks", filters.Args{}, "/networks"},
+		{"/networks", filters.Args{"name": {"a b"}}, "/networks?filters=%7B%22name%22%3A%7B%22a+b%22%3Atrue%7D%7D"},
+		{"/events?since=x", filters.Args{"type": {"network"}}, "/events?since=x&filters=%7B%22type%22%3A%7B%22network%22%3Atrue%7D%7D"},
+	} {
+		if got := WithFilters(tc.path, tc.args); got != tc.want {
+			t.Errorf("WithFilters(%q, %v) = %q, want %q", tc.path, tc.args, got, tc.want)
+		}
 	}
 }

@@ -48,7 +48,7 @@ func cmdGC(args *skel.CmdArgs) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	all, err := c.Sandboxes(ctx)
+	all, err := c.Sandboxes(ctx, nil)
 	if err != nil {
 		return daemonError(err, "list sandboxes")
 	}

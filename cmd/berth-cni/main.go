@@ -69,7 +69,7 @@ func daemonError(err error, format string, a ...any) error {
 // findAttachments lists the sandboxes carrying the labels of the attachment (container,
 // ifname) on the CNI network conf.Name. Normally one or none.
 func findAttachments(ctx context.Context, c *client.Client, conf *netConf, args *skel.CmdArgs) ([]api.Sandbox, error) {
-	all, err := c.Sandboxes(ctx)
+	all, err := c.Sandboxes(ctx, nil)
 	if err != nil {
 		return nil, daemonError(err, "list sandboxes")
 	}

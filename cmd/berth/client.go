@@ -6,6 +6,7 @@ import (
 
 	"berth/api"
 	apiclient "berth/api/client"
+	"berth/internal/filters"
 )
 
 // client is the CLI's view of api/client: the four verbs it uses, named for the call sites.
@@ -35,8 +36,18 @@ func (c *client) delete(ctx context.Context, path string) error {
 	return c.Do(ctx, http.MethodDelete, path, nil, nil)
 }
 
-func (c *client) stream(ctx context.Context, path string, fn func(api.Event) error) error {
-	return c.Events(ctx, path, fn)
+func (c *client) stream(ctx context.Context, path string, args filters.Args, fn func(api.Event) error) error {
+	return c.Events(ctx, path, args, fn)
+}
+
+// filterPath adds the --filter flags (KEY=VALUE, repeatable) to path as the filters query
+// parameter, Docker's JSON.
+func filterPath(path string, list []string) (string, error) {
+	args, err := filters.Parse(list)
+	if err != nil {
+		return "", err
+	}
+	return apiclient.WithFilters(path, args), nil
 }
 
 // isUnreachable: no request reached the daemon, so commands over several refs stop at the

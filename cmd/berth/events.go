@@ -9,15 +9,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"berth/api"
+	"berth/internal/filters"
 )
 
 // `berth events` streams the daemon's api.Events like `docker events`; --since asks the
 // daemon to replay the ones it kept from before the client connected.
 
 func newEventsCmd(o *globalOpts) *cobra.Command {
-	var since, format string
+	var since, until, format string
+	var filter []string
 	cmd := &cobra.Command{
-		Use:   "events [--since DURATION|TIME] [--format json|TEMPLATE]",
+		Use:   "events [--since TIME] [--until TIME] [--filter KEY=VALUE] [--format json|TEMPLATE]",
 		Short: "Stream what the daemon changes: create, connect, disconnect, rm, rename, restart",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -28,6 +30,21 @@ func newEventsCmd(o *globalOpts) *cobra.Command {
 					return err
 				}
 				path += "?since=" + t.UTC().Format(time.RFC3339Nano)
+			}
+			if until != "" {
+				t, err := filters.Timestamp(until, time.Now())
+				if err != nil {
+					return fmt.Errorf("invalid until %q: %w", until, err)
+				}
+				sep := "?"
+				if since != "" {
+					sep = "&"
+				}
+				path += sep + "until=" + t.UTC().Format(time.RFC3339Nano)
+			}
+			args, err := filters.Parse(filter)
+			if err != nil {
+				return err
 			}
 			var tmpl *template.Template
 			if format != "" {
@@ -41,7 +58,7 @@ func newEventsCmd(o *globalOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return c.stream(cmd.Context(), path, func(ev api.Event) error {
+			return c.stream(cmd.Context(), path, args, func(ev api.Event) error {
 				if tmpl != nil {
 					// One line per event, written whole, as docker events does.
 					var b bytes.Buffer
@@ -57,21 +74,22 @@ func newEventsCmd(o *globalOpts) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&since, "since", "", "replay kept events since a duration ago (10m) or an RFC 3339 time")
+	cmd.Flags().StringVar(&since, "since", "", "replay kept events since a duration ago (10m), a time (RFC 3339) or unix seconds")
+	cmd.Flags().StringVar(&until, "until", "", "stop at a duration ago, a time (RFC 3339) or unix seconds")
+	cmd.Flags().StringArrayVarP(&filter, "filter", "f", nil, "KEY=VALUE: type, event, network, sandbox (or container), label, scope (repeatable)")
 	cmd.Flags().StringVar(&format, "format", "", "json, or a Go template over each event: berth's fields "+
 		".Time .Type .Action .ID .Name .Network .OldName, and docker's .Actor.ID .Actor.Attributes.name .Scope .TimeNano")
 	return cmd
 }
 
-// parseSince reads a duration ago ("10m") or an RFC 3339 time.
+// parseSince reads a time as docker events --since does: a duration ago ("10m"), an RFC
+// 3339 date or time, or unix seconds.
 func parseSince(s string, now time.Time) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil {
-		return now.Add(-d), nil
+	t, err := filters.Timestamp(s, now)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("invalid since %q: %w", s, err)
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("invalid since %q: want a duration like 10m or an RFC 3339 time", s)
+	return t, nil
 }
 
 // eventLine is the default text form, close to docker events'.

@@ -99,6 +99,7 @@ func newNetworkCreateCmd(o *globalOpts) *cobra.Command {
 // newNetworkLsCmd builds `network ls`; the daemon already orders networks by name.
 func newNetworkLsCmd(o *globalOpts) *cobra.Command {
 	var lf listFormat
+	var filter []string
 	cmd := &cobra.Command{
 		Use:     "ls [flags]",
 		Aliases: []string{"list"},
@@ -113,14 +114,19 @@ func newNetworkLsCmd(o *globalOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			path, err := filterPath("/networks", filter)
+			if err != nil {
+				return err
+			}
 			var nets []api.Network
-			if err := c.get(cmd.Context(), "/networks", &nets); err != nil {
+			if err := c.get(cmd.Context(), path, &nets); err != nil {
 				return err
 			}
 			return networkLister.write(o.stdout, lt, nets, !lf.noTrunc)
 		},
 	}
 	lf.addFlags(cmd.Flags(), "network", networkFields)
+	cmd.Flags().StringArrayVarP(&filter, "filter", "f", nil, "KEY=VALUE: name, id, label, driver, scope, type=custom|builtin, dangling=true|false (repeatable)")
 	return cmd
 }
 
@@ -236,6 +242,7 @@ func removeEach(o *globalOpts, refs []string, rm func(string) error) error {
 }
 
 func newNetworkPruneCmd(o *globalOpts) *cobra.Command {
+	var filter []string
 	cmd := &cobra.Command{
 		Use:   "prune",
 		Short: "Remove all unused user-defined networks",
@@ -245,8 +252,12 @@ func newNetworkPruneCmd(o *globalOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			path, err := filterPath("/networks/prune", filter)
+			if err != nil {
+				return err
+			}
 			var resp api.PruneResponse
-			if err := c.post(cmd.Context(), "/networks/prune", nil, &resp); err != nil {
+			if err := c.post(cmd.Context(), path, nil, &resp); err != nil {
 				return err
 			}
 			for _, name := range resp.Deleted {
@@ -257,6 +268,8 @@ func newNetworkPruneCmd(o *globalOpts) *cobra.Command {
 	}
 	// Accepted for docker muscle memory; berth never asks for confirmation.
 	cmd.Flags().BoolP("force", "f", false, "do not prompt (berth never prompts)")
+	// No -f: it is --force here, as in docker.
+	cmd.Flags().StringArrayVar(&filter, "filter", nil, "KEY=VALUE: until=24h|TIME, label=KEY[=VALUE], label!=KEY[=VALUE] (repeatable)")
 	return cmd
 }
 

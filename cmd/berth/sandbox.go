@@ -154,6 +154,7 @@ func newSandboxCreateCmd(o *globalOpts) *cobra.Command {
 // newSandboxLsCmd builds `sandbox ls`; use lets the same command serve as `berth ps`.
 func newSandboxLsCmd(o *globalOpts, use string) *cobra.Command {
 	var lf listFormat
+	var filter []string
 	cmd := &cobra.Command{
 		Use:   use + " [flags]",
 		Short: "List sandboxes",
@@ -167,8 +168,12 @@ func newSandboxLsCmd(o *globalOpts, use string) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			path, err := filterPath("/sandboxes", filter)
+			if err != nil {
+				return err
+			}
 			var sbs []api.Sandbox
-			if err := c.get(cmd.Context(), "/sandboxes", &sbs); err != nil {
+			if err := c.get(cmd.Context(), path, &sbs); err != nil {
 				return err
 			}
 			return sandboxLister.write(o.stdout, lt, sbs, !lf.noTrunc)
@@ -178,6 +183,7 @@ func newSandboxLsCmd(o *globalOpts, use string) *cobra.Command {
 		cmd.Aliases = []string{"list"}
 	}
 	lf.addFlags(cmd.Flags(), "sandbox", sandboxFields)
+	cmd.Flags().StringArrayVarP(&filter, "filter", "f", nil, "KEY=VALUE: name, id, label, network, publish=PORT[/PROTO], expose=PORT[/PROTO] (repeatable)")
 	return cmd
 }
 
