@@ -265,8 +265,9 @@ func wipeBerthObjects(t *testing.T) {
 	for _, e := range entries {
 		os.RemoveAll(filepath.Join("/etc/netns", e.Name()))
 	}
-	// berth's rules outlive the daemon on purpose (a restart must not cut traffic).
-	for _, fam := range []string{"ip", "ip6", "bridge"} {
+	// berth's rules outlive the daemon on purpose (a restart must not cut traffic), and
+	// table inet berth (the user chain) is never removed by berth.
+	for _, fam := range []string{"ip", "ip6", "bridge", "inet"} {
 		exec.Command("nft", "delete", "table", fam, "berth").Run()
 	}
 }
