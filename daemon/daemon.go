@@ -62,8 +62,19 @@ type Config struct {
 	FirewallCheck time.Duration
 	// Cluster is the cluster store of overlay networks; zero: none.
 	Cluster ClusterConfig
+	// Bridge is the default bridge's configuration: --bip, --fixed-cidr, --ipv6,
+	// --fixed-cidr-v6, --mtu and --ip-masq.
+	Bridge netmgr.BridgeDefaults
+	// Pools is --default-address-pool (repeatable); nil: Docker's default pools.
+	Pools []netmgr.Pool
+	// IPTables is --iptables: false installs no nftables rules at all (no NAT, isolation
+	// or DNAT; published ports go through the userland proxy).
+	IPTables bool
+	// TLS is --tlsverify with its files, required by a tcp:// Socket.
+	TLS TLSConfig
 
-	socketGID int // Group resolved by validate; -1 leaves the socket's group as created
+	socketGID int        // Group resolved by validate; -1 leaves the socket's group as created
+	listen    listenAddr // Socket parsed by validate
 }
 
 // daemon composes the daemon's components. It holds no state of its own: the store has the
@@ -103,11 +114,22 @@ func (c *Config) validate() error {
 	if err := c.Cluster.validate(); err != nil {
 		return err
 	}
+	if err := c.validateBridge(); err != nil {
+		return err
+	}
 	if c.Root == "" || c.Socket == "" {
 		return errors.New("invalid daemon flags: --root and --socket must not be empty")
 	}
+	l, err := parseListen(c.Socket, c.TLS)
+	if err != nil {
+		return err
+	}
+	c.listen = l
 	if c.ExecRoot == "" {
-		c.ExecRoot = filepath.Dir(c.Socket)
+		c.ExecRoot = filepath.Dir(api.DefaultSocket)
+		if l.network == "unix" {
+			c.ExecRoot = filepath.Dir(l.addr)
+		}
 	}
 	c.socketGID = -1
 	if c.Group != "" {
@@ -118,6 +140,42 @@ func (c *Config) validate() error {
 		c.socketGID = gid
 	}
 	return nil
+}
+
+// validateBridge checks what the flags of the default bridge cannot check one by one.
+func (c *Config) validateBridge() error {
+	b := c.Bridge
+	if p := b.BIP; p.IsValid() {
+		if !p.Addr().Is4() {
+			return fmt.Errorf("invalid bip %q: not an IPv4 address", p)
+		}
+		if p.Bits() < 31 && (p.Addr() == p.Masked().Addr() || p.Addr() == lastAddr4(p)) {
+			return fmt.Errorf("invalid bip %q: the network or broadcast address of %s, not a gateway address", p, p.Masked())
+		}
+	}
+	if r := b.FixedCIDR; r.IsValid() {
+		if !r.Addr().Is4() {
+			return fmt.Errorf("invalid fixed-cidr %q: not an IPv4 subnet", r)
+		}
+		if bip := b.BIP.Masked(); b.BIP.IsValid() && (!bip.Contains(r.Addr()) || r.Bits() < bip.Bits()) {
+			return fmt.Errorf("invalid fixed-cidr %q: not inside bip %s", r, b.BIP)
+		}
+	}
+	if r := b.FixedCIDRv6; r.IsValid() && !r.Addr().Is6() {
+		return fmt.Errorf("invalid fixed-cidr-v6 %q: not an IPv6 subnet", r)
+	}
+	if b.MTU != 0 && (b.MTU < 68 || b.MTU > 65535) {
+		return fmt.Errorf("invalid mtu %d: want 68 to 65535", b.MTU)
+	}
+	return nil
+}
+
+// lastAddr4 is the broadcast address of an IPv4 prefix.
+func lastAddr4(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= 1<<(32-p.Bits()) - 1
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 // hostDNS reads the host's resolv.conf afresh each time netmgr renders a sandbox's files, so
@@ -156,7 +214,7 @@ func Run(ctx context.Context, cfg Config) error {
 	clustered := d.runCluster(rctx)
 	// Before close: a repair reads the store, the mirror writes it.
 	defer func() { stopRepair(); <-repaired; <-clustered }()
-	ln, err := listenUnix(cfg.Socket, cfg.socketGID)
+	ln, err := cfg.listen.listen(cfg.socketGID)
 	if err != nil {
 		return err
 	}
@@ -177,7 +235,7 @@ func Run(ctx context.Context, cfg Config) error {
 	srv.RegisterOnShutdown(apiSrv.stopStreams)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("daemon started", "root", cfg.Root, "socket", cfg.Socket)
+	log.Info("daemon started", "root", cfg.Root, "socket", cfg.Socket, "iptables", cfg.IPTables)
 	// Under systemd (Type=notify) say ready only now: state restored, DNS reopened, socket up.
 	if _, err := sdnotify.SdNotify(false, sdnotify.SdNotifyReady); err != nil {
 		log.Warn("sd_notify", "err", err)
@@ -233,7 +291,7 @@ func openDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*daemon, err
 		}
 		cl = d.cluster
 	}
-	d.mgr = netmgr.New(netmgr.Config{
+	mcfg := netmgr.Config{
 		Store:    st,
 		Kernel:   k,
 		Log:      log,
@@ -243,13 +301,25 @@ func openDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*daemon, err
 		HostDNS:  cfg.hostDNS,
 		// The data plane: berth's own nftables tables, rebuilt from the records after
 		// every change, and its bridges opened in other programs' forward chains.
-		Firewall:     firewall.Host(log),
-		Ports:        portmap.New(log),
-		IPForward:    cfg.IPForward,
-		NoDefaultICC: !cfg.ICC,
-		Observer:     d,
-		Cluster:      cl,
-	})
+		Firewall:      firewall.Host(log),
+		Ports:         portmap.New(log),
+		IPForward:     cfg.IPForward,
+		NoDefaultICC:  !cfg.ICC,
+		Observer:      d,
+		Cluster:       cl,
+		DefaultBridge: cfg.Bridge,
+		Pools:         cfg.Pools,
+		NoIPTables:    !cfg.IPTables,
+	}
+	if !cfg.IPTables {
+		// No rules at all, as dockerd --iptables=false; forwarding is still enabled
+		// (--ip-forward), as there. The tables of an earlier run with rules go.
+		mcfg.Firewall = func(firewall.State) error { return nil }
+		if err := firewall.Remove(); err != nil {
+			log.Warn("remove berth's nftables tables of an earlier run", "err", err)
+		}
+	}
+	d.mgr = netmgr.New(mcfg)
 	if err := d.restore(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -263,6 +333,10 @@ func openDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*daemon, err
 // it has stopped.
 func (d *daemon) repairFirewall(ctx context.Context) <-chan struct{} {
 	done := make(chan struct{})
+	if !d.cfg.IPTables {
+		close(done) // no rules to keep
+		return done
+	}
 	changes, err := firewall.Changes(ctx) // here: the monitor must listen in the daemon's netns
 	if err != nil {
 		d.log.Warn("nftables monitor: firewall checked periodically only", "err", err)

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -8,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -58,4 +61,84 @@ func listenUnix(path string, gid int) (net.Listener, error) {
 		}
 	}
 	return ln, nil
+}
+
+// TLSConfig is dockerd's --tlsverify, --tlscacert, --tlscert and --tlskey: the daemon's
+// certificate and key, and the CA every client certificate must be signed by.
+type TLSConfig struct {
+	Verify bool   // --tlsverify: clients must present a certificate the CA signed
+	CACert string // --tlscacert: PEM file of the CA
+	Cert   string // --tlscert: PEM file of the daemon's certificate
+	Key    string // --tlskey: PEM file of its key
+}
+
+// listenAddr is a parsed --socket.
+type listenAddr struct {
+	network string      // "unix" or "tcp"
+	addr    string      // a path, or HOST:PORT
+	tls     *tls.Config // mutual TLS for tcp; nil for unix
+}
+
+// parseListen parses --socket: unix://PATH or a path, or tcp://HOST:PORT, which only
+// with mutual TLS: berth's API can create namespaces and firewall rules as root, so a TCP
+// port anyone on the network can reach must ask every client for a certificate.
+func parseListen(s string, tc TLSConfig) (listenAddr, error) {
+	if path, ok := strings.CutPrefix(s, "unix://"); ok {
+		if path == "" {
+			return listenAddr{}, fmt.Errorf("invalid socket %q: no path", s)
+		}
+		return listenAddr{network: "unix", addr: path}, nil
+	}
+	hostport, ok := strings.CutPrefix(s, "tcp://")
+	if !ok {
+		if strings.Contains(s, "://") {
+			return listenAddr{}, fmt.Errorf("invalid socket %q: want unix://PATH, a path, or tcp://HOST:PORT", s)
+		}
+		return listenAddr{network: "unix", addr: s}, nil
+	}
+	if _, port, err := net.SplitHostPort(hostport); err != nil || port == "" {
+		return listenAddr{}, fmt.Errorf("invalid socket %q: want tcp://HOST:PORT", s)
+	}
+	if !tc.Verify || tc.CACert == "" || tc.Cert == "" || tc.Key == "" {
+		return listenAddr{}, fmt.Errorf("invalid socket %q: tcp:// needs mutual TLS: --tlsverify --tlscacert FILE --tlscert FILE --tlskey FILE", s)
+	}
+	cfg, err := serverTLS(tc)
+	if err != nil {
+		return listenAddr{}, err
+	}
+	return listenAddr{network: "tcp", addr: hostport, tls: cfg}, nil
+}
+
+// serverTLS loads the daemon's key pair and the CA of its clients.
+func serverTLS(tc TLSConfig) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(tc.Cert, tc.Key)
+	if err != nil {
+		return nil, fmt.Errorf("invalid tlscert %q or tlskey %q: %w", tc.Cert, tc.Key, err)
+	}
+	pem, err := os.ReadFile(tc.CACert)
+	if err != nil {
+		return nil, fmt.Errorf("invalid tlscacert %q: %w", tc.CACert, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("invalid tlscacert %q: no PEM certificate in it", tc.CACert)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    pool,
+		MinVersion:   tls.VersionTLS12,
+	}, nil
+}
+
+// listen opens the API's listener; gid, if not -1, owns a unix socket.
+func (l listenAddr) listen(gid int) (net.Listener, error) {
+	if l.network == "unix" {
+		return listenUnix(l.addr, gid)
+	}
+	ln, err := net.Listen("tcp", l.addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen tcp://%s: %w", l.addr, err)
+	}
+	return tls.NewListener(ln, l.tls), nil
 }

@@ -37,10 +37,12 @@ func main() {
 // does the rest (and checks the fields the flags leave untyped).
 func newDaemonCmd() *cobra.Command {
 	var (
-		cfg   daemon.Config
-		level string
-		dns   []string
-		kvOpt []string
+		cfg        daemon.Config
+		level      string
+		dns        []string
+		kvOpt      []string
+		bridge     bridgeFlags
+		configFile string
 	)
 	cmd := &cobra.Command{
 		Use:           "berth daemon [flags]",
@@ -49,7 +51,14 @@ func newDaemonCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// daemon.json's values go through the flags, parsed and checked as those.
+			if err := daemon.ApplyConfigFile(cmd.Flags(), configFile, cmd.Flags().Changed("config-file")); err != nil {
+				return err
+			}
 			if err := parseDaemonFlags(&cfg, level, dns); err != nil {
+				return err
+			}
+			if err := bridge.parse(&cfg); err != nil {
 				return err
 			}
 			opts, err := parseClusterOpts(kvOpt)
@@ -62,7 +71,7 @@ func newDaemonCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Root, "root", "/var/lib/berth", "state directory")
-	f.StringVar(&cfg.Socket, "socket", api.DefaultSocket, "API unix socket")
+	f.StringVar(&cfg.Socket, "socket", api.DefaultSocket, "API socket: a path, unix://PATH, or tcp://HOST:PORT with --tlsverify --tlscacert --tlscert --tlskey")
 	f.StringVar(&cfg.ExecRoot, "exec-root", "", "runtime directory, best a tmpfs: sandbox file copies for runtimes, create intents (default: the socket's directory)")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&cfg.ResolvConf, "resolv-conf", "/etc/resolv.conf", "host resolv.conf with the upstream servers")
@@ -77,6 +86,19 @@ func newDaemonCmd() *cobra.Command {
 	f.StringVar(&cfg.Cluster.Store, "cluster-store", "", "cluster store of overlay networks: etcd://IP:PORT[,IP:PORT...] (Docker's legacy flag)")
 	f.StringVar(&cfg.Cluster.Advertise, "cluster-advertise", "", "this host's underlay IP address, where the other hosts send its overlay traffic")
 	f.StringArrayVar(&kvOpt, "cluster-store-opt", nil, "cluster store TLS: kv.cacertfile=PATH,kv.certfile=PATH,kv.keyfile=PATH (repeatable)")
+	f.StringVar(&configFile, "config-file", daemon.DefaultConfigFile, "daemon.json with Docker's keys (a missing default file is fine)")
+	f.StringVar(&bridge.bip, "bip", "", "the default bridge's gateway address and subnet, e.g. 192.168.5.1/24")
+	f.StringVar(&bridge.fixedCIDR, "fixed-cidr", "", "the default bridge's dynamic addresses come from this part of its subnet")
+	f.BoolVar(&cfg.Bridge.IPv6, "ipv6", false, "give the default bridge an IPv6 subnet (--fixed-cidr-v6)")
+	f.StringVar(&bridge.fixedCIDRv6, "fixed-cidr-v6", "", "the default bridge's IPv6 subnet, with --ipv6")
+	f.Var(daemon.PoolsValue{Pools: &cfg.Pools}, "default-address-pool", "subnets of networks without --subnet (and the default bridge without --bip): base=CIDR,size=N (repeatable; replaces Docker's default pools)")
+	f.IntVar(&cfg.Bridge.MTU, "mtu", 0, "MTU of the default bridge and its sandboxes' veths (0: the kernel's, 1500)")
+	f.BoolVar(&cfg.IPTables, "iptables", true, "install nftables rules (false: none at all: no NAT, isolation or DNAT; published ports through the userland proxy)")
+	f.BoolVar(&bridge.ipMasq, "ip-masq", true, "masquerade the default bridge's traffic to other networks")
+	f.BoolVar(&cfg.TLS.Verify, "tlsverify", false, "require and verify client certificates (needed for a tcp:// --socket)")
+	f.StringVar(&cfg.TLS.CACert, "tlscacert", "", "CA certificate (PEM) client certificates must be signed by")
+	f.StringVar(&cfg.TLS.Cert, "tlscert", "", "the daemon's TLS certificate (PEM)")
+	f.StringVar(&cfg.TLS.Key, "tlskey", "", "the daemon's TLS key (PEM)")
 	return cmd
 }
 
@@ -111,5 +133,34 @@ func parseDaemonFlags(cfg *daemon.Config, level string, dns []string) error {
 		}
 		cfg.DNS = append(cfg.DNS, a)
 	}
+	return nil
+}
+
+// bridgeFlags are the default bridge's flags that are not typed by pflag.
+type bridgeFlags struct {
+	bip, fixedCIDR, fixedCIDRv6 string
+	ipMasq                      bool
+}
+
+// parse types them into cfg.Bridge; daemon.Config.validate checks them together.
+func (b bridgeFlags) parse(cfg *daemon.Config) error {
+	for _, f := range []struct {
+		name, text string
+		dst        *netip.Prefix
+	}{
+		{"bip", b.bip, &cfg.Bridge.BIP},
+		{"fixed-cidr", b.fixedCIDR, &cfg.Bridge.FixedCIDR},
+		{"fixed-cidr-v6", b.fixedCIDRv6, &cfg.Bridge.FixedCIDRv6},
+	} {
+		if f.text == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f.text)
+		if err != nil || p.Addr().Zone() != "" {
+			return fmt.Errorf("invalid %s %q: invalid CIDR address (want ADDRESS/PREFIX, e.g. 192.168.5.1/24)", f.name, f.text)
+		}
+		*f.dst = p
+	}
+	cfg.Bridge.NoIPMasq = !b.ipMasq
 	return nil
 }
