@@ -7,7 +7,7 @@ import (
 
 // TestCompletion: the shell scripts' `berth __complete ...` against a running daemon
 // completes network and sandbox names from it, and with the daemon gone prints no
-// candidates (no file names either) and no error.
+// candidates and no error (ShellCompDirectiveError: the scripts offer nothing).
 func TestCompletion(t *testing.T) {
 	d := newDaemon(t)
 	d.start()
@@ -47,10 +47,10 @@ func TestCompletion(t *testing.T) {
 
 	d.stop()
 	got, e := complete("network", "rm", "")
-	if got != ":4" {
-		t.Errorf("berth __complete network rm '' without a daemon: %q; want only the directive :4", got)
+	if got != ":1" { // as docker 28 answers without its daemon
+		t.Errorf("berth __complete network rm '' without a daemon: %q; want only the directive :1", got)
 	}
-	if strings.TrimSpace(e) != "Completion ended with directive: ShellCompDirectiveNoFileComp" {
+	if strings.TrimSpace(e) != "Completion ended with directive: ShellCompDirectiveError" {
 		t.Errorf("stderr without a daemon: %q; want only cobra's directive line", e)
 	}
 	d.start() // for the cleanup's removal of networks and sandboxes

@@ -16,8 +16,9 @@ import (
 // at each TAB, and the functions here answer the operands that name daemon objects:
 // networks and sandboxes, asked from the daemon the command line names (--host,
 // BERTH_HOST). The shell scripts throw away __complete's stderr; still, nothing here
-// prints: a daemon that is down or slow gives no candidates, and no file names either
-// (a file name is never a network), within completionTimeout.
+// prints: a daemon that is down or slow gives no candidates within completionTimeout, with
+// ShellCompDirectiveError as docker 28's completion gives then (the scripts then offer
+// nothing, file names neither).
 
 // completionTimeout bounds one question to the daemon: the shell waits on it at each TAB.
 // A refused or missing socket fails at once; this is for a daemon that hangs.
@@ -26,11 +27,20 @@ const completionTimeout = time.Second
 // noFiles is the directive of every answer here: daemon objects, never file names.
 const noFiles = cobra.ShellCompDirectiveNoFileComp
 
+// answer is names with noFiles, or, when the daemon could not be asked (nil), nothing with
+// ShellCompDirectiveError, as docker's completion answers then.
+func answer(names []cobra.Completion) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if names == nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	return names, noFiles
+}
+
 // completeNetworks completes every operand with network names (network inspect and rm),
 // leaving out those already given.
 func completeNetworks(o *globalOpts) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		return networkNames(cmd, o, toComplete, args), noFiles
+		return answer(networkNames(cmd, o, toComplete, args))
 	}
 }
 
@@ -38,7 +48,7 @@ func completeNetworks(o *globalOpts) cobra.CompletionFunc {
 // leaving out those already given.
 func completeSandboxes(o *globalOpts) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		return sandboxNames(cmd, o, toComplete, args), noFiles
+		return answer(sandboxNames(cmd, o, toComplete, args))
 	}
 }
 
@@ -49,7 +59,7 @@ func completeFirstSandbox(o *globalOpts, thenShell bool) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		switch {
 		case len(args) == 0:
-			return sandboxNames(cmd, o, toComplete, nil), noFiles
+			return answer(sandboxNames(cmd, o, toComplete, nil))
 		case thenShell:
 			return nil, cobra.ShellCompDirectiveDefault
 		}
@@ -63,11 +73,11 @@ func completeConnect(o *globalOpts, attached bool) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		switch {
 		case len(args) == 0:
-			return networkNames(cmd, o, toComplete, nil), noFiles
+			return answer(networkNames(cmd, o, toComplete, nil))
 		case len(args) == 1 && attached:
-			return attachedNames(cmd, o, args[0], toComplete), noFiles
+			return answer(attachedNames(cmd, o, args[0], toComplete))
 		case len(args) == 1:
-			return sandboxNames(cmd, o, toComplete, nil), noFiles
+			return answer(sandboxNames(cmd, o, toComplete, nil))
 		}
 		return nil, noFiles
 	}
@@ -80,13 +90,16 @@ func completeNetworkFlag(o *globalOpts) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		const shared = "container:"
 		if name, ok := strings.CutPrefix(toComplete, shared); ok {
-			var out []cobra.Completion
-			for _, n := range sandboxNames(cmd, o, name, nil) {
-				out = append(out, shared+n)
+			names := sandboxNames(cmd, o, name, nil)
+			for i, n := range names {
+				names[i] = shared + n
 			}
-			return out, noFiles
+			return answer(names)
 		}
 		out := networkNames(cmd, o, toComplete, nil)
+		if out == nil {
+			return answer(nil)
+		}
 		for _, mode := range []string{"none", "host"} {
 			if strings.HasPrefix(mode, toComplete) && !slices.Contains(out, mode) {
 				out = append(out, mode)
@@ -105,7 +118,7 @@ func registerNetworkFlag(cmd *cobra.Command, o *globalOpts) {
 }
 
 // networkNames asks the daemon for the names of its networks that begin with prefix,
-// minus skip; nil if the daemon does not answer.
+// minus skip, sorted; nil (not empty) if the daemon does not answer.
 func networkNames(cmd *cobra.Command, o *globalOpts, prefix string, skip []string) []cobra.Completion {
 	var nets []api.Network
 	if !ask(cmd, o, "/networks", &nets) {
@@ -160,7 +173,8 @@ func ask(cmd *cobra.Command, o *globalOpts, path string, out any) bool {
 	return c.get(ctx, path, out) == nil
 }
 
-// matching returns the names that begin with prefix and are not in skip, sorted.
+// matching returns the names that begin with prefix and are not in skip, sorted; never
+// nil.
 func matching(names []string, prefix string, skip []string) []cobra.Completion {
 	out := []cobra.Completion{}
 	for _, n := range names {

@@ -28,8 +28,9 @@ import (
 // its hook runs before berth's forward chains (priority filter), so a user drop is final,
 // as in DOCKER-USER. Unlike DOCKER-USER, a user accept ends only this table's chain: it
 // lets the packet on to berth's chains, whose drops (isolation, internal networks) still
-// apply, as in any nftables ruleset where one base chain cannot overrule another; Docker's
-// own nftables backend works the same way.
+// apply, as in any nftables ruleset where one base chain cannot overrule another. (Docker
+// 29's nftables backend has no DOCKER-USER either: its documentation has such rules
+// migrated to nftables tables of the admin's own.)
 //
 // Every rebuild (first Apply of a daemon, repair after something was taken away) adds the
 // table and chain user if they are missing, which leaves an existing chain user and its
