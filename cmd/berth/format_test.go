@@ -395,3 +395,20 @@ func TestEventFormatErrors(t *testing.T) {
 		t.Errorf("got %q, exit %d, %d requests; want %q, 1, 0", errOut, code, len(f.calls), want)
 	}
 }
+
+// TestDNSQueryFormat: dns query -f works as inspect -f on the answer.
+func TestDNSQueryFormat(t *testing.T) {
+	res := api.DNSQuery{Sandbox: "web", Name: "db", Type: "A", Rcode: "NOERROR", Flags: []string{"qr", "aa"},
+		Answer: []string{"db.\t600\tIN\tA\t10.5.0.3", "db.\t600\tIN\tA\t10.6.0.3"}, How: "network app"}
+	q := func(format string) []string { return []string{"dns", "query", "-f", format, "web", "db"} }
+	runFormatCases(t, []formatCase{
+		{name: "Go fields", args: q(`{{.Rcode}} {{join .Answer "\n"}}`), reply: res,
+			wantOut: "NOERROR db.\t600\tIN\tA\t10.5.0.3\ndb.\t600\tIN\tA\t10.6.0.3\n"},
+		{name: "index", args: q(`{{index .Flags 1}} {{len .Answer}} {{.How}}`), reply: res, wantOut: "aa 2 network app\n"},
+		{name: "json", args: q("json"), reply: api.DNSQuery{Name: "db"},
+			wantOut: `{"Sandbox":"","Name":"db","Type":"","Rcode":"","Flags":null,"Answer":null,"Authority":null,"How":""}` + "\n"},
+		{name: "unknown field", args: q("{{.Nope}}"), reply: res, wantOut: "\n", wantCode: 1,
+			wantErr: `template parsing error: template: :1:2: executing "" at <.Nope>: map has no entry for key "Nope"` + "\n"},
+		{name: "bad template", args: q("{{.Rcode"), wantCode: 64, wantErr: "template parsing error: template: :1: unclosed action\n"},
+	})
+}
