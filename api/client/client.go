@@ -6,6 +6,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,7 +28,7 @@ const EnvHost = "BERTH_HOST"
 
 // Client is one daemon's API. The zero value is not usable: use New.
 type Client struct {
-	host string // unix://PATH, quoted in errors
+	host string // unix://PATH or tcp://HOST:PORT, quoted in errors
 	hc   *http.Client
 }
 
@@ -39,14 +41,39 @@ func DefaultHost() string {
 }
 
 // New parses host (unix://PATH, or a bare absolute path) and returns a client that dials it.
-// Nothing is dialled until the first request.
-func New(host string) (*Client, error) {
+// Nothing is dialled until the first request. A tcp:// host needs NewTLS.
+func New(host string) (*Client, error) { return NewTLS(host, nil) }
+
+// NewTLS is New that also takes tcp://HOST:PORT, spoken over mutual TLS with tc (from
+// LoadTLS): a berth daemon on TCP accepts nothing else. tc is unused for a unix socket.
+func NewTLS(host string, tc *tls.Config) (*Client, error) {
+	if hostport, ok := strings.CutPrefix(host, "tcp://"); ok {
+		h, port, err := net.SplitHostPort(hostport)
+		if err != nil || port == "" {
+			return nil, fmt.Errorf("invalid host %q: want tcp://HOST:PORT", host)
+		}
+		if tc == nil {
+			return nil, fmt.Errorf("invalid host %q: tcp:// needs mutual TLS: --tlscacert, --tlscert and --tlskey (or %s)", host, EnvCertPath)
+		}
+		tc = tc.Clone()
+		if tc.ServerName == "" {
+			tc.ServerName = h // the daemon's certificate must name the host dialled
+		}
+		tr := &http.Transport{
+			// The URL stays http://berth; the connection under it is TLS to hostport.
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				d := tls.Dialer{Config: tc}
+				return d.DialContext(ctx, "tcp", hostport)
+			},
+		}
+		return &Client{host: host, hc: &http.Client{Transport: tr}}, nil
+	}
 	path, ok := strings.CutPrefix(host, "unix://")
 	if !ok && strings.HasPrefix(host, "/") {
 		path, ok = host, true
 	}
 	if !ok || path == "" {
-		return nil, fmt.Errorf("invalid host %q: want unix://PATH", host)
+		return nil, fmt.Errorf("invalid host %q: want unix://PATH or tcp://HOST:PORT", host)
 	}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -57,7 +84,29 @@ func New(host string) (*Client, error) {
 	return &Client{host: "unix://" + path, hc: &http.Client{Transport: tr}}, nil
 }
 
-// Host is the daemon's address as unix://PATH.
+// EnvCertPath names the environment variable of a directory holding ca.pem, cert.pem and
+// key.pem for a tcp:// daemon, as DOCKER_CERT_PATH does for docker.
+const EnvCertPath = "BERTH_CERT_PATH"
+
+// LoadTLS loads the client side of mutual TLS: the CA that signed the daemon's certificate,
+// and this client's certificate and key, which the daemon checks against its own CA.
+func LoadTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("invalid tlscert %q or tlskey %q: %w", certFile, keyFile, err)
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("invalid tlscacert %q: %w", caFile, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("invalid tlscacert %q: no PEM certificate in it", caFile)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// Host is the daemon's address as unix://PATH or tcp://HOST:PORT.
 func (c *Client) Host() string { return c.host }
 
 // Ping succeeds when the daemon answers GET /v1/ping.
@@ -183,6 +232,11 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 func (c *Client) connError(err error) error {
 	var op *net.OpError
 	if !errors.As(err, &op) || op.Op != "dial" {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			// The URL is always http://berth/...: only the cause says something.
+			return fmt.Errorf("request to the berth daemon at %s: %s %s: %w", c.host, ue.Op, strings.TrimPrefix(ue.URL, "http://berth"), ue.Err)
+		}
 		return fmt.Errorf("request to the berth daemon at %s: %w", c.host, err)
 	}
 	msg := fmt.Sprintf("cannot connect to the berth daemon at %s: is it running?", c.host)

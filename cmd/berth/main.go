@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"berth/api"
+	apiclient "berth/api/client"
 )
 
 // exitError makes main exit with code. err, if non-nil, is printed first; nil means the
@@ -56,13 +59,41 @@ func run(root *cobra.Command, stderr io.Writer) int {
 
 // globalOpts are the root's persistent flags, shared by every client command.
 type globalOpts struct {
-	host   string // unix://PATH of the daemon
-	stdout io.Writer
-	stderr io.Writer
+	host string // unix://PATH or tcp://HOST:PORT of the daemon
+	// tlsverify, tlscacert, tlscert, tlskey: mutual TLS with a tcp:// daemon, as docker's
+	// flags; the files default to BERTH_CERT_PATH/{ca,cert,key}.pem.
+	tlsVerify              bool
+	tlsCA, tlsCert, tlsKey string
+	stdout                 io.Writer
+	stderr                 io.Writer
 }
 
 // client returns an API client for the daemon chosen by --host / BERTH_HOST.
-func (o *globalOpts) client() (*client, error) { return newClient(o.host) }
+func (o *globalOpts) client() (*client, error) {
+	if !strings.HasPrefix(o.host, "tcp://") {
+		return newClient(o.host)
+	}
+	files := [3]string{o.tlsCA, o.tlsCert, o.tlsKey}
+	if dir := os.Getenv(apiclient.EnvCertPath); dir != "" {
+		for i, name := range []string{"ca.pem", "cert.pem", "key.pem"} {
+			if files[i] == "" {
+				files[i] = filepath.Join(dir, name)
+			}
+		}
+	}
+	if files[0] == "" || files[1] == "" || files[2] == "" {
+		return nil, fmt.Errorf("invalid host %q: tcp:// needs mutual TLS: --tlscacert, --tlscert and --tlskey (or %s)", o.host, apiclient.EnvCertPath)
+	}
+	tc, err := apiclient.LoadTLS(files[0], files[1], files[2])
+	if err != nil {
+		return nil, err
+	}
+	c, err := apiclient.NewTLS(o.host, tc)
+	if err != nil {
+		return nil, err
+	}
+	return &client{c}, nil
+}
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	o := &globalOpts{stdout: stdout, stderr: stderr}
@@ -75,8 +106,15 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.PersistentFlags().StringVar(&o.host, "host", defaultHost(),
-		"daemon socket, unix://PATH (env BERTH_HOST)")
+	pf := root.PersistentFlags()
+	pf.StringVarP(&o.host, "host", "H", defaultHost(),
+		"daemon socket, unix://PATH or tcp://HOST:PORT (env BERTH_HOST)")
+	// tcp:// is always mutual TLS (the daemon accepts nothing else); --tlsverify is
+	// accepted for docker's command lines.
+	pf.BoolVar(&o.tlsVerify, "tlsverify", false, "use TLS and verify the daemon (always so for tcp://)")
+	pf.StringVar(&o.tlsCA, "tlscacert", "", "CA certificate the daemon's certificate is signed by (default $BERTH_CERT_PATH/ca.pem)")
+	pf.StringVar(&o.tlsCert, "tlscert", "", "this client's certificate (default $BERTH_CERT_PATH/cert.pem)")
+	pf.StringVar(&o.tlsKey, "tlskey", "", "this client's key (default $BERTH_CERT_PATH/key.pem)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
 	root.AddCommand(
 		newDaemonCmd(),

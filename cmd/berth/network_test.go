@@ -174,8 +174,13 @@ func TestUnreachableDaemon(t *testing.T) {
 	if code != 1 || errOut != want {
 		t.Errorf("got exit %d, stderr %q; want 1, %q", code, errOut, want)
 	}
+	t.Setenv("BERTH_CERT_PATH", "")
 	_, errOut, _ = runCLI(t, "tcp://1.2.3.4:5", "network", "ls")
-	if want := "invalid host \"tcp://1.2.3.4:5\": want unix://PATH\n"; errOut != want {
+	if want := "invalid host \"tcp://1.2.3.4:5\": tcp:// needs mutual TLS: --tlscacert, --tlscert and --tlskey (or BERTH_CERT_PATH)\n"; errOut != want {
+		t.Errorf("got stderr %q; want %q", errOut, want)
+	}
+	_, errOut, _ = runCLI(t, "ftp://1.2.3.4:5", "network", "ls")
+	if want := "invalid host \"ftp://1.2.3.4:5\": want unix://PATH or tcp://HOST:PORT\n"; errOut != want {
 		t.Errorf("got stderr %q; want %q", errOut, want)
 	}
 }
