@@ -247,5 +247,9 @@ type Event struct {
 	ID      string    `json:"ID,omitempty"`
 	Name    string    `json:"Name,omitempty"`
 	Network string    `json:"Network,omitempty"` // connect/disconnect: the network's name
-	OldName string    `json:"OldName,omitempty"` // rename
+	// NetworkID and Driver are the network's ID (connect/disconnect) and driver (every
+	// network event): Docker's network events carry both.
+	NetworkID string `json:"NetworkID,omitempty"`
+	Driver    string `json:"Driver,omitempty"`
+	OldName   string `json:"OldName,omitempty"` // rename
 }

@@ -57,6 +57,9 @@ type Config struct {
 	ICC        bool         // --icc: sandboxes on the default bridge may talk to each other
 	Metrics    string       // --metrics-addr: also serve /metrics on this TCP address
 	Group      string       // --group: the group that owns the API socket ("": root's)
+	// DockerSocket is --docker-socket: also serve Docker's Engine API (network part) on
+	// this unix socket, with the API socket's mode and group ("": not served).
+	DockerSocket string
 	// FirewallCheck is --firewall-check-interval: how often the firewall is checked and
 	// repaired besides after other programs' changes (0: only after those).
 	FirewallCheck time.Duration
@@ -115,6 +118,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validateBridge(); err != nil {
+		return err
+	}
+	if err := c.validateDockerSocket(); err != nil {
 		return err
 	}
 	if c.Root == "" || c.Socket == "" {
@@ -235,6 +241,18 @@ func Run(ctx context.Context, cfg Config) error {
 	srv.RegisterOnShutdown(apiSrv.stopStreams)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	var dockerErr <-chan error // nil without --docker-socket: never ready
+	if cfg.DockerSocket != "" {
+		var stopDocker func(context.Context) error
+		if stopDocker, dockerErr, err = d.serveDocker(); err != nil {
+			return err
+		}
+		defer func() { // after the API server's shutdown, with its own deadline
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			stopDocker(sctx)
+		}()
+	}
 	log.Info("daemon started", "root", cfg.Root, "socket", cfg.Socket, "iptables", cfg.IPTables)
 	// Under systemd (Type=notify) say ready only now: state restored, DNS reopened, socket up.
 	if _, err := sdnotify.SdNotify(false, sdnotify.SdNotifyReady); err != nil {
@@ -244,6 +262,8 @@ func Run(ctx context.Context, cfg Config) error {
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve %s: %w", cfg.Socket, err)
+	case err := <-dockerErr:
+		return fmt.Errorf("serve %s: %w", cfg.DockerSocket, err)
 	case <-ctx.Done():
 	}
 	log.Info("daemon stopping")

@@ -22,10 +22,13 @@ func (d *daemon) Changed(c netmgr.Change) {
 	case c.Sandbox != nil:
 		ev.ID, ev.Name = c.Sandbox.ID, c.Sandbox.Name
 		if c.Network != nil {
-			ev.Network = c.Network.Name
+			ev.Network, ev.NetworkID = c.Network.Name, c.Network.ID
 		}
 	case c.Network != nil:
 		ev.ID, ev.Name = c.Network.ID, c.Network.Name
+	}
+	if c.Network != nil {
+		ev.Driver = c.Network.Driver
 	}
 	d.dnsMu.Lock()
 	defer d.dnsMu.Unlock()

@@ -1,0 +1,150 @@
+package dockerapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"berth/internal/filters"
+)
+
+// maxBody bounds request bodies: a network create with many options is a few KiB.
+const maxBody = 1 << 20
+
+// readJSON decodes the body into v as dockerd's httputils.ReadJSON does: JSON content
+// type (or none with an empty body), an empty body leaves v as it is, unknown fields are
+// ignored (newer clients send fields older servers do not know), trailing data is refused.
+// The errors are dockerd 28's words, all 400.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	ct := r.Header.Get("Content-Type")
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return Errorf(http.StatusBadRequest, "invalid JSON: %w", err)
+	}
+	if ct == "" && len(body) == 0 {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return Errorf(http.StatusBadRequest, "malformed Content-Type header (%s): %w", ct, err)
+	}
+	if mt != "application/json" {
+		return Errorf(http.StatusBadRequest, "unsupported Content-Type header (%s): must be 'application/json'", ct)
+	}
+	if len(body) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Errorf(http.StatusBadRequest, "invalid JSON: got EOF while reading request body")
+		}
+		return Errorf(http.StatusBadRequest, "invalid JSON: %w", err)
+	}
+	if dec.More() {
+		return Errorf(http.StatusBadRequest, "unexpected content after JSON")
+	}
+	return nil
+}
+
+// queryFilters reads the filters query parameter in either of Docker's JSON forms.
+func queryFilters(r *http.Request) (filters.Args, error) {
+	return filters.FromJSON(r.URL.Query().Get("filters"))
+}
+
+// statusOf is the status of an error a handler got: an *Error's own, 400 for a filter,
+// else 500.
+func statusOf(err error) (int, string) {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		return e.Status, e.Message
+	case filters.Invalid(err):
+		return http.StatusBadRequest, firstLine(err.Error())
+	}
+	return http.StatusInternalServerError, firstLine(err.Error())
+}
+
+// writeError answers err as Docker's error JSON, and hands err to the request log.
+func writeError(w http.ResponseWriter, err error) {
+	if rec, ok := w.(*recorder); ok {
+		rec.err = err
+	}
+	status, msg := statusOf(err)
+	writeJSON(w, status, errorResponse{Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	// The status is sent; an encode error now is a client gone away, nothing to answer.
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// firstLine keeps an error to the one line a client prints.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// recorder remembers what a handler answered, for the one log line per request.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	err    error // set by writeError
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush through the recorder (event streams).
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// kernelVersion and unameMachine are uname's release and machine, as dockerd reports them.
+func kernelVersion() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+func unameMachine() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Machine[:])
+}
+
+// osName is os-release's PRETTY_NAME, as `docker info` shows it under Operating System.
+func osName() string {
+	b, err := os.ReadFile("/etc/os-release")
+	if err != nil {
+		return "Linux"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+			return strings.Trim(v, `"'`)
+		}
+	}
+	return "Linux"
+}
