@@ -2,6 +2,7 @@ package netmgr
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -82,20 +83,41 @@ func nextPrefix(p netip.Prefix) netip.Prefix {
 	return netip.PrefixFrom(a, p.Bits())
 }
 
-// pickSubnet6 derives a ULA /64 from the network ID (RFC 4193 style: fd + 40 random-ish
-// bits), so an --ipv6 network without --subnet gets a stable, unlikely-to-clash prefix.
-func pickSubnet6(netID string, used []netip.Prefix) (netip.Prefix, error) {
-	for i := 0; i < 16; i++ {
-		h := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", netID, i)))
-		var b [16]byte
-		b[0] = 0xfd
-		copy(b[1:8], h[:7])
-		p := netip.PrefixFrom(netip.AddrFrom16(b), 64)
+// ulaBase is Docker 28's IPv6 pool when no IPv6 default-address-pool is configured: a
+// /48 of fd00::/8 whose 40-bit global ID is the first 64 bits of the SHA-256 of a stable
+// host ID, masked to 40 bits (moby daemon/daemon.go, deriveULABaseNetwork). berth's stable
+// ID is that of its predefined bridge network, made once with the state and kept by every
+// restart, as dockerd's engine ID is.
+func ulaBase(hostID string) netip.Prefix {
+	sum := sha256.Sum256([]byte(hostID))
+	gid := binary.BigEndian.Uint64(sum[:8]) & (1<<40 - 1)
+	var b [16]byte
+	b[0] = 0xfd
+	for i := 0; i < 5; i++ {
+		b[1+i] = byte(gid >> (8 * (4 - i)))
+	}
+	return netip.PrefixFrom(netip.AddrFrom16(b), 48)
+}
+
+// pickSubnet6 returns the first /64 of the ULA /48 of hostID (ulaBase) that overlaps no
+// used prefix, in order, as Docker 28 cuts its IPv6 pool.
+func pickSubnet6(hostID string, used []netip.Prefix) (netip.Prefix, error) {
+	base := ulaBase(hostID)
+	for p := netip.PrefixFrom(base.Addr(), 64); base.Contains(p.Addr()); p = nextPrefix(p) {
 		if !overlaps(p, used) {
 			return p, nil
 		}
 	}
-	return netip.Prefix{}, fmt.Errorf("no free IPv6 subnet: %w", store.ErrConflict)
+	return netip.Prefix{}, fmt.Errorf("no free IPv6 subnet left in %s: %w", base, store.ErrConflict)
+}
+
+// hostID is the ID ulaBase derives this host's IPv6 pool from: the predefined bridge
+// network's, or "" before it exists.
+func hostID(snap *store.Snapshot) string {
+	if n, err := snap.NetworkByName(DefaultNetwork); err == nil && n.Predefined {
+		return n.ID
+	}
+	return ""
 }
 
 // lastAddr returns the highest address of p (the IPv4 broadcast address).

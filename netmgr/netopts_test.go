@@ -265,3 +265,35 @@ func equalStrings(a, b []string) bool {
 	}
 	return true
 }
+
+// TestULABase checks the IPv6 pool against moby's own vectors (daemon/daemon_test.go,
+// TestDeriveULABaseNetwork), and that networks take its /64s in order.
+func TestULABase(t *testing.T) {
+	for id, want := range map[string]string{
+		"":                                     "fd42:98fc:1c14::/48",
+		"499d4bc0-b0b3-416f-b1ee-cf6486315593": "fd62:fb69:18af::/48",
+	} {
+		if got := ulaBase(id).String(); got != want {
+			t.Errorf("ulaBase(%q) = %s, want %s", id, got, want)
+		}
+	}
+	m, _ := newTestManager(t)
+	base := ulaBase(hostID(m.cfg.Store.Snapshot()))
+	if base.Addr() == ulaBase("").Addr() {
+		t.Fatalf("host ID is empty: the bridge network should give it")
+	}
+	var got []string
+	for _, name := range []string{"a", "b", "c"} {
+		n := mustNetwork(t, m, api.NetworkCreate{Name: name, IPv4: boolp(name != "b"), IPv6: true})
+		got = append(got, n.Subnets[len(n.Subnets)-1].Subnet.String())
+	}
+	b := base.Addr().As16()
+	var want []string
+	for i := range 3 {
+		b[7] = byte(i)
+		want = append(want, netip.PrefixFrom(netip.AddrFrom16(b), 64).String())
+	}
+	if !equalStrings(got, want) {
+		t.Errorf("picked IPv6 subnets %v, want the first /64s of %s in order: %v", got, base, want)
+	}
+}

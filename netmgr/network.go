@@ -237,7 +237,7 @@ func (m *Manager) buildSubnets(snap *store.Snapshot, n *store.Network, spec Netw
 		subs = append(subs, store.Subnet{Subnet: p})
 	}
 	if spec.IPv6 && !n.ConfigOnly && !hasFamily(subs, true) {
-		p, err := pickSubnet6(n.ID, used)
+		p, err := pickSubnet6(hostID(snap), used)
 		if err != nil {
 			return nil, err
 		}

@@ -54,8 +54,9 @@ func dnsScope(snap *store.Snapshot, sb *store.Sandbox, buf []scoped) []scoped {
 
 // less is Docker's Endpoint.Less reduced to what berth has: endpoints on non-internal
 // networks first, then by network name (byte order, as Docker compares), then by ID so the
-// order is total. Docker's --gw-priority and gateway-kind keys do not exist in berth: every
-// bridge network has an IPv4 gateway and internal ones are already sorted last.
+// order is total. Docker's --gw-priority and gateway-kind keys do not exist in berth, and
+// neither does Docker 28's gateway count (dual-stack before single-family networks): an
+// IPv6-only network sorts by name among the others, as every network did in Docker 20.10.
 func less(a, b scoped) int {
 	if a.nw.Internal != b.nw.Internal {
 		if b.nw.Internal {
