@@ -30,15 +30,15 @@ import (
 // at /usr/local/bin if there is one.
 var dockerCLIs = []string{"/usr/bin/docker", "/usr/local/bin/docker"}
 
-// dockerCLI runs one docker CLI against a daemon's Docker socket.
-type dockerCLI struct {
+// dockerClient runs one docker CLI against a daemon's Docker socket.
+type dockerClient struct {
 	t    *testing.T
 	bin  string
 	sock string
 	home string // HOME and DOCKER_CONFIG: no user's config or contexts leak in
 }
 
-func (c dockerCLI) run(args ...string) (stdout, stderr string, err error) {
+func (c dockerClient) run(args ...string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.bin, args...)
@@ -49,7 +49,7 @@ func (c dockerCLI) run(args ...string) (stdout, stderr string, err error) {
 	return o.String(), e.String(), err
 }
 
-func (c dockerCLI) must(args ...string) string {
+func (c dockerClient) must(args ...string) string {
 	c.t.Helper()
 	o, e, err := c.run(args...)
 	if err != nil {
@@ -59,7 +59,7 @@ func (c dockerCLI) must(args ...string) string {
 }
 
 // fails runs a docker command that must fail with one line on stderr containing want.
-func (c dockerCLI) fails(want string, args ...string) {
+func (c dockerClient) fails(want string, args ...string) {
 	c.t.Helper()
 	c.failsRe(regexp.MustCompile(regexp.QuoteMeta(want)), args...)
 }
@@ -69,7 +69,7 @@ func (c dockerCLI) fails(want string, args ...string) {
 var exitStatusLine = regexp.MustCompile(`\nexit status \d+$`)
 
 // failsRe is fails with a pattern, for messages the two CLIs word differently.
-func (c dockerCLI) failsRe(want *regexp.Regexp, args ...string) {
+func (c dockerClient) failsRe(want *regexp.Regexp, args ...string) {
 	c.t.Helper()
 	o, e, err := c.run(args...)
 	e = exitStatusLine.ReplaceAllString(strings.TrimRight(e, "\n"), "")
@@ -103,12 +103,12 @@ func TestDockerCLI(t *testing.T) {
 				t.Skipf("%s absent: only Debian's docker CLI is checked", bin)
 			}
 			d, sock := startDockerAPI(t)
-			dockerCLIRun(t, d, dockerCLI{t: t, bin: bin, sock: sock, home: t.TempDir()})
+			dockerCLIRun(t, d, dockerClient{t: t, bin: bin, sock: sock, home: t.TempDir()})
 		})
 	}
 }
 
-func dockerCLIRun(t *testing.T, d *daemon, c dockerCLI) {
+func dockerCLIRun(t *testing.T, d *daemon, c dockerClient) {
 	// Docker's server version: what negotiation settled on.
 	if v := c.must("version", "--format", "{{.Server.APIVersion}}"); v != "1.48" {
 		t.Errorf("server API version %q; want 1.48", v)
@@ -360,7 +360,7 @@ func TestDockerSDK(t *testing.T) {
 // tier=db app`, with one container. The differences are berth's on purpose, listed.
 func TestDockerInspectVsOracle(t *testing.T) {
 	d, sock := startDockerAPI(t)
-	c := dockerCLI{t: t, bin: dockerCLIs[0], sock: sock, home: t.TempDir()}
+	c := dockerClient{t: t, bin: dockerCLIs[0], sock: sock, home: t.TempDir()}
 	c.must("network", "create", "--subnet", "10.77.0.0/24", "--gateway", "10.77.0.1", "--ip-range", "10.77.0.128/25",
 		"--aux-address", "h1=10.77.0.5", "-o", "com.docker.network.driver.mtu=1400", "--label", "tier=db", "app")
 	d.must("sandbox", "create", "--name", "web")
