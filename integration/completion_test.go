@@ -3,6 +3,7 @@ package integration
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCompletion: the shell scripts' `berth __complete ...` against a running daemon
@@ -26,6 +27,10 @@ func TestCompletion(t *testing.T) {
 		}
 		return strings.Join(strings.Fields(o), " "), e
 	}
+	// How long a TAB waits, logged (never asserted): one process start and one request.
+	start := time.Now()
+	complete("network", "rm", "")
+	t.Logf("berth __complete network rm '' with the daemon: %v", time.Since(start))
 	for _, c := range []struct {
 		args []string
 		want string
@@ -46,7 +51,9 @@ func TestCompletion(t *testing.T) {
 	}
 
 	d.stop()
+	start = time.Now()
 	got, e := complete("network", "rm", "")
+	t.Logf("berth __complete network rm '' without a daemon: %v", time.Since(start))
 	if got != ":1" { // as docker 28 answers without its daemon
 		t.Errorf("berth __complete network rm '' without a daemon: %q; want only the directive :1", got)
 	}

@@ -103,6 +103,16 @@ func TestCompletion(t *testing.T) {
 	}
 }
 
+// TestCompletionHostInLine: the scripts pass the command line as typed, so a --host on it
+// (after __complete) names the daemon to ask.
+func TestCompletionHostInLine(t *testing.T) {
+	host := newRoutedDaemon(t, map[string]any{"/networks": []api.Network{{Name: "app"}}})
+	out, errOut, code := runCLI(t, "unix:///nonexistent.sock", "__complete", "--host", host, "network", "rm", "")
+	if got := strings.Join(strings.Fields(out), " "); code != 0 || got != "app "+noFileComp {
+		t.Errorf("got %q, exit %d, stderr %q; want %q", got, code, errOut, "app "+noFileComp)
+	}
+}
+
 // TestCompletionNoDaemon: with no daemon, or one that never answers, a TAB offers
 // nothing and says nothing: ShellCompDirectiveError, as docker 28 answers (checked:
 // DOCKER_HOST=unix:///tmp/nonexist.sock docker __complete network rm ” and
