@@ -346,6 +346,20 @@ func TestDockerSDK(t *testing.T) {
 	if err != nil || !slices.Equal(rep.NetworksDeleted, []string{"gone"}) {
 		t.Errorf("prune: %v %v; want [gone]", err, rep.NetworksDeleted)
 	}
+	// EnableIPv4 (API 1.48, Docker 28's --ipv4=false): an IPv6-only network.
+	no, yes := false, true
+	v6, err := cli.NetworkCreate(ctx, "v6only", network.CreateOptions{EnableIPv4: &no, EnableIPv6: &yes,
+		IPAM: &network.IPAM{Config: []network.IPAMConfig{{Subnet: "fd00:89::/64"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := cli.NetworkInspect(ctx, v6.ID, network.InspectOptions{}); err != nil || n.EnableIPv4 || !n.EnableIPv6 ||
+		len(n.IPAM.Config) != 1 || n.IPAM.Config[0].Subnet != "fd00:89::/64" {
+		t.Errorf("inspect v6only: %v %+v", err, n)
+	}
+	if err := cli.NetworkRemove(ctx, v6.ID); err != nil {
+		t.Fatal(err)
+	}
 	// Anything else: Docker's error JSON, which the SDK surfaces as not found.
 	if _, err := cli.ContainerList(ctx, container.ListOptions{}); !cerrdefs.IsNotFound(err) ||
 		!strings.Contains(err.Error(), "berth serves only Docker's network API") {
