@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -214,6 +215,12 @@ func dockerCLIRun(t *testing.T, d *daemon, c dockerClient) {
 		}
 	}
 	c.must("network", "disconnect", "evnet", "evsb")
+	// --since replays what the daemon kept, --until ends the stream by itself.
+	until := strconv.FormatInt(time.Now().Add(time.Second).Unix(), 10)
+	past := c.must("events", "--since", "1m", "--until", until, "--filter", "network=evnet", "--format", "{{.Action}}")
+	if got := strings.Fields(past); !slices.Equal(got, []string{"create", "connect", "disconnect"}) {
+		t.Errorf("events --since 1m --until now+1s --filter network=evnet: %q", past)
+	}
 
 	// prune removes the unused user networks and lists them.
 	if out := c.must("network", "prune", "-f"); !strings.Contains(out, "Deleted Networks:") || !sameSet(strings.TrimSpace(strings.TrimPrefix(out, "Deleted Networks:")), "evnet") {
