@@ -152,13 +152,14 @@ type listFormat struct {
 func (lf *listFormat) addFlags(f *pflag.FlagSet, noun, fields string) {
 	f.BoolVarP(&lf.quiet, "quiet", "q", false, "only print "+noun+" IDs")
 	f.BoolVar(&lf.noTrunc, "no-trunc", false, "do not truncate IDs")
-	f.StringVar(&lf.format, "format", "", "table (default), json, table TEMPLATE, or a Go template over each "+noun+
+	f.StringVar(&lf.format, "format", "", "table (default), json, raw, table TEMPLATE, or a Go template over each "+noun+
 		"'s fields: "+fields)
 }
 
 // lister is one ls command's formatter, as docker/cli's network or container formatter.
 type lister[T any] struct {
 	table   string                     // the default format, "table {{.ID}}\t..."
+	raw     [2]string                  // --format raw: the format, and the one with -q
 	headers map[string]string          // field -> column header
 	row     func(it T, trunc bool) any // the context the template runs over (a pointer)
 	// quietWins: -q overrides a custom format with a warning (docker ps); otherwise a
@@ -185,6 +186,11 @@ func (l *lister[T]) compile(lf listFormat, stderr io.Writer) (*listTemplate, err
 		format = l.table
 		if lf.quiet {
 			format = "{{.ID}}"
+		}
+	case format == "raw":
+		format = l.raw[0]
+		if lf.quiet {
+			format = l.raw[1]
 		}
 	case lf.quiet && l.quietWins:
 		fmt.Fprintln(stderr, "WARNING: Ignoring custom format, because both --format and --quiet are set.")

@@ -150,6 +150,9 @@ func TestNetworkLsFormat(t *testing.T) {
 		{name: "json func", args: ls("--format", "{{json .}}"), reply: nets[4:], wantOut: "" +
 			`{"CreatedAt":"2026-12-07 08:03:10.879732376 +0000 UTC","Driver":"null","ID":"47d9229b7d28","IPv4":"false","IPv6":"false","Internal":"false","Labels":"","Name":"none","Scope":"local"}` + "\n"},
 		// Docker's words, but berth's Go type: docker says *network.networkContext.
+		{name: "raw", args: ls("--format", "raw"), reply: app,
+			wantOut: "network_id: 858ac2ebe815\nname: app\ndriver: bridge\nscope: local\n\n"},
+		{name: "raw quiet", args: ls("--format", "raw", "-q"), reply: app, wantOut: "network_id: 858ac2ebe815\n"},
 		{name: "unknown field", args: ls("--format", "{{.Nope}}"), reply: nets, wantCode: 1,
 			wantErr: `template parsing error: template: :1:2: executing "" at <.Nope>: can't evaluate field Nope in type *main.networkContext` + "\n"},
 		{name: "unclosed action", args: ls("--format", "{{.Name"), wantCode: 1,
@@ -224,6 +227,16 @@ func TestSandboxLsFormat(t *testing.T) {
 		{name: "json", args: []string{"ps", "--format", "json"}, reply: []api.Sandbox{none}, wantOut: `{"CreatedAt":"2026-12-07 08:03:59 +0000 UTC",` +
 			`"Hostname":"","ID":"4f0a9b509585","IPAddresses":"","Labels":"","Name":"idle","Names":"idle","NetworkMode":"none",` +
 			`"Networks":"none","Ports":"","RunningFor":"1 second ago","State":"creating","Status":"creating"}` + "\n"},
+		// docker ps's raw has image and command where a sandbox has its networks; labels
+		// sorted (docker 28.2.2: labels: a=2,z=1; 20.10.24: z=1,a=2).
+		{name: "raw", args: []string{"ps", "--format", "raw"}, reply: sbs, wantOut: "" +
+			"sandbox_id: 36d16db3be01\nnames: web\nnetworks: app,back\ncreated_at: 2026-12-07 08:03:58 +0000 UTC\n" +
+			"state: ready\nstatus: Up 1 second\nlabels: a=2,z=1\n" +
+			"ports: 7000/tcp, 127.0.0.1:9000-9001->9000-9001/udp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp\n\n" +
+			"sandbox_id: 4f0a9b509585\nnames: idle\nnetworks: none\ncreated_at: 2026-12-07 08:03:59 +0000 UTC\n" +
+			"state: creating\nstatus: creating\nlabels:\nports:\n\n"},
+		{name: "raw quiet", args: []string{"ps", "--format", "raw", "-q"}, reply: sbs,
+			wantOut: "sandbox_id: 36d16db3be01\nsandbox_id: 4f0a9b509585\n"},
 		// docker ps checks the format before it asks the daemon, so these fail with nothing
 		// to list; docker names *formatter.ContainerContext.
 		{name: "unknown field", args: []string{"ps", "--format", "table {{.Nope}}"}, wantCode: 1,

@@ -30,6 +30,7 @@ const networkFields = ".ID .Name .Driver .Scope .IPv4 .IPv6 .Internal .Labels .L
 // networkLister is `network ls`, as docker/cli's network formatter.
 var networkLister = &lister[api.Network]{
 	table: "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+	raw:   [2]string{`network_id: {{.ID}}\nname: {{.Name}}\ndriver: {{.Driver}}\nscope: {{.Scope}}\n`, `network_id: {{.ID}}`},
 	headers: map[string]string{
 		"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv4": "IPV4",
 		"IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT",
@@ -70,6 +71,10 @@ const sandboxFields = ".ID .Names (.Name) .Networks .IPAddresses .Ports .Labels 
 // sandboxLister is `sandbox ls` and `ps`, with docker ps's field names where it has them.
 var sandboxLister = &lister[api.Sandbox]{
 	table: "table {{.ID}}\t{{.Names}}\t{{.Networks}}\t{{.IPAddresses}}\t{{.Ports}}",
+	// docker ps's raw, with a sandbox's fields for the image and command it lacks.
+	raw: [2]string{`sandbox_id: {{.ID}}\nnames: {{.Names}}\nnetworks: {{.Networks}}\ncreated_at: {{.CreatedAt}}\n` +
+		`state: {{- pad .State 1 0}}\nstatus: {{- pad .Status 1 0}}\nlabels: {{- pad .Labels 1 0}}\nports: {{- pad .Ports 1 0}}\n`,
+		`sandbox_id: {{.ID}}`},
 	headers: map[string]string{
 		"ID": "SANDBOX ID", "Names": "NAMES", "Name": "NAME", "Networks": "NETWORKS",
 		"IPAddresses": "IP ADDRESSES", "Ports": "PORTS", "Labels": "LABELS", "State": "STATE",
