@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/go-connections/nat"
+
 	"berth/api"
 	"berth/internal/filters"
 	"berth/store"
@@ -222,36 +224,13 @@ func portFilter(args filters.Args, key string) (portRanges, error) {
 				proto, _, _ = strings.Cut(pr, "/")
 			}
 		}
-		first, last, err := parsePortRange(port)
+		first, last, err := nat.ParsePortRange(port)
 		if err != nil {
 			return nil, &filterError{fmt.Sprintf("error while looking up for %s %s: %s", key, value, err)}
 		}
 		out = append(out, portRange{first, last, proto})
 	}
 	return out, nil
-}
-
-// parsePortRange is PORT or FIRST-LAST, in the words of the go-connections version
-// dockerd 20.10 has (later versions word it differently).
-func parsePortRange(s string) (first, last uint64, err error) {
-	if s == "" {
-		return 0, 0, errors.New("Empty string specified for ports.")
-	}
-	a, b, isRange := strings.Cut(s, "-")
-	if first, err = strconv.ParseUint(a, 10, 16); err != nil {
-		return 0, 0, err
-	}
-	if !isRange {
-		return first, first, nil
-	}
-	b, _, _ = strings.Cut(b, "-")
-	if last, err = strconv.ParseUint(b, 10, 16); err != nil {
-		return 0, 0, err
-	}
-	if last < first {
-		return 0, 0, fmt.Errorf("Invalid range specified for the Port: %s", s)
-	}
-	return first, last, nil
 }
 
 // matchAny: one of ports ("PORT/PROTO") is in one of the ranges.

@@ -166,11 +166,11 @@ func TestSandboxFilters(t *testing.T) {
 		{"expose=9001/udp", "web1"},
 		{"expose=5432", "db"},
 		{"expose=1-65535", "web1 db"},
-		{"publish=80-79", "error while looking up for publish 80-79: Invalid range specified for the Port: 80-79"},
-		{"publish=abc", `error while looking up for publish abc: strconv.ParseUint: parsing "abc": invalid syntax`},
+		{"publish=80-79", "error while looking up for publish 80-79: invalid port range: 80-79"},
+		{"publish=abc", `error while looking up for publish abc: invalid start port 'abc': invalid syntax`},
 		{"publish=1:80", "filter for 'publish' should not contain ':': 1:80"},
-		{"publish=", "error while looking up for publish : Empty string specified for ports."},
-		{"expose=abc", `error while looking up for expose abc: strconv.ParseUint: parsing "abc": invalid syntax`},
+		{"publish=", "error while looking up for publish : empty string specified for ports"},
+		{"expose=abc", `error while looking up for expose abc: invalid start port 'abc': invalid syntax`},
 		{"status=running", "Invalid filter 'status'"}, // a real ps filter; berth has no processes to run
 	} {
 		args, err := filters.Parse([]string{tc.filter})
