@@ -8,6 +8,7 @@ import (
 	"github.com/miekg/dns"
 
 	"berth/api"
+	"berth/internal/httplog"
 	"berth/netmgr"
 )
 
@@ -44,7 +45,7 @@ func (s *server) dnsQuery(w http.ResponseWriter, r *http.Request) {
 	for _, rr := range msg.Ns {
 		res.Authority = append(res.Authority, rr.String())
 	}
-	writeJSON(w, http.StatusOK, res)
+	httplog.WriteJSON(w, http.StatusOK, res)
 }
 
 func msgFlags(m *dns.Msg) []string {

@@ -14,6 +14,7 @@ import (
 	"berth/api"
 	"berth/dockerapi"
 	"berth/internal/filters"
+	"berth/internal/httplog"
 	"berth/netmgr"
 	"berth/store"
 )
@@ -246,5 +247,5 @@ func classify(err error) error {
 
 // status is err with a status and its own first line as the message.
 func status(code int, err error) error {
-	return &dockerapi.Error{Status: code, Message: firstLine(err.Error()), Err: err}
+	return &dockerapi.Error{Status: code, Message: httplog.FirstLine(err.Error()), Err: err}
 }

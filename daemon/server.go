@@ -10,10 +10,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"berth/api"
 	"berth/internal/filters"
+	"berth/internal/httplog"
 	"berth/netmgr"
 	"berth/store"
 )
@@ -62,7 +62,7 @@ func (s *server) handler() http.Handler {
 	if s.d.metrics != nil {
 		mux.Handle("GET /metrics", s.d.metrics)
 	}
-	return s.logRequests(mux)
+	return httplog.Handler(s.log, mux)
 }
 
 func (s *server) createNetwork(w http.ResponseWriter, r *http.Request) {
@@ -75,7 +75,7 @@ func (s *server) createNetwork(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, api.IDResponse{ID: n.ID}) // 201 as docker's create
+	httplog.WriteJSON(w, http.StatusCreated, api.IDResponse{ID: n.ID}) // 201 as docker's create
 }
 
 // listNetworks and the other reads build views from one snapshot, never from netmgr, so a
@@ -85,7 +85,7 @@ func (s *server) listNetworks(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		var out []api.Network
 		if out, err = s.d.networks(args); err == nil {
-			writeJSON(w, http.StatusOK, out)
+			httplog.WriteJSON(w, http.StatusOK, out)
 			return
 		}
 	}
@@ -104,7 +104,7 @@ func (s *server) getNetwork(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, networkView(snap, n, s.d.localPeer()))
+	httplog.WriteJSON(w, http.StatusOK, networkView(snap, n, s.d.localPeer()))
 }
 
 func (s *server) removeNetwork(w http.ResponseWriter, r *http.Request) {
@@ -121,7 +121,7 @@ func (s *server) pruneNetworks(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.PruneResponse{Deleted: nonNil(deleted)})
+	httplog.WriteJSON(w, http.StatusOK, api.PruneResponse{Deleted: nonNil(deleted)})
 }
 
 // connect and disconnect go through the daemon, not netmgr directly: DNS hooks in there.
@@ -151,7 +151,7 @@ func (s *server) createSandbox(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, api.IDResponse{ID: sb.ID, Name: sb.Name})
+	httplog.WriteJSON(w, http.StatusCreated, api.IDResponse{ID: sb.ID, Name: sb.Name})
 }
 
 func (s *server) listSandboxes(w http.ResponseWriter, r *http.Request) {
@@ -159,7 +159,7 @@ func (s *server) listSandboxes(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		var out []api.Sandbox
 		if out, err = s.d.sandboxes(args); err == nil {
-			writeJSON(w, http.StatusOK, out)
+			httplog.WriteJSON(w, http.StatusOK, out)
 			return
 		}
 	}
@@ -173,7 +173,7 @@ func (s *server) getSandbox(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, sandboxView(snap, sb))
+	httplog.WriteJSON(w, http.StatusOK, sandboxView(snap, sb))
 }
 
 // removeSandbox takes ?force=1 (docker's spelling); anything strconv.ParseBool reads works.
@@ -237,7 +237,7 @@ func bodyReason(err error) string {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "truncated JSON"
 	}
-	return firstLine(strings.TrimPrefix(err.Error(), "json: "))
+	return httplog.FirstLine(strings.TrimPrefix(err.Error(), "json: "))
 }
 
 // statusOf maps an error to its HTTP status: the API's whole error classification.
@@ -257,10 +257,8 @@ func statusOf(err error) int {
 
 // writeError answers err as api.Error with its status, and hands err to the request logger.
 func writeError(w http.ResponseWriter, err error) {
-	if rec, ok := w.(*recorder); ok {
-		rec.err = err
-	}
-	writeJSON(w, statusOf(err), api.Error{Message: firstLine(err.Error())})
+	httplog.SetErr(w, err)
+	httplog.WriteJSON(w, statusOf(err), api.Error{Message: httplog.FirstLine(err.Error())})
 }
 
 // writeResult answers a mutation without a body: 204 (docker's status for connect,
@@ -271,67 +269,4 @@ func writeResult(w http.ResponseWriter, err error) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// firstLine is the part of an error message the API sends: one line, as the CLI prints it.
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	// The status is sent; an encode error now is a client gone away, nothing to answer.
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// recorder remembers what a handler answered, for the one log line per request.
-type recorder struct {
-	http.ResponseWriter
-	status int
-	err    error // set by writeError
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection's writer: without it the
-// wrapper hides Flush, and a stream (GET /events) would reach its reader only when it ends.
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-// logRequests logs each request once: 5xx at Error (with the error), other mutations at
-// Info, reads at Debug, so a default log shows what changed and what failed.
-func (s *server) logRequests(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec := &recorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r)
-		if rec.status == 0 {
-			rec.status = http.StatusOK
-		}
-		level := slog.LevelInfo
-		switch {
-		case rec.status >= 500:
-			level = slog.LevelError
-		case r.Method == http.MethodGet || r.Method == http.MethodHead:
-			level = slog.LevelDebug
-		}
-		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", rec.status, "dur", time.Since(start)}
-		if rec.err != nil {
-			attrs = append(attrs, "err", rec.err)
-		}
-		s.log.Log(r.Context(), level, "request", attrs...)
-	})
 }

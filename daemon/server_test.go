@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"berth/api"
+	"berth/internal/httplog"
 	"berth/netmgr"
 	"berth/store"
 )
@@ -39,7 +40,7 @@ func TestWriteErrorStatus(t *testing.T) {
 			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
 				t.Fatal(err)
 			}
-			if want := firstLine(tc.err.Error()); e.Message != want {
+			if want := httplog.FirstLine(tc.err.Error()); e.Message != want {
 				t.Errorf("got message %q; want %q", e.Message, want)
 			}
 		})

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"berth/internal/filters"
+	"berth/internal/httplog"
 )
 
 // maxBody bounds request bodies: a network create with many options is a few KiB.
@@ -67,56 +68,17 @@ func statusOf(err error) (int, string) {
 	case errors.As(err, &e):
 		return e.Status, e.Message
 	case filters.Invalid(err):
-		return http.StatusBadRequest, firstLine(err.Error())
+		return http.StatusBadRequest, httplog.FirstLine(err.Error())
 	}
-	return http.StatusInternalServerError, firstLine(err.Error())
+	return http.StatusInternalServerError, httplog.FirstLine(err.Error())
 }
 
 // writeError answers err as Docker's error JSON, and hands err to the request log.
 func writeError(w http.ResponseWriter, err error) {
-	if rec, ok := w.(*recorder); ok {
-		rec.err = err
-	}
+	httplog.SetErr(w, err)
 	status, msg := statusOf(err)
-	writeJSON(w, status, errorResponse{Message: msg})
+	httplog.WriteJSON(w, status, errorResponse{Message: msg})
 }
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	// The status is sent; an encode error now is a client gone away, nothing to answer.
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// firstLine keeps an error to the one line a client prints.
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
-}
-
-// recorder remembers what a handler answered, for the one log line per request.
-type recorder struct {
-	http.ResponseWriter
-	status int
-	err    error // set by writeError
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach Flush through the recorder (event streams).
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // kernelVersion and unameMachine are uname's release and machine, as dockerd reports them.
 func kernelVersion() string {

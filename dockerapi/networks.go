@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"berth/api"
+	"berth/internal/httplog"
 )
 
 // The network endpoints: Docker's requests become berth's (api.NetworkCreate, ...), and
@@ -23,7 +24,7 @@ func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) {
 			for _, n := range list {
 				out = append(out, fromView(n))
 			}
-			writeJSON(w, http.StatusOK, out)
+			httplog.WriteJSON(w, http.StatusOK, out)
 			return
 		}
 	}
@@ -51,7 +52,7 @@ func (s *Server) inspectNetwork(w http.ResponseWriter, r *http.Request) {
 		writeError(w, NetworkNotFound(ref))
 		return
 	}
-	writeJSON(w, http.StatusOK, fromView(n))
+	httplog.WriteJSON(w, http.StatusOK, fromView(n))
 }
 
 // NetworkNotFound is dockerd's 404 for a network reference that names none.
@@ -80,7 +81,7 @@ func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, createResponse{ID: id})
+	httplog.WriteJSON(w, http.StatusCreated, createResponse{ID: id})
 }
 
 // predefined are the names dockerd refuses to create (daemon/network IsPredefined on
@@ -244,7 +245,7 @@ func (s *Server) pruneNetworks(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		var names []string
 		if names, err = s.b.PruneNetworks(r.Context(), args); err == nil {
-			writeJSON(w, http.StatusOK, pruneReport{NetworksDeleted: names})
+			httplog.WriteJSON(w, http.StatusOK, pruneReport{NetworksDeleted: names})
 			return
 		}
 	}

@@ -26,6 +26,7 @@ import (
 
 	"berth/api"
 	"berth/internal/filters"
+	"berth/internal/httplog"
 )
 
 // The API versions served: the newest one whose network endpoints berth implements (1.48
@@ -85,6 +86,8 @@ type Server struct {
 	b   Backend
 	log *slog.Logger
 	mux *http.ServeMux
+	// logged is serve wrapped in the request log.
+	logged http.Handler
 
 	streams     context.Context // done on StopStreams: ends event streams
 	stopStreams context.CancelFunc
@@ -99,13 +102,14 @@ func New(cfg Config) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{b: cfg.Backend, log: log, mux: http.NewServeMux(), streams: ctx, stopStreams: cancel}
 	s.routes()
+	s.logged = httplog.Handler(log, http.HandlerFunc(s.serve), "api", "docker")
 	return s
 }
 
 // StopStreams ends every event stream, so that a graceful shutdown never waits on one.
 func (s *Server) StopStreams() { s.stopStreams() }
 
-// routes registers Docker's paths without the version prefix, which ServeHTTP strips.
+// routes registers Docker's paths without the version prefix, which serve strips.
 // A GET pattern also serves HEAD (HEAD /_ping is how clients probe first).
 func (s *Server) routes() {
 	m := s.mux
@@ -130,11 +134,11 @@ func notServed(w http.ResponseWriter, r *http.Request) {
 		Message: fmt.Sprintf("berth serves only Docker's network API; it runs no containers (%s %s)", r.Method, r.URL.Path)})
 }
 
-// ServeHTTP sets dockerd's headers, checks and strips the /vX.Y prefix, routes, and logs
-// the request once.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	rec := &recorder{ResponseWriter: w}
+// ServeHTTP serves r and logs it once.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.logged.ServeHTTP(w, r) }
+
+// serve sets dockerd's headers, checks and strips the /vX.Y prefix, and routes.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Api-Version", APIVersion)
 	h.Set("Ostype", runtime.GOOS)
@@ -142,27 +146,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Server", "berth/"+serverVersion+" ("+runtime.GOOS+")")
 	path, v, err := stripVersion(r.URL.Path)
 	if err != nil {
-		writeError(rec, err)
-	} else {
-		r2 := r.Clone(context.WithValue(r.Context(), versionKey{}, v))
-		r2.URL.Path, r2.URL.RawPath = path, ""
-		s.mux.ServeHTTP(rec, r2)
+		writeError(w, err)
+		return
 	}
-	if rec.status == 0 {
-		rec.status = http.StatusOK
-	}
-	level := slog.LevelInfo
-	switch {
-	case rec.status >= 500:
-		level = slog.LevelError
-	case r.Method == http.MethodGet || r.Method == http.MethodHead:
-		level = slog.LevelDebug
-	}
-	attrs := []any{"api", "docker", "method", r.Method, "path", r.URL.Path, "status", rec.status, "dur", time.Since(start)}
-	if rec.err != nil {
-		attrs = append(attrs, "err", rec.err)
-	}
-	s.log.Log(r.Context(), level, "request", attrs...)
+	r2 := r.Clone(context.WithValue(r.Context(), versionKey{}, v))
+	r2.URL.Path, r2.URL.RawPath = path, ""
+	s.mux.ServeHTTP(w, r2)
 }
 
 // versionKey is the request context's key of the API version the client asked for.
@@ -243,7 +232,7 @@ func (s *Server) version(w http.ResponseWriter, _ *http.Request) {
 	details := map[string]string{"ApiVersion": APIVersion, "MinAPIVersion": MinAPIVersion,
 		"Os": runtime.GOOS, "Arch": runtime.GOARCH, "GoVersion": runtime.Version(),
 		"KernelVersion": kernel, "Experimental": "false", "GitCommit": "", "BuildTime": ""}
-	writeJSON(w, http.StatusOK, versionResponse{
+	httplog.WriteJSON(w, http.StatusOK, versionResponse{
 		Platform:   platform{Name: "berth"},
 		Components: []component{{Name: "Engine", Version: serverVersion, Details: details}},
 		Version:    serverVersion, APIVersion: APIVersion, MinAPIVersion: MinAPIVersion,
@@ -272,5 +261,5 @@ func (s *Server) info(w http.ResponseWriter, _ *http.Request) {
 	in.Swarm = swarmInfo{LocalNodeState: "inactive"}
 	in.Labels, in.SecurityOptions = []string{}, []string{}
 	in.Warnings = []string{"berth serves only Docker's network API: it runs no containers, and its sandboxes count as containers here"}
-	writeJSON(w, http.StatusOK, in)
+	httplog.WriteJSON(w, http.StatusOK, in)
 }
