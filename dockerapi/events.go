@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"berth/api"
@@ -79,30 +77,18 @@ func include(args filters.Args, m message) bool {
 	return !args.Contains("label") || args.MatchKVList("label", m.Actor.Attributes)
 }
 
-// eventTime parses since and until as docker's clients send them: unix seconds with
-// optional nanoseconds ("1700000000.000000123"). An RFC 3339 time works too, for curl
-// users. Zero time for "".
+// eventTime parses since and until as docker's clients send them (unix seconds with
+// optional nanoseconds, "1700000000.000000123"), with the parser of berth's own CLI, which
+// also takes an RFC 3339 time or a duration ago, for curl users. Zero time for "".
 func eventTime(field, v string) (time.Time, error) {
 	if v == "" {
 		return time.Time{}, nil
 	}
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t, nil
-	}
-	sec, frac, _ := strings.Cut(v, ".")
-	s, err := strconv.ParseInt(sec, 10, 64)
-	var ns int64
-	if err == nil && frac != "" {
-		if len(frac) > 9 || strings.Trim(frac, "0123456789") != "" {
-			err = strconv.ErrSyntax
-		} else {
-			ns, err = strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
-		}
-	}
+	t, err := filters.Timestamp(v, time.Now())
 	if err != nil {
-		return time.Time{}, badRequest("invalid %s %q: want unix seconds[.nanoseconds] or an RFC 3339 time", field, v)
+		return time.Time{}, badRequest("invalid %s %q: want unix seconds[.nanoseconds], an RFC 3339 time or a duration", field, v)
 	}
-	return time.Unix(s, ns), nil
+	return t, nil
 }
 
 // events streams until the client goes away, until is reached, or the server stops;

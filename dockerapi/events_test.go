@@ -120,14 +120,15 @@ func TestEventTime(t *testing.T) {
 		{"2026-12-07T08:14:10Z", time.Date(2026, 12, 7, 8, 14, 10, 0, time.UTC), false},
 		{"yesterday", time.Time{}, true},
 		{"12.x", time.Time{}, true},
-		{"12.1234567890", time.Time{}, true},
+		{"12.1234567890", time.Unix(12, 123456789), false}, // past nanoseconds: cut, as berth's CLI does
+		{"12.-5", time.Time{}, true},
 	} {
 		got, err := eventTime("since", tc.in)
 		if (err != nil) != tc.bad || !got.Equal(tc.want) {
 			t.Errorf("%q: got %v, %v; want %v (error %v)", tc.in, got, err, tc.want, tc.bad)
 		}
 	}
-	if _, err := eventTime("since", "yesterday"); err.Error() != `invalid since "yesterday": want unix seconds[.nanoseconds] or an RFC 3339 time` {
+	if _, err := eventTime("since", "yesterday"); err.Error() != `invalid since "yesterday": want unix seconds[.nanoseconds], an RFC 3339 time or a duration` {
 		t.Errorf("got %q", err)
 	}
 }
@@ -214,8 +215,8 @@ func TestEventStreamPastOnly(t *testing.T) {
 func TestEventErrors(t *testing.T) {
 	for _, tc := range []struct{ query, msg string }{
 		{"since=20&until=10", "`since` time (20) cannot be after `until` time (10)"}, // dockerd's words
-		{"since=x", `invalid since "x": want unix seconds[.nanoseconds] or an RFC 3339 time`},
-		{"until=x", `invalid until "x": want unix seconds[.nanoseconds] or an RFC 3339 time`},
+		{"since=x", `invalid since "x": want unix seconds[.nanoseconds], an RFC 3339 time or a duration`},
+		{"until=x", `invalid until "x": want unix seconds[.nanoseconds], an RFC 3339 time or a duration`},
 	} {
 		w := do(t, &fakeBackend{}, "GET", "/events?"+tc.query, "")
 		if w.Code != 400 || message_(t, w) != tc.msg {
