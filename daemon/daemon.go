@@ -76,8 +76,9 @@ type Config struct {
 	// TLS is --tlsverify with its files, required by a tcp:// Socket.
 	TLS TLSConfig
 
-	socketGID int        // Group resolved by validate; -1 leaves the socket's group as created
-	listen    listenAddr // Socket parsed by validate
+	socketGID    int        // Group resolved by validate; -1 leaves the socket's group as created
+	listen       listenAddr // Socket parsed by validate
+	dockerListen listenAddr // DockerSocket parsed by validate
 }
 
 // daemon composes the daemon's components. It holds no state of its own: the store has the
@@ -120,17 +121,17 @@ func (c *Config) validate() error {
 	if err := c.validateBridge(); err != nil {
 		return err
 	}
-	if err := c.validateDockerSocket(); err != nil {
-		return err
-	}
 	if c.Root == "" || c.Socket == "" {
 		return errors.New("invalid daemon flags: --root and --socket must not be empty")
 	}
-	l, err := parseListen(c.Socket, c.TLS)
+	l, err := parseListen("socket", c.Socket, c.TLS)
 	if err != nil {
 		return err
 	}
 	c.listen = l
+	if err := c.validateDockerSocket(); err != nil {
+		return err
+	}
 	if c.ExecRoot == "" {
 		c.ExecRoot = filepath.Dir(api.DefaultSocket)
 		if l.network == "unix" {

@@ -25,28 +25,30 @@ import (
 // status codes and words (checked against dockerd 20.10 and moby 28's source), where
 // berth's /v1 has its own.
 
-// validateDockerSocket takes --docker-socket as a path or unix://PATH (DOCKER_HOST's
-// form) and refuses one that would take the API socket's place.
+// validateDockerSocket takes --docker-socket as --socket is taken (a path, unix://PATH as
+// in DOCKER_HOST, or tcp://HOST:PORT with the same mutual TLS, as dockerd's -H) and
+// refuses one that would take the API socket's place (c.listen, parsed before).
 func (c *Config) validateDockerSocket() error {
 	if c.DockerSocket == "" {
 		return nil
 	}
-	p := strings.TrimPrefix(c.DockerSocket, "unix://")
-	if strings.Contains(p, "://") || p == "" {
-		return fmt.Errorf("invalid docker-socket %q: want a unix socket path or unix://PATH", c.DockerSocket)
+	l, err := parseListen("docker-socket", c.DockerSocket, c.TLS)
+	if err != nil {
+		return err
 	}
-	if filepath.Clean(p) == filepath.Clean(strings.TrimPrefix(c.Socket, "unix://")) {
-		return fmt.Errorf("invalid docker-socket %q: the same path as --socket", c.DockerSocket)
+	if l.network == c.listen.network && filepath.Clean(l.addr) == filepath.Clean(c.listen.addr) {
+		return fmt.Errorf("invalid docker-socket %q: the same address as --socket", c.DockerSocket)
 	}
-	c.DockerSocket = p
+	c.dockerListen = l
 	return nil
 }
 
-// serveDocker listens on cfg.DockerSocket (mode and group as the API socket) and serves
-// the Engine API there until stop, which shuts it down gracefully (event streams end at
-// once). errc receives the server's error if it stops by itself.
+// serveDocker listens on cfg.DockerSocket (a unix socket with the API socket's mode and
+// group; tcp:// with its TLS) and serves the Engine API there until stop, which shuts it
+// down gracefully (event streams end at once). errc receives the server's error if it
+// stops by itself.
 func (d *daemon) serveDocker() (stop func(context.Context) error, errc <-chan error, err error) {
-	ln, err := listenUnix(d.cfg.DockerSocket, d.cfg.socketGID)
+	ln, err := d.cfg.dockerListen.listen(d.cfg.socketGID)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"berth/dockerapi"
+	"berth/internal/tlstest"
 	"berth/netmgr"
 	"berth/store"
 )
@@ -126,19 +127,37 @@ func TestDockerBackendReads(t *testing.T) {
 }
 
 func TestValidateDockerSocket(t *testing.T) {
-	for _, tc := range []struct{ sock, docker, want, err string }{
-		{"/run/berth/berth.sock", "", "", ""},
-		{"/run/berth/berth.sock", "/run/berth/docker.sock", "/run/berth/docker.sock", ""},
-		{"/run/berth/berth.sock", "unix:///run/berth/docker.sock", "/run/berth/docker.sock", ""},
-		{"/run/berth/berth.sock", "/run/berth//berth.sock", "", `invalid docker-socket "/run/berth//berth.sock": the same path as --socket`},
-		{"unix:///run/b.sock", "/run/b.sock", "", `invalid docker-socket "/run/b.sock": the same path as --socket`},
-		{"/run/berth/berth.sock", "tcp://0.0.0.0:2375", "", `invalid docker-socket "tcp://0.0.0.0:2375": want a unix socket path or unix://PATH`},
-		{"/run/berth/berth.sock", "unix://", "", `invalid docker-socket "unix://": want a unix socket path or unix://PATH`},
+	f := tlstest.Write(t, t.TempDir())
+	mtls := TLSConfig{Verify: true, CACert: f.CA, Cert: f.ServerCert, Key: f.ServerKey}
+	for _, tc := range []struct {
+		sock, docker string
+		tls          TLSConfig
+		want, err    string
+	}{
+		{"/run/berth/berth.sock", "", TLSConfig{}, "", ""},
+		{"/run/berth/berth.sock", "/run/berth/docker.sock", TLSConfig{}, "unix /run/berth/docker.sock", ""},
+		{"/run/berth/berth.sock", "unix:///run/berth/docker.sock", TLSConfig{}, "unix /run/berth/docker.sock", ""},
+		{"/run/berth/berth.sock", "/run/berth//berth.sock", TLSConfig{}, "", `invalid docker-socket "/run/berth//berth.sock": the same address as --socket`},
+		{"unix:///run/b.sock", "/run/b.sock", TLSConfig{}, "", `invalid docker-socket "/run/b.sock": the same address as --socket`},
+		{"/run/berth/berth.sock", "tcp://0.0.0.0:2375", TLSConfig{}, "", `invalid docker-socket "tcp://0.0.0.0:2375": tcp:// needs mutual TLS: --tlsverify --tlscacert FILE --tlscert FILE --tlskey FILE`},
+		{"/run/berth/berth.sock", "tcp://127.0.0.1:2376", mtls, "tcp 127.0.0.1:2376", ""},
+		{"tcp://127.0.0.1:2376", "tcp://127.0.0.1:2376", mtls, "", `invalid docker-socket "tcp://127.0.0.1:2376": the same address as --socket`},
+		{"/run/berth/berth.sock", "tcp://2376", mtls, "", `invalid docker-socket "tcp://2376": want tcp://HOST:PORT`},
+		{"/run/berth/berth.sock", "unix://", TLSConfig{}, "", `invalid docker-socket "unix://": no path`},
+		{"/run/berth/berth.sock", "http://x", TLSConfig{}, "", `invalid docker-socket "http://x": want unix://PATH, a path, or tcp://HOST:PORT`},
 	} {
-		c := Config{Socket: tc.sock, DockerSocket: tc.docker}
-		err := c.validateDockerSocket()
-		if (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) || (err == nil && c.DockerSocket != tc.want) {
-			t.Errorf("%q: got %q, %v; want %q, %q", tc.docker, c.DockerSocket, err, tc.want, tc.err)
+		c := Config{Socket: tc.sock, DockerSocket: tc.docker, TLS: tc.tls}
+		var err error
+		if c.listen, err = parseListen("socket", c.Socket, c.TLS); err != nil {
+			t.Fatal(err)
+		}
+		err = c.validateDockerSocket()
+		got := ""
+		if c.dockerListen.network != "" {
+			got = c.dockerListen.network + " " + c.dockerListen.addr
+		}
+		if (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) || (err == nil && got != tc.want) {
+			t.Errorf("%q: got %q, %v; want %q, %q", tc.docker, got, err, tc.want, tc.err)
 		}
 	}
 }

@@ -79,28 +79,29 @@ type listenAddr struct {
 	tls     *tls.Config // mutual TLS for tcp; nil for unix
 }
 
-// parseListen parses --socket: unix://PATH or a path, or tcp://HOST:PORT, which only
-// with mutual TLS: berth's API can create namespaces and firewall rules as root, so a TCP
-// port anyone on the network can reach must ask every client for a certificate.
-func parseListen(s string, tc TLSConfig) (listenAddr, error) {
+// parseListen parses a listen flag (field: its name, for errors): unix://PATH or a path,
+// or tcp://HOST:PORT, which only with mutual TLS: berth's APIs can create namespaces and
+// firewall rules as root, so a TCP port anyone on the network can reach must ask every
+// client for a certificate.
+func parseListen(field, s string, tc TLSConfig) (listenAddr, error) {
 	if path, ok := strings.CutPrefix(s, "unix://"); ok {
 		if path == "" {
-			return listenAddr{}, fmt.Errorf("invalid socket %q: no path", s)
+			return listenAddr{}, fmt.Errorf("invalid %s %q: no path", field, s)
 		}
 		return listenAddr{network: "unix", addr: path}, nil
 	}
 	hostport, ok := strings.CutPrefix(s, "tcp://")
 	if !ok {
 		if strings.Contains(s, "://") {
-			return listenAddr{}, fmt.Errorf("invalid socket %q: want unix://PATH, a path, or tcp://HOST:PORT", s)
+			return listenAddr{}, fmt.Errorf("invalid %s %q: want unix://PATH, a path, or tcp://HOST:PORT", field, s)
 		}
 		return listenAddr{network: "unix", addr: s}, nil
 	}
 	if _, port, err := net.SplitHostPort(hostport); err != nil || port == "" {
-		return listenAddr{}, fmt.Errorf("invalid socket %q: want tcp://HOST:PORT", s)
+		return listenAddr{}, fmt.Errorf("invalid %s %q: want tcp://HOST:PORT", field, s)
 	}
 	if !tc.Verify || tc.CACert == "" || tc.Cert == "" || tc.Key == "" {
-		return listenAddr{}, fmt.Errorf("invalid socket %q: tcp:// needs mutual TLS: --tlsverify --tlscacert FILE --tlscert FILE --tlskey FILE", s)
+		return listenAddr{}, fmt.Errorf("invalid %s %q: tcp:// needs mutual TLS: --tlsverify --tlscacert FILE --tlscert FILE --tlskey FILE", field, s)
 	}
 	cfg, err := serverTLS(tc)
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 // daemon's certificate.
 func TestTCPMutualTLS(t *testing.T) {
 	f := tlstest.Write(t, t.TempDir())
-	l, err := parseListen("tcp://127.0.0.1:0", TLSConfig{Verify: true, CACert: f.CA, Cert: f.ServerCert, Key: f.ServerKey})
+	l, err := parseListen("socket", "tcp://127.0.0.1:0", TLSConfig{Verify: true, CACert: f.CA, Cert: f.ServerCert, Key: f.ServerKey})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func newDaemonCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.Root, "root", "/var/lib/berth", "state directory")
 	f.StringVar(&cfg.Socket, "socket", api.DefaultSocket, "API socket: a path, unix://PATH, or tcp://HOST:PORT with --tlsverify --tlscacert --tlscert --tlskey")
-	f.StringVar(&cfg.DockerSocket, "docker-socket", "", "also serve Docker's Engine API (networks, events) on this unix socket, for docker's CLI and SDKs (DOCKER_HOST=unix://PATH)")
+	f.StringVar(&cfg.DockerSocket, "docker-socket", "", "also serve Docker's Engine API (networks, events) here, for docker's CLI and SDKs: a unix socket path (DOCKER_HOST=unix://PATH), or tcp://HOST:PORT with the --tlsverify files, as dockerd -H")
 	f.StringVar(&cfg.ExecRoot, "exec-root", "", "runtime directory, best a tmpfs: sandbox file copies for runtimes, create intents (default: the socket's directory)")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&cfg.ResolvConf, "resolv-conf", "/etc/resolv.conf", "host resolv.conf with the upstream servers")
