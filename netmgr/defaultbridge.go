@@ -126,7 +126,9 @@ func (m *Manager) defaultBridgeSubnets(snap *store.Snapshot, old *store.Network,
 	c := m.cfg.DefaultBridge
 	var used []netip.Prefix
 	for _, n := range snap.Networks() {
-		if old != nil && n.ID == old.ID {
+		// Its own subnets are for it to keep; a configuration network's hold no
+		// addresses (usedPrefixes).
+		if old != nil && n.ID == old.ID || n.ConfigOnly {
 			continue
 		}
 		for _, s := range n.Subnets {

@@ -229,3 +229,17 @@ func TestDefaultBridgeRestart(t *testing.T) {
 		t.Errorf("new pools: deleted %v, subnets %+v; want 10.40.0.0/24", r.deleted(), n.Subnets)
 	}
 }
+
+// A configuration network holds no addresses (it has no bridge and no endpoints), so its
+// subnet does not keep the default bridge from taking --bip there, as for any network.
+func TestDefaultBridgeBIPOverConfigOnly(t *testing.T) {
+	r := newOptsRig(t)
+	m := r.mustStart(Config{})
+	mustNetwork(t, m, api.NetworkCreate{Name: "cfg", ConfigOnly: true, Subnets: []string{"10.50.0.0/24"}})
+	if _, err := r.start(Config{DefaultBridge: BridgeDefaults{BIP: mustPrefix("10.50.0.1/24")}}); err != nil {
+		t.Fatalf("restart with --bip in a configuration network's subnet: %v", err)
+	}
+	if got := r.bridge().Subnets[0].Subnet; got != mustPrefix("10.50.0.0/24") {
+		t.Errorf("default bridge subnet %s, want 10.50.0.0/24", got)
+	}
+}
