@@ -44,6 +44,15 @@ func (m *Manager) ensurePredefined() error {
 	if len(add) == 0 {
 		return nil
 	}
+	if remake {
+		// New addresses or MTU on a bridge no sandbox is on: the bridge goes, and Restore
+		// makes it again from the record (an MTU once set would otherwise stay after --mtu
+		// is dropped). Kernel first, record second: a start that fails or is killed in
+		// between finds the old record and re-makes the bridge again.
+		if err := m.cfg.Kernel.DeleteLink(bridge.Bridge); err != nil {
+			return fmt.Errorf("delete bridge %s to make it again: %w", bridge.Bridge, err)
+		}
+	}
 	err = m.cfg.Store.Update(func(tx *store.Tx) error {
 		for _, n := range add {
 			if err := tx.PutNetwork(n); err != nil {
@@ -52,15 +61,12 @@ func (m *Manager) ensurePredefined() error {
 		}
 		return nil
 	})
-	if err != nil || !remake {
+	if err != nil {
 		return err
 	}
-	// New addresses or MTU on a bridge no sandbox is on: the bridge goes, and Restore makes
-	// it again from the record (an MTU once set would otherwise stay after --mtu is dropped).
-	if err := m.cfg.Kernel.DeleteLink(bridge.Bridge); err != nil {
-		return fmt.Errorf("delete bridge %s to make it again: %w", bridge.Bridge, err)
+	if remake {
+		m.cfg.Log.Info("default bridge reconfigured", "network", DefaultNetwork, "subnets", bridge.Subnets, "mtu", bridge.MTU)
 	}
-	m.cfg.Log.Info("default bridge reconfigured", "network", DefaultNetwork, "subnets", bridge.Subnets, "mtu", bridge.MTU)
 	return nil
 }
 

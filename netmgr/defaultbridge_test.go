@@ -243,3 +243,22 @@ func TestDefaultBridgeBIPOverConfigOnly(t *testing.T) {
 		t.Errorf("default bridge subnet %s, want 10.50.0.0/24", got)
 	}
 }
+
+// A start that fails to delete the bridge it re-makes (or is killed right then) leaves the
+// record as it was, so the next start re-makes the bridge again: were the record written
+// first, that start would find nothing to do and leave the old MTU on the bridge.
+func TestDefaultBridgeRemakeRetried(t *testing.T) {
+	r := newOptsRig(t)
+	r.mustStart(Config{DefaultBridge: BridgeDefaults{MTU: 1450}})
+	r.k.failOn = "DeleteLink"
+	if _, err := r.start(Config{}); err == nil {
+		t.Fatal("start with the bridge's deletion failing: no error")
+	}
+	if n := r.bridge(); n.MTU != 1450 {
+		t.Errorf("after the failed start: recorded MTU %d, want 1450 (the bridge still has it)", n.MTU)
+	}
+	r.mustStart(Config{})
+	if n := r.bridge(); !r.deleted() || n.MTU != 0 {
+		t.Errorf("next start: bridge deleted %v, MTU %d; want it re-made with the kernel's MTU", r.deleted(), n.MTU)
+	}
+}

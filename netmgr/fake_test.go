@@ -76,6 +76,9 @@ func (k *fakeKernel) DeleteLink(name string) error {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if err := k.fail("DeleteLink"); err != nil {
+		return err
+	}
 	delete(k.links, name)
 	k.did("DeleteLink")
 	return nil
