@@ -217,12 +217,11 @@ func portFilter(args filters.Args, key string) (portRanges, error) {
 		if strings.Contains(value, ":") {
 			return nil, &filterError{fmt.Sprintf("filter for '%s' should not contain ':': %s", key, value)}
 		}
-		port, proto := value, "tcp"
-		if p, pr, ok := strings.Cut(value, "/"); ok && p != "" {
-			port = p
-			if pr != "" {
-				proto, _, _ = strings.Cut(pr, "/")
-			}
+		// dockerd 20.10's nat.SplitProtoPort: the proto ends at the next "/" ("80/udp/x" is
+		// 80/udp, which nat v0.8.2 no longer reads so), and "/udp" has no port at all.
+		port, proto, _ := strings.Cut(value, "/")
+		if proto, _, _ = strings.Cut(proto, "/"); proto == "" {
+			proto = "tcp"
 		}
 		first, last, err := nat.ParsePortRange(port)
 		if err != nil {

@@ -160,6 +160,9 @@ func TestSandboxFilters(t *testing.T) {
 		{"publish=8999-9000/udp", "web1"},
 		{"publish=80/sctp", ""},
 		{"publish=80/foo", ""},
+		{"publish=9000/udp/x", "web1"}, // 20.10 reads the proto up to the next /
+		{"publish=/udp", "error while looking up for publish /udp: empty string specified for ports"}, // oracle: "Empty string ..." (its nat version)
+		{"expose=/tcp", "error while looking up for expose /tcp: empty string specified for ports"},
 		{"expose=7001", "web1"},
 		{"expose=7001/tcp", "web1"},
 		{"expose=80", "web1"},
