@@ -73,11 +73,12 @@ func (h *eventHub) subscribe(since time.Time) (past []api.Event, ch chan api.Eve
 
 // streamEvents serves GET /v1/events[?since=T][&until=T][&filters=JSON]: newline-delimited
 // JSON of the events that match, until the client goes away or until has passed. since and
-// until take what Docker's do (a duration ago, an RFC 3339 time, unix seconds).
+// until take what Docker's do (a duration ago, an RFC 3339 time, unix seconds). Without
+// since, the stream starts now, or, with until, at the first kept event (as dockerd).
 func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	now := time.Now().UTC()
 	q := r.URL.Query()
-	since, until := now, time.Time{}
+	var since, until time.Time
 	for _, p := range []struct {
 		name string
 		t    *time.Time
@@ -90,6 +91,9 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) {
 			}
 			*p.t = t
 		}
+	}
+	if since.IsZero() && until.IsZero() {
+		since = now
 	}
 	args, err := queryFilters(r)
 	if err != nil {

@@ -449,6 +449,9 @@ func TestEventStreamFilters(t *testing.T) {
 		{"since=" + ts(start) + "&until=" + ts(time.Now()) + f(`{"type":["network"],"event":["create"]}`), 200, "create evnet, create late"},
 		{"since=" + ts(start) + "&until=" + ts(time.Now()) + f(`{"sandbox":["c1"]}`), 200, "connect c1, disconnect c1"},
 		{"since=1h&until=0" + f(`{"type":["daemon"]}`), 200, ""}, // until 0: the epoch, long past
+		// until without since replays what was kept up to until, as dockerd does (oracle:
+		// `docker events --until 0s` prints the kept events and ends).
+		{"until=" + ts(mid) + f(`{"type":["network"],"event":["create"]}`), 200, "create evnet"},
 		{"since=abc", 400, `{"message":"invalid since \"abc\": failed to parse value as time or duration: \"abc\""}` + "\n"},
 	} {
 		code, got := stream(tc.query)

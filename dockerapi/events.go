@@ -115,8 +115,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	from := since
-	if from.IsZero() {
-		from = time.Now() // no since: only what happens from now on
+	if from.IsZero() && until.IsZero() {
+		// Neither: only what happens from now on. until alone replays every kept event
+		// up to it, as dockerd's loadBufferedEvents does.
+		from = time.Now()
 	}
 	past, next, cancel := s.b.Events(from)
 	defer cancel()

@@ -212,6 +212,26 @@ func TestEventStreamPastOnly(t *testing.T) {
 	}
 }
 
+// TestEventStreamUntilOnly: until without since replays every kept event up to until, as
+// dockerd's loadBufferedEvents does (oracle: `docker events --until 0s` prints the network
+// connect and create events it kept, then ends).
+func TestEventStreamUntilOnly(t *testing.T) {
+	now := time.Now()
+	f := &fakeBackend{past: []api.Event{
+		{Time: now.Add(-time.Hour), Type: "network", Action: "create", ID: "aa", Name: "a"},
+		{Time: now.Add(-time.Second), Type: "network", Action: "create", ID: "bb", Name: "b"},
+	}}
+	q := url.Values{"until": {strconv.FormatInt(now.Add(-2*time.Second).Unix(), 10)}}
+	w := do(t, f, "GET", "/events?"+q.Encode(), "")
+	if !f.since.IsZero() {
+		t.Errorf("backend since %v; want the zero time (all kept events)", f.since)
+	}
+	var m message
+	if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil || m.Actor.Attributes["name"] != "a" {
+		t.Errorf("got %q (%v); want a's create alone", w.Body, err)
+	}
+}
+
 func TestEventErrors(t *testing.T) {
 	for _, tc := range []struct{ query, msg string }{
 		{"since=20&until=10", "`since` time (20) cannot be after `until` time (10)"}, // dockerd's words
