@@ -40,16 +40,6 @@ func (c *client) stream(ctx context.Context, path string, args filters.Args, fn 
 	return c.Events(ctx, path, args, fn)
 }
 
-// filterPath adds the --filter flags (KEY=VALUE, repeatable) to path as the filters query
-// parameter, Docker's JSON.
-func filterPath(path string, list []string) (string, error) {
-	args, err := filters.Parse(list)
-	if err != nil {
-		return "", err
-	}
-	return apiclient.WithFilters(path, args), nil
-}
-
 // isUnreachable: no request reached the daemon, so commands over several refs stop at the
 // first instead of repeating it for each.
 func isUnreachable(err error) bool { return apiclient.IsUnreachable(err) }

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"berth/api"
+	"berth/internal/filters"
 )
 
 // newNetworkCmd groups the network commands; each is a thin client of one API call.
@@ -114,12 +115,12 @@ func newNetworkLsCmd(o *globalOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			path, err := filterPath("/networks", filter)
+			args, err := filters.Parse(filter)
 			if err != nil {
 				return err
 			}
-			var nets []api.Network
-			if err := c.get(cmd.Context(), path, &nets); err != nil {
+			nets, err := c.Networks(cmd.Context(), args)
+			if err != nil {
 				return err
 			}
 			return networkLister.write(o.stdout, lt, nets, !lf.noTrunc)
@@ -252,15 +253,15 @@ func newNetworkPruneCmd(o *globalOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			path, err := filterPath("/networks/prune", filter)
+			args, err := filters.Parse(filter)
 			if err != nil {
 				return err
 			}
-			var resp api.PruneResponse
-			if err := c.post(cmd.Context(), path, nil, &resp); err != nil {
+			deleted, err := c.PruneNetworks(cmd.Context(), args)
+			if err != nil {
 				return err
 			}
-			for _, name := range resp.Deleted {
+			for _, name := range deleted {
 				fmt.Fprintln(o.stdout, name)
 			}
 			return nil

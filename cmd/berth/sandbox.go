@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"berth/api"
+	"berth/internal/filters"
 )
 
 // newSandboxCmd groups the sandbox commands; each is a thin client of one API call.
@@ -168,12 +169,12 @@ func newSandboxLsCmd(o *globalOpts, use string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			path, err := filterPath("/sandboxes", filter)
+			args, err := filters.Parse(filter)
 			if err != nil {
 				return err
 			}
-			var sbs []api.Sandbox
-			if err := c.get(cmd.Context(), path, &sbs); err != nil {
+			sbs, err := c.Sandboxes(cmd.Context(), args)
+			if err != nil {
 				return err
 			}
 			return sandboxLister.write(o.stdout, lt, sbs, !lf.noTrunc)
