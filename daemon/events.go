@@ -92,6 +92,10 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) {
 			*p.t = t
 		}
 	}
+	if !until.IsZero() && until.Before(since) {
+		writeError(w, &filterError{fmt.Sprintf("`since` time (%s) cannot be after `until` time (%s)", q.Get("since"), q.Get("until"))})
+		return
+	}
 	if since.IsZero() && until.IsZero() {
 		since = now
 	}

@@ -448,10 +448,13 @@ func TestEventStreamFilters(t *testing.T) {
 		{"since=" + ts(start) + "&until=" + ts(mid) + f(`{"type":["network"],"event":["create"]}`), 200, "create evnet"},
 		{"since=" + ts(start) + "&until=" + ts(time.Now()) + f(`{"type":["network"],"event":["create"]}`), 200, "create evnet, create late"},
 		{"since=" + ts(start) + "&until=" + ts(time.Now()) + f(`{"sandbox":["c1"]}`), 200, "connect c1, disconnect c1"},
-		{"since=1h&until=0" + f(`{"type":["daemon"]}`), 200, ""}, // until 0: the epoch, long past
+		{"until=0" + f(`{"type":["daemon"]}`), 200, ""}, // until 0: the epoch, long past
 		// until without since replays what was kept up to until, as dockerd does (oracle:
 		// `docker events --until 0s` prints the kept events and ends).
 		{"until=" + ts(mid) + f(`{"type":["network"],"event":["create"]}`), 200, "create evnet"},
+		// dockerd's words and 400, not an empty stream (oracle: `docker events --since 1h
+		// --until 0`: "`since` time (1796631707) cannot be after `until` time (0)").
+		{"since=1h&until=0", 400, "{\"message\":\"`since` time (1h) cannot be after `until` time (0)\"}\n"},
 		{"since=abc", 400, `{"message":"invalid since \"abc\": failed to parse value as time or duration: \"abc\""}` + "\n"},
 	} {
 		code, got := stream(tc.query)
