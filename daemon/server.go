@@ -22,9 +22,9 @@ import (
 // KiB, so anything near this is a mistake or an attack, refused before it is buffered.
 const maxBody = 1 << 20
 
-// server is the HTTP API over the daemon. Mutations go through the daemon's changes
-// (daemon_ops.go: netmgr, then dnsd and events); reads come straight from a store snapshot
-// and never wait for a mutation.
+// server is the HTTP API over the daemon. Mutations call netmgr (a sandbox create goes
+// through daemon_ops.go, which starts its DNS); events and DNS follow in Changed. Reads come
+// straight from a store snapshot and never wait for a mutation.
 type server struct {
 	d   *daemon
 	log *slog.Logger
@@ -124,7 +124,8 @@ func (s *server) pruneNetworks(w http.ResponseWriter, r *http.Request) {
 	httplog.WriteJSON(w, http.StatusOK, api.PruneResponse{Deleted: nonNil(deleted)})
 }
 
-// connect and disconnect go through the daemon, not netmgr directly: DNS hooks in there.
+// connect and disconnect call netmgr; Changed follows (the event, a DNS server a connected
+// sandbox now needs).
 func (s *server) connect(w http.ResponseWriter, r *http.Request) {
 	var req api.NetworkConnect
 	if decodeBody(w, r, &req) {
