@@ -35,12 +35,13 @@ type Subnet struct {
 	IPRange netip.Prefix `json:"IPRange,omitempty"` // dynamic addresses come from here; zero means Subnet
 }
 
-// Network is a bridge network (or one of the predefined none/host pseudo networks).
+// Network is a bridge network (or one of the predefined none/host pseudo networks, or a
+// configuration network: ConfigOnly).
 type Network struct {
 	ID       string `json:"ID"`   // 64 hex
 	Name     string `json:"Name"` // as given; unique case-insensitively
 	Driver   string `json:"Driver"`
-	Bridge   string `json:"Bridge"` // kernel device name; empty for none/host
+	Bridge   string `json:"Bridge"` // kernel device name; empty for none/host and configuration networks
 	MAC      string `json:"MAC"`    // fixed bridge MAC, so it never follows a port
 	MTU      int    `json:"MTU"`    // 0 means the kernel default (1500)
 	Internal bool   `json:"Internal"`
