@@ -214,22 +214,3 @@ func (a Args) MatchKVList(key string, labels map[string]string) bool {
 	}
 	return true
 }
-
-// GetBoolOrDefault returns key's value as a bool ("true"/"1", "false"/"0"), def when the
-// key is absent. No value, another word, or both true and false: Docker's
-// "invalid filter 'KEY=[VALUES]'".
-func (a Args) GetBoolOrDefault(key string, def bool) (bool, error) {
-	values, ok := a[key]
-	if !ok {
-		return def, nil
-	}
-	if len(values) == 0 {
-		return def, &Error{Key: key}
-	}
-	isFalse := slices.Contains(values, "0") || slices.Contains(values, "false")
-	isTrue := slices.Contains(values, "1") || slices.Contains(values, "true")
-	if isFalse == isTrue {
-		return def, &Error{Key: key, Values: slices.Clone(values)}
-	}
-	return isTrue, nil
-}

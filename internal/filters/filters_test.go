@@ -133,34 +133,3 @@ func TestMatchers(t *testing.T) {
 		}
 	}
 }
-
-func TestGetBoolOrDefault(t *testing.T) {
-	for _, tc := range []struct {
-		a    Args
-		def  bool
-		want bool
-		err  string
-	}{
-		{a: Args{}, def: true, want: true},
-		{a: Args{"dangling": {"true"}}, want: true},
-		{a: Args{"dangling": {"1"}}, want: true},
-		{a: Args{"dangling": {"false"}}, def: true, want: false},
-		{a: Args{"dangling": {"0"}}, def: true, want: false},
-		{a: Args{"dangling": {"true", "1"}}, want: true},
-		// docker 20.10: image ls -f dangling=maybe: Invalid filter 'dangling=[maybe]'
-		{a: Args{"dangling": {"maybe"}}, err: "Invalid filter 'dangling=[maybe]'"},
-		{a: Args{"dangling": {"true", "false"}}, err: "Invalid filter 'dangling=[true false]'"},
-		{a: Args{"dangling": {}}, err: "Invalid filter 'dangling'"},
-	} {
-		got, err := tc.a.GetBoolOrDefault("dangling", tc.def)
-		if tc.err != "" {
-			if err == nil || err.Error() != tc.err || !Invalid(err) {
-				t.Errorf("%v: error = %v, want %q", tc.a, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("%v: = %v, %v; want %v", tc.a, got, err, tc.want)
-		}
-	}
-}
