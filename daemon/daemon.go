@@ -234,18 +234,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Metrics != "" {
 		stopMetrics, err := serveMetrics(cfg.Metrics, d.metrics)
 		if err != nil {
+			ln.Close() // a failed start leaves no API socket (nor its file) behind
 			return err
 		}
 		defer stopMetrics()
 	}
-	// Event streams end when shutdown starts, so a graceful stop never waits on them.
-	srv.RegisterOnShutdown(apiSrv.stopStreams)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	var dockerErr <-chan error // nil without --docker-socket: never ready
 	if cfg.DockerSocket != "" {
 		var stopDocker func(context.Context) error
 		if stopDocker, dockerErr, err = d.serveDocker(); err != nil {
+			ln.Close()
 			return err
 		}
 		defer func() { // after the API server's shutdown, with its own deadline
@@ -254,6 +252,11 @@ func Run(ctx context.Context, cfg Config) error {
 			stopDocker(sctx)
 		}()
 	}
+	// Event streams end when shutdown starts, so a graceful stop never waits on them.
+	srv.RegisterOnShutdown(apiSrv.stopStreams)
+	// Served only once every other listener is up: until then the start can still fail.
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
 	log.Info("daemon started", "root", cfg.Root, "socket", cfg.Socket, "iptables", cfg.IPTables)
 	// Under systemd (Type=notify) say ready only now: state restored, DNS reopened, socket up.
 	if _, err := sdnotify.SdNotify(false, sdnotify.SdNotifyReady); err != nil {
