@@ -53,6 +53,17 @@ func TestValidateNetworkOptions(t *testing.T) {
 		{"config-from opt", api.NetworkCreate{Name: "n", ConfigFrom: "cfg", Options: map[string]string{OptMTU: "1400"}},
 			`invalid config-from "cfg": network driver options are not supported if the network depends on a configuration network`},
 		{"config-from internal", api.NetworkCreate{Name: "n", ConfigFrom: "cfg", Internal: true, Attachable: true}, ""},
+		// oracle (dockerd 20.10): with two faults, the operator fields are named before
+		// --config-from, and user configuration before driver options.
+		{"config-only from internal", api.NetworkCreate{Name: "n", ConfigOnly: true, ConfigFrom: "cfg", Internal: true},
+			`invalid config-only "true": configuration network can only contain network specific fields. ` +
+				`Network operator fields like [ ingress | internal | attachable | scope ] are not supported.`},
+		{"config-from opt and subnet", api.NetworkCreate{Name: "n", ConfigFrom: "cfg", Options: map[string]string{OptMTU: "1400"},
+			Subnets: []string{"10.82.0.0/24"}},
+			`invalid config-from "cfg": user specified configurations are not supported if the network depends on a configuration network`},
+		{"config-from opt and label", api.NetworkCreate{Name: "n", ConfigFrom: "cfg", Options: map[string]string{OptMTU: "1400"},
+			Labels: map[string]string{"a": "b"}},
+			`invalid config-from "cfg": user specified configurations are not supported if the network depends on a configuration network`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

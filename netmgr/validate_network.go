@@ -90,31 +90,29 @@ func ValidateNetworkCreate(req api.NetworkCreate) (NetworkSpec, error) {
 }
 
 // checkConfigFlags applies Docker's rules for --config-only and --config-from (the texts of
-// dockerd 20.10; moby daemon/libnetwork/network.go, validateConfiguration). What a
-// --config-from network may not set is what it takes from the configuration network.
+// dockerd 20.10; moby daemon/libnetwork/network.go, validateConfiguration), in its order:
+// a request with two faults gets dockerd's first. What a --config-from network may not set
+// is what it takes from the configuration network.
 func checkConfigFlags(req api.NetworkCreate) error {
-	if req.ConfigOnly {
-		if req.ConfigFrom != "" {
-			return invalid("config-from", req.ConfigFrom, "a configuration network cannot depend on another configuration network")
-		}
-		if req.Internal || req.Attachable {
-			return invalid("config-only", "true", "configuration network can only contain network specific fields. "+
-				"Network operator fields like [ ingress | internal | attachable | scope ] are not supported.")
-		}
-		return nil
+	if req.ConfigOnly && (req.Internal || req.Attachable) {
+		return invalid("config-only", "true", "configuration network can only contain network specific fields. "+
+			"Network operator fields like [ ingress | internal | attachable | scope ] are not supported.")
 	}
 	if req.ConfigFrom == "" {
 		return nil
 	}
+	if req.ConfigOnly {
+		return invalid("config-from", req.ConfigFrom, "a configuration network cannot depend on another configuration network")
+	}
 	if err := checkName("config-from", req.ConfigFrom); err != nil {
 		return err
-	}
-	if len(req.Options) > 0 {
-		return invalid("config-from", req.ConfigFrom, "network driver options are not supported if the network depends on a configuration network")
 	}
 	if len(req.Subnets) > 0 || len(req.Gateways) > 0 || len(req.IPRanges) > 0 || req.IPRange != "" ||
 		len(req.AuxAddresses) > 0 || req.IPv6 || req.IPv4 != nil && !*req.IPv4 || len(req.Labels) > 0 {
 		return invalid("config-from", req.ConfigFrom, "user specified configurations are not supported if the network depends on a configuration network")
+	}
+	if len(req.Options) > 0 {
+		return invalid("config-from", req.ConfigFrom, "network driver options are not supported if the network depends on a configuration network")
 	}
 	return nil
 }
