@@ -1,6 +1,6 @@
 // Package dockerapi is the network part of Docker's Engine API in front of berth, so that
-// Docker's own clients (the docker CLI, the Go SDK, compose, anything speaking API 1.24 to
-// 1.48) drive berth's networks: `DOCKER_HOST=unix://PATH docker network create|ls|inspect|
+// Docker's own clients (the docker CLI, the Go SDK, anything speaking API 1.24 to 1.48)
+// drive berth's networks: `DOCKER_HOST=unix://PATH docker network create|ls|inspect|
 // connect|disconnect|rm|prune` and `docker events`. A container of Docker's is a berth
 // sandbox (by name or ID).
 //
@@ -84,7 +84,6 @@ type Config struct {
 // Server is the Engine API as an http.Handler.
 type Server struct {
 	b   Backend
-	log *slog.Logger
 	mux *http.ServeMux
 	// logged is serve wrapped in the request log.
 	logged http.Handler
@@ -100,7 +99,7 @@ func New(cfg Config) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{b: cfg.Backend, log: log, mux: http.NewServeMux(), streams: ctx, stopStreams: cancel}
+	s := &Server{b: cfg.Backend, mux: http.NewServeMux(), streams: ctx, stopStreams: cancel}
 	s.routes()
 	s.logged = httplog.Handler(log, http.HandlerFunc(s.serve), "api", "docker")
 	return s
