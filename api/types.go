@@ -1,5 +1,5 @@
 // Package api holds the request and response types of berth's HTTP API (JSON over the
-// daemon's unix socket, under /v1). It has no logic: client and daemon share these shapes,
+// daemon's socket, under /v1). It has no logic: client and daemon share these shapes,
 // and netmgr's change methods take the requests (fields tagged `json:"-"` come from the
 // URL, not the body).
 package api

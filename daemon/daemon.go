@@ -1,7 +1,7 @@
 // Package daemon is what runs inside `berth daemon`: it composes the store, netmgr and
-// dnsd, replays the state at start, and serves the HTTP API (and /metrics) on the unix
-// socket. It holds no records of its own and does no kernel work itself; the CLI reaches
-// it only over the socket.
+// dnsd, replays the state at start, and serves the HTTP API (and /metrics) on its socket
+// (unix, or tcp:// behind mutual TLS). It holds no records of its own and does no kernel
+// work itself; the CLI reaches it only over the socket.
 package daemon
 
 import (
@@ -46,7 +46,7 @@ const shutdownTimeout = 10 * time.Second
 // Config is what `berth daemon` was started with.
 type Config struct {
 	Root       string // state dir: state.db
-	Socket     string // API unix socket
+	Socket     string // --socket: the API's unix socket (a path, unix://PATH) or tcp://HOST:PORT with TLS
 	ExecRoot   string // runtime files that a reboot may clear, like the kernel objects: sandbox file copies, create intents, dnsd's clean list
 	LogLevel   slog.Level
 	ResolvConf string       // the host's resolv.conf, source of upstream servers
@@ -58,7 +58,8 @@ type Config struct {
 	Metrics    string       // --metrics-addr: also serve /metrics on this TCP address
 	Group      string       // --group: the group that owns the API socket ("": root's)
 	// DockerSocket is --docker-socket: also serve Docker's Engine API (network part) on
-	// this unix socket, with the API socket's mode and group ("": not served).
+	// this unix socket, with the API socket's mode and group, or on tcp://HOST:PORT with
+	// TLS's mutual TLS ("": not served).
 	DockerSocket string
 	// FirewallCheck is --firewall-check-interval: how often the firewall is checked and
 	// repaired besides after other programs' changes (0: only after those).

@@ -1,5 +1,5 @@
-// Package client speaks berth's JSON API over the daemon's unix socket, for programs other
-// than the berth CLI (the CNI plugin). It owns no state beyond one HTTP transport and has no
+// Package client speaks berth's JSON API over the daemon's socket (unix, or tcp:// with
+// mutual TLS), for the berth CLI and other programs (the CNI plugin). It owns no state beyond one HTTP transport and has no
 // policy: it sends api types and hands back the daemon's answer, classified by status.
 package client
 
