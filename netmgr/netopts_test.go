@@ -308,3 +308,41 @@ func TestULABase(t *testing.T) {
 		t.Errorf("picked IPv6 subnets %v, want the first /64s of %s in order: %v", got, base, want)
 	}
 }
+
+// TestConfigOnlyAuxUnallocated: a configuration network allocates nothing, so an aux
+// address on its gateway, network address or twice is taken (oracle, dockerd 20.10:
+// created) and refused only by a network made --config-from it, in dockerd's words. One
+// outside every subnet is the docker CLI's refusal, for both.
+func TestConfigOnlyAuxUnallocated(t *testing.T) {
+	m, _ := newTestManager(t)
+	for _, tc := range []struct {
+		name string
+		req  api.NetworkCreate
+		want string // of the --config-from network
+	}{
+		{"gateway", api.NetworkCreate{Subnets: []string{"10.61.0.0/24"}, Gateways: []string{"10.61.0.5"},
+			AuxAddresses: map[string]string{"r": "10.61.0.5"}},
+			`invalid aux-address "r=10.61.0.5": failed to allocate secondary ip address (r:10.61.0.5): Address already in use`},
+		{"netaddr", api.NetworkCreate{Subnets: []string{"10.62.0.0/24"}, AuxAddresses: map[string]string{"r": "10.62.0.0"}},
+			`invalid aux-address "r=10.62.0.0": failed to allocate secondary ip address (r:10.62.0.0): Address already in use`},
+		{"twice", api.NetworkCreate{Subnets: []string{"10.63.0.0/24"}, AuxAddresses: map[string]string{"r": "10.63.0.9", "s": "10.63.0.9"}},
+			`invalid aux-address "s=10.63.0.9": failed to allocate secondary ip address (s:10.63.0.9): Address already in use`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.Name, tc.req.ConfigOnly = "cfg-"+tc.name, true
+			if _, err := m.CreateNetwork(t.Context(), tc.req); err != nil {
+				t.Fatalf("config-only: %v, want it created", err)
+			}
+			_, err := m.CreateNetwork(t.Context(), api.NetworkCreate{Name: "from-" + tc.name, ConfigFrom: tc.req.Name})
+			if got := errText(err); got != tc.want {
+				t.Errorf("config-from:\n got %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+	// oracle (docker CLI): No matching subnet for aux-address 10.67.0.9
+	_, err := m.CreateNetwork(t.Context(), api.NetworkCreate{Name: "cfg6", ConfigOnly: true, Subnets: []string{"10.66.0.0/24"},
+		AuxAddresses: map[string]string{"r": "10.67.0.9"}})
+	if got, want := errText(err), `invalid aux-address "r=10.67.0.9": no matching subnet for aux-address 10.67.0.9`; got != want {
+		t.Errorf("config-only aux outside:\n got %s\nwant %s", got, want)
+	}
+}

@@ -254,7 +254,7 @@ func (m *Manager) buildSubnets(snap *store.Snapshot, n *store.Network, spec Netw
 		return nil, err
 	}
 	var err error
-	if n.Aux, err = setAux(subs, spec.Aux); err != nil {
+	if n.Aux, err = setAux(subs, spec.Aux, !n.ConfigOnly); err != nil {
 		return nil, err
 	}
 	return subs, nil
@@ -337,11 +337,12 @@ func setIPRanges(subs []store.Subnet, ranges []Given[netip.Prefix]) error {
 }
 
 // setAux checks that each --aux-address is in a subnet (docker network create's rule and
-// words) and not an address the subnet reserves already: dockerd refuses the network
-// address, the gateway, the IPv4 broadcast and a second name for one address with
-// "failed to allocate secondary ip address (NAME:IP): Address already in use". It returns
-// the network's Aux, or nil.
-func setAux(subs []store.Subnet, aux []AuxAddress) (map[string]netip.Addr, error) {
+// words) and, if alloc, not an address the subnet reserves already: dockerd refuses the
+// network address, the gateway, the IPv4 broadcast and a second name for one address with
+// "failed to allocate secondary ip address (NAME:IP): Address already in use". A
+// configuration network allocates nothing (!alloc): dockerd takes those, and refuses them
+// when a network is made --config-from it. It returns the network's Aux, or nil.
+func setAux(subs []store.Subnet, aux []AuxAddress, alloc bool) (map[string]netip.Addr, error) {
 	var out map[string]netip.Addr
 	for _, x := range aux {
 		a := x.Addr.Value
@@ -349,7 +350,7 @@ func setAux(subs []store.Subnet, aux []AuxAddress) (map[string]netip.Addr, error
 		if i < 0 {
 			return nil, invalid("aux-address", x.Addr.Text, "no matching subnet for aux-address %s", a)
 		}
-		if reserved(subs[i], a) || slices.Contains(slices.Collect(maps.Values(out)), a) {
+		if alloc && (reserved(subs[i], a) || slices.Contains(slices.Collect(maps.Values(out)), a)) {
 			return nil, invalid("aux-address", x.Addr.Text, "failed to allocate secondary ip address (%s:%s): Address already in use", x.Name, a)
 		}
 		if out == nil {
