@@ -112,6 +112,7 @@ type Network struct {
 	IPAM       IPAM                        `json:"IPAM"`
 	Internal   bool                        `json:"Internal"`
 	Attachable bool                        `json:"Attachable"`
+	Ingress    bool                        `json:"Ingress"`    // always false (no swarm routing mesh); docker's inspect has it
 	ConfigFrom ConfigReference             `json:"ConfigFrom"` // Network "" unless created --config-from
 	ConfigOnly bool                        `json:"ConfigOnly"`
 	Containers map[string]NetworkContainer `json:"Containers"`

@@ -46,15 +46,15 @@ func TestNetworkViewOptions(t *testing.T) {
 	}{
 		{cfg, `{"Name":"cfg","Id":"` + cfgID + `",` + zero + `"Scope":"local","Driver":"null","EnableIPv4":true,"EnableIPv6":false,` +
 			`"IPAM":{"Driver":"default","Options":{},"Config":[{"Subnet":"10.80.0.0/24","IPRange":"10.80.0.64/26","AuxiliaryAddresses":{"r":"10.80.0.70"}}]},` +
-			`"Internal":false,"Attachable":false,"ConfigFrom":{"Network":""},"ConfigOnly":true,"Containers":{},` +
+			`"Internal":false,"Attachable":false,"Ingress":false,"ConfigFrom":{"Network":""},"ConfigOnly":true,"Containers":{},` +
 			`"Options":{"com.docker.network.bridge.enable_icc":"false"},"Labels":{"k":"v"}}`},
 		{from, `{"Name":"fromcfg","Id":"` + fromID + `",` + zero + `"Scope":"local","Driver":"bridge","EnableIPv4":true,"EnableIPv6":false,` +
 			`"IPAM":{"Driver":"default","Options":{},"Config":[{"Subnet":"10.80.0.0/24","IPRange":"10.80.0.64/26","Gateway":"10.80.0.1","AuxiliaryAddresses":{"r":"10.80.0.70"}}]},` +
-			`"Internal":false,"Attachable":false,"ConfigFrom":{"Network":"cfg"},"ConfigOnly":false,"Containers":{},` +
+			`"Internal":false,"Attachable":false,"Ingress":false,"ConfigFrom":{"Network":"cfg"},"ConfigOnly":false,"Containers":{},` +
 			`"Options":{"com.docker.network.bridge.enable_icc":"false","com.docker.network.bridge.name":"br-f000"},"Labels":{"k":"v"}}`},
 		{v6, `{"Name":"v6","Id":"` + v6ID + `",` + zero + `"Scope":"local","Driver":"bridge","EnableIPv4":false,"EnableIPv6":true,` +
 			`"IPAM":{"Driver":"default","Options":{},"Config":[{"Subnet":"fd42:17::/64","Gateway":"fd42:17::1","AuxiliaryAddresses":{"printer":"fd42:17::5"}}]},` +
-			`"Internal":false,"Attachable":true,"ConfigFrom":{"Network":""},"ConfigOnly":false,"Containers":{},` +
+			`"Internal":false,"Attachable":true,"Ingress":false,"ConfigFrom":{"Network":""},"ConfigOnly":false,"Containers":{},` +
 			`"Options":{"com.docker.network.bridge.name":"br-6000"},"Labels":{}}`},
 	} {
 		b, err := json.Marshal(networkView(snap, tc.n, api.NetworkPeer{}))

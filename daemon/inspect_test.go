@@ -36,11 +36,11 @@ func TestNetworkView(t *testing.T) {
 			`","IPv4Address":"172.18.0.2/16","IPv6Address":"","MacAddress":"02:42:ac:12:00:02","Name":"web"}},` +
 			zero + `,"Driver":"bridge","EnableIPv4":true,"EnableIPv6":false,` +
 			`"IPAM":{"Config":[{"Gateway":"172.18.0.1","Subnet":"172.18.0.0/16"}],"Driver":"default","Options":{}},` +
-			`"Id":"` + appID + `","Internal":false,"Labels":{},"Name":"App",` +
+			`"Id":"` + appID + `","Ingress":false,"Internal":false,"Labels":{},"Name":"App",` +
 			`"Options":{"com.docker.network.bridge.name":"br-abc1"},"Scope":"local"}`},
 		{"back", `{"Attachable":false,"ConfigFrom":{"Network":""},"ConfigOnly":false,"Containers":{},` + zero + `,"Driver":"bridge","EnableIPv4":true,"EnableIPv6":false,` +
 			`"IPAM":{"Config":[{"Gateway":"10.9.0.1","IPRange":"10.9.0.128/25","Subnet":"10.9.0.0/24"}],"Driver":"default","Options":{}},` +
-			`"Id":"` + backID + `","Internal":true,"Labels":{"tier":"db"},"Name":"back",` +
+			`"Id":"` + backID + `","Ingress":false,"Internal":true,"Labels":{"tier":"db"},"Name":"back",` +
 			`"Options":{"com.docker.network.bridge.name":"br-abc2"},"Scope":"local"}`},
 	} {
 		if got := getJSON(t, "/v1/networks/"+tc.ref); got != tc.want {

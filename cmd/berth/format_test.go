@@ -273,6 +273,8 @@ func TestNetworkInspectFormat(t *testing.T) {
 		{name: "Go values", args: in("-f", "{{json .Labels}} {{.Labels}} {{.Created}} {{.EnableIPv6}} {{len .Containers}}", "app"),
 			reply:   app,
 			wantOut: `{"a":"1","b":"2"} map[a:1 b:2] 2026-12-07 08:03:25.767705094 +0000 UTC false 1` + "\n"},
+		// The oracle's inspect has Ingress false (and Attachable) on every network.
+		{name: "Ingress as docker", args: in("-f", "{{.Ingress}} {{.Attachable}}", "app"), reply: app, wantOut: "false false\n"},
 		{name: "missing map key", args: in("-f", "{{.Labels.nope}}", "app"), reply: app, wantOut: "<no value>\n"},
 		{name: "functions", reply: app,
 			args:    in("-f", `{{join (split .Name "p") "-"}} {{upper .Name}} {{title .Name}} {{truncate .Name 2}} [{{pad .Name 1 2}}] [{{pad "" 1 2}}] {{lower "AB"}} {{.Id | printf "%.5s"}}`, "app"),
