@@ -247,7 +247,15 @@ func classify(err error) error {
 	return err
 }
 
-// status is err with a status and its own first line as the message.
+// status is err with a status and its own first line as the message, less the ": conflict"
+// or ": not found" that berth's own errors end with (the status says it; dockerd's words
+// have no such tail).
 func status(code int, err error) error {
-	return &dockerapi.Error{Status: code, Message: httplog.FirstLine(err.Error()), Err: err}
+	msg := httplog.FirstLine(err.Error())
+	for _, class := range []error{store.ErrConflict, store.ErrNotFound} {
+		if errors.Is(err, class) {
+			msg = strings.TrimSuffix(msg, ": "+class.Error())
+		}
+	}
+	return &dockerapi.Error{Status: code, Message: msg, Err: err}
 }

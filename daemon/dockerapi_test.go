@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -158,6 +160,26 @@ func TestValidateDockerSocket(t *testing.T) {
 		}
 		if (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) || (err == nil && got != tc.want) {
 			t.Errorf("%q: got %q, %v; want %q, %q", tc.docker, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// TestDockerStatusMessage: berth's class tails (": conflict", ": not found") stay out of
+// the Docker API's messages; the status carries the class, as dockerd's words do.
+func TestDockerStatusMessage(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network: %w", store.ErrConflict),
+			"could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"},
+		{fmt.Errorf("sandbox x: %w", store.ErrNotFound), "sandbox x"},
+		{errors.New("disk full: conflict"), "disk full: conflict"}, // not the class: words kept
+		{fmt.Errorf("first line: %w\nsecond", store.ErrConflict), "first line"},
+	} {
+		var e *dockerapi.Error
+		if !errors.As(status(409, tc.err), &e) || e.Message != tc.want {
+			t.Errorf("%q: message %q; want %q", tc.err, e.Message, tc.want)
 		}
 	}
 }

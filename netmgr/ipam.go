@@ -71,7 +71,8 @@ func (m *Manager) pickSubnet(used, routes []netip.Prefix) (netip.Prefix, error) 
 			}
 		}
 	}
-	return netip.Prefix{}, fmt.Errorf("no free subnet left in the default pools: %w", store.ErrConflict)
+	// dockerd's words (20.10, asked with every default pool taken).
+	return netip.Prefix{}, fmt.Errorf("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network: %w", store.ErrConflict)
 }
 
 // nextPrefix is the prefix of p's length right after p; invalid past the address space.

@@ -240,3 +240,20 @@ func TestIPAMRestart(t *testing.T) {
 		t.Errorf("second open of a held state file: err = %v, want ErrLocked", err)
 	}
 }
+
+// TestPickSubnetExhausted: with every subnet of the pools taken, a create gets dockerd's
+// words (the oracle, dockerd 20.10, with its default pools all used) and a conflict.
+func TestPickSubnetExhausted(t *testing.T) {
+	m := &Manager{cfg: Config{Pools: []Pool{{Base: netip.MustParsePrefix("10.200.0.0/23"), Size: 24}}}}
+	used := []netip.Prefix{netip.MustParsePrefix("10.200.0.0/24")}
+	p, err := m.pickSubnet(used, nil)
+	if err != nil || p != netip.MustParsePrefix("10.200.1.0/24") {
+		t.Fatalf("second subnet: %v, %v; want 10.200.1.0/24", p, err)
+	}
+	used = append(used, p)
+	_, err = m.pickSubnet(used, nil)
+	want := "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network: conflict"
+	if err == nil || err.Error() != want || !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("pools exhausted: %v; want %q", err, want)
+	}
+}
