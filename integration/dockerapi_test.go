@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -181,7 +182,11 @@ func dockerCLIRun(t *testing.T, d *daemon, c dockerClient) {
 
 	// Events: a stream filtered to networks sees a network's create and a connect, not the
 	// sandbox's create in between.
-	ev := exec.Command(c.bin, "events", "--filter", "type=network", "--format", `{{.Type}} {{.Action}} {{.Actor.Attributes.name}} {{index .Actor.Attributes "container"}}`)
+	// --since now: a stream that connects late (a loaded CI machine) still gets the
+	// events made after this line, replayed, instead of missing them.
+	now := time.Now()
+	since := fmt.Sprintf("%d.%09d", now.Unix(), now.Nanosecond())
+	ev := exec.Command(c.bin, "events", "--since", since, "--filter", "type=network", "--format", `{{.Type}} {{.Action}} {{.Actor.Attributes.name}} {{index .Actor.Attributes "container"}}`)
 	ev.Env = append(os.Environ(), "DOCKER_HOST=unix://"+c.sock, "HOME="+c.home, "DOCKER_CONFIG="+c.home)
 	stdout, err := ev.StdoutPipe()
 	if err != nil {
@@ -199,7 +204,6 @@ func dockerCLIRun(t *testing.T, d *daemon, c dockerClient) {
 		}
 		close(lines)
 	}()
-	time.Sleep(300 * time.Millisecond) // let the stream connect
 	c.must("network", "create", "evnet")
 	d.must("sandbox", "create", "--name", "evsb")
 	c.must("network", "connect", "evnet", "evsb")

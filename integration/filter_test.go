@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
@@ -101,7 +102,11 @@ func TestFilters(t *testing.T) {
 	// events: a stream with a filter sees only the network create that matches.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ev := exec.CommandContext(ctx, d.bin, "events", "-f", "type=network", "-f", "event=create", "-f", "network=wanted",
+	// --since now: a stream that connects late (a loaded CI machine) still gets the
+	// events made after this line, replayed, instead of missing them.
+	now := time.Now()
+	since := fmt.Sprintf("%d.%09d", now.Unix(), now.Nanosecond())
+	ev := exec.CommandContext(ctx, d.bin, "events", "--since", since, "-f", "type=network", "-f", "event=create", "-f", "network=wanted",
 		"--format", "{{.Type}} {{.Action}} {{.Name}}")
 	ev.Env = append(os.Environ(), "BERTH_HOST=unix://"+d.sock)
 	stdout, err := ev.StdoutPipe()
@@ -120,7 +125,6 @@ func TestFilters(t *testing.T) {
 		}
 		close(lines)
 	}()
-	time.Sleep(300 * time.Millisecond) // let the stream connect
 	d.must("network", "create", "other")
 	d.must("network", "rm", "other")
 	d.must("network", "create", "wanted")
