@@ -107,6 +107,15 @@ func newRig(t *testing.T, n int) *rig {
 	for i := range n {
 		r.hosts = append(r.hosts, r.newHost(string(rune('A'+i)), i+1))
 	}
+	// Each host reaches etcd before its daemon starts: a new veth's first packets can be
+	// lost while its ports come up, and a daemon whose first etcd connection waits out TCP's
+	// SYN retransmits (seen in CI: host A registered 3 s late, past the 3 s request timeout,
+	// and the test's first overlay create failed) is testing the rig, not berth.
+	for _, h := range r.hosts {
+		waitFor(t, 15*time.Second, "host "+h.name+" reaches etcd", func() error {
+			return etcdHealthFrom(h.netPath(), r.etcd.Addr())
+		})
+	}
 	for _, h := range r.hosts {
 		h.start()
 	}
