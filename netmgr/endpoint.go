@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -56,7 +57,7 @@ func dnsNames(sb *store.Sandbox, aliases []string) []string {
 	var out []string
 	add := func(s string) {
 		s = strings.ToLower(s)
-		if s != "" && !contains(out, s) {
+		if s != "" && !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}
