@@ -12,19 +12,19 @@ import (
 )
 
 // The network endpoints: Docker's requests become berth's (api.NetworkCreate, ...), and
-// berth's views Docker's network.Inspect. Validation of the values is the Backend's
-// (netmgr's), so both front ends refuse the same inputs with the same one-line reasons.
+// berth's views (api.Network, shaped like Docker's network.Inspect key for key) are served
+// as they are. Validation of the values is the Backend's (netmgr's), so both front ends
+// refuse the same inputs with the same one-line reasons.
 
 func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) {
 	args, err := queryFilters(r)
 	if err == nil {
 		var list []api.Network
 		if list, err = s.b.Networks(args); err == nil {
-			out := make([]network, 0, len(list))
-			for _, n := range list {
-				out = append(out, fromView(n))
+			if list == nil {
+				list = []api.Network{} // [] as dockerd, not null
 			}
-			httplog.WriteJSON(w, http.StatusOK, out)
+			httplog.WriteJSON(w, http.StatusOK, list)
 			return
 		}
 	}
@@ -52,7 +52,7 @@ func (s *Server) inspectNetwork(w http.ResponseWriter, r *http.Request) {
 		writeError(w, NetworkNotFound(ref))
 		return
 	}
-	httplog.WriteJSON(w, http.StatusOK, fromView(n))
+	httplog.WriteJSON(w, http.StatusOK, n)
 }
 
 // NetworkNotFound is dockerd's 404 for a network reference that names none.
@@ -134,7 +134,7 @@ func toCreate(req createRequest, version string) (api.NetworkCreate, error) {
 // toIPAM maps Docker's per-pool IPAM config onto berth's lists: each pool's subnet,
 // gateway and range (netmgr matches gateways and ranges to subnets by containment, which
 // is where Docker's pools put them) and one map of auxiliary addresses.
-func toIPAM(in ipam, c *api.NetworkCreate) error {
+func toIPAM(in api.IPAM, c *api.NetworkCreate) error {
 	if in.Driver != "" && in.Driver != "default" {
 		return badRequest("invalid IPAM.Driver %q: berth has only the default IPAM driver", in.Driver)
 	}
@@ -144,7 +144,7 @@ func toIPAM(in ipam, c *api.NetworkCreate) error {
 	}
 	for i, p := range in.Config {
 		if p.Subnet == "" {
-			if p.Gateway != "" || p.IPRange != "" || len(p.AuxAddress) > 0 {
+			if p.Gateway != "" || p.IPRange != "" || len(p.AuxAddresses) > 0 {
 				return badRequest("invalid IPAM.Config[%d]: a gateway, IP range or auxiliary address needs the pool's Subnet", i)
 			}
 			continue
@@ -156,7 +156,7 @@ func toIPAM(in ipam, c *api.NetworkCreate) error {
 		if p.IPRange != "" {
 			c.IPRanges = append(c.IPRanges, p.IPRange)
 		}
-		for name, ip := range p.AuxAddress {
+		for name, ip := range p.AuxAddresses {
 			if c.AuxAddresses == nil {
 				c.AuxAddresses = map[string]string{}
 			}
@@ -250,28 +250,4 @@ func (s *Server) pruneNetworks(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeError(w, err)
-}
-
-// fromView is berth's network view as Docker's network.Inspect.
-func fromView(n api.Network) network {
-	out := network{
-		Name: n.Name, ID: n.ID, Created: n.Created, Scope: n.Scope, Driver: n.Driver,
-		EnableIPv4: n.EnableIPv4, EnableIPv6: n.EnableIPv6,
-		IPAM:     ipam{Driver: n.IPAM.Driver, Options: n.IPAM.Options, Config: make([]ipamConfig, 0, len(n.IPAM.Config))},
-		Internal: n.Internal, Attachable: n.Attachable,
-		ConfigFrom: configReference{Network: n.ConfigFrom.Network}, ConfigOnly: n.ConfigOnly,
-		Containers: make(map[string]endpointResource, len(n.Containers)),
-		Options:    n.Options, Labels: n.Labels,
-	}
-	for _, c := range n.IPAM.Config {
-		out.IPAM.Config = append(out.IPAM.Config, ipamConfig{Subnet: c.Subnet, IPRange: c.IPRange, Gateway: c.Gateway, AuxAddress: c.AuxAddresses})
-	}
-	for id, c := range n.Containers {
-		out.Containers[id] = endpointResource{Name: c.Name, EndpointID: c.EndpointID, MacAddress: c.MacAddress,
-			IPv4Address: c.IPv4Address, IPv6Address: c.IPv6Address}
-	}
-	for _, p := range n.Peers {
-		out.Peers = append(out.Peers, peerInfo{Name: p.Name, IP: p.IP})
-	}
-	return out
 }

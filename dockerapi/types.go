@@ -1,6 +1,6 @@
 package dockerapi
 
-import "time"
+import "berth/api"
 
 // Docker's JSON, written by hand with only the fields berth fills or reads (the names are
 // those of github.com/docker/docker/api/types, which this package does not import: the
@@ -97,75 +97,23 @@ type swarmInfo struct {
 	Error            string `json:"Error"`
 }
 
-// network is `docker network inspect` (and each item of GET /networks): Docker's
-// network.Inspect.
-type network struct {
-	Name       string                      `json:"Name"`
-	ID         string                      `json:"Id"`
-	Created    time.Time                   `json:"Created"`
-	Scope      string                      `json:"Scope"`
-	Driver     string                      `json:"Driver"`
-	EnableIPv4 bool                        `json:"EnableIPv4"`
-	EnableIPv6 bool                        `json:"EnableIPv6"`
-	IPAM       ipam                        `json:"IPAM"`
-	Internal   bool                        `json:"Internal"`
-	Attachable bool                        `json:"Attachable"`
-	Ingress    bool                        `json:"Ingress"`
-	ConfigFrom configReference             `json:"ConfigFrom"`
-	ConfigOnly bool                        `json:"ConfigOnly"`
-	Containers map[string]endpointResource `json:"Containers"`
-	Options    map[string]string           `json:"Options"`
-	Labels     map[string]string           `json:"Labels"`
-	Peers      []peerInfo                  `json:"Peers,omitempty"`
-}
-
-type ipam struct {
-	Driver  string            `json:"Driver"`
-	Options map[string]string `json:"Options"`
-	Config  []ipamConfig      `json:"Config"`
-}
-
-type ipamConfig struct {
-	Subnet     string            `json:"Subnet,omitempty"`
-	IPRange    string            `json:"IPRange,omitempty"`
-	Gateway    string            `json:"Gateway,omitempty"`
-	AuxAddress map[string]string `json:"AuxiliaryAddresses,omitempty"`
-}
-
-type configReference struct {
-	Network string `json:"Network"`
-}
-
-type endpointResource struct {
-	Name        string `json:"Name"`
-	EndpointID  string `json:"EndpointID"`
-	MacAddress  string `json:"MacAddress"`
-	IPv4Address string `json:"IPv4Address"`
-	IPv6Address string `json:"IPv6Address"`
-}
-
-type peerInfo struct {
-	Name string `json:"Name"`
-	IP   string `json:"IP"`
-}
-
 // createRequest is POST /networks/create. Pointers are fields whose absence means
 // something (Docker's defaults); the rest are zero when absent.
 type createRequest struct {
-	Name           string            `json:"Name"`
-	CheckDuplicate *bool             `json:"CheckDuplicate"` // berth always refuses a duplicate name, as Docker since API 1.44
-	Driver         string            `json:"Driver"`
-	Scope          string            `json:"Scope"`
-	EnableIPv4     *bool             `json:"EnableIPv4"` // API 1.48 and later
-	EnableIPv6     *bool             `json:"EnableIPv6"`
-	IPAM           *ipam             `json:"IPAM"`
-	Internal       bool              `json:"Internal"`
-	Attachable     bool              `json:"Attachable"`
-	Ingress        bool              `json:"Ingress"`
-	ConfigOnly     bool              `json:"ConfigOnly"`
-	ConfigFrom     *configReference  `json:"ConfigFrom"`
-	Options        map[string]string `json:"Options"`
-	Labels         map[string]string `json:"Labels"`
+	Name           string               `json:"Name"`
+	CheckDuplicate *bool                `json:"CheckDuplicate"` // berth always refuses a duplicate name, as Docker since API 1.44
+	Driver         string               `json:"Driver"`
+	Scope          string               `json:"Scope"`
+	EnableIPv4     *bool                `json:"EnableIPv4"` // API 1.48 and later
+	EnableIPv6     *bool                `json:"EnableIPv6"`
+	IPAM           *api.IPAM            `json:"IPAM"`
+	Internal       bool                 `json:"Internal"`
+	Attachable     bool                 `json:"Attachable"`
+	Ingress        bool                 `json:"Ingress"`
+	ConfigOnly     bool                 `json:"ConfigOnly"`
+	ConfigFrom     *api.ConfigReference `json:"ConfigFrom"`
+	Options        map[string]string    `json:"Options"`
+	Labels         map[string]string    `json:"Labels"`
 }
 
 // createResponse answers POST /networks/create with 201.
