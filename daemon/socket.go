@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"berth/internal/tlsfiles"
 )
 
 // lookupGroup resolves a group name (from /etc/group: the binary has no cgo, so no NSS) or a
@@ -112,17 +113,9 @@ func parseListen(field, s string, tc TLSConfig) (listenAddr, error) {
 
 // serverTLS loads the daemon's key pair and the CA of its clients.
 func serverTLS(tc TLSConfig) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(tc.Cert, tc.Key)
+	cert, pool, err := tlsfiles.Load(tc.CACert, tc.Cert, tc.Key)
 	if err != nil {
-		return nil, fmt.Errorf("invalid tlscert %q or tlskey %q: %w", tc.Cert, tc.Key, err)
-	}
-	pem, err := os.ReadFile(tc.CACert)
-	if err != nil {
-		return nil, fmt.Errorf("invalid tlscacert %q: %w", tc.CACert, err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("invalid tlscacert %q: no PEM certificate in it", tc.CACert)
+		return nil, err
 	}
 	return &tls.Config{
 		Certificates: []tls.Certificate{cert},

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	"berth/api"
 	"berth/internal/filters"
+	"berth/internal/tlsfiles"
 )
 
 // EnvHost names the environment variable the berth CLI reads for the daemon's address.
@@ -91,17 +91,9 @@ const EnvCertPath = "BERTH_CERT_PATH"
 // LoadTLS loads the client side of mutual TLS: the CA that signed the daemon's certificate,
 // and this client's certificate and key, which the daemon checks against its own CA.
 func LoadTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	cert, pool, err := tlsfiles.Load(caFile, certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("invalid tlscert %q or tlskey %q: %w", certFile, keyFile, err)
-	}
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("invalid tlscacert %q: %w", caFile, err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("invalid tlscacert %q: no PEM certificate in it", caFile)
+		return nil, err
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
