@@ -260,7 +260,7 @@ func (d *daemon) pruneNetworks(ctx context.Context, args filters.Args) ([]string
 	if err != nil {
 		return nil, err
 	}
-	return d.mgr.PruneNetworksMatching(ctx, match)
+	return d.mgr.PruneNetworks(ctx, match)
 }
 
 // pruneMatcher checks args and returns which unused networks prune removes.

@@ -166,7 +166,7 @@ func TestDeadlinePassed(t *testing.T) {
 		"remove sandbox": func() error { return m.RemoveSandbox(ctx, api.SandboxRemove{Sandbox: "web", Force: true}) },
 		"remove network": func() error { return m.RemoveNetwork(ctx, api.NetworkRemove{Network: "empty"}) },
 		"prune": func() error {
-			_, err := m.PruneNetworks(ctx)
+			_, err := m.PruneNetworks(ctx, nil)
 			return err
 		},
 	}

@@ -257,7 +257,7 @@ func TestConfigOnlyNetwork(t *testing.T) {
 	if want := `configuration network "cfg" is in use: conflict`; err == nil || err.Error() != want {
 		t.Errorf("rm cfg in use: err %v, want %s", err, want)
 	}
-	if deleted, err := m.PruneNetworks(t.Context()); err != nil || !equalStrings(deleted, []string{"fromcfg"}) {
+	if deleted, err := m.PruneNetworks(t.Context(), nil); err != nil || !equalStrings(deleted, []string{"fromcfg"}) {
 		t.Errorf("prune: %v %v, want only fromcfg (configuration networks stay, as Docker's prune)", deleted, err)
 	}
 	if err := m.RemoveNetwork(t.Context(), api.NetworkRemove{Network: "cfg"}); err != nil {

@@ -248,17 +248,13 @@ func (m *Manager) deleteDevices(n *store.Network) error {
 }
 
 // PruneNetworks removes every user-defined local network without endpoints but the
-// configuration networks. Once ctx is done it removes no more, and returns those it
-// removed with ctx's error. Global networks are left out (not checked against Docker): removing one removes it from every host of
-// the cluster, which a prune run on one host, seeing only its own sandboxes, should not do.
-func (m *Manager) PruneNetworks(ctx context.Context) ([]string, error) {
-	return m.PruneNetworksMatching(ctx, nil)
-}
-
-// PruneNetworksMatching is PruneNetworks of only the networks match accepts (all when match
-// is nil): the prune filters (until, label). It is asked under the lock, in the same pass
-// that checks the endpoints, so what it accepted is what is removed.
-func (m *Manager) PruneNetworksMatching(ctx context.Context, match func(*store.Network) bool) ([]string, error) {
+// configuration networks, of those match accepts (all when match is nil: match is the
+// prune filters, until and label, asked under the lock in the same pass that checks the
+// endpoints, so what it accepted is what is removed). Once ctx is done it removes no more,
+// and returns those it removed with ctx's error. Global networks are left out (not checked
+// against Docker): removing one removes it from every host of the cluster, which a prune
+// run on one host, seeing only its own sandboxes, should not do.
+func (m *Manager) PruneNetworks(ctx context.Context, match func(*store.Network) bool) ([]string, error) {
 	var changes []Change
 	m.mu.Lock()
 	defer m.unlock(&changes)

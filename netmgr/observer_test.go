@@ -92,7 +92,7 @@ func TestObserver(t *testing.T) {
 			}
 			return nil
 		}, []string{"network create network=p1", "network create network=p2"}},
-		{"prune", func() error { _, err := m.PruneNetworks(ctx); return err },
+		{"prune", func() error { _, err := m.PruneNetworks(ctx, nil); return err },
 			[]string{"network rm network=back", "network rm network=p1", "network rm network=p2"}},
 		{"remove sandbox", func() error { return m.RemoveSandbox(ctx, api.SandboxRemove{Sandbox: "web2", Force: true}) },
 			[]string{"sandbox rm sandbox=web2"}},

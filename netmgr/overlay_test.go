@@ -516,7 +516,7 @@ func TestOverlayPruneAndFirewall(t *testing.T) {
 	a := newClusterHost(t, c, "A", "192.0.2.1")
 	n := a.create(t, api.NetworkCreate{Name: "ov", Driver: "overlay"})
 	a.create(t, api.NetworkCreate{Name: "loc"})
-	got, err := a.m.PruneNetworks(t.Context())
+	got, err := a.m.PruneNetworks(t.Context(), nil)
 	if err != nil || !slices.Equal(got, []string{"loc"}) {
 		t.Errorf("prune: %v %v; want [loc]", got, err)
 	}
