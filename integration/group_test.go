@@ -30,8 +30,17 @@ func TestDaemonGroup(t *testing.T) {
 	}
 	t.Cleanup(func() { syscall.Unmount("/etc/group", 0) })
 
-	// A non-root user must reach the socket and the binary: open up their directories.
-	for dir := d.root; dir != filepath.Dir(os.TempDir()) && dir != "/"; dir = filepath.Dir(dir) {
+	// A non-root user must reach the socket and the binary: open up their directories
+	// below the temp dir, never the temp dir itself (/tmp is 1777; this loop once went one
+	// step too far and left the machine's /tmp 0755, which broke apt's _apt user).
+	if before, err := os.Stat(os.TempDir()); err == nil {
+		t.Cleanup(func() {
+			if after, err := os.Stat(os.TempDir()); err != nil || after.Mode() != before.Mode() {
+				t.Errorf("%s: mode %v, was %v: the test changed the machine's temp dir", os.TempDir(), after.Mode(), before.Mode())
+			}
+		})
+	}
+	for dir := d.root; dir != os.TempDir() && dir != "/"; dir = filepath.Dir(dir) {
 		os.Chmod(dir, 0o755)
 	}
 	os.Chmod(tmp, 0o755)
