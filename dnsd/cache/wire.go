@@ -1,0 +1,273 @@
+package cache
+
+import "encoding/binary"
+
+// Wire-format reading for the cache: the query's key (Get and Put) and the full walk of
+// an upstream reply (Put). Nothing here allocates; names are decoded into caller buffers.
+
+// Wire constants (RFC 1035, RFC 6891, RFC 6672).
+const (
+	headerLen = 12
+	maxName   = 255 // longest name in uncompressed wire form, root label included
+
+	typeA     = 1
+	typeNS    = 2
+	typeCNAME = 5
+	typeSOA   = 6
+	typePTR   = 12
+	typeMX    = 15
+	typeTXT   = 16
+	typeAAAA  = 28
+	typeSRV   = 33
+	typeDNAME = 39
+	typeOPT   = 41
+
+	flagQR = 0x8000
+	flagTC = 0x0200
+	flagRD = 0x0100
+	flagCD = 0x0010
+
+	rcodeNoError  = 0
+	rcodeServfail = 2
+	rcodeNXDomain = 3
+
+	// maxTTL is the largest TTL RFC 2181 8 allows; a larger one (top bit set) means 0.
+	maxTTL = 1<<31 - 1
+)
+
+// Key layout: partition (4 bytes), query bits (1), qtype (2), qclass (2), then the
+// question name in wire form, ASCII lowercased.
+const (
+	keyFixed = 9
+	maxKey   = keyFixed + maxName
+
+	bitEDNS = 1 << 0
+	bitDO   = 1 << 1
+	bitCD   = 1 << 2
+)
+
+// queryKey reads query (one question, no answer or authority records, at most one OPT in
+// the additional section, nothing after) and writes its key into kb. It returns the key
+// and the offset just past the question.
+func queryKey(part uint32, query []byte, kb *[maxKey]byte) (key []byte, qend int, ok bool) {
+	if len(query) < headerLen {
+		return nil, 0, false
+	}
+	bits := binary.BigEndian.Uint16(query[2:])
+	if bits&flagQR != 0 || (bits>>11)&0xF != 0 ||
+		binary.BigEndian.Uint16(query[4:]) != 1 || binary.BigEndian.Uint16(query[6:]) != 0 ||
+		binary.BigEndian.Uint16(query[8:]) != 0 {
+		return nil, 0, false
+	}
+	binary.BigEndian.PutUint32(kb[0:], part)
+	// The question name: plain labels only (no compression pointer can come first).
+	off, n := headerLen, keyFixed
+	for {
+		if off >= len(query) {
+			return nil, 0, false
+		}
+		l := int(query[off])
+		if l > 63 || off+1+l > len(query) || n-keyFixed+1+l > maxName-1 {
+			return nil, 0, false
+		}
+		kb[n] = byte(l)
+		n++
+		off++
+		if l == 0 {
+			break
+		}
+		for _, c := range query[off : off+l] {
+			kb[n] = lower(c)
+			n++
+		}
+		off += l
+	}
+	if off+4 > len(query) {
+		return nil, 0, false
+	}
+	copy(kb[5:9], query[off:off+4]) // qtype, qclass
+	off += 4
+	qend = off
+	var qbits byte
+	if bits&flagCD != 0 {
+		qbits |= bitCD
+	}
+	for ar := binary.BigEndian.Uint16(query[10:]); ar > 0; ar-- {
+		typ, ttl, _, end, ok := skipRR(query, off)
+		if !ok {
+			return nil, 0, false
+		}
+		if typ == typeOPT {
+			if qbits&bitEDNS != 0 {
+				return nil, 0, false // more than one OPT: FORMERR territory, not ours
+			}
+			qbits |= bitEDNS
+			if ttl&0x8000 != 0 {
+				qbits |= bitDO
+			}
+		}
+		off = end
+	}
+	if off != len(query) {
+		return nil, 0, false
+	}
+	kb[4] = qbits
+	return kb[:n], qend, true
+}
+
+// skipRR reads the fixed part of the record at off (its owner name checked as readName
+// does) and returns its type, TTL, the offset of its rdata and the offset past it.
+func skipRR(msg []byte, off int) (typ uint16, ttl uint32, rdata, end int, ok bool) {
+	off, ok = skipName(msg, off)
+	if !ok || off+10 > len(msg) {
+		return 0, 0, 0, 0, false
+	}
+	typ = binary.BigEndian.Uint16(msg[off:])
+	ttl = binary.BigEndian.Uint32(msg[off+4:])
+	rdata = off + 10
+	end = rdata + int(binary.BigEndian.Uint16(msg[off+8:]))
+	if end > len(msg) {
+		return 0, 0, 0, 0, false
+	}
+	return typ, ttl, rdata, end, true
+}
+
+// skipName checks the name at off and returns the offset past it in the message.
+func skipName(msg []byte, off int) (int, bool) {
+	_, next, ok := readName(msg, off, nil)
+	return next, ok
+}
+
+// readName decodes the possibly compressed name at off, appending its uncompressed wire
+// form, ASCII lowercased, to dst (nil dst: only checked). Every pointer must point
+// strictly before the name that uses it (no loops, no forward references) and the whole
+// name must fit in 255 bytes; 0x40 and 0x80 label types are refused, as miekg refuses
+// them. next is the offset just past the name where it starts.
+func readName(msg []byte, off int, dst []byte) (out []byte, next int, ok bool) {
+	out, next = dst, -1
+	total, limit := 0, off // limit: pointers must point below it
+	for {
+		if off >= len(msg) {
+			return nil, 0, false
+		}
+		l := int(msg[off])
+		switch l & 0xC0 {
+		case 0x00:
+		case 0xC0:
+			if off+1 >= len(msg) {
+				return nil, 0, false
+			}
+			ptr := int(binary.BigEndian.Uint16(msg[off:]) & 0x3FFF)
+			if next < 0 {
+				next = off + 2
+			}
+			if ptr >= limit {
+				return nil, 0, false
+			}
+			off, limit = ptr, ptr
+			continue
+		default:
+			return nil, 0, false
+		}
+		if total += l + 1; total > maxName || off+1+l > len(msg) {
+			return nil, 0, false
+		}
+		if dst != nil {
+			out = append(out, byte(l))
+			for _, c := range msg[off+1 : off+1+l] {
+				out = append(out, lower(c))
+			}
+		}
+		off += l + 1
+		if l == 0 {
+			if next < 0 {
+				next = off
+			}
+			return out, next, true
+		}
+	}
+}
+
+// isOrBelow reports whether name is ancestor or a name below it, both in uncompressed,
+// lowercased wire form.
+func isOrBelow(name, ancestor []byte) bool {
+	for off := 0; off < len(name); off += int(name[off]) + 1 {
+		if string(name[off:]) == string(ancestor) {
+			return true
+		}
+	}
+	return false
+}
+
+// rdataOK checks the rdata msg[rdata:end] of a record of type typ the way miekg's
+// unpacking does, so that whatever Get serves unpacks: fixed lengths, names inside the
+// message and ending exactly at end, character-strings filling the rdata, OPT options
+// whose content is free-form. Types outside this list are not cached (miekg parses many
+// of them field by field, and checking each here is not worth a rarely cached answer).
+func rdataOK(msg []byte, typ uint16, rdata, end int) bool {
+	n := end - rdata
+	if n == 0 {
+		return typ == typeOPT
+	}
+	switch typ {
+	case typeA:
+		return n == 4
+	case typeAAAA:
+		return n == 16
+	case typeNS, typeCNAME, typePTR, typeDNAME:
+		next, ok := skipName(msg[:end], rdata)
+		return ok && next == end
+	case typeMX:
+		next, ok := skipName(msg[:end], rdata+2)
+		return n > 2 && ok && next == end
+	case typeSRV:
+		next, ok := skipName(msg[:end], rdata+6)
+		return n > 6 && ok && next == end
+	case typeSOA:
+		next, ok := skipName(msg[:end], rdata)
+		if !ok {
+			return false
+		}
+		next, ok = skipName(msg[:end], next)
+		return ok && next+20 == end
+	case typeTXT:
+		for off := rdata; off < end; off += int(msg[off]) + 1 {
+			if off+1+int(msg[off]) > end {
+				return false
+			}
+		}
+		return true
+	case typeOPT:
+		for off := rdata; off < end; {
+			if off+4 > end {
+				return false
+			}
+			code := binary.BigEndian.Uint16(msg[off:])
+			l := int(binary.BigEndian.Uint16(msg[off+2:]))
+			if off+4+l > end {
+				return false
+			}
+			switch code {
+			case 3, 5, 6, 7, 12: // NSID, DAU, DHU, N3U, PADDING: opaque bytes
+			case 15: // EDE: info code, then text
+				if l < 2 {
+					return false
+				}
+			default:
+				// COOKIE is the client's and the server's for one exchange: another
+				// client would see a cookie mismatch. The rest miekg parses field by field.
+				return false
+			}
+			off += 4 + l
+		}
+		return true
+	}
+	return false
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
