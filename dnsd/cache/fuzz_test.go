@@ -1,0 +1,49 @@
+package cache
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// FuzzPut feeds arbitrary replies (and queries) to Put: it never panics, and whatever it
+// stores, Get returns as a message miekg unpacks, with the query's ID and question.
+func FuzzPut(f *testing.F) {
+	for i := range 16 {
+		q, r := realistic(f, i)
+		f.Add(pack(f, q), pack(f, r))
+	}
+	q := query(f, "a.b.example.", dns.TypeA, true, true)
+	f.Add(pack(f, q), pack(f, reply(f, q, 0, []string{
+		"b.example. 300 IN DNAME b.example.net.",
+		"a.b.example. 300 IN CNAME a.b.example.net.",
+		"a.b.example.net. 300 IN A 192.0.2.8",
+	}, []string{"example. 300 IN NS ns.example."}, []string{"ns.example. 300 IN A 192.0.2.53"})))
+	q = query(f, "m.example.", dns.TypeMX, false, false)
+	f.Add(pack(f, q), pack(f, reply(f, q, 0, []string{"m.example. 300 IN MX 10 mail.example."}, nil, nil)))
+	q = query(f, "t.example.", dns.TypeTXT, true, false)
+	f.Add(pack(f, q), pack(f, reply(f, q, 0, []string{`t.example. 300 IN TXT "v=spf1 -all" "x"`}, nil, nil)))
+	q = query(f, "_s._tcp.example.", dns.TypeSRV, false, false)
+	f.Add(pack(f, q), pack(f, reply(f, q, 0, []string{"_s._tcp.example. 300 IN SRV 0 5 443 h.example."}, nil, nil)))
+	q = query(f, "down.example.", dns.TypeA, true, false)
+	f.Add(pack(f, q), pack(f, reply(f, q, dns.RcodeServerFailure, nil, nil, nil)))
+
+	f.Fuzz(func(t *testing.T, query, reply []byte) {
+		c := New(Config{MaxEntries: 10})
+		if !c.Put(1, query, reply, "u") {
+			return
+		}
+		b, _, _, ok := c.Get(1, query, 65535, nil)
+		if !ok {
+			t.Fatal("stored, then missed")
+		}
+		var m dns.Msg
+		if err := m.Unpack(b); err != nil {
+			t.Fatalf("Get returned bytes miekg cannot unpack: %v\n%x", err, b)
+		}
+		if !bytes.Equal(b[:2], query[:2]) || len(m.Question) != 1 {
+			t.Fatalf("ID %x, %d questions", b[:2], len(m.Question))
+		}
+	})
+}
