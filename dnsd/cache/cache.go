@@ -207,6 +207,17 @@ func (c *Cache) Get(part uint32, query []byte, limit int, dst []byte) (reply []b
 	if c == nil {
 		return nil, 0, "", false
 	}
+	return c.GetAt(part, query, limit, dst, c.now())
+}
+
+// GetAt is Get at time now, which must come from Config.Now's clock (time.Now by
+// default): for a caller that already read the clock for this datagram, as the UDP
+// reader does for its metrics, it saves a second clock read (a quarter of a hit's cost
+// on the test machine, where time.Now takes about 40 ns).
+func (c *Cache) GetAt(part uint32, query []byte, limit int, dst []byte, now time.Time) (reply []byte, ttl uint32, upstream string, ok bool) {
+	if c == nil {
+		return nil, 0, "", false
+	}
 	var kb [maxKey]byte
 	key, qend, ok := queryKey(part, query, &kb)
 	if !ok {
@@ -214,7 +225,7 @@ func (c *Cache) Get(part uint32, query []byte, limit int, dst []byte) (reply []b
 		return nil, 0, "", false
 	}
 	sh := c.shard(key)
-	now := c.clock()
+	at := int64(now.Sub(c.base))
 	sh.mu.Lock()
 	e := sh.m[string(key)]
 	switch {
@@ -222,7 +233,7 @@ func (c *Cache) Get(part uint32, query []byte, limit int, dst []byte) (reply []b
 		sh.misses++
 		sh.mu.Unlock()
 		return nil, 0, "", false
-	case now-e.stored >= e.life:
+	case at-e.stored >= e.life:
 		sh.remove(e)
 		sh.misses++
 		sh.mu.Unlock()
@@ -238,7 +249,7 @@ func (c *Cache) Get(part uint32, query []byte, limit int, dst []byte) (reply []b
 	out[2] = out[2]&^byte(flagRD>>8) | query[2]&byte(flagRD>>8)
 	out[3] = out[3]&^byte(flagCD) | query[3]&byte(flagCD)
 	copy(out[headerLen:qend], query[headerLen:qend])
-	age := uint32(max(now-e.stored, 0) / int64(time.Second))
+	age := uint32(max(at-e.stored, 0) / int64(time.Second))
 	for i := 0; i+1 < len(e.ttls); i += 2 {
 		o := int(binary.BigEndian.Uint16(e.ttls[i:]))
 		binary.BigEndian.PutUint32(out[o:], binary.BigEndian.Uint32(out[o:])-age)

@@ -564,4 +564,22 @@ func TestGetReusesDst(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("Get hit: %v allocs, want 0", allocs)
 	}
+	now := time.Now()
+	if allocs := testing.AllocsPerRun(100, func() { c.GetAt(1, qb, 512, dst, now) }); allocs != 0 {
+		t.Errorf("GetAt hit: %v allocs, want 0", allocs)
+	}
+}
+
+func TestGetAtUsesItsTime(t *testing.T) {
+	cl := newClock()
+	c := testCache(t, cl)
+	q := query(t, "a.example.", dns.TypeA, false, false)
+	mustPut(t, c, 1, q, reply(t, q, 0, []string{"a.example. 300 IN A 192.0.2.1"}, nil, nil))
+	qb := pack(t, q)
+	if _, ttl, _, ok := c.GetAt(1, qb, 512, nil, cl.t.Add(100*time.Second)); !ok || ttl != 200 {
+		t.Errorf("GetAt +100s: ok %v ttl %d, want 200", ok, ttl)
+	}
+	if _, _, _, ok := c.GetAt(1, qb, 512, nil, cl.t.Add(300*time.Second)); ok {
+		t.Error("GetAt +300s: hit, want expired")
+	}
 }
