@@ -237,7 +237,9 @@ type DNSQuery struct {
 	Flags     []string `json:"Flags"`     // qr rd ra aa tc, as dig prints them
 	Answer    []string `json:"Answer"`    // records in zone-file form
 	Authority []string `json:"Authority"` // e.g. the upstream's SOA of an NXDOMAIN
-	How       string   `json:"How"`       // which network, record, link or upstream answered
+	How       string   `json:"How"`       // which network, record, link, upstream or the cache answered
+	Cached    bool     `json:"Cached"`    // an upstream's earlier reply, from the daemon's forward cache
+	CacheTTL  uint32   `json:"CacheTTL"`  // then: seconds the cache keeps it still (the answer's TTLs count down with it)
 }
 
 // Event is one line of GET /v1/events (newline-delimited JSON), like `docker events`.

@@ -42,6 +42,21 @@ awk -F'\t' '
       print ""
     }
   }' "$out/results.txt"
+# The forward cache's targets (issue 18), from the same run: a hit >= 0.9x a local answer
+# (berth's a_100, pinned), a miss no slower than a forward without the cache.
+if grep -q $'^dns\tforwarded\tpinned\tberth-nocache\t' "$out/results.txt"; then
+  echo "### forward cache (forwarded names, pinned)"
+  echo
+  echo "| comparison | qps | against | qps | ratio |"
+  echo "|---|---|---|---|---|"
+  awk -F'\t' '$1 == "dns" && $3 == "pinned" { qps[$2, $4] = $5 }
+    function row(what, a, against, b) { printf "| %s | %s | %s | %s | %s |\n", what, a, against, b, b > 0 ? sprintf("%.2f", a / b) : "-" }
+    END {
+      row("cached forward (berth-cached)", qps["forwarded", "berth-cached"], "local answer (a_100 berth)", qps["a_100", "berth"])
+      row("miss (berth-miss, 16 entries)", qps["forwarded", "berth-miss"], "no cache (berth-nocache)", qps["forwarded", "berth-nocache"])
+    }' "$out/results.txt"
+  echo
+fi
 # 10,000 names asked against 100 of the same names' form, each server in the same phase
 # (rawudp answers without a lookup: its ratio shows what the query files alone change).
 # Rounds 2 and 3 (berth and rawudp) alternate the two files again; the median ratio counts.

@@ -18,6 +18,17 @@ import (
 	"berth/resolver"
 )
 
+// The forward cache's defaults: 10,000 answers (CoreDNS's cache holds 9,984 of each kind)
+// in at most 16 MiB; a typical answer takes a few hundred bytes, so the count binds first.
+const (
+	DefaultDNSCacheSize   = 10000
+	DefaultDNSCacheMemory = "16MiB"
+)
+
+// minDNSCacheMemory is the smallest --dns-cache-memory taken with a cache on: below it
+// the cache could not hold one large answer per shard.
+const minDNSCacheMemory = 1 << 20
+
 // Config is what `berth daemon` was started with.
 type Config struct {
 	Root       string // state dir: state.db
@@ -28,10 +39,14 @@ type Config struct {
 	DNS        []netip.Addr // --dns: upstreams for every sandbox without its own
 	DNSSearch  []string     // --dns-search
 	DNSOptions []string     // --dns-option
-	IPForward  bool         // --ip-forward: enable the kernel's forwarding for non-internal networks
-	ICC        bool         // --icc: sandboxes on the default bridge may talk to each other
-	Metrics    string       // --metrics-addr: also serve /metrics on this TCP address
-	Group      string       // --group: the group that owns the API socket ("": root's)
+	// DNSCacheSize is --dns-cache-size: entries of the embedded DNS's forward cache, shared
+	// by every sandbox (0: no cache); DNSCacheMemory (--dns-cache-memory) bounds its bytes.
+	DNSCacheSize   int
+	DNSCacheMemory int64
+	IPForward      bool   // --ip-forward: enable the kernel's forwarding for non-internal networks
+	ICC            bool   // --icc: sandboxes on the default bridge may talk to each other
+	Metrics        string // --metrics-addr: also serve /metrics on this TCP address
+	Group          string // --group: the group that owns the API socket ("": root's)
 	// DockerSocket is --docker-socket: also serve Docker's Engine API (network part) on
 	// this unix socket, with the API socket's mode and group, or on tcp://HOST:PORT with
 	// TLS's mutual TLS ("": not served).
@@ -69,6 +84,12 @@ func (c *Config) validate() error {
 		if !printableWord(o) || strings.ContainsAny(o, "#;") {
 			return fmt.Errorf("invalid dns-option %q: want one resolv.conf option", o)
 		}
+	}
+	if c.DNSCacheSize < 0 {
+		return fmt.Errorf("invalid dns-cache-size %d: negative (0 turns the cache off)", c.DNSCacheSize)
+	}
+	if c.DNSCacheSize > 0 && c.DNSCacheMemory < minDNSCacheMemory {
+		return fmt.Errorf("invalid dns-cache-memory %d: below the minimum of 1MiB (--dns-cache-size 0 turns the cache off)", c.DNSCacheMemory)
 	}
 	if c.FirewallCheck < 0 {
 		return fmt.Errorf("invalid firewall-check-interval %s: negative", c.FirewallCheck)

@@ -29,6 +29,7 @@ var fileKeys = map[string]string{
 	"default-address-pools": "default-address-pool", "mtu": "mtu",
 	"iptables": "iptables", "ip-masq": "ip-masq", "icc": "icc", "ip-forward": "ip-forward",
 	"dns": "dns", "dns-search": "dns-search", "dns-opts": "dns-option",
+	"dns-cache-size": "dns-cache-size", "dns-cache-memory": "dns-cache-memory", // berth's own
 	"log-level": "log-level", "group": "group", "data-root": "root", "exec-root": "exec-root",
 	"metrics-addr": "metrics-addr", "cluster-store": "cluster-store", "cluster-advertise": "cluster-advertise",
 	"cluster-store-opts": "cluster-store-opt",
@@ -71,6 +72,8 @@ type fileConfig struct {
 	DNS         []string          `json:"dns"`
 	DNSSearch   []string          `json:"dns-search"`
 	DNSOpts     []string          `json:"dns-opts"`
+	DNSCache    *int              `json:"dns-cache-size"`
+	DNSCacheMem *string           `json:"dns-cache-memory"`
 	LogLevel    *string           `json:"log-level"`
 	Group       *string           `json:"group"`
 	DataRoot    *string           `json:"data-root"`
@@ -160,6 +163,10 @@ func (fc fileConfig) apply(flags *pflag.FlagSet) error {
 	list("dns", fc.DNS)
 	list("dns-search", fc.DNSSearch)
 	list("dns-option", fc.DNSOpts)
+	if fc.DNSCache != nil {
+		sets = append(sets, [2]string{"dns-cache-size", strconv.Itoa(*fc.DNSCache)})
+	}
+	str("dns-cache-memory", fc.DNSCacheMem)
 	str("log-level", fc.LogLevel)
 	str("group", fc.Group)
 	str("root", fc.DataRoot)

@@ -21,6 +21,7 @@ import (
 	"berth/api"
 	"berth/cluster"
 	"berth/dnsd"
+	"berth/dnsd/cache"
 	"berth/netmgr"
 	"berth/netmgr/firewall"
 	"berth/netmgr/kernel"
@@ -161,7 +162,8 @@ func openDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*daemon, err
 		log.Debug("open file limit", "limit", n)
 	}
 	dns := dnsd.New(dnsd.Config{Store: st, Host: cfg.hostDNS, Log: log,
-		CleanFile: filepath.Join(cfg.ExecRoot, "dns-clean")})
+		CleanFile: filepath.Join(cfg.ExecRoot, "dns-clean"),
+		Cache:     cache.New(cache.Config{MaxEntries: cfg.DNSCacheSize, MaxBytes: cfg.DNSCacheMemory})})
 	d := &daemon{st: st, dns: dns, events: newEventHub(), log: log, cfg: cfg,
 		metrics: newMetricsHandler(st, dns), kernel: k}
 	var cl netmgr.Cluster

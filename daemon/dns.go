@@ -32,13 +32,13 @@ func (s *server) dnsQuery(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &requestError{fmt.Sprintf("name %q is not a domain name", name)})
 		return
 	}
-	msg, how, err := s.d.dns.Explain(r.Context(), sb.ID, name, qtype)
+	msg, ex, err := s.d.dns.Explain(r.Context(), sb.ID, name, qtype)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	res := api.DNSQuery{Sandbox: sb.Name, Name: name, Type: typ, Rcode: dns.RcodeToString[msg.Rcode],
-		Flags: msgFlags(msg), How: how, Answer: []string{}, Authority: []string{}}
+		Flags: msgFlags(msg), How: ex.How, Cached: ex.Cached, CacheTTL: ex.TTL, Answer: []string{}, Authority: []string{}}
 	for _, rr := range msg.Answer {
 		res.Answer = append(res.Answer, rr.String())
 	}

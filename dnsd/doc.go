@@ -2,7 +2,8 @@
 // 127.0.0.11, with sockets opened inside the sandbox's netns on random ports and an nftables
 // NAT table there that redirects 127.0.0.11:53 to them (as Docker does, so a process in the
 // sandbox can still bind port 53 itself). Answers come from resolver.Lookup over a store
-// snapshot taken per query; names resolver does not own are forwarded upstream.
+// snapshot taken per query; names resolver does not own are forwarded upstream, and their
+// replies kept in the daemon's forward cache (Config.Cache, package dnsd/cache).
 //
 // dnsd decides nothing about names (that is resolver's job) and never writes the store.
 //
@@ -21,6 +22,7 @@
 //	fast.go       the fast path: local answers built from the datagram's bytes
 //	tcpconn.go    TCP: miekg's dns.Server behind per-sandbox connection slots
 //	forward.go    forwarding: upstream selection, the TCP exchange, the UDP one via relay
+//	cached.go     the forward cache (package cache) seen from here: partitions, reads, puts
 //	relay.go      the UDP forwarding relay: one epoll loop for every sandbox's forwards
 //	relayloop.go  its loop: replies, timeouts (timerheap.go), failover, draining
 //	epoll.go      the relay's epoll instance, parked on Go's poller

@@ -29,7 +29,8 @@ type forwardConfig struct {
 // forwarder relays queries for names the resolver does not own. Upstreams are tried in
 // order; each attempt uses a fresh socket and a fresh random query ID, and only a reply
 // with that ID and the same question, from that server, is accepted. It moves on after a
-// dial error, a timeout, SERVFAIL or REFUSED. Nothing is cached. UDP goes through the
+// dial error, a timeout, SERVFAIL or REFUSED. Answers are cached by the callers
+// (cached.go), not here. UDP goes through the
 // relay (relay.go), TCP, which clients use for the rare truncated answer, through a
 // connection of its own per attempt.
 type forwarder struct {
@@ -45,21 +46,35 @@ type upsCache struct {
 	host   *hostView
 	ups    []resolver.Upstream // not modified
 	nsPath string
+	set    string // the answer cache's partition name of ups (cacheSet); "" without a cache or upstreams
+	part   uint32 // its partition
 }
 
-// upstreams returns where the sandbox forwards and its current netns path.
-func (h *handler) upstreams(snap *store.Snapshot) ([]resolver.Upstream, string) {
+// upstreams returns where the sandbox forwards: its upstreams, its current netns path and
+// the answer cache partition they share with other sandboxes. When the upstreams changed
+// since the last call, the old partition is flushed: a sandbox whose upstreams change
+// must not go on getting the old ones' answers (an upstream fixed, a resolv.conf edited),
+// even should it go back to them.
+func (h *handler) upstreams(snap *store.Snapshot) *upsCache {
 	host := h.s.hostView()
-	if c := h.ups.Load(); c != nil && c.snap == snap && c.host == host {
-		return c.ups, c.nsPath
+	old := h.ups.Load()
+	if old != nil && old.snap == snap && old.host == host {
+		return old
 	}
 	nsPath := h.nsPath
 	if sb, err := snap.Sandbox(h.id); err == nil {
 		nsPath = sb.NetNSPath
 	}
 	c := &upsCache{snap: snap, host: host, ups: h.s.upstreams(snap, h.id), nsPath: nsPath}
+	if cc := h.s.cfg.Cache; cc != nil && len(c.ups) > 0 {
+		c.set = cacheSet(h.id, c.ups)
+		c.part = cc.Partition(c.set)
+	}
+	if old != nil && old.set != "" && old.set != c.set {
+		h.s.cfg.Cache.Flush(old.part)
+	}
 	h.ups.Store(c)
-	return c.ups, c.nsPath
+	return c
 }
 
 // socket opens a connected UDP socket to up: in the daemon's netns for host upstreams,
@@ -79,23 +94,20 @@ func (h *handler) socket(up resolver.Upstream, nsPath string) (int, error) {
 // host ones for an internal-only sandbox).
 var errNoUpstreams = errors.New("no upstream nameservers")
 
-// exchange forwards r over proto ("udp" or "tcp", the client's transport) to ups in turn
-// for the sandbox of h and returns the first reply that is final, as raw bytes carrying
-// the client's ID, with the upstream that sent it.
-func (f *forwarder) exchange(ctx context.Context, h *handler, r *dns.Msg, proto string, ups []resolver.Upstream, nsPath string) ([]byte, string, error) {
+// exchange forwards query (packed, one question of type qtype) over proto ("udp" or
+// "tcp", the client's transport) to ups in turn for the sandbox of h and returns the first
+// reply that is final, as raw bytes carrying the client's ID, with the upstream that sent
+// it.
+func (f *forwarder) exchange(ctx context.Context, h *handler, query []byte, qtype uint16, proto string, ups []resolver.Upstream, nsPath string) ([]byte, string, error) {
 	if len(ups) == 0 {
 		return nil, "", errNoUpstreams
-	}
-	query, err := r.Pack()
-	if err != nil {
-		return nil, "", fmt.Errorf("pack query: %w", err)
 	}
 	qend, ok := questionEnd(query)
 	if !ok {
 		return nil, "", errors.New("pack query: no question")
 	}
 	if proto == "udp" {
-		e, err := f.relay.get(h, query, fastQuery{qend: qend, qtype: r.Question[0].Qtype}, ups, nsPath)
+		e, err := f.relay.get(h, query, fastQuery{qend: qend, qtype: qtype}, ups, nsPath)
 		if err != nil {
 			return nil, "", err
 		}
@@ -128,7 +140,7 @@ func (f *forwarder) exchange(ctx context.Context, h *handler, r *dns.Msg, proto 
 			f.metrics.upstreamError(up.Addr, upErrRcode(rc))
 			errs = append(errs, fmt.Errorf("%s: %s", name, rcodeName(rc)))
 		default:
-			binary.BigEndian.PutUint16(raw, r.Id)
+			raw[0], raw[1] = query[0], query[1] // the client's ID
 			return raw, name, nil
 		}
 	}

@@ -118,6 +118,8 @@ type answer struct {
 	err       error  // why forwarding failed
 	refused   bool   // inflight limit hit
 	malformed bool   // a query we do not take (opcode, question count, EDNS version)
+	cached    bool   // raw came from the forward cache (upstream: who sent it then)
+	ttl       uint32 // the cached entry's remaining lifetime, in seconds
 }
 
 // rcode is the reply's response code (the low four bits for a relayed reply).
@@ -131,6 +133,8 @@ func (a *answer) rcode() int {
 // source is the metrics label of the answer.
 func (a *answer) source() source {
 	switch {
+	case a.cached:
+		return srcCached
 	case a.raw != nil:
 		return srcForwarded
 	case a.refused:
@@ -149,6 +153,10 @@ func (a *answer) how() string {
 	switch {
 	case a.refused:
 		return "refused: too many forwarded queries in flight"
+	case a.cached && a.upstream == "":
+		return fmt.Sprintf("cache: servfail remembered, %ds left", a.ttl)
+	case a.cached:
+		return fmt.Sprintf("cache: upstream %s, %ds left", a.upstream, a.ttl)
 	case a.upstream != "":
 		return "upstream " + a.upstream
 	case a.err != nil:
@@ -186,16 +194,32 @@ func (s *Server) answer(ctx context.Context, h *handler, r *dns.Msg, proto strin
 		return answer{msg: localReply(r, res), res: res}
 	}
 
+	ups := h.upstreams(snap)
+	query, err := r.Pack()
+	if err != nil {
+		return answer{msg: failure(r, dns.RcodeServerFailure), res: res, err: fmt.Errorf("pack query: %w", err)}
+	}
+	limit := bufsize(r, proto)
+	if a, ok := s.cacheGet(ups, query, limit); ok {
+		a.res = res
+		return a
+	}
 	release, ok := s.acquire(ctx, h.sem)
 	if !ok {
 		return answer{msg: failure(r, dns.RcodeRefused), res: res, refused: true}
 	}
 	defer release()
-	ups, nsPath := h.upstreams(snap)
-	raw, up, err := s.fwd.exchange(ctx, h, r, proto, ups, nsPath)
+	raw, up, err := s.fwd.exchange(ctx, h, query, q.Qtype, proto, ups.ups, ups.nsPath)
 	if err != nil {
-		return answer{msg: failure(r, dns.RcodeServerFailure), res: res, err: err}
+		a := answer{msg: failure(r, dns.RcodeServerFailure), res: res, err: err}
+		if ctx.Err() == nil && cacheableFailure(err) {
+			if b, err := a.msg.Pack(); err == nil {
+				s.cachePut(ups, query, b, "")
+			}
+		}
+		return a
 	}
+	s.cachePut(ups, query, raw, up)
 	return answer{raw: raw, res: res, upstream: up}
 }
 

@@ -256,11 +256,13 @@ func TestExplain(t *testing.T) {
 	s := newTestServer(t, st, Config{}, u)
 	ctx := context.Background()
 
-	m, how, err := s.Explain(ctx, clientID, "WWW", dns.TypeA)
+	m, ex, err := s.Explain(ctx, clientID, "WWW", dns.TypeA)
+	how := ex.How
 	if err != nil || len(m.Answer) != 1 || !strings.Contains(how, "network n1") || !strings.Contains(how, "alias") {
 		t.Errorf("local: got %v, %q, %v; want one A and how naming network n1 and alias", m, how, err)
 	}
-	m, how, err = s.Explain(ctx, clientID, "nosuch.example", dns.TypeA)
+	m, ex, err = s.Explain(ctx, clientID, "nosuch.example", dns.TypeA)
+	how = ex.How
 	if err != nil || m.Rcode != dns.RcodeNameError || !strings.Contains(how, u.addr.String()) {
 		t.Errorf("forwarded: got %v, %q, %v; want NXDOMAIN from %s", m, how, err, u.addr)
 	}
@@ -270,7 +272,8 @@ func TestExplain(t *testing.T) {
 
 	// The real upstream list: no host resolv.conf and no --dns means nowhere to forward.
 	s2 := New(Config{Store: st})
-	m, how, err = s2.Explain(ctx, clientID, "nosuch.example", dns.TypeA)
+	m, ex, err = s2.Explain(ctx, clientID, "nosuch.example", dns.TypeA)
+	how = ex.How
 	if err != nil || m.Rcode != dns.RcodeServerFailure || !strings.Contains(how, "no upstream") {
 		t.Errorf("no upstreams: got %v, %q, %v; want SERVFAIL, no upstream", m, how, err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"berth/dnsd/cache"
 	"berth/internal/promtext"
 )
 
@@ -18,11 +19,12 @@ import (
 type Metrics struct {
 	queries   [numQtypes][numRcodes]atomic.Uint64
 	answers   [numSources]atomic.Uint64
-	latency   [2]histogram // index: latencyLocal, latencyForwarded
+	latency   [numLatencies]histogram
 	panics    atomic.Uint64
 	tcpClosed [numTCPCloses]atomic.Uint64
-	inflight  func() int // forwards holding a slot now; read by WriteMetrics
-	mu        sync.Mutex // guards following
+	inflight  func() int   // forwards holding a slot now; read by WriteMetrics
+	cache     *cache.Cache // the forward cache, or nil; its counters are its own
+	mu        sync.Mutex   // guards following
 	upstreams map[netip.AddrPort]*upstreamCounters
 }
 
@@ -32,6 +34,7 @@ type source uint8
 const (
 	srcLocal     source = iota // answered from the store
 	srcForwarded               // relayed from an upstream
+	srcCached                  // an upstream's earlier reply, from the forward cache
 	srcRefused                 // REFUSED: the inflight limit
 	srcServfail                // SERVFAIL: no upstream answered, or none exists, or a failure here
 	srcMalformed               // FORMERR, NOTIMP or BADVERS for a query we could not take
@@ -39,7 +42,7 @@ const (
 	numSources
 )
 
-var sourceNames = [numSources]string{"local", "forwarded", "refused", "servfail", "malformed", "dropped"}
+var sourceNames = [numSources]string{"local", "forwarded", "cached", "refused", "servfail", "malformed", "dropped"}
 
 // The query types and rcodes with counters of their own; the rest count as "other".
 var (
@@ -77,10 +80,13 @@ func rcodeIndex(rc int) int {
 	return len(rcodes)
 }
 
-// Latency labels: the query was for a name resolver owns, or it went to the forwarder.
+// Latency labels: the query was for a name resolver owns, answered from the forward
+// cache, or it went to the forwarder.
 const (
 	latencyLocal = iota
 	latencyForwarded
+	latencyCached
+	numLatencies
 )
 
 // latencyBuckets are the histogram's upper bounds: local answers take microseconds,
@@ -142,8 +148,8 @@ const (
 
 var tcpCloseNames = [numTCPCloses]string{"evicted", "yielded", "no_slot"}
 
-func newMetrics(inflight func() int) *Metrics {
-	return &Metrics{inflight: inflight, upstreams: make(map[netip.AddrPort]*upstreamCounters)}
+func newMetrics(inflight func() int, c *cache.Cache) *Metrics {
+	return &Metrics{inflight: inflight, cache: c, upstreams: make(map[netip.AddrPort]*upstreamCounters)}
 }
 
 // answered counts one reply sent (or, for srcDropped, not sent).
@@ -156,9 +162,12 @@ func (m *Metrics) answered(qtype uint16, rcode int, src source, d time.Duration)
 	if src == srcMalformed {
 		return
 	}
-	l := latencyLocal
-	if src != srcLocal {
-		l = latencyForwarded
+	l := latencyForwarded
+	switch src {
+	case srcLocal:
+		l = latencyLocal
+	case srcCached:
+		l = latencyCached
 	}
 	m.latency[l].observe(d)
 }
@@ -197,10 +206,21 @@ func (m *Metrics) tcpClose(reason int) { m.tcpClosed[reason].Add(1) }
 // Names and help texts of the metric families, in the order WriteMetrics writes them.
 const (
 	nameAnswers = "berth_dns_answers_total"
-	helpAnswers = "DNS queries by where the answer came from (local, forwarded, refused, servfail, malformed, dropped)."
+	helpAnswers = "DNS queries by where the answer came from (local, forwarded, cached, refused, servfail, malformed, dropped)."
+
+	nameCacheHits      = "berth_dns_cache_hits_total"
+	helpCacheHits      = "Forwarded queries answered from the forward cache."
+	nameCacheMisses    = "berth_dns_cache_misses_total"
+	helpCacheMisses    = "Forwarded queries the forward cache had no answer for (none, expired, or too big for the client)."
+	nameCacheEvictions = "berth_dns_cache_evictions_total"
+	helpCacheEvictions = "Forward cache entries pushed out by its size bounds (--dns-cache-size, --dns-cache-memory) before they expired."
+	nameCacheEntries   = "berth_dns_cache_entries"
+	helpCacheEntries   = "Entries in the forward cache now."
+	nameCacheBytes     = "berth_dns_cache_bytes"
+	helpCacheBytes     = "Bytes the forward cache accounts for its entries now."
 
 	nameLatency = "berth_dns_duration_seconds"
-	helpLatency = "Time from reading a query to writing its reply, for names answered locally and names forwarded."
+	helpLatency = "Time from reading a query to writing its reply, for names answered locally, from the forward cache, and forwarded."
 
 	nameInflight = "berth_dns_forwards_in_flight"
 	helpInflight = "Forwarded queries waiting for an upstream now."
@@ -232,11 +252,29 @@ func (m *Metrics) WriteMetrics(w *promtext.Writer) {
 		w.Sample(nameAnswers, float64(m.answers[i].Load()), "source", sourceNames[i])
 	}
 
+	if m.cache != nil {
+		st := m.cache.Stats()
+		for _, f := range []struct {
+			name, help string
+			typ        promtext.Type
+			v          int64
+		}{
+			{nameCacheBytes, helpCacheBytes, promtext.Gauge, st.Bytes},
+			{nameCacheEntries, helpCacheEntries, promtext.Gauge, st.Entries},
+			{nameCacheEvictions, helpCacheEvictions, promtext.Counter, st.Evictions},
+			{nameCacheHits, helpCacheHits, promtext.Counter, st.Hits},
+			{nameCacheMisses, helpCacheMisses, promtext.Counter, st.Misses},
+		} {
+			w.Header(f.name, f.help, f.typ)
+			w.Sample(f.name, float64(f.v))
+		}
+	}
+
 	var bounds [len(latencyBuckets)]float64
 	for i, le := range latencyBuckets {
 		bounds[i] = le.Seconds()
 	}
-	for i, label := range [...]string{latencyLocal: "local", latencyForwarded: "forwarded"} {
+	for i, label := range [numLatencies]string{latencyLocal: "local", latencyForwarded: "forwarded", latencyCached: "cached"} {
 		h := &m.latency[i]
 		var counts [len(h.counts)]uint64
 		for b := range h.counts {

@@ -88,7 +88,8 @@ type fwdEntry struct {
 	query    []byte              // the client's query; bytes 0-1 rewritten per attempt
 	q        fastQuery           // its question end, type, EDNS
 	clientID uint16
-	start    int64 // relay time of the forward's start
+	start    int64     // relay time of the forward's start
+	cache    *upsCache // where the reply goes into the forward cache (the reader path); or nil
 
 	// Where the outcome goes: a UDP client (conn, to), or a goroutine waiting on wait.
 	conn *net.UDPConn
@@ -182,7 +183,7 @@ func (r *relay) get(h *handler, query []byte, q fastQuery, ups []resolver.Upstre
 	e.query = append(e.query[:0], query...)
 	e.clientID = binary.BigEndian.Uint16(query)
 	e.start = r.now()
-	e.conn, e.to, e.wait, e.errs = nil, netip.AddrPort{}, nil, nil
+	e.conn, e.to, e.wait, e.errs, e.cache = nil, netip.AddrPort{}, nil, nil, nil
 	return e, nil
 }
 
@@ -241,6 +242,7 @@ func (r *relay) attempt(e *fwdEntry) {
 			r.mu.Unlock()
 			unix.Close(fd)
 			e.fail(r, "", err)
+			e.cache = nil // berth failed it, not the upstreams
 			break
 		}
 		ep := r.ep
@@ -318,10 +320,19 @@ func (r *relay) finish(e *fwdEntry, reply []byte) {
 		e.wait <- res
 	default:
 		src := srcForwarded
+		binary.BigEndian.PutUint16(e.query, e.clientID) // attempts rewrote it
+		up := ""
 		if reply == nil {
 			src = srcServfail
-			binary.BigEndian.PutUint16(e.query, e.clientID) // attempts rewrote it
 			reply = appendFailure(nil, e.query, e.q, dns.RcodeServerFailure)
+			if e.h.ctx.Err() != nil {
+				e.cache = nil // the server stopped it, no upstream failed it
+			}
+		} else if e.cache != nil {
+			up = upstreamName(e.ups[e.next])
+		}
+		if e.cache != nil {
+			e.h.s.cachePut(e.cache, e.query, reply, up)
 		}
 		_, _ = e.conn.WriteToUDPAddrPort(reply, e.to)
 		r.metrics.answered(e.q.qtype, rcode, src, time.Duration(r.now()-e.start))
@@ -329,7 +340,7 @@ func (r *relay) finish(e *fwdEntry, reply []byte) {
 	}
 	r.mu.Lock()
 	e.seq++
-	e.h, e.ups, e.conn, e.wait, e.errs = nil, nil, nil, nil, nil
+	e.h, e.ups, e.conn, e.wait, e.errs, e.cache = nil, nil, nil, nil, nil, nil
 	r.free = append(r.free, e.idx)
 	r.mu.Unlock()
 }

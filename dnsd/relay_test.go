@@ -219,7 +219,8 @@ func TestRelayEpollFails(t *testing.T) {
 			}
 			done := make(chan result, 1)
 			go func() {
-				m, how, _ := s.Explain(context.Background(), clientID, "slow.example", dns.TypeA)
+				m, ex, _ := s.Explain(context.Background(), clientID, "slow.example", dns.TypeA)
+				how := ex.How
 				done <- result{m, how}
 			}()
 			var ep *epoller
@@ -256,7 +257,8 @@ func TestRelayEpollFails(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 			s.upstreams = newTestServer(t, newFixture(t, ""), Config{}, live).upstreams
-			m, how, err := s.Explain(context.Background(), clientID, "test.example", dns.TypeA)
+			m, ex, err := s.Explain(context.Background(), clientID, "test.example", dns.TypeA)
+			how := ex.How
 			if err != nil || len(m.Answer) != 1 {
 				t.Fatalf("next forward: got %v, %q, %v; want the upstream's answer", m, how, err)
 			}
@@ -270,7 +272,8 @@ func TestRelayIdleParked(t *testing.T) {
 	dead := newUpstream(t, "127.0.0.1")
 	dead.setReply(nil)
 	s := newTestServer(t, newFixture(t, ""), Config{ForwardTimeout: 50 * time.Millisecond, ForwardDeadline: time.Second}, dead)
-	m, how, err := s.Explain(context.Background(), clientID, "slow.example", dns.TypeA)
+	m, ex, err := s.Explain(context.Background(), clientID, "slow.example", dns.TypeA)
+	how := ex.How
 	if err != nil || m.Rcode != dns.RcodeServerFailure {
 		t.Fatalf("got %v, %q, %v; want SERVFAIL", m, how, err)
 	}

@@ -172,6 +172,7 @@ func (r *relay) drain(ep *epoller, cause error) {
 		r.closeAttempt(e)
 		e.fail(r, "", cause)
 		e.next = len(e.ups)
+		e.cache = nil // berth failed it, not the upstreams
 		r.finish(e, nil)
 	}
 	ep.close()

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"berth/dnsd/cache"
 	"berth/internal/promtext"
 	"berth/resolver"
 	"berth/store"
@@ -47,6 +48,10 @@ type Config struct {
 	// table is read before its server starts, and reset. A tmpfs (the daemon's
 	// --exec-root): tables die at reboot.
 	CleanFile string
+
+	// Cache, if not nil, keeps upstream replies for every sandbox (cached.go); the daemon
+	// makes it (--dns-cache-size). nil: every forwarded query goes upstream.
+	Cache *cache.Cache
 
 	MaxInflight      int           // forwarded queries in flight per sandbox; beyond it REFUSED
 	MaxInflightTotal int           // forwarded queries in flight for all sandboxes together
@@ -117,7 +122,7 @@ func New(cfg Config) *Server {
 		sbs:    make(map[string]*sandbox),
 	}
 	s.wasClean = readCleanFile(cfg.CleanFile, cfg.Log)
-	s.metrics = newMetrics(func() int { return len(s.global) })
+	s.metrics = newMetrics(func() int { return len(s.global) }, cfg.Cache)
 	s.relay = newRelay(cfg.ForwardTimeout, cfg.ForwardDeadline, s.metrics, cfg.Log)
 	s.fwd = &forwarder{cfg: forwardConfig{
 		Timeout:  cfg.ForwardTimeout,

@@ -193,7 +193,7 @@ func TestTCPSlots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newMetrics(func() int { return 0 })
+	m := newMetrics(func() int { return 0 }, nil)
 	l := newSlotListener(tl, newTCPSlots(1, 200*time.Millisecond, m))
 	defer l.Close()
 	accepted := make(chan *slotConn, 4)

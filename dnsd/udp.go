@@ -91,6 +91,7 @@ func (u *udpServer) read() {
 		to      [readBatch]netip.AddrPort
 		starts  [readBatch]time.Time
 		qtypes  [readBatch]uint16
+		srcs    [readBatch]source
 		sc      scratch
 		backoff time.Duration // after read errors in a row: doubled per error, up to maxReadBackoff
 	)
@@ -125,10 +126,16 @@ func (u *udpServer) read() {
 			switch v {
 			case answered:
 				replies[k] = append(replies[k][:0], reply...)
-				to[k], starts[k], qtypes[k] = from, start, q.qtype
+				to[k], starts[k], qtypes[k], srcs[k] = from, start, q.qtype, srcLocal
 				k++
 				continue
 			case toRelay:
+				if reply, ok := u.h.fromCache(pkt, q, replies[k][:0]); ok {
+					replies[k] = reply // kept: the buffer grows once
+					to[k], starts[k], qtypes[k], srcs[k] = from, start, q.qtype, srcCached
+					k++
+					continue
+				}
 				if u.forward(pkt, q, from) {
 					continue
 				}
@@ -140,7 +147,7 @@ func (u *udpServer) read() {
 		u.send(mc, replies[:k], to[:k])
 		done := time.Now()
 		for i := range k {
-			u.h.s.metrics.answered(qtypes[i], 0, srcLocal, done.Sub(starts[i]))
+			u.h.s.metrics.answered(qtypes[i], int(replies[i][3]&0xF), srcs[i], done.Sub(starts[i]))
 		}
 		if n == len(in) && n < readBatch {
 			addBuffers(min(2*n, readBatch)) // more were probably waiting
@@ -173,15 +180,16 @@ func (u *udpServer) forward(pkt []byte, q fastQuery, from netip.AddrPort) bool {
 	if !h.tryAcquire() {
 		return false
 	}
-	ups, nsPath := h.upstreams(h.s.cfg.Store.Snapshot())
+	ups := h.upstreams(h.s.cfg.Store.Snapshot())
 	var e *fwdEntry
-	if len(ups) > 0 {
-		e, _ = h.s.relay.get(h, pkt, q, ups, nsPath) // an error is the general path's to report
+	if len(ups.ups) > 0 {
+		e, _ = h.s.relay.get(h, pkt, q, ups.ups, ups.nsPath) // an error is the general path's to report
 	}
 	if e == nil {
 		h.releaseSlots()
 		return false
 	}
+	e.cache = ups
 	h.s.relay.send(e, u.conn, from)
 	return true
 }

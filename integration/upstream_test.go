@@ -178,7 +178,7 @@ func TestDNSLargeForwardedAnswer(t *testing.T) {
 	d := newDaemon(t)
 	u := dnstest.StartStrict(t, "127.0.0.1:53")
 	os.WriteFile(d.resolv, []byte("nameserver 127.0.0.1\noptions edns0\n"), 0o644)
-	d.start()
+	d.start("--dns-cache-size", "0") // every dig forwarded: the test is the forwarded TCP query
 	d.must("network", "create", "--subnet", "10.61.0.0/24", "big")
 	d.must("sandbox", "create", "--name", "a", "--network", "big")
 
@@ -204,5 +204,22 @@ func TestDNSLargeForwardedAnswer(t *testing.T) {
 	}
 	if tcp < 3 {
 		t.Errorf("upstream saw %d tcp queries (%v); want the TCP retries forwarded over TCP", tcp, seen)
+	}
+
+	// With the forward cache: the 4 KB answer kept from TCP is too big for a UDP client's
+	// 1232 bytes, so that one is forwarded again (truncated) and retries over TCP, which
+	// the cache answers whole.
+	d.stop()
+	d.start()
+	for range 2 {
+		for _, args := range [][]string{{"+edns=0", "+bufsize=1232"}, {"+tcp", "+edns=0"}, {"+noedns"}} {
+			r := dig(t, "a", append(args, "big.example")...)
+			if r.status != "NOERROR" || len(r.values("A")) != dnstest.BigAnswers || r.flag("tc") {
+				t.Errorf("cache on: dig %v: %s, %d answers, flags %v; want NOERROR with all %d\n%s", args, r.status, len(r.values("A")), r.flags, dnstest.BigAnswers, r.raw)
+			}
+		}
+	}
+	if _, rejected := u.Seen(); len(rejected) != 0 {
+		t.Errorf("cache on: strict upstream answered FORMERR to %v", rejected)
 	}
 }

@@ -16,7 +16,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/docker/go-units"
+
 	"berth/api"
+
 	"berth/daemon"
 )
 
@@ -43,6 +46,7 @@ func newDaemonCmd() *cobra.Command {
 		kvOpt      []string
 		bridge     bridgeFlags
 		configFile string
+		cacheMem   string
 	)
 	cmd := &cobra.Command{
 		Use:           "berth daemon [flags]",
@@ -55,7 +59,7 @@ func newDaemonCmd() *cobra.Command {
 			if err := daemon.ApplyConfigFile(cmd.Flags(), configFile, cmd.Flags().Changed("config-file")); err != nil {
 				return err
 			}
-			if err := parseDaemonFlags(&cfg, level, dns); err != nil {
+			if err := parseDaemonFlags(&cfg, level, dns, cacheMem); err != nil {
 				return err
 			}
 			if err := bridge.parse(&cfg); err != nil {
@@ -79,6 +83,8 @@ func newDaemonCmd() *cobra.Command {
 	f.StringArrayVar(&dns, "dns", nil, "upstream DNS server for sandboxes (repeatable)")
 	f.StringArrayVar(&cfg.DNSSearch, "dns-search", nil, "DNS search domain for sandboxes (repeatable)")
 	f.StringArrayVar(&cfg.DNSOptions, "dns-option", nil, "resolv.conf option for sandboxes (repeatable)")
+	f.IntVar(&cfg.DNSCacheSize, "dns-cache-size", daemon.DefaultDNSCacheSize, "answers from upstream DNS servers the embedded DNS keeps, for every sandbox together (0: none, every query goes upstream)")
+	f.StringVar(&cacheMem, "dns-cache-memory", daemon.DefaultDNSCacheMemory, "memory those answers may take at most, e.g. 16MiB or 512k (the oldest unused go first)")
 	f.BoolVar(&cfg.IPForward, "ip-forward", true, "enable IP forwarding when a non-internal network exists")
 	f.StringVar(&cfg.Metrics, "metrics-addr", "", "also serve Prometheus /metrics on this TCP address (e.g. 127.0.0.1:9323)")
 	f.BoolVar(&cfg.ICC, "icc", true, "allow traffic between sandboxes on the default bridge (false: only --link pairs)")
@@ -123,10 +129,16 @@ func parseClusterOpts(list []string) (map[string]string, error) {
 }
 
 // parseDaemonFlags types the flags that are not plain strings into cfg.
-func parseDaemonFlags(cfg *daemon.Config, level string, dns []string) error {
+func parseDaemonFlags(cfg *daemon.Config, level string, dns []string, cacheMem string) error {
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return fmt.Errorf("invalid log-level %q: want debug, info, warn or error", level)
 	}
+	// Docker's size syntax (--memory, --shm-size): binary units, "16m" = "16MiB".
+	n, err := units.RAMInBytes(cacheMem)
+	if err != nil {
+		return fmt.Errorf("invalid dns-cache-memory %q: want a size such as 16MiB or 512k", cacheMem)
+	}
+	cfg.DNSCacheMemory = n
 	for _, s := range dns {
 		a, err := netip.ParseAddr(s)
 		if err != nil || a.Zone() != "" {

@@ -20,7 +20,8 @@ func TestConfigFileFlags(t *testing.T) {
 		"data-root": "/srv/berth", "exec-root": "/run/b", "metrics-addr": "127.0.0.1:9323",
 		"cluster-store": "etcd://10.0.0.1:2379", "cluster-advertise": "10.0.0.2",
 		"cluster-store-opts": {"kv.certfile": "c.pem"},
-		"tlsverify": true, "tlscacert": "ca.pem", "tlscert": "cert.pem", "tlskey": "key.pem"}`
+		"tlsverify": true, "tlscacert": "ca.pem", "tlscert": "cert.pem", "tlskey": "key.pem",
+		"dns-cache-size": 500, "dns-cache-memory": "4MiB"}`
 	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +32,7 @@ func TestConfigFileFlags(t *testing.T) {
 	if err := daemon.ApplyConfigFile(cmd.Flags(), p, true); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"bip", "mtu", "iptables", "ip-masq", "default-address-pool", "tlskey", "root", "dns-option"} {
+	for _, name := range []string{"bip", "mtu", "iptables", "ip-masq", "default-address-pool", "tlskey", "root", "dns-option", "dns-cache-size", "dns-cache-memory"} {
 		if f := cmd.Flags().Lookup(name); f == nil || f.Value.String() == f.DefValue {
 			t.Errorf("--%s not set from the file", name)
 		}
@@ -57,6 +58,38 @@ func TestBridgeFlagErrors(t *testing.T) {
 		var cfg daemon.Config
 		if err := tc.b.parse(&cfg); err == nil || err.Error() != tc.want {
 			t.Errorf("got %v, want %s", err, tc.want)
+		}
+	}
+}
+
+// TestDNSCacheFlags: --dns-cache-memory takes Docker's size syntax; a bad one or a bad
+// --dns-cache-size is one line naming the flag.
+func TestDNSCacheFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string // error; "" for none
+		mem  int64
+	}{
+		{nil, "", 16 << 20},
+		{[]string{"--dns-cache-memory", "512k"}, "", 512 << 10},
+		{[]string{"--dns-cache-memory", "2g"}, "", 2 << 30},
+		{[]string{"--dns-cache-memory", "lots"}, `invalid dns-cache-memory "lots": want a size such as 16MiB or 512k`, 0},
+		{[]string{"--dns-cache-size", "many"}, `invalid argument "many" for "--dns-cache-size" flag: strconv.ParseInt: parsing "many": invalid syntax`, 0},
+	} {
+		cmd := newDaemonCmd()
+		err := cmd.Flags().Parse(tc.args)
+		var cfg daemon.Config
+		if err == nil {
+			mem, _ := cmd.Flags().GetString("dns-cache-memory")
+			err = parseDaemonFlags(&cfg, "info", nil, mem)
+		}
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: %v", tc.args, err)
+		case tc.want != "" && (err == nil || err.Error() != tc.want):
+			t.Errorf("%v: got %v, want %s", tc.args, err, tc.want)
+		case tc.want == "" && cfg.DNSCacheMemory != tc.mem:
+			t.Errorf("%v: memory %d, want %d", tc.args, cfg.DNSCacheMemory, tc.mem)
 		}
 	}
 }

@@ -421,7 +421,7 @@ func TestDNSQueryFormat(t *testing.T) {
 			wantOut: "NOERROR db.\t600\tIN\tA\t10.5.0.3\ndb.\t600\tIN\tA\t10.6.0.3\n"},
 		{name: "index", args: q(`{{index .Flags 1}} {{len .Answer}} {{.How}}`), reply: res, wantOut: "aa 2 network app\n"},
 		{name: "json", args: q("json"), reply: api.DNSQuery{Name: "db"},
-			wantOut: `{"Sandbox":"","Name":"db","Type":"","Rcode":"","Flags":null,"Answer":null,"Authority":null,"How":""}` + "\n"},
+			wantOut: `{"Sandbox":"","Name":"db","Type":"","Rcode":"","Flags":null,"Answer":null,"Authority":null,"How":"","Cached":false,"CacheTTL":0}` + "\n"},
 		{name: "unknown field", args: q("{{.Nope}}"), reply: res, wantOut: "\n", wantCode: 1,
 			wantErr: `template parsing error: template: :1:2: executing "" at <.Nope>: map has no entry for key "Nope"` + "\n"},
 		{name: "bad template", args: q("{{.Rcode"), wantCode: 64, wantErr: "template parsing error: template: :1: unclosed action\n"},
