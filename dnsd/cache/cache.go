@@ -28,6 +28,9 @@
 // three query bits: EDNS present, DO and CD (a reply to a query without EDNS must not
 // carry an OPT to a client that sent one, and vice versa; CD changes what a validating
 // upstream answers).
+//
+// Beyond the specified API: GetAt is Get with the caller's clock reading, for a caller
+// that already read the clock for the datagram.
 package cache
 
 import (

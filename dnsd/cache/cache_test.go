@@ -3,6 +3,7 @@ package cache
 import (
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -581,5 +582,52 @@ func TestGetAtUsesItsTime(t *testing.T) {
 	}
 	if _, _, _, ok := c.GetAt(1, qb, 512, nil, cl.t.Add(300*time.Second)); ok {
 		t.Error("GetAt +300s: hit, want expired")
+	}
+}
+
+// dnssecReplies are replies with the record types rdataOK checks beyond the plain ones.
+func dnssecReplies(t testing.TB) [][2]*dns.Msg {
+	t.Helper()
+	const sig = "RRSIG A 13 2 300 20270101000000 20260101000000 12345 example. dGVzdHNpZ25hdHVyZQ=="
+	var out [][2]*dns.Msg
+	add := func(name string, qtype uint16, rcode int, answer, ns []string) {
+		q := query(t, name, qtype, true, true)
+		out = append(out, [2]*dns.Msg{q, reply(t, q, rcode, answer, ns, nil)})
+	}
+	add("s.example.", dns.TypeA, 0, []string{"s.example. 300 IN A 192.0.2.1", "s.example. 300 IN " + sig}, nil)
+	add("example.", dns.TypeDS, 0, []string{"example. 300 IN DS 12345 13 2 49FD46E6C4B45C55D4AC69CBD3CD34AC1AFE51DE"}, nil)
+	add("example.", dns.TypeDNSKEY, 0, []string{"example. 300 IN DNSKEY 257 3 13 dGVzdGtleQ=="}, nil)
+	add("example.", dns.TypeCAA, 0, []string{`example. 300 IN CAA 0 issue "letsencrypt.org"`}, nil)
+	add("gone.example.", dns.TypeA, dns.RcodeNameError, nil, []string{soa,
+		"example. 300 IN " + strings.Replace(sig, "RRSIG A", "RRSIG SOA", 1),
+		"fine.example. 300 IN NSEC www.example. A AAAA RRSIG NSEC"})
+	add("gone.example.", dns.TypeAAAA, 0, nil, []string{soa,
+		"2vptu5timamqttgl4luu9kg21e0aor3s.example. 300 IN NSEC3 1 0 0 AABB 2vptu5timamqttgl4luu9kg21e0aor3t A RRSIG"})
+	return out
+}
+
+func TestDNSSECAndCAA(t *testing.T) {
+	c := testCache(t, newClock())
+	for _, qr := range dnssecReplies(t) {
+		mustPut(t, c, 1, qr[0], qr[1])
+		m, _, ok := get(t, c, 1, qr[0], 4096)
+		if !ok {
+			t.Fatalf("%v: miss", qr[0].Question[0])
+		}
+		if len(m.Answer) != len(qr[1].Answer) || len(m.Ns) != len(qr[1].Ns) {
+			t.Errorf("%v: got %v", qr[0].Question[0], m)
+		}
+	}
+	// A bad bitmap (an empty window) is refused, as miekg refuses it.
+	q := query(t, "gone.example.", dns.TypeMX, true, true)
+	b := pack(t, reply(t, q, dns.RcodeNameError, nil, []string{soa, "fine.example. 300 IN NSEC www.example. A"}, nil))
+	// The NSEC's bitmap is its rdata's last 3 bytes (window 0, length 1, 0x40), before the OPT.
+	b[len(b)-11-2] = 0
+	if ok, _ := c.put(1, pack(t, q), b, "u"); ok {
+		t.Error("cached an NSEC with an empty bitmap window")
+	}
+	var m dns.Msg
+	if m.Unpack(b) == nil {
+		t.Error("control: miekg unpacked the bad bitmap")
 	}
 }

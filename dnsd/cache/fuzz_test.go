@@ -29,6 +29,10 @@ func FuzzPut(f *testing.F) {
 	q = query(f, "down.example.", dns.TypeA, true, false)
 	f.Add(pack(f, q), pack(f, reply(f, q, dns.RcodeServerFailure, nil, nil, nil)))
 
+	for _, qr := range dnssecReplies(f) {
+		f.Add(pack(f, qr[0]), pack(f, qr[1]))
+	}
+
 	f.Fuzz(func(t *testing.T, query, reply []byte) {
 		c := New(Config{MaxEntries: 10})
 		if !c.Put(1, query, reply, "u") {

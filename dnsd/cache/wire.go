@@ -22,6 +22,17 @@ const (
 	typeDNAME = 39
 	typeOPT   = 41
 
+	// DNSSEC (RFC 4034, RFC 5155, RFC 7344) and CAA (RFC 8659), for DO queries and
+	// certificate authorities.
+	typeDS      = 43
+	typeRRSIG   = 46
+	typeNSEC    = 47
+	typeDNSKEY  = 48
+	typeNSEC3   = 50
+	typeCDS     = 59
+	typeCDNSKEY = 60
+	typeCAA     = 257
+
 	flagQR = 0x8000
 	flagTC = 0x0200
 	flagRD = 0x0100
@@ -201,9 +212,11 @@ func isOrBelow(name, ancestor []byte) bool {
 
 // rdataOK checks the rdata msg[rdata:end] of a record of type typ the way miekg's
 // unpacking does, so that whatever Get serves unpacks: fixed lengths, names inside the
-// message and ending exactly at end, character-strings filling the rdata, OPT options
-// whose content is free-form. Types outside this list are not cached (miekg parses many
-// of them field by field, and checking each here is not worth a rarely cached answer).
+// message and ending exactly at end, character-strings filling the rdata, type bitmaps,
+// OPT options whose content is free-form. The types: A, AAAA, NS, CNAME, PTR, DNAME, MX,
+// SRV, SOA, TXT, CAA, DS, CDS, DNSKEY, CDNSKEY, RRSIG, NSEC, NSEC3, OPT. Others (HTTPS,
+// SVCB, HINFO, ...) are not cached: miekg parses them field by field, and a wrong check
+// here would serve a reply a client cannot read.
 func rdataOK(msg []byte, typ uint16, rdata, end int) bool {
 	n := end - rdata
 	if n == 0 {
@@ -230,6 +243,28 @@ func rdataOK(msg []byte, typ uint16, rdata, end int) bool {
 		}
 		next, ok = skipName(msg[:end], next)
 		return ok && next+20 == end
+	case typeDS, typeCDS, typeDNSKEY, typeCDNSKEY: // fixed 4 bytes, then opaque
+		return n >= 4
+	case typeRRSIG: // 18 fixed bytes, the signer's name, the signature
+		_, ok := skipName(msg[:end], rdata+18)
+		return n > 18 && ok
+	case typeNSEC:
+		next, ok := skipName(msg[:end], rdata)
+		return ok && typeBitmapOK(msg[next:end])
+	case typeNSEC3: // hash, flags, iterations, salt, next hashed owner, type bitmap
+		off := rdata + 4
+		if off >= end {
+			return false
+		}
+		if off += 1 + int(msg[off]); off >= end {
+			return false
+		}
+		if off += 1 + int(msg[off]); off > end {
+			return false
+		}
+		return typeBitmapOK(msg[off:end])
+	case typeCAA: // flags, a tag as a character-string, the value
+		return n >= 2 && rdata+2+int(msg[rdata+1]) <= end
 	case typeTXT:
 		for off := rdata; off < end; off += int(msg[off]) + 1 {
 			if off+1+int(msg[off]) > end {
@@ -263,6 +298,24 @@ func rdataOK(msg []byte, typ uint16, rdata, end int) bool {
 		return true
 	}
 	return false
+}
+
+// typeBitmapOK checks an NSEC or NSEC3 type bitmap as miekg does: windows in increasing
+// order, each of 1 to 32 bytes, filling b exactly.
+func typeBitmapOK(b []byte) bool {
+	last := -1
+	for off := 0; off < len(b); {
+		if off+2 > len(b) {
+			return false
+		}
+		window, l := int(b[off]), int(b[off+1])
+		if window <= last || l == 0 || l > 32 || off+2+l > len(b) {
+			return false
+		}
+		last = window
+		off += 2 + l
+	}
+	return true
 }
 
 func lower(c byte) byte {
