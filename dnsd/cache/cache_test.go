@@ -631,3 +631,20 @@ func TestDNSSECAndCAA(t *testing.T) {
 		t.Error("control: miekg unpacked the bad bitmap")
 	}
 }
+
+// TestGetCopies checks that a reply Get returned is the caller's: writing over it changes
+// nothing the next Get returns.
+func TestGetCopies(t *testing.T) {
+	c := testCache(t, newClock())
+	q := query(t, "a.example.", dns.TypeA, true, false)
+	mustPut(t, c, 1, q, reply(t, q, 0, []string{"a.example. 300 IN A 192.0.2.1"}, nil, nil))
+	qb := pack(t, q)
+	first, _, _, _ := c.Get(1, qb, 512, nil)
+	want := string(first)
+	for i := range first {
+		first[i] = 0xFF
+	}
+	if again, _, _, ok := c.Get(1, qb, 512, nil); !ok || string(again) != want {
+		t.Error("the second Get differs after the first's bytes were overwritten")
+	}
+}

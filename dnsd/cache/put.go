@@ -51,10 +51,13 @@ func (c *Cache) analyze(a *analysis, query []byte, qend int, reply []byte) strin
 	ar := int(binary.BigEndian.Uint16(reply[10:]))
 
 	// Names the answer section may own: the qname, then every CNAME target in order.
-	var chainBuf [maxChain * maxName]byte
+	// chainBuf is small: the usual chain is one or two names, and Go zeroes it per call;
+	// longer chains move names to the heap (earlier slices keep their bytes).
+	var chainBuf [2 * 64]byte
 	var chain [maxChain][]byte
 	var ownerBuf [maxName]byte
-	chain[0] = lowerName(chainBuf[:0:maxName], query[headerLen:qend-4])
+	names := lowerName(chainBuf[:0], query[headerLen:qend-4])
+	chain[0] = names
 	nchain := 1
 
 	var (
@@ -109,8 +112,9 @@ func (c *Cache) analyze(a *analysis, query []byte, qend int, reply []byte) strin
 				if nchain == maxChain {
 					return "CNAME chain too long"
 				}
-				target, _, _ := readName(reply, rdata, chainBuf[nchain*maxName:nchain*maxName])
-				chain[nchain] = target
+				start := len(names)
+				names, _, _ = readName(reply, rdata, names)
+				chain[nchain] = names[start:len(names):len(names)]
 				nchain++
 			}
 		case i < an+ns:
