@@ -648,3 +648,26 @@ func TestGetCopies(t *testing.T) {
 		t.Error("the second Get differs after the first's bytes were overwritten")
 	}
 }
+
+// TestOneUpstreamQueryPerTTL plays the relay: 1,000 client queries, one a second, each
+// answered from the cache or else by an upstream (a counter) whose reply is Put. With a
+// TTL of 300 s, the upstream sees one query per 300 s window.
+func TestOneUpstreamQueryPerTTL(t *testing.T) {
+	cl := newClock()
+	c := testCache(t, cl)
+	p := c.Partition("10.0.0.1:53 host")
+	upstream := 0
+	for i := range 1000 {
+		q := query(t, "www.example.", dns.TypeA, i%2 == 0, false)
+		q.Id = uint16(i)
+		if _, _, ok := get(t, c, p, q, 1232); !ok {
+			upstream++
+			mustPut(t, c, p, q, reply(t, q, 0, []string{"www.example. 300 IN A 192.0.2.1"}, nil, nil))
+		}
+		cl.add(time.Second)
+	}
+	// Two keys (with and without EDNS), each fetched at 0, 300, 600 and 900 s.
+	if upstream != 8 {
+		t.Errorf("%d upstream queries for 1,000 client queries over 1,000 s, want 8 (4 windows x 2 keys)", upstream)
+	}
+}
