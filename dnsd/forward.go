@@ -46,8 +46,9 @@ type upsCache struct {
 	host   *hostView
 	ups    []resolver.Upstream // not modified
 	nsPath string
-	set    string // the answer cache's partition name of ups (cacheSet); "" without a cache or upstreams
-	part   uint32 // its partition
+	set    string   // the answer cache's partition name of ups (cacheSet); "" without a cache or upstreams
+	part   uint32   // its partition
+	names  []string // upstreamName of each of ups, for cache entries (with the cache only)
 }
 
 // upstreams returns where the sandbox forwards: its upstreams, its current netns path and
@@ -69,6 +70,10 @@ func (h *handler) upstreams(snap *store.Snapshot) *upsCache {
 	if cc := h.s.cfg.Cache; cc != nil && len(c.ups) > 0 {
 		c.set = cacheSet(h.id, c.ups)
 		c.part = cc.Partition(c.set)
+		c.names = make([]string, len(c.ups))
+		for i, up := range c.ups {
+			c.names[i] = upstreamName(up)
+		}
 	}
 	if old != nil && old.set != "" && old.set != c.set {
 		h.s.cfg.Cache.Flush(old.part)

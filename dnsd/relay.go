@@ -329,12 +329,12 @@ func (r *relay) finish(e *fwdEntry, reply []byte) {
 				e.cache = nil // the server stopped it, no upstream failed it
 			}
 		} else if e.cache != nil {
-			up = upstreamName(e.ups[e.next])
-		}
-		if e.cache != nil {
-			e.h.s.cachePut(e.cache, e.query, reply, up)
+			up = e.cache.names[e.next]
 		}
 		_, _ = e.conn.WriteToUDPAddrPort(reply, e.to)
+		if e.cache != nil { // after the client has its answer
+			e.h.s.cachePut(e.cache, e.query, reply, up)
+		}
 		r.metrics.answered(e.q.qtype, rcode, src, time.Duration(r.now()-e.start))
 		e.h.releaseSlots()
 	}

@@ -189,7 +189,9 @@ func (u *udpServer) forward(pkt []byte, q fastQuery, from netip.AddrPort) bool {
 		h.releaseSlots()
 		return false
 	}
-	e.cache = ups
+	if ups.set != "" {
+		e.cache = ups // the reply goes into the forward cache
+	}
 	h.s.relay.send(e, u.conn, from)
 	return true
 }
