@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -25,6 +26,15 @@ type fakeKernel struct {
 	// entries, keyed by MAC.
 	vxlans map[string]VxlanSpec
 	peers  map[string]map[string]VxlanPeer
+	// Macvlan and ipvlan: parents berth made (also in links, kind "vlan" or "veth-parent"
+	// with the peer as "veth-peer"), the links inside each netns (path -> ifname -> the
+	// spec that made it) and the shims (also in links, kind "shim").
+	parents map[string]ParentSpec
+	nsLinks map[string]map[string]SubIfSpec
+	shims   map[string]ShimSpec
+	// noModule names the kernel modules the fake kernel lacks ("8021q", "ipvlan"): what
+	// needs one fails as the real kernel does.
+	noModule map[string]bool
 
 	vethErr    error         // or nil: what AddVeth returns instead of succeeding
 	deleteGate chan struct{} // or nil: DeleteLink of a veth waits for it to be closed
@@ -42,7 +52,8 @@ func (k *fakeKernel) did(op string) {
 
 func newFakeKernel() *fakeKernel {
 	return &fakeKernel{links: map[string]string{"lo": "device", "eth0": "device"}, netns: map[string]bool{}, uts: map[string]string{},
-		gw: map[string][2]netip.Addr{}, vxlans: map[string]VxlanSpec{}, peers: map[string]map[string]VxlanPeer{}}
+		gw: map[string][2]netip.Addr{}, vxlans: map[string]VxlanSpec{}, peers: map[string]map[string]VxlanPeer{},
+		parents: map[string]ParentSpec{}, nsLinks: map[string]map[string]SubIfSpec{}, shims: map[string]ShimSpec{}, noModule: map[string]bool{}}
 }
 
 func (k *fakeKernel) fail(op string) error {
@@ -79,7 +90,21 @@ func (k *fakeKernel) DeleteLink(name string) error {
 	if err := k.fail("DeleteLink"); err != nil {
 		return err
 	}
+	if k.links[name] == "veth-parent" || k.links[name] == "veth-peer" {
+		// Either end of the internal parent's veth takes the other with it.
+		if p, ok := k.parents[name]; ok {
+			delete(k.links, PeerName(p.Name))
+		}
+		for n, p := range k.parents {
+			if PeerName(p.Name) == name {
+				delete(k.links, n)
+				delete(k.parents, n)
+			}
+		}
+	}
 	delete(k.links, name)
+	delete(k.parents, name)
+	delete(k.shims, name)
 	k.did("DeleteLink")
 	return nil
 }
@@ -120,7 +145,8 @@ func (k *fakeKernel) DeleteNetNS(path string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.netns, path)
-	delete(k.gw, path) // the routes live in the netns
+	delete(k.gw, path)      // the routes live in the netns
+	delete(k.nsLinks, path) // and so do its links
 	k.did("DeleteNetNS")
 	return nil
 }
@@ -253,6 +279,123 @@ func (k *fakeKernel) vxlanPeers(dev string) []string {
 	var out []string
 	for mac, p := range k.peers[dev] {
 		out = append(out, fmt.Sprintf("%s %v@%s", mac, p.Addrs, p.Host))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (k *fakeKernel) EnsureParent(spec ParentSpec) (bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.fail("EnsureParent"); err != nil {
+		return false, err
+	}
+	if _, ok := k.links[spec.Name]; ok {
+		return false, nil
+	}
+	switch {
+	case spec.Internal:
+		k.links[spec.Name] = "veth-parent"
+		k.links[PeerName(spec.Name)] = "veth-peer"
+	case spec.VLAN != 0:
+		if _, ok := k.links[spec.Link]; !ok {
+			return false, fmt.Errorf("parent interface %s not found (the lower link of %s)", spec.Link, spec.Name)
+		}
+		if k.noModule["8021q"] {
+			return false, fmt.Errorf("parent %s: create: 802.1q VLANs need the 8021q kernel module (modprobe 8021q): operation not supported", spec.Name)
+		}
+		k.links[spec.Name] = "vlan"
+	default:
+		return false, fmt.Errorf("parent interface %s not found", spec.Name)
+	}
+	k.parents[spec.Name] = spec
+	k.did("EnsureParent")
+	return true, nil
+}
+
+func (k *fakeKernel) AddSubIf(spec SubIfSpec) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.fail("AddSubIf"); err != nil {
+		return err
+	}
+	if !k.netns[spec.NetNSPath] {
+		return fmt.Errorf("fake AddSubIf: no netns %s", spec.NetNSPath)
+	}
+	if _, ok := k.links[spec.Parent]; !ok {
+		return fmt.Errorf("fake AddSubIf: parent interface %s not found", spec.Parent)
+	}
+	switch {
+	case spec.Kind != "macvlan" && spec.Kind != "ipvlan":
+		return fmt.Errorf("fake AddSubIf: kind %q", spec.Kind)
+	case spec.Kind == "ipvlan" && len(spec.MAC) != 0:
+		return fmt.Errorf("fake AddSubIf: mac %s on ipvlan", spec.MAC)
+	case spec.Kind == "ipvlan" && k.noModule["ipvlan"]:
+		return fmt.Errorf("create ipvlan %s: add: ipvlan needs the ipvlan kernel module (modprobe ipvlan): operation not supported", spec.IfName)
+	}
+	if k.nsLinks[spec.NetNSPath] == nil {
+		k.nsLinks[spec.NetNSPath] = map[string]SubIfSpec{}
+	}
+	spec.Addrs = slices.Clone(spec.Addrs)
+	k.nsLinks[spec.NetNSPath][spec.IfName] = spec // a stale one is replaced
+	k.did("AddSubIf")
+	return nil
+}
+
+func (k *fakeKernel) DeleteLinkIn(nsPath, ifName string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.fail("DeleteLinkIn"); err != nil {
+		return err
+	}
+	delete(k.nsLinks[nsPath], ifName)
+	k.did("DeleteLinkIn")
+	return nil
+}
+
+func (k *fakeKernel) EnsureShim(spec ShimSpec) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.fail("EnsureShim"); err != nil {
+		return err
+	}
+	if _, ok := k.links[spec.Parent]; !ok {
+		return fmt.Errorf("fake EnsureShim: parent interface %s not found", spec.Parent)
+	}
+	if !spec.Addr.IsValid() {
+		return fmt.Errorf("fake EnsureShim %s: no address", spec.Name)
+	}
+	spec.Routes = slices.Clone(spec.Routes)
+	k.links[spec.Name] = "shim"
+	k.shims[spec.Name] = spec
+	k.did("EnsureShim")
+	return nil
+}
+
+// subIfs returns the sub-interfaces in the netns at path, as "IFNAME KIND/MODE on PARENT
+// MAC ADDRS" sorted.
+func (k *fakeKernel) subIfs(path string) []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []string
+	for name, s := range k.nsLinks[path] {
+		out = append(out, fmt.Sprintf("%s %s/%s on %s %s %v", name, s.Kind, s.Mode, s.Parent, s.MAC, s.Addrs))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// shimRoutes returns the routes of shim name, sorted; nil if there is no such shim.
+func (k *fakeKernel) shimRoutes(name string) []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s, ok := k.shims[name]
+	if !ok {
+		return nil
+	}
+	out := []string{}
+	for _, r := range s.Routes {
+		out = append(out, r.String())
 	}
 	sort.Strings(out)
 	return out
