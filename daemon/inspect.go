@@ -35,7 +35,7 @@ func networkView(snap *store.Snapshot, n *store.Network, local api.NetworkPeer) 
 		Created:    n.Created,
 		Scope:      scope,
 		Driver:     n.Driver,
-		EnableIPv4: (n.Bridged() || n.ConfigOnly) && !n.NoIPv4,
+		EnableIPv4: (n.Bridged() || n.OnParent() || n.ConfigOnly) && !n.NoIPv4,
 		EnableIPv6: n.IPv6,
 		IPAM:       api.IPAM{Driver: "default", Options: map[string]string{}, Config: []api.IPAMConfig{}},
 		Internal:   n.Internal,

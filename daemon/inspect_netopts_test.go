@@ -13,10 +13,13 @@ import (
 // TestNetworkViewOptions: inspect of an IPv6-only network with an aux address, and of a
 // configuration network and one made from it, shaped as the oracle (dockerd 20.10) showed
 // `docker network inspect cfg` and `fromcfg` (EnableIPv4 is Docker 28's field; berth shows
-// the gateway, which 20.10 leaves out when it was not given).
+// the gateway, which 20.10 leaves out when it was not given); and of a macvlan network as
+// the oracle showed `docker network create -d macvlan --subnet 10.50.0.0/24 -o parent=eth0
+// mv0`: the options as given, no bridge name.
 func TestNetworkViewOptions(t *testing.T) {
 	st := store.NewMemory()
 	cfgID, fromID, v6ID := "c"+strings.Repeat("0", 63), "f"+strings.Repeat("0", 63), "6"+strings.Repeat("0", 63)
+	mvID := "a" + strings.Repeat("0", 63)
 	aux := map[string]netip.Addr{"r": mustAddr("10.80.0.70")}
 	opts := map[string]string{"com.docker.network.bridge.enable_icc": "false"}
 	cfg := &store.Network{ID: cfgID, Name: "cfg", Driver: store.DriverNull, ConfigOnly: true, Aux: aux,
@@ -28,8 +31,11 @@ func TestNetworkViewOptions(t *testing.T) {
 	v6 := &store.Network{ID: v6ID, Name: "v6", Driver: store.DriverBridge, Bridge: "br-6000", NoIPv4: true, IPv6: true, Attachable: true,
 		Aux:     map[string]netip.Addr{"printer": mustAddr("fd42:17::5")},
 		Subnets: []store.Subnet{{Subnet: mustPrefix("fd42:17::/64"), Gateway: mustAddr("fd42:17::1")}}}
+	mv := &store.Network{ID: mvID, Name: "mv0", Driver: store.DriverMacvlan, Parent: store.Parent{Name: "eth0"}, Mode: "bridge",
+		Subnets: []store.Subnet{{Subnet: mustPrefix("10.50.0.0/24"), Gateway: mustAddr("10.50.0.1")}},
+		Options: map[string]string{"parent": "eth0"}}
 	if err := st.Update(func(tx *store.Tx) error {
-		for _, n := range []*store.Network{cfg, from, v6} {
+		for _, n := range []*store.Network{cfg, from, v6, mv} {
 			if err := tx.PutNetwork(n); err != nil {
 				return err
 			}
@@ -56,6 +62,10 @@ func TestNetworkViewOptions(t *testing.T) {
 			`"IPAM":{"Driver":"default","Options":{},"Config":[{"Subnet":"fd42:17::/64","Gateway":"fd42:17::1","AuxiliaryAddresses":{"printer":"fd42:17::5"}}]},` +
 			`"Internal":false,"Attachable":true,"Ingress":false,"ConfigFrom":{"Network":""},"ConfigOnly":false,"Containers":{},` +
 			`"Options":{"com.docker.network.bridge.name":"br-6000"},"Labels":{}}`},
+		{mv, `{"Name":"mv0","Id":"` + mvID + `",` + zero + `"Scope":"local","Driver":"macvlan","EnableIPv4":true,"EnableIPv6":false,` +
+			`"IPAM":{"Driver":"default","Options":{},"Config":[{"Subnet":"10.50.0.0/24","Gateway":"10.50.0.1"}]},` +
+			`"Internal":false,"Attachable":false,"Ingress":false,"ConfigFrom":{"Network":""},"ConfigOnly":false,"Containers":{},` +
+			`"Options":{"parent":"eth0"},"Labels":{}}`},
 	} {
 		b, err := json.Marshal(networkView(snap, tc.n, api.NetworkPeer{}))
 		if err != nil {

@@ -19,8 +19,11 @@ func checkEndpointReq(snap *store.Snapshot, n *store.Network, sb *store.Sandbox,
 	if n.ConfigOnly {
 		return invalid("network", n.Name, "cannot create endpoint on configuration-only network")
 	}
-	if !n.Bridged() {
+	if !n.Bridged() && !n.OnParent() {
 		return invalid("network", n.Name, "sandboxes join %s with --network %s, not as a second network", n.Name, n.Name)
+	}
+	if n.Driver == store.DriverIpvlan && r.MAC != nil {
+		return invalid("mac-address", r.MAC.String(), "an ipvlan interface has the MAC address of its parent %s", n.Parent.Name)
 	}
 	if n.Predefined {
 		if len(r.Aliases) > 0 {
@@ -91,7 +94,9 @@ func nextIfName(eps []*store.Endpoint) string {
 func planEndpoint(snap *store.Snapshot, sb *store.Sandbox, n *store.Network, eps []*store.Endpoint, r EndpointSpec, q *reaper) (*store.Endpoint, error) {
 	ep := &store.Endpoint{ID: newID(), NetworkID: n.ID, SandboxID: sb.ID, IfName: nextIfName(eps),
 		Aliases: r.Aliases, Links: r.Links}
-	ep.HostVeth = store.VethName(ep.ID)
+	if !n.OnParent() {
+		ep.HostVeth = store.VethName(ep.ID)
+	}
 	var err error
 	if ep.IPv4, err = allocate(snap, n, false, r.IPv4, "ip", q); err != nil {
 		return nil, err
@@ -104,6 +109,8 @@ func planEndpoint(snap *store.Snapshot, sb *store.Sandbox, n *store.Network, eps
 		return nil, invalid("ip6", r.IPv6.String(), "network %s is not IPv6-enabled", n.Name)
 	}
 	switch {
+	case n.Driver == store.DriverIpvlan:
+		// The parent's MAC, which the record does not follow: none of the endpoint's own.
 	case r.MAC != nil:
 		ep.MAC = r.MAC.String()
 	case ep.IPv4.IsValid():
@@ -158,6 +165,9 @@ func (m *Manager) attach(sb *store.Sandbox, n *store.Network, ep *store.Endpoint
 			addrs = append(addrs, netip.PrefixFrom(a, sub.Subnet.Bits()))
 		}
 	}
+	if n.OnParent() {
+		return m.attachSubIf(sb, n, ep, addrs)
+	}
 	err := m.cfg.Kernel.AddVeth(VethSpec{NetNSPath: sb.NetNSPath, HostName: ep.HostVeth, Bridge: n.Bridge,
 		IfName: ep.IfName, MAC: mac, MTU: n.MTU, Addrs: addrs})
 	if errors.Is(err, syscall.EXFULL) {
@@ -166,6 +176,19 @@ func (m *Manager) attach(sb *store.Sandbox, n *store.Network, ep *store.Endpoint
 			n.Name, n.Bridge, maxBridgePorts, store.ErrConflict)
 	}
 	return err
+}
+
+// detach deletes the kernel side of an endpoint of sb: its veth (the host end takes the
+// sandbox end along), or its macvlan or ipvlan interface in the netns, if the netns is
+// still there (a gone netns took the interface with it).
+func (m *Manager) detach(sb *store.Sandbox, ep *store.Endpoint) error {
+	if !onParent(ep) {
+		return m.cfg.Kernel.DeleteLink(ep.HostVeth)
+	}
+	if !m.cfg.Kernel.NetNSExists(sb.NetNSPath) {
+		return nil
+	}
+	return m.cfg.Kernel.DeleteLinkIn(sb.NetNSPath, ep.IfName)
 }
 
 // maxBridgePorts is how many ports a Linux bridge takes: port numbers are 10 bits
@@ -267,7 +290,7 @@ func (m *Manager) Connect(ctx context.Context, req api.NetworkConnect) error {
 	// once touched, are those of the other endpoints again.
 	routes := false
 	undo := func(err error) error {
-		uerr := m.dropEndpoint(ep, replaced)
+		uerr := m.dropEndpoint(sb, ep, replaced)
 		if routes {
 			uerr = errors.Join(uerr, m.setRoutes(m.cfg.Store.Snapshot(), sb))
 		}
@@ -298,16 +321,17 @@ func (m *Manager) Connect(ctx context.Context, req api.NetworkConnect) error {
 		return err
 	}
 	m.refreshFiles(snap, sb)
+	m.syncShims([]*store.Endpoint{ep})
 	connected = true
 	m.cfg.Log.Info("sandbox connected", "sandbox", sb.Name, "network", n.Name, "ipv4", ep.IPv4, "ipv6", ep.IPv6)
 	changes = append(changes, Change{Kind: SandboxConnected, Network: n, Sandbox: sb})
 	return nil
 }
 
-// dropEndpoint undoes a connect: the endpoint's veth and records go, and the file records
-// it replaced (recordAhead) come back.
-func (m *Manager) dropEndpoint(ep *store.Endpoint, files []*store.File) error {
-	kerr := m.cfg.Kernel.DeleteLink(ep.HostVeth)
+// dropEndpoint undoes a connect of sb: the endpoint's veth (or interface) and records go,
+// and the file records it replaced (recordAhead) come back.
+func (m *Manager) dropEndpoint(sb *store.Sandbox, ep *store.Endpoint, files []*store.File) error {
+	kerr := m.detach(sb, ep)
 	serr := m.cfg.Store.Update(func(tx *store.Tx) error {
 		if err := deleteEndpointTx(tx, ep); err != nil {
 			return err
@@ -351,7 +375,7 @@ func (m *Manager) Disconnect(ctx context.Context, req api.NetworkDisconnect) err
 	if err != nil {
 		return fmt.Errorf("sandbox %s is not connected to network %s: %w", sb.Name, n.Name, store.ErrNotFound)
 	}
-	if err := m.cfg.Kernel.DeleteLink(ep.HostVeth); err != nil && !req.Force {
+	if err := m.detach(sb, ep); err != nil && !req.Force {
 		return fmt.Errorf("disconnect %s from %s: %w", sb.Name, n.Name, err)
 	}
 	crashPoint("disconnect:veth")
@@ -372,6 +396,7 @@ func (m *Manager) Disconnect(ctx context.Context, req api.NetworkDisconnect) err
 		m.cfg.Log.Warn("reset default routes", "sandbox", sb.Name, "err", err)
 	}
 	m.refreshFiles(snap, sb)
+	m.syncShims([]*store.Endpoint{ep})
 	m.syncFirewallOrWarn("disconnect")
 	m.cfg.Log.Info("sandbox disconnected", "sandbox", sb.Name, "network", n.Name)
 	changes = append(changes, Change{Kind: SandboxDisconnected, Network: n, Sandbox: sb})

@@ -65,8 +65,8 @@ func appendPorts(out []firewall.Port, snap *store.Snapshot, nets map[string]*sto
 	}
 	for _, ep := range snap.SandboxEndpoints(sb.ID) {
 		n := nets[ep.NetworkID]
-		if n == nil || n.Internal {
-			continue
+		if n == nil || n.Internal || !n.Bridged() {
+			continue // a macvlan or ipvlan address is on the LAN itself: nothing to map
 		}
 		for _, p := range sb.Ports {
 			for _, a := range []netip.Addr{ep.IPv4, ep.IPv6} {

@@ -206,6 +206,9 @@ func allocate(snap *store.Snapshot, n *store.Network, v6 bool, want netip.Addr, 
 		if reserved(sub, want) {
 			return netip.Addr{}, invalid(field, want.String(), "reserved address of subnet %s (network, broadcast or gateway)", sub.Subnet)
 		}
+		if shimAddr(n, want) {
+			return netip.Addr{}, invalid(field, want.String(), "address already in use by the host shim of network %s", n.Name)
+		}
 		if a, err := snap.Address(n.ID, want); err == nil {
 			return netip.Addr{}, holderError(snap, field, want, a.Owner)
 		}
@@ -220,7 +223,7 @@ func allocate(snap *store.Snapshot, n *store.Network, v6 bool, want netip.Addr, 
 	}
 	held := func(a netip.Addr) bool {
 		_, aux := auxName(n, a)
-		return aux || q.holds(n.ID, a)
+		return aux || shimAddr(n, a) || q.holds(n.ID, a)
 	}
 	a, err := firstFree(snap, n.ID, sub, rng, held)
 	if errors.Is(err, store.ErrConflict) {

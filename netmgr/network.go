@@ -55,16 +55,23 @@ func (m *Manager) CreateNetwork(ctx context.Context, req api.NetworkCreate) (*st
 	if err != nil {
 		return nil, err
 	}
-	if n.Global() {
+	switch {
+	case n.Global():
 		n, err = m.createOverlayLocked(ctx, n)
-	} else {
+	case n.OnParent():
+		err = m.createSubIfNetworkLocked(n)
+	default:
 		err = m.createBridgeLocked(ctx, n)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create network %q: %w", req.Name, err)
 	}
 	crashPoint("network-create:bridge")
-	m.cfg.Log.Info("network created", "network", n.Name, "driver", n.Driver, "bridge", n.Bridge, "subnets", n.Subnets)
+	if n.OnParent() {
+		m.cfg.Log.Info("network created", "network", n.Name, "driver", n.Driver, "parent", n.Parent.Name, "mode", n.Mode, "subnets", n.Subnets)
+	} else {
+		m.cfg.Log.Info("network created", "network", n.Name, "driver", n.Driver, "bridge", n.Bridge, "subnets", n.Subnets)
+	}
 	changes = append(changes, Change{Kind: NetworkCreated, Network: n})
 	return n, nil
 }
@@ -139,6 +146,10 @@ func (m *Manager) buildNetwork(req api.NetworkCreate) (*store.Network, error) {
 	case spec.ConfigOnly:
 		// Docker's driver of a configuration network, so nothing takes it for a bridge.
 		n.Driver, n.Bridge = store.DriverNull, ""
+	case spec.Sub != nil:
+		if err := m.applySubIf(snap, n, spec.Sub); err != nil {
+			return nil, err
+		}
 	}
 	if n.Bridged() {
 		if err := m.checkBridgeName(snap, n); err != nil {
@@ -150,6 +161,9 @@ func (m *Manager) buildNetwork(req api.NetworkCreate) (*store.Network, error) {
 		return nil, err
 	}
 	n.Subnets = subnets
+	if err := reserveShim(n); err != nil {
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -234,8 +248,12 @@ func (m *Manager) removeNetworkLocked(ctx context.Context, ref string) (*store.N
 	return n, nil
 }
 
-// deleteDevices deletes a network's bridge and, for an overlay network, its VXLAN device.
+// deleteDevices deletes a network's bridge and, for an overlay network, its VXLAN device;
+// for a macvlan or ipvlan network its shim and the parent berth made.
 func (m *Manager) deleteDevices(n *store.Network) error {
+	if n.OnParent() {
+		return m.deleteSubIfDevices(n)
+	}
 	if !n.Bridged() {
 		return nil // a configuration network has none
 	}

@@ -172,8 +172,8 @@ func TestOverlayValidate(t *testing.T) {
 			`invalid ipv6 "true": overlay networks are IPv4-only`},
 		{"bridge name", a.m, api.NetworkCreate{Name: "ov", Driver: "overlay", Options: map[string]string{OptBridgeName: "ovbr"}},
 			`invalid opt "com.docker.network.bridge.name=ovbr": not an option of the overlay driver`},
-		{"other driver", a.m, api.NetworkCreate{Name: "ov", Driver: "macvlan"},
-			`invalid driver "macvlan": only the bridge driver is supported`},
+		{"other driver", a.m, api.NetworkCreate{Name: "ov", Driver: "weave"},
+			`invalid driver "weave": only the bridge, overlay, macvlan and ipvlan drivers are supported`},
 		{"bad subnet", a.m, api.NetworkCreate{Name: "ov", Driver: "overlay", Subnets: []string{"10.9.0.0/31"}},
 			`invalid subnet "10.9.0.0/31": too small: a /31 leaves no address for endpoints (at most /30)`},
 	} {

@@ -22,8 +22,12 @@ import (
 //     undone; a ready sandbox whose netns is gone is dropped
 //     (its addresses released); a ready sandbox whose netns lives gets any missing veth back;
 //   - an overlay network gets its VXLAN device back too, with its remote endpoints as peers;
-//   - berth-named veths, bridges and VXLAN devices with no record are deleted (nothing else
-//     is touched).
+//   - a macvlan or ipvlan network gets the parent berth makes and its host shim back, and
+//     its sandboxes their interfaces where the parent was remade or the interface is gone;
+//     a missing parent of the user's (a NIC unplugged) is logged and the network left as
+//     it is, so the others come up;
+//   - berth-named veths, bridges, VXLAN devices, internal parents and shims with no record
+//     are deleted (nothing else is touched).
 func (m *Manager) Restore(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -35,10 +39,14 @@ func (m *Manager) Restore(ctx context.Context) error {
 	}
 	m.recoverIntents()
 	snap := m.cfg.Store.Snapshot()
+	parents := parentStates{}
 	for _, n := range snap.Networks() {
 		ensure := m.ensureBridge
-		if n.Global() {
+		switch {
+		case n.Global():
 			ensure = func(n *store.Network) error { return m.restoreOverlay(snap, n) }
+		case n.OnParent():
+			ensure = func(n *store.Network) error { parents[n.ID] = m.restoreParent(n); return nil }
 		}
 		if err := ensure(n); err != nil {
 			return fmt.Errorf("restore: network %s: %w", n.Name, err)
@@ -53,10 +61,11 @@ func (m *Manager) Restore(ctx context.Context) error {
 		have[l] = true
 	}
 	for _, sb := range snap.Sandboxes() {
-		if err := m.restoreSandbox(snap, sb, have); err != nil {
+		if err := m.restoreSandbox(snap, sb, have, parents); err != nil {
 			return fmt.Errorf("restore: sandbox %s: %w", sb.Name, err)
 		}
 	}
+	m.restoreShims(parents)
 	if err := m.sweepOrphans(); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
@@ -71,7 +80,7 @@ func (m *Manager) Restore(ctx context.Context) error {
 	return nil
 }
 
-func (m *Manager) restoreSandbox(snap *store.Snapshot, sb *store.Sandbox, links map[string]bool) error {
+func (m *Manager) restoreSandbox(snap *store.Snapshot, sb *store.Sandbox, links map[string]bool, parents parentStates) error {
 	if sb.State != store.StateReady {
 		m.cfg.Log.Warn("undoing half-created sandbox", "sandbox", sb.Name)
 		return m.teardown(sb, false)
@@ -91,6 +100,14 @@ func (m *Manager) restoreSandbox(snap *store.Snapshot, sb *store.Sandbox, links 
 	}
 	repaired := false
 	for _, ep := range snap.SandboxEndpoints(sb.ID) {
+		if onParent(ep) {
+			ok, err := m.restoreSubIf(snap, sb, ep, parents)
+			if err != nil {
+				return err
+			}
+			repaired = repaired || ok
+			continue
+		}
 		if links[ep.HostVeth] {
 			continue
 		}
@@ -120,6 +137,15 @@ func (m *Manager) sweepOrphans() error {
 	known := map[string]bool{}
 	for _, n := range snap.Networks() {
 		known[n.Bridge] = true
+		if n.OnParent() {
+			known[n.Parent.Name] = true
+			if n.Parent.Internal {
+				known[PeerName(n.Parent.Name)] = true
+			}
+			if n.HostShim {
+				known[ShimName(n.ID)] = true
+			}
+		}
 		if n.Global() {
 			known[vxlanDev(n)] = true
 		}
@@ -131,7 +157,7 @@ func (m *Manager) sweepOrphans() error {
 	for _, l := range links {
 		owned := strings.HasPrefix(l, store.VethPrefix) && len(l) == len(store.VethPrefix)+8 && isHex(l[len(store.VethPrefix):]) ||
 			strings.HasPrefix(l, bridgePrefix) && len(l) == len(bridgePrefix)+12 && isHex(l[len(bridgePrefix):]) ||
-			l == DefaultBridge || isVxlanName(l)
+			l == DefaultBridge || isVxlanName(l) || isSubIfDevName(l)
 		if owned && !known[l] {
 			m.cfg.Log.Warn("removing orphaned device", "link", l)
 			errs = append(errs, m.cfg.Kernel.DeleteLink(l))

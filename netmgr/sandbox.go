@@ -103,6 +103,7 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 		return undo(err)
 	}
 	m.refreshFiles(m.cfg.Store.Snapshot(), ready)
+	m.syncShims(eps)
 	crashPoint("sandbox-create:files")
 	err = m.syncFirewall()
 	if err == nil {
@@ -116,6 +117,7 @@ func (m *Manager) CreateSandbox(ctx context.Context, req api.SandboxCreate) (*st
 		if uerr == nil {
 			m.dropIntent(sb.ID)
 		}
+		m.syncShims(eps)
 		m.syncFirewallOrWarn("failed sandbox create")
 		return nil, errors.Join(fmt.Errorf("create sandbox %s: %w", sb.Name, err), uerr)
 	}
@@ -259,10 +261,12 @@ func (m *Manager) RemoveSandbox(ctx context.Context, req api.SandboxRemove) erro
 			return fmt.Errorf("sandbox %s is in use by %d process(es): stop them or use -f: %w", sb.Name, n, store.ErrConflict)
 		}
 	}
+	eps := snap.SandboxEndpoints(sb.ID)
 	if err := m.teardown(sb, true); err != nil {
 		return fmt.Errorf("remove sandbox %s: %w", sb.Name, err)
 	}
 	crashPoint("sandbox-rm:recorded")
+	m.syncShims(eps)
 	m.refreshDependents(m.cfg.Store.Snapshot(), sb.Name)
 	m.syncFirewallOrWarn("sandbox removal")
 	m.cfg.Log.Info("sandbox removed", "sandbox", sb.Name)
@@ -279,7 +283,12 @@ func (m *Manager) teardown(sb *store.Sandbox, reap bool) error {
 	eps := snap.SandboxEndpoints(sb.ID)
 	var errs []error
 	if !reap {
-		errs = append(errs, m.deleteVeths(eps))
+		errs = append(errs, m.detachAll(sb, eps))
+	} else {
+		// A macvlan or ipvlan interface lives in the netns, which must still be pinned to
+		// be found; and it must go now: a netns kept alive by a process would keep the
+		// interface, and its address, on the LAN.
+		errs = append(errs, m.detachAll(sb, slices.DeleteFunc(slices.Clone(eps), func(ep *store.Endpoint) bool { return !onParent(ep) })))
 	}
 	if ownsPin(sb) {
 		errs = append(errs, m.cfg.Kernel.DeleteNetNS(sb.NetNSPath))
@@ -317,11 +326,14 @@ func (m *Manager) teardown(sb *store.Sandbox, reap bool) error {
 		return err
 	}
 	if err != nil {
-		return errors.Join(err, m.deleteVeths(eps))
+		return errors.Join(err, m.detachAll(sb, eps))
 	}
 	var veths []string
 	var held []heldAddr
 	for _, ep := range eps {
+		if onParent(ep) {
+			continue // deleted above
+		}
 		veths = append(veths, ep.HostVeth)
 		for _, a := range []netip.Addr{ep.IPv4, ep.IPv6} {
 			if a.IsValid() {
@@ -336,7 +348,7 @@ func (m *Manager) teardown(sb *store.Sandbox, reap bool) error {
 // unmake undoes the kernel objects and files of a sandbox that has no records (a create
 // that failed before its commit).
 func (m *Manager) unmake(sb *store.Sandbox, eps []*store.Endpoint) error {
-	err := m.deleteVeths(eps)
+	err := m.detachAll(sb, eps)
 	if ownsPin(sb) {
 		err = errors.Join(err, m.cfg.Kernel.DeleteNetNS(sb.NetNSPath))
 	}
@@ -347,11 +359,11 @@ func (m *Manager) unmake(sb *store.Sandbox, eps []*store.Endpoint) error {
 	return err
 }
 
-// deleteVeths deletes the host ends of eps (which takes the sandbox ends with them).
-func (m *Manager) deleteVeths(eps []*store.Endpoint) error {
+// detachAll deletes the veths and interfaces of eps, endpoints of sb.
+func (m *Manager) detachAll(sb *store.Sandbox, eps []*store.Endpoint) error {
 	var errs []error
 	for _, ep := range eps {
-		errs = append(errs, m.cfg.Kernel.DeleteLink(ep.HostVeth))
+		errs = append(errs, m.detach(sb, ep))
 	}
 	return errors.Join(errs...)
 }

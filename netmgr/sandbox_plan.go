@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"berth/api"
@@ -74,6 +75,13 @@ func (m *Manager) planSandbox(snap *store.Snapshot, req api.SandboxCreate) (*san
 	}
 	if err := checkEndpointReq(snap, p.networks[0], sb, spec.Endpoint); err != nil {
 		return nil, err
+	}
+	if len(spec.Publish) > 0 && !slices.ContainsFunc(p.networks, (*store.Network).Bridged) {
+		// A published port is DNAT from the host to a bridge address; on a macvlan or
+		// ipvlan network the sandbox's own LAN address is reachable as it is.
+		pub := spec.Publish[0]
+		return nil, invalid(pub.Field, pub.Value, "network %s (%s) has no bridge to publish from: the sandbox is reachable at its own address on the parent's LAN",
+			p.networks[0].Name, p.networks[0].Driver)
 	}
 	return p, nil
 }

@@ -16,7 +16,8 @@ import (
 // gateway, IP range and aux address goes), is checked by CreateNetwork.
 type NetworkSpec struct {
 	Name       string
-	Overlay    bool // Driver overlay: a global network, in the cluster store; else bridge
+	Overlay    bool          // Driver overlay: a global network, in the cluster store; else bridge
+	Sub        *SubIfOptions // Driver macvlan or ipvlan (macvlan.go), or nil
 	Internal   bool
 	IPv4       bool // true unless --ipv4=false (an IPv6-only network)
 	IPv6       bool
@@ -64,13 +65,20 @@ func ValidateNetworkCreate(req api.NetworkCreate) (NetworkSpec, error) {
 		if req.ConfigOnly || req.ConfigFrom != "" {
 			return s, invalid("driver", req.Driver, "configuration networks are local: only the bridge driver takes --config-only and --config-from")
 		}
+	case store.DriverMacvlan, store.DriverIpvlan:
 	default:
-		return s, invalid("driver", req.Driver, "only the bridge driver is supported")
+		return s, invalid("driver", req.Driver, "only the bridge, overlay, macvlan and ipvlan drivers are supported")
 	}
 	if err := checkConfigFlags(req); err != nil {
 		return s, err
 	}
-	if err := s.parseOptions(req.Options); err != nil {
+	parse := s.parseOptions
+	if (req.Driver == store.DriverMacvlan || req.Driver == store.DriverIpvlan) && !req.ConfigOnly {
+		// A configuration network (driver null, as dockerd makes it) keeps its options
+		// unread: the network made --config-from it checks them as its own.
+		parse = func(o map[string]string) error { return s.parseSubIfOptions(req.Driver, o) }
+	}
+	if err := parse(req.Options); err != nil {
 		return s, err
 	}
 	if _, ok := req.Options[OptBridgeName]; ok && s.Overlay {

@@ -41,7 +41,7 @@ func TestValidateNetworkCreate(t *testing.T) {
 		{"name slash", api.NetworkCreate{Name: "a/b"}, `invalid name "a/b": must match [a-zA-Z0-9][a-zA-Z0-9_.-]*`},
 		{"name dash", api.NetworkCreate{Name: "-x"}, `invalid name "-x": must match [a-zA-Z0-9][a-zA-Z0-9_.-]*`},
 		{"name dots", api.NetworkCreate{Name: "a..b"}, `invalid name "a..b": must not contain ".."`},
-		{"driver", api.NetworkCreate{Name: "n", Driver: "macvlan"}, `invalid driver "macvlan": only the bridge driver is supported`},
+		{"driver", api.NetworkCreate{Name: "n", Driver: "weave"}, `invalid driver "weave": only the bridge, overlay, macvlan and ipvlan drivers are supported`},
 		{"bridge name long", opt(OptBridgeName, "waytoolongbridgename"),
 			`invalid opt "com.docker.network.bridge.name=waytoolongbridgename": longer than 15 bytes`},
 		{"bridge name empty", opt(OptBridgeName, ""), `invalid opt "com.docker.network.bridge.name=": must not be empty`},

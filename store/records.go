@@ -19,6 +19,11 @@ const (
 	// on each host a bridge like a bridge network's, plus a VXLAN device joining it to the
 	// same network's bridges on the other hosts.
 	DriverOverlay = "overlay"
+	// DriverMacvlan and DriverIpvlan put sandboxes directly on a parent link of the host
+	// (issue 19): each sandbox has a macvlan or ipvlan child of Parent, with its own
+	// address on the parent's LAN; no bridge, no veth, no NAT.
+	DriverMacvlan = "macvlan"
+	DriverIpvlan  = "ipvlan"
 )
 
 // Network scopes (inspect's "Scope"): a local network exists on this host only; a global
@@ -71,6 +76,26 @@ type Network struct {
 	// VNI is an overlay network's VXLAN network identifier, allocated in the cluster store:
 	// the same on every host.
 	VNI int `json:"VNI,omitempty"`
+
+	// Parent is a macvlan or ipvlan network's parent link (zero for other drivers).
+	Parent Parent `json:"Parent,omitzero"`
+	// ParentCreated says berth made Parent (a VLAN sub-interface that did not exist, or an
+	// internal parent): network rm deletes it. A parent that was there stays.
+	ParentCreated bool   `json:"ParentCreated,omitempty"`
+	Mode          string `json:"Mode,omitempty"` // macvlan: bridge|private|vepa|passthru; ipvlan: l2|l3|l3s
+	Flag          string `json:"Flag,omitempty"` // ipvlan: bridge|private|vepa
+	// HostShim is -o berth.host_shim=true (macvlan only): the host reaches the sandboxes
+	// through a macvlan of its own on Parent, with address ShimAddrs (reserved in IPAM).
+	HostShim  bool         `json:"HostShim,omitempty"`
+	ShimAddrs []netip.Addr `json:"ShimAddrs,omitempty"` // or nil
+}
+
+// Parent is the parent link of a macvlan or ipvlan network.
+type Parent struct {
+	Name     string `json:"Name"`               // "eth0", "eth0.20", or berth's internal "bmv-..."
+	Link     string `json:"Link,omitempty"`     // a VLAN's lower device ("eth0" for "eth0.20"); "" otherwise
+	VLAN     int    `json:"VLAN,omitempty"`     // its 802.1Q ID; 0: no VLAN
+	Internal bool   `json:"Internal,omitempty"` // no -o parent: berth's own parent, one end of a veth pair
 }
 
 // Global reports whether the network lives in the cluster store (an overlay network).
@@ -80,10 +105,14 @@ func (n *Network) Global() bool { return n.Scope == ScopeGlobal }
 // through veths: bridge and overlay networks.
 func (n *Network) Bridged() bool { return n.Driver == DriverBridge || n.Driver == DriverOverlay }
 
-// UserDefined reports whether the network is a user-defined bridge or overlay network, the
-// only kinds whose sandboxes get the embedded DNS (Docker: the default bridge, none and host
-// do not).
-func (n *Network) UserDefined() bool { return n.Bridged() && !n.Predefined }
+// OnParent reports whether the network is a macvlan or ipvlan network, whose sandboxes
+// join through a child of its Parent link instead of a veth on a bridge.
+func (n *Network) OnParent() bool { return n.Driver == DriverMacvlan || n.Driver == DriverIpvlan }
+
+// UserDefined reports whether the network is a user-defined bridge, overlay, macvlan or
+// ipvlan network, the only kinds whose sandboxes get the embedded DNS (Docker: the default
+// bridge, none and host do not).
+func (n *Network) UserDefined() bool { return (n.Bridged() || n.OnParent()) && !n.Predefined }
 
 // Copy returns a deep copy.
 func (n *Network) Copy() *Network {
@@ -92,6 +121,7 @@ func (n *Network) Copy() *Network {
 	c.Aux = maps.Clone(n.Aux)
 	c.Options = copyMap(n.Options)
 	c.Labels = copyMap(n.Labels)
+	c.ShimAddrs = append([]netip.Addr(nil), n.ShimAddrs...)
 	return &c
 }
 
@@ -180,7 +210,7 @@ type Endpoint struct {
 	NetworkID string     `json:"NetworkID"`
 	SandboxID string     `json:"SandboxID"`
 	IfName    string     `json:"IfName"`   // inside the sandbox: eth0, eth1, ...
-	HostVeth  string     `json:"HostVeth"` // host end, VethName(ID)
+	HostVeth  string     `json:"HostVeth"` // host end, VethName(ID); "" on macvlan/ipvlan networks (no veth)
 	MAC       string     `json:"MAC"`
 	IPv4      netip.Addr `json:"IPv4"`     // zero if none
 	IPv6      netip.Addr `json:"IPv6"`     // zero if none

@@ -81,7 +81,7 @@ func newNetworkCreateCmd(o *globalOpts) *cobra.Command {
 	f := cmd.Flags()
 	// The default is sent explicitly so the request says what the user got; netmgr
 	// refuses any other driver with a one-line error.
-	f.StringVarP(&req.Driver, "driver", "d", "bridge", "driver: bridge, or overlay (needs the daemon's --cluster-store)")
+	f.StringVarP(&req.Driver, "driver", "d", "bridge", "driver: bridge, overlay (needs the daemon's --cluster-store), macvlan or ipvlan (-o parent=IFACE)")
 	f.StringArrayVar(&req.Subnets, "subnet", nil, "subnet in CIDR form (repeat for IPv4 and IPv6)")
 	f.StringArrayVar(&req.Gateways, "gateway", nil, "gateway of a subnet (repeatable)")
 	f.StringArrayVar(&req.IPRanges, "ip-range", nil, "allocate dynamic addresses from this sub-range of the subnet containing it (repeatable)")
