@@ -409,8 +409,8 @@ func (k *Linux) ensureShim(spec netmgr.ShimSpec) error {
 }
 
 // syncShimRoutes makes the main table's routes on the shim exactly spec.Routes (scope
-// link, source the shim's address where the family matches), leaving the kernel's own
-// (proto kernel: link-local, the address's prefix).
+// link, which IPv6 routes do not have; source the shim's address where the family
+// matches), leaving the kernel's own (proto kernel: link-local, the address's prefix).
 func (k *Linux) syncShimRoutes(link netlink.Link, spec netmgr.ShimSpec) error {
 	have, err := retryDump(func() ([]netlink.Route, error) {
 		return netlink.RouteList(link, netlink.FAMILY_ALL)
