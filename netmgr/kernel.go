@@ -141,7 +141,7 @@ type SubIfSpec struct {
 	Mode      string           // macvlan: bridge|private|vepa|passthru; ipvlan: l2|l3|l3s
 	Flag      string           // ipvlan only: bridge|private|vepa ("" = bridge)
 	IfName    string           // eth0, eth1, ... inside the netns
-	MAC       net.HardwareAddr // macvlan only (ipvlan shares the parent's): nil for ipvlan
+	MAC       net.HardwareAddr // macvlan only: nil for ipvlan, ignored for passthru (both have the parent's)
 	MTU       int              // 0: the parent's
 	Addrs     []netip.Prefix   // IPv6 without DAD, as for veths
 }

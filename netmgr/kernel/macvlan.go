@@ -98,10 +98,15 @@ func buildSubIf(spec netmgr.SubIfSpec, parentIndex int) (netlink.Link, error) {
 		if spec.Flag != "" {
 			return nil, fmt.Errorf("flag %q: only ipvlan has one", spec.Flag)
 		}
-		if len(spec.MAC) != 0 && len(spec.MAC) != 6 {
-			return nil, fmt.Errorf("mac %s: want 6 bytes", spec.MAC)
+		if len(spec.MAC) != 0 && (len(spec.MAC) != 6 || spec.MAC[0]&1 != 0) {
+			return nil, fmt.Errorf("mac %s: want 6 bytes, unicast", spec.MAC)
 		}
 		attrs.HardwareAddr = spec.MAC // nil: the kernel picks a random one
+		if mode == netlink.MACVLAN_MODE_PASSTHRU {
+			// The kernel gives a passthru child its parent's MAC whatever is asked, and
+			// setting one later would change the parent's: ask for none.
+			attrs.HardwareAddr = nil
+		}
 		return &netlink.Macvlan{LinkAttrs: attrs, Mode: mode}, nil
 	case "ipvlan":
 		mode, ok := ipvlanModes[spec.Mode]
@@ -257,6 +262,9 @@ func (k *Linux) addSubIf(spec netmgr.SubIfSpec) error {
 	if err != nil {
 		return err
 	}
+	if spec.MTU > parent.Attrs().MTU {
+		return fmt.Errorf("mtu %d: above parent %s's %d", spec.MTU, spec.Parent, parent.Attrs().MTU)
+	}
 	tmp := link.Attrs().Name
 	ns, err := nsutil.Open(spec.NetNSPath)
 	if err != nil {
@@ -276,6 +284,10 @@ func (k *Linux) addSubIf(spec netmgr.SubIfSpec) error {
 
 	link.Attrs().Namespace = netlink.NsFd(ns.Fd())
 	if err := netlink.LinkAdd(link); err != nil {
+		if spec.Kind == "macvlan" && errors.Is(err, unix.EINVAL) {
+			// What the kernel refuses this way, given a request buildSubIf accepted.
+			return fmt.Errorf("add (a passthru macvlan must be the only macvlan on its parent): %w", err)
+		}
 		return fmt.Errorf("add: %w", moduleErr(spec.Kind, err))
 	}
 	ok := false

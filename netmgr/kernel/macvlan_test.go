@@ -41,9 +41,13 @@ func TestBuildSubIf(t *testing.T) {
 			t.Errorf("macvlan mode %q: got %T", mode, l)
 			continue
 		}
-		if mv.Mode != want || mv.ParentIndex != 7 || mv.Name != tmp || mv.MTU != 1400 || !bytes.Equal(mv.HardwareAddr, mac) {
+		wantMAC := mac
+		if mode == "passthru" {
+			wantMAC = nil // the kernel gives it the parent's
+		}
+		if mv.Mode != want || mv.ParentIndex != 7 || mv.Name != tmp || mv.MTU != 1400 || !bytes.Equal(mv.HardwareAddr, wantMAC) {
 			t.Errorf("macvlan mode %q: got mode %d parent %d name %s mtu %d mac %s; want %d 7 %s 1400 %s",
-				mode, mv.Mode, mv.ParentIndex, mv.Name, mv.MTU, mv.HardwareAddr, want, tmp, mac)
+				mode, mv.Mode, mv.ParentIndex, mv.Name, mv.MTU, mv.HardwareAddr, want, tmp, wantMAC)
 		}
 	}
 	ipModes := map[string]netlink.IPVlanMode{"": netlink.IPVLAN_MODE_L2, "l2": netlink.IPVLAN_MODE_L2,
@@ -84,6 +88,7 @@ func TestBuildSubIf(t *testing.T) {
 		{"kind", func(s *netmgr.SubIfSpec) { s.Kind = "vxlan" }, 1, `kind "vxlan"`},
 		{"ipvlan mac", func(s *netmgr.SubIfSpec) { s.Kind, s.MAC = "ipvlan", mac }, 1, "parent's MAC"},
 		{"short mac", func(s *netmgr.SubIfSpec) { s.Kind, s.MAC = "macvlan", mac[:3] }, 1, "want 6 bytes"},
+		{"multicast mac", func(s *netmgr.SubIfSpec) { s.Kind, s.MAC = "macvlan", net.HardwareAddr{1, 0, 0x5e, 0, 0, 1} }, 1, "unicast"},
 		{"no ifname", func(s *netmgr.SubIfSpec) { s.Kind, s.IfName = "macvlan", "" }, 1, "ifname name"},
 		{"long ifname", func(s *netmgr.SubIfSpec) { s.Kind, s.IfName = "macvlan", "eth0123456789012" }, 1, "ifname name"},
 		{"mtu", func(s *netmgr.SubIfSpec) { s.Kind, s.MTU = "macvlan", -1 }, 1, "mtu -1"},
@@ -320,6 +325,12 @@ func TestMacvlan(t *testing.T) {
 	if err := k.AddSubIf(bad); err == nil || !strings.Contains(err.Error(), "parent interface bth-eth9 not found") {
 		t.Errorf("AddSubIf on a missing parent: got %v; want it named", err)
 	}
+	// An MTU above the parent's is refused with both numbers.
+	bad = spec
+	bad.MTU, bad.IfName = 9000, "eth1"
+	if err := k.AddSubIf(bad); err == nil || !strings.Contains(err.Error(), "mtu 9000: above parent bth-lan0's 1500") {
+		t.Errorf("AddSubIf with mtu 9000: got %v; want it named", err)
+	}
 	// A bad mode is refused before the kernel is asked.
 	bad = spec
 	bad.Mode, bad.IfName = "l2", "eth1"
@@ -376,6 +387,27 @@ func TestMacvlan(t *testing.T) {
 	}
 	if err := k.DeleteLink(shim.Name); err != nil {
 		t.Fatal(err)
+	}
+
+	// passthru: the only child of its parent, with the parent's MAC; a second is refused
+	// with a line that says why.
+	if err := k.DeleteLinkIn(sb, "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	pt := spec
+	pt.Mode = "passthru"
+	if err := k.AddSubIf(pt); err != nil {
+		t.Fatal(err)
+	}
+	pt.MAC = linkByName(t, parent).Attrs().HardwareAddr
+	checkSubIf(t, h, pt, linkByName(t, parent).Attrs().Index)
+	ping(t, sb, "10.97.0.254")
+	pt.IfName = "eth1"
+	if err := k.AddSubIf(pt); err == nil || !strings.Contains(err.Error(), "passthru macvlan must be the only") {
+		t.Errorf("second passthru child: got %v; want the kernel's refusal explained", err)
+	}
+	if _, err := h.LinkByName("eth1"); !isLinkNotFound(err) {
+		t.Errorf("eth1 after the refused passthru: got %v; want not found", err)
 	}
 
 	// DeleteLinkIn: twice, and in a netns that is gone.
