@@ -52,7 +52,8 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeStateMetrics writes the gauges of the records: sandboxes per mode (all four always
-// there), networks per driver and addresses in use per bridge network.
+// there), networks per driver and addresses in use per network with addresses (bridge, overlay,
+// macvlan, ipvlan).
 func writeStateMetrics(w *promtext.Writer, snap *store.Snapshot) {
 	modes := map[string]int{store.ModeBridge: 0, store.ModeNone: 0, store.ModeHost: 0, store.ModeContainer: 0}
 	for _, sb := range snap.Sandboxes() {
@@ -66,7 +67,7 @@ func writeStateMetrics(w *promtext.Writer, snap *store.Snapshot) {
 	var addrs []inUse
 	for _, n := range snap.Networks() {
 		drivers[n.Driver]++
-		if n.Bridged() {
+		if n.Bridged() || n.OnParent() { // networks with IPAM: bridge, overlay, macvlan, ipvlan
 			addrs = append(addrs, inUse{n.Name, len(snap.NetworkAddresses(n.ID))})
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http/httptest"
+	"net/netip"
 	"runtime"
 	"strings"
 	"testing"
@@ -171,5 +172,29 @@ func TestMetricsHandler(t *testing.T) {
 	dns.WriteMetrics(pw)
 	if !strings.HasSuffix(text, ours.String()) {
 		t.Errorf("/metrics does not end with the state and DNS families:\n%s", text)
+	}
+}
+
+// TestAddressesInUseOnParent: macvlan and ipvlan networks have addresses too.
+func TestAddressesInUseOnParent(t *testing.T) {
+	st := store.NewMemory()
+	err := st.Update(func(tx *store.Tx) error {
+		for _, d := range []string{store.DriverMacvlan, store.DriverIpvlan} {
+			if err := tx.PutNetwork(&store.Network{ID: strings.Repeat(d[:1], 64), Name: "lan-" + d, Driver: d,
+				Subnets: []store.Subnet{{Subnet: netip.MustParsePrefix("192.168.50.0/24")}}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	writeStateMetrics(promtext.NewWriter(&b), st.Snapshot())
+	for _, want := range []string{`berth_addresses_in_use{network="lan-macvlan"} 0`, `berth_addresses_in_use{network="lan-ipvlan"} 0`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %s:\n%s", want, b.String())
+		}
 	}
 }

@@ -71,8 +71,9 @@ func Upstreams(snap *store.Snapshot, sandboxID string, host HostConfig) []Upstre
 }
 
 // ExternalAccess reports whether sandbox sandboxID (or the sandbox it shares) can reach
-// beyond its networks: an endpoint on a bridge network, user-defined or the default one,
-// that is not internal and has a gateway. A host-mode sandbox is the daemon's own netns and
+// beyond its networks: an endpoint on a bridge network (user-defined or the default one),
+// an overlay, or a macvlan/ipvlan network on the LAN, that is not internal and has a
+// gateway. A host-mode sandbox is the daemon's own netns and
 // always has. Docker's hasExternalAccess, re-evaluated on every call.
 func ExternalAccess(snap *store.Snapshot, sandboxID string) bool {
 	sb, ok := effective(snap, sandboxID)
@@ -84,7 +85,7 @@ func ExternalAccess(snap *store.Snapshot, sandboxID string) bool {
 	}
 	for _, ep := range snap.SandboxEndpoints(sb.ID) {
 		nw, err := snap.Network(ep.NetworkID)
-		if err != nil || !nw.Bridged() || nw.Internal {
+		if err != nil || !(nw.Bridged() || nw.OnParent()) || nw.Internal {
 			continue
 		}
 		for _, sn := range nw.Subnets {

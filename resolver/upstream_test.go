@@ -14,17 +14,25 @@ func sbUp(s string) Upstream   { return Upstream{Addr: netip.MustParseAddrPort(s
 // upWorld has one sandbox per case; the names say what they are attached to.
 type upWorld struct {
 	*fixture
-	n1, intl, bridge *store.Network
+	n1, intl, bridge, mv, mvIntl *store.Network
 }
 
 func newUpWorld(t *testing.T) *upWorld {
 	f := newFixture(t)
 	bridge, _, _ := f.predefined()
+	onParent := func(nw *store.Network, internal bool) *store.Network {
+		nw = nw.Copy()
+		nw.Driver, nw.Bridge, nw.Internal = store.DriverMacvlan, "", internal
+		f.put(nw)
+		return nw
+	}
 	return &upWorld{
 		fixture: f,
 		n1:      f.network("n1", "10.1.0.0/24"),
 		intl:    f.internal("intl", "10.9.0.0/24"),
 		bridge:  bridge,
+		mv:      onParent(f.network("lan", "192.168.50.0/24"), false),
+		mvIntl:  onParent(f.network("lanintl", "192.168.51.0/24"), true),
 	}
 }
 
@@ -75,6 +83,13 @@ func TestUpstreams(t *testing.T) {
 		{"default bridge has external access", "bridge", nil,
 			HostConfig{ResolvConf: []byte("nameserver 10.0.0.1\n")},
 			[]Upstream{hostUp("10.0.0.1:53")}, true},
+		// moby's hasExternalAccess: any endpoint with a gateway, macvlan's on the LAN too.
+		{"macvlan with a gateway has external access", "mv", nil,
+			HostConfig{ResolvConf: []byte("nameserver 10.0.0.1\n")},
+			[]Upstream{hostUp("10.0.0.1:53")}, true},
+		{"internal macvlan (no parent) has none", "mvintl", nil,
+			HostConfig{ResolvConf: []byte("nameserver 10.0.0.1\n")},
+			nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newUpWorld(t)
@@ -89,6 +104,10 @@ func TestUpstreams(t *testing.T) {
 				w.connect(sb, w.n1, ep{ip4: "10.1.0.2"})
 			case "bridge":
 				w.connect(sb, w.bridge, ep{ip4: "172.17.0.2"})
+			case "mv":
+				w.connect(sb, w.mv, ep{ip4: "192.168.50.10"})
+			case "mvintl":
+				w.connect(sb, w.mvIntl, ep{ip4: "192.168.51.10"})
 			}
 			snap := w.snap()
 			if got := Upstreams(snap, sb.ID, tc.host); !reflect.DeepEqual(got, tc.want) {
