@@ -73,14 +73,6 @@ func (l *lan) lanIP(args ...string) string {
 	return string(out)
 }
 
-// lanSysctl sets a sysctl inside lanNS.
-func (l *lan) lanSysctl(kv string) {
-	l.t.Helper()
-	if out, err := inNS(l.t, lanNS, "sysctl", "-qw", kv); err != nil {
-		l.t.Fatalf("sysctl %s in %s: %v\n%s", kv, lanNS, err, out)
-	}
-}
-
 // neighMAC is the MAC lanNS's neighbour table holds for addr on dev ("" if none), after
 // pinging addr from lanNS so that the entry is fresh.
 func (l *lan) neighMAC(dev, addr string) string {
