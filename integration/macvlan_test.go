@@ -644,3 +644,58 @@ func TestIpvlanL3(t *testing.T) {
 		t.Errorf("default route %q, want one through eth0", got)
 	}
 }
+
+// TestMacvlanModes: in private and vepa mode the sandboxes of a parent reach the LAN but not
+// each other (vepa sends their traffic to the switch, which here, a veth, does not hairpin it
+// back); a passthru network's parent takes one sandbox only, whose interface has the
+// parent's MAC, and the parent's MAC is as before once it leaves.
+func TestMacvlanModes(t *testing.T) {
+	l := newLAN(t)
+	d := l.d
+	create := func(mode, name string) {
+		t.Helper()
+		d.must("network", "create", "-d", "macvlan", "--subnet", lanSubnet, "--gateway", lanRouter,
+			"--aux-address", "lanhost="+lanHost, "-o", "parent="+lanParent, "-o", "macvlan_mode="+mode, name)
+	}
+	for _, mode := range []string{"private", "vepa"} {
+		create(mode, "mv")
+		d.must("sandbox", "create", "--name", "web", "--network", "mv")
+		d.must("sandbox", "create", "--name", "db", "--network", "mv")
+		dbIP := d.ip("db", "mv")
+		for _, s := range []string{"web", "db"} {
+			if link := linkIn(t, s, "eth0"); !strings.Contains(link, "macvlan mode "+mode) {
+				t.Errorf("%s: %s's eth0: %s, want macvlan mode %s", mode, s, link, mode)
+			}
+			waitPing(t, s, lanHost)
+		}
+		if err := ping(t, lanNS, dbIP); err != nil {
+			t.Errorf("%s: %v", mode, err)
+		}
+		if err := ping(t, "web", dbIP); err == nil {
+			t.Errorf("%s: web reached db (%s) on the same parent", mode, dbIP)
+		}
+		d.must("sandbox", "rm", "-f", "web", "db")
+		d.must("network", "rm", "mv")
+	}
+	parentMAC := macOf(t, "", lanParent)
+	create("passthru", "pt")
+	d.must("sandbox", "create", "--name", "web", "--network", "pt")
+	webIP := d.ip("web", "pt")
+	if link := linkIn(t, "web", "eth0"); !strings.Contains(link, "macvlan mode passthru") {
+		t.Errorf("passthru: web's eth0: %s", link)
+	}
+	if got := macOf(t, "web", "eth0"); got != parentMAC {
+		t.Errorf("passthru: web's eth0 MAC %s, want the parent's %s", got, parentMAC)
+	}
+	waitPing(t, "web", lanHost)
+	waitPing(t, lanNS, webIP)
+	d.fails("a passthru macvlan must be the only macvlan on its parent", "sandbox", "create", "--name", "db", "--network", "pt")
+	if got := d.must("sandbox", "ls", "-q", "--filter", "name=^db$"); got != "" {
+		t.Errorf("a refused second passthru sandbox is listed: %q", got)
+	}
+	d.must("sandbox", "rm", "-f", "web")
+	d.must("network", "rm", "pt")
+	if got := macOf(t, "", lanParent); got != parentMAC {
+		t.Errorf("parent MAC %s after the passthru sandbox left, want %s", got, parentMAC)
+	}
+}
