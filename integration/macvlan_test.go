@@ -687,6 +687,10 @@ func TestMacvlanModes(t *testing.T) {
 	if got := macOf(t, "web", "eth0"); got != parentMAC {
 		t.Errorf("passthru: web's eth0 MAC %s, want the parent's %s", got, parentMAC)
 	}
+	// The record has no MAC of its own (as ipvlan's): the kernel's is the parent's.
+	if got := d.inspectSandbox("web").Networks["pt"].MacAddress; got != "" {
+		t.Errorf("passthru: inspect MAC %q, want none (eth0 has the parent's)", got)
+	}
 	waitPing(t, "web", lanHost)
 	waitPing(t, lanNS, webIP)
 	d.fails("a passthru macvlan must be the only macvlan on its parent", "sandbox", "create", "--name", "db", "--network", "pt")

@@ -25,6 +25,9 @@ func checkEndpointReq(snap *store.Snapshot, n *store.Network, sb *store.Sandbox,
 	if n.Driver == store.DriverIpvlan && r.MAC != nil {
 		return invalid("mac-address", r.MAC.String(), "an ipvlan interface has the MAC address of its parent %s", n.Parent.Name)
 	}
+	if passthru(n) && r.MAC != nil {
+		return invalid("mac-address", r.MAC.String(), "a passthru macvlan interface has the MAC address of its parent %s", n.Parent.Name)
+	}
 	if n.Predefined {
 		if len(r.Aliases) > 0 {
 			return invalid("alias", r.Aliases[0], "network-scoped aliases are only supported for user-defined networks")
@@ -109,8 +112,9 @@ func planEndpoint(snap *store.Snapshot, sb *store.Sandbox, n *store.Network, eps
 		return nil, invalid("ip6", r.IPv6.String(), "network %s is not IPv6-enabled", n.Name)
 	}
 	switch {
-	case n.Driver == store.DriverIpvlan:
-		// The parent's MAC, which the record does not follow: none of the endpoint's own.
+	case n.Driver == store.DriverIpvlan || passthru(n):
+		// The parent's MAC (the kernel gives a passthru child the parent's whatever is
+		// asked), which the record does not follow: none of the endpoint's own.
 	case r.MAC != nil:
 		ep.MAC = r.MAC.String()
 	case ep.IPv4.IsValid():
@@ -402,3 +406,6 @@ func (m *Manager) Disconnect(ctx context.Context, req api.NetworkDisconnect) err
 	changes = append(changes, Change{Kind: SandboxDisconnected, Network: n, Sandbox: sb})
 	return nil
 }
+
+// passthru reports whether n is a macvlan network in passthru mode.
+func passthru(n *store.Network) bool { return n.Driver == store.DriverMacvlan && n.Mode == "passthru" }

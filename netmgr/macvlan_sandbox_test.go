@@ -204,3 +204,18 @@ func TestSubIfPublishRefused(t *testing.T) {
 		t.Errorf("ports of %s: %+v; want one to its app address", sb.Name, st.Ports)
 	}
 }
+
+// TestPassthruSandbox: the kernel gives a passthru child its parent's MAC whatever is
+// asked, so the record keeps none of its own (inspect showed a derived MAC the interface
+// did not have) and --mac-address is refused.
+func TestPassthruSandbox(t *testing.T) {
+	m, _ := newTestManager(t)
+	mustNetwork(t, m, onParentNet("pt", "macvlan", "10.42.0.0/24", "parent=eth0", "macvlan_mode=passthru"))
+	_, err := m.CreateSandbox(t.Context(), api.SandboxCreate{Name: "b", Networks: []string{"pt"}, MAC: "02:00:00:00:00:01"})
+	if want := `invalid mac-address "02:00:00:00:00:01": a passthru macvlan interface has the MAC address of its parent eth0`; err == nil || err.Error() != want {
+		t.Errorf("--mac-address on passthru: %v; want %s", err, want)
+	}
+	if _, ep := mustSandbox(t, m, api.SandboxCreate{Name: "a", Networks: []string{"pt"}}); ep.MAC != "" {
+		t.Errorf("passthru endpoint MAC %q; want none of its own", ep.MAC)
+	}
+}
