@@ -11,8 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// forgetConntrack deletes the UDP conntrack entries for 127.0.0.11:53 in the netns of the
-// calling thread (a thread dnsd runs inside the sandbox's netns).
+// forgetConntrack deletes the UDP conntrack entries for 127.0.0.11:53, and with v6 those
+// for [fd62:6572:7468::11]:53, in the netns of the calling thread (a thread dnsd runs
+// inside the sandbox's netns).
 //
 // NAT is decided once per conntrack entry, at its first packet. A UDP client that keeps one
 // socket and retries (a resolver, a health probe) while the NAT table is missing or being
@@ -23,7 +24,7 @@ import (
 //
 // The netns's own entry count is read first: deleting walks the conntrack hash, which all
 // netns share (milliseconds), and a netns made moments ago has no entry at all.
-func forgetConntrack() error {
+func forgetConntrack(v6 bool) error {
 	count, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_count") // this thread's netns
 	if errors.Is(err, os.ErrNotExist) || err == nil && strings.TrimSpace(string(count)) == "0" {
 		return nil // no conntrack in this kernel or netns, or no entries
@@ -33,18 +34,23 @@ func forgetConntrack() error {
 		return fmt.Errorf("forget conntrack: netlink: %w", err)
 	}
 	defer h.Close()
-	f := &netlink.ConntrackFilter{}
-	if err := f.AddProtocol(unix.IPPROTO_UDP); err != nil {
-		return err
-	}
-	if err := f.AddIP(netlink.ConntrackOrigDstIP, net.IP(serviceIP[:])); err != nil {
-		return err
-	}
-	if err := f.AddPort(netlink.ConntrackOrigDstPort, 53); err != nil {
-		return err
-	}
-	if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, f); err != nil {
-		return fmt.Errorf("forget conntrack: %w", err)
+	for _, f := range natFamilies(v6) {
+		family, filter := uint8(unix.AF_INET), &netlink.ConntrackFilter{}
+		if f.table == natIPv6.table {
+			family = unix.AF_INET6
+		}
+		if err := filter.AddProtocol(unix.IPPROTO_UDP); err != nil {
+			return err
+		}
+		if err := filter.AddIP(netlink.ConntrackOrigDstIP, net.IP(f.addr)); err != nil {
+			return err
+		}
+		if err := filter.AddPort(netlink.ConntrackOrigDstPort, dnsPort); err != nil {
+			return err
+		}
+		if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, netlink.InetFamily(family), filter); err != nil {
+			return fmt.Errorf("forget conntrack: %w", err)
+		}
 	}
 	return nil
 }

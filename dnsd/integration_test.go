@@ -524,7 +524,7 @@ func TestStopNameReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Stop(clientID)
-	if got := run(t, "ip", "netns", "exec", ns, "nft", "list", "tables"); got != "table ip "+natTable {
+	if got := run(t, "ip", "netns", "exec", ns, "nft", "list", "tables"); got != "table ip "+natTable+"\ntable ip6 "+natTable {
 		t.Errorf("tables in the new netns after stopping the old server: %q; want the new server's", got)
 	}
 	if got := dig(t, ns, "web"); got != "172.30.0.3" {
@@ -667,9 +667,15 @@ func (s *Server) listeners(sandboxID string) (*net.UDPConn, *net.TCPListener) {
 	return e.udp, e.tcp
 }
 
-// ensureNAT installs the table leading 127.0.0.11:53 to udpPort and tcpPort in the netns at
-// nsPath, as an earlier daemon run would have left it.
+// ensureNAT installs the tables leading 127.0.0.11:53 and [fd62:6572:7468::11]:53 to
+// udpPort and tcpPort in the netns at nsPath, as an earlier daemon run would have left them.
 func ensureNAT(nsPath string, udpPort, tcpPort uint16) error {
+	return ensureNATFamilies(nsPath, udpPort, tcpPort, true)
+}
+
+// ensureNATFamilies is ensureNAT, with the IPv4 table alone unless v6 (as a daemon from
+// before the IPv6 listener left it).
+func ensureNATFamilies(nsPath string, udpPort, tcpPort uint16, v6 bool) error {
 	h, err := nsutil.Open(nsPath)
 	if err != nil {
 		return err
@@ -679,5 +685,5 @@ func ensureNAT(nsPath string, udpPort, tcpPort uint16) error {
 	if err != nil {
 		return err
 	}
-	return installNAT(c, udpPort, tcpPort)
+	return installNAT(c, udpPort, tcpPort, v6)
 }

@@ -10,7 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mmsgConn reads and writes datagrams of an IPv4 UDP socket in batches, with recvmmsg and
+// mmsgConn reads and writes datagrams of a UDP socket (IPv4, or IPv6 for the listener on
+// fd62:6572:7468::11) in batches, with recvmmsg and
 // sendmmsg, and allocates nothing per datagram: the headers, iovecs and socket addresses
 // are reused, and senders come back as netip.AddrPort values. (golang.org/x/net/ipv4 does
 // the same calls but allocates a net.UDPAddr per datagram read, which at 100k queries/s is
@@ -21,7 +22,8 @@ type mmsgConn struct {
 	rc    syscall.RawConn
 	hdrs  []unix.Mmsghdr
 	iovs  []unix.Iovec
-	addrs []unix.RawSockaddrInet4
+	addrs []unix.RawSockaddrInet6 // of an IPv4 socket: each holds a RawSockaddrInet4
+	v6    bool                    // the socket is IPv6
 
 	// The system call in progress, for do: kept here so that the function passed to the
 	// RawConn is made once, not a closure per call.
@@ -37,8 +39,9 @@ func newMmsgConn(c *net.UDPConn, batch int) (*mmsgConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	a, _ := c.LocalAddr().(*net.UDPAddr)
 	m := &mmsgConn{rc: rc, hdrs: make([]unix.Mmsghdr, batch), iovs: make([]unix.Iovec, batch),
-		addrs: make([]unix.RawSockaddrInet4, batch)}
+		addrs: make([]unix.RawSockaddrInet6, batch), v6: a != nil && a.IP.To4() == nil}
 	m.doFn = m.do
 	return m, nil
 }
@@ -56,7 +59,11 @@ func (m *mmsgConn) read(bufs [][]byte, n []int, from []netip.AddrPort) (int, err
 		n[i] = int(m.hdrs[i].Len)
 		sa := &m.addrs[i]
 		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
-		from[i] = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port)
+		if m.v6 {
+			from[i] = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), port)
+		} else {
+			from[i] = netip.AddrPortFrom(netip.AddrFrom4(m.addr4(i).Addr), port)
+		}
 	}
 	return got, err
 }
@@ -66,20 +73,34 @@ func (m *mmsgConn) read(bufs [][]byte, n []int, from []netip.AddrPort) (int, err
 func (m *mmsgConn) write(bufs [][]byte, to []netip.AddrPort) (int, error) {
 	k := min(len(bufs), len(m.hdrs))
 	for i := range k {
-		m.addrs[i] = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: to[i].Addr().As4()}
+		if m.v6 {
+			m.addrs[i] = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: to[i].Addr().As16()}
+		} else {
+			*m.addr4(i) = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: to[i].Addr().As4()}
+		}
+		// Port sits at the same offset in both.
 		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&m.addrs[i].Port))[:], to[i].Port())
 		m.setHeader(i, bufs[i])
 	}
 	return m.call(unix.SYS_SENDMMSG, k, false)
 }
 
+// addr4 is socket address i of an IPv4 socket.
+func (m *mmsgConn) addr4(i int) *unix.RawSockaddrInet4 {
+	return (*unix.RawSockaddrInet4)(unsafe.Pointer(&m.addrs[i]))
+}
+
 // setHeader points header i at buf and at socket address i.
 func (m *mmsgConn) setHeader(i int, buf []byte) {
 	m.iovs[i].Base = &buf[0]
 	m.iovs[i].SetLen(len(buf))
+	namelen := uint32(unix.SizeofSockaddrInet4)
+	if m.v6 {
+		namelen = unix.SizeofSockaddrInet6
+	}
 	m.hdrs[i] = unix.Mmsghdr{Hdr: unix.Msghdr{
 		Name:    (*byte)(unsafe.Pointer(&m.addrs[i])),
-		Namelen: unix.SizeofSockaddrInet4,
+		Namelen: namelen,
 		Iov:     &m.iovs[i],
 	}}
 	m.hdrs[i].Hdr.SetIovlen(1)

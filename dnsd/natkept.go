@@ -12,7 +12,9 @@ import (
 // NAT tables kept from an earlier daemon run: the clean list that a clean stop leaves
 // (Config.CleanFile), and the background work on a table that a start kept (settle).
 
-// natPorts are the ports a sandbox's NAT table leads 127.0.0.11:53 to.
+// natPorts are the ports a sandbox's NAT tables lead 127.0.0.11:53 and
+// [fd62:6572:7468::11]:53 to: the IPv4 and IPv6 sockets share them, so one pair says
+// where both tables lead.
 type natPorts struct{ udp, tcp uint16 }
 
 // queueSettle schedules the background work of a sandbox served on the NAT table of an
@@ -63,7 +65,7 @@ func (s *Server) settle(e *sandbox) {
 		e.nat = s.checkNAT(e)
 	case natKept:
 		e.nat = natReset
-		if err := e.netns.Do(forgetConntrack); err != nil {
+		if err := e.netns.Do(e.forgetConntrack); err != nil {
 			s.cfg.Log.Warn("reset dns conntrack", "sandbox", e.id, "err", err)
 			e.nat = natBroken
 		}
@@ -78,9 +80,10 @@ func (s *Server) served(e *sandbox) bool {
 	return e.phase == phaseServing
 }
 
-// checkNAT reads the table of a sandbox that start served on the clean list's word, and
-// puts it back, then resets conntrack, if it no longer leads to the sandbox's ports
-// (changed by hand while no daemon ran). It returns e's new NAT state. e.natMu is held.
+// checkNAT reads the tables of a sandbox that start served on the clean list's word, and
+// puts them back, then resets conntrack, if they no longer lead to the sandbox's ports
+// (changed by hand while no daemon ran, or an IPv4 table alone, left by a daemon from
+// before the IPv6 listener). It returns e's new NAT state. e.natMu is held.
 func (s *Server) checkNAT(e *sandbox) natState {
 	if ok, err := pinnedAt(e.nsPath, e.nsID); !ok {
 		if err != nil {
@@ -95,15 +98,15 @@ func (s *Server) checkNAT(e *sandbox) natState {
 	}
 	defer c.CloseLasting()
 	want := e.ports()
-	if got, ok := readNAT(c); ok && got == want {
+	if got, ok := readNAT(c, e.v6); ok && got == want {
 		return natChecked
 	}
-	s.cfg.Log.Warn("dns nat table changed while the daemon was stopped; installing it again", "sandbox", e.id)
-	if err := installNAT(c, want.udp, want.tcp); err != nil {
+	s.cfg.Log.Warn("dns nat tables changed while the daemon was stopped; installing them again", "sandbox", e.id)
+	if err := installNAT(c, want.udp, want.tcp, e.v6); err != nil {
 		s.cfg.Log.Warn("check dns nat", "sandbox", e.id, "err", err)
 		return natBroken
 	}
-	if err := e.netns.Do(forgetConntrack); err != nil {
+	if err := e.netns.Do(e.forgetConntrack); err != nil {
 		s.cfg.Log.Warn("reset dns conntrack", "sandbox", e.id, "err", err)
 		return natBroken
 	}

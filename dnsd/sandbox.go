@@ -2,18 +2,23 @@ package dnsd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
 
 	"github.com/google/nftables"
 	"github.com/miekg/dns"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"berth/internal/nsutil"
+	"berth/resolver"
 )
 
-// One sandbox's embedded DNS from Serve to Stop: its netns, its two sockets, the NAT table
-// that leads 127.0.0.11:53 to them, its servers, and where each of those stands.
+// One sandbox's embedded DNS from Serve to Stop: its netns, its sockets (UDP and TCP on
+// 127.0.0.11, and on fd62:6572:7468::11 unless IPv6 is off in the netns), the NAT tables
+// that lead port 53 of those addresses to them, its servers, and where each of those stands.
 
 // phase is where a sandbox's server is in its life. Every move is made under Server.mu:
 //
@@ -88,7 +93,18 @@ type sandbox struct {
 	h      *handler
 	udpSrv *udpServer
 	tcpSrv *dns.Server
-	cancel context.CancelFunc // cancels in-flight forwards
+
+	// The IPv6 listener: sockets on serviceAddr6 on the same ports as udp and tcp (so one
+	// natPorts says where both tables lead), with servers of their own over the same
+	// handler and TCP slots. Set by listen; v6 false (v6Off says why) leaves them nil.
+	v6      bool
+	v6Off   error
+	v6Tried bool // listen added the address, or failed to (v6, v6Off)
+	udp6    *net.UDPConn
+	tcp6    *net.TCPListener
+	udpSrv6 *udpServer
+	tcpSrv6 *dns.Server
+	cancel  context.CancelFunc // cancels in-flight forwards
 
 	natMu sync.Mutex // held by settle and by stop; guards following after start
 	nat   natState
@@ -135,24 +151,44 @@ func (s *Server) start(e *sandbox, fresh bool, listed natPorts) (err error) {
 	e.h = s.newHandler(ctx, e.id, e.nsPath)
 	e.h.ns = newNSSockets(e.netns, nsIdle)
 	e.udpSrv = newUDPServer(e.h, e.udp) // the socket queues datagrams until the reader runs
-	e.tcpSrv = s.tcpServer(e.h, e.tcp)
+	// One set of connection slots for both TCP listeners: the limit is the sandbox's.
+	slots := s.tcpSlots()
+	e.tcpSrv = s.startTCP(e, s.tcpServerSlots(e.h, e.tcp, slots))
+	if e.v6 {
+		e.udpSrv6 = newUDPServer(e.h, e.udp6)
+		e.tcpSrv6 = s.startTCP(e, s.tcpServerSlots(e.h, e.tcp6, slots))
+	}
+	if resetErr != nil {
+		s.cfg.Log.Warn("reset dns conntrack", "sandbox", e.id, "err", resetErr)
+	}
+	if !e.v6 {
+		// IPv6 is off in the netns (disable_ipv6 on lo, or no IPv6 at all): 127.0.0.11
+		// serves alone. An IPv6-only sandbox's resolv.conf names serviceAddr6 regardless,
+		// which is then unanswered: say so.
+		s.cfg.Log.Info("dns serving ipv4 only: ipv6 is off in the sandbox netns", "sandbox", e.id,
+			"reason", e.v6Off, "ipv6_only_sandbox", resolver.Nameserver(s.cfg.Store.Snapshot(), e.id).Is6())
+	}
+	s.cfg.Log.Info("dns serving", "sandbox", e.id, "udp", ports.udp, "tcp", ports.tcp, "ipv6", e.v6, "nat_kept", e.nat.kept())
+	return nil
+}
+
+// startTCP starts srv and returns it once it accepts.
+func (s *Server) startTCP(e *sandbox, srv *dns.Server) *dns.Server {
 	started := make(chan struct{})
-	e.tcpSrv.NotifyStartedFunc = func() { close(started) }
+	srv.NotifyStartedFunc = func() { close(started) }
 	go func() {
-		if err := e.tcpSrv.ActivateAndServe(); err != nil {
+		if err := srv.ActivateAndServe(); err != nil {
 			s.cfg.Log.Error("dns server stopped", "sandbox", e.id, "err", err)
 		}
 	}()
 	<-started // ActivateAndServe only fails before NotifyStartedFunc on a bad listener
-	if resetErr != nil {
-		s.cfg.Log.Warn("reset dns conntrack", "sandbox", e.id, "err", resetErr)
-	}
-	s.cfg.Log.Info("dns serving", "sandbox", e.id, "udp", ports.udp, "tcp", ports.tcp, "nat_kept", e.nat.kept())
-	return nil
+	return srv
 }
 
-// listen opens the UDP and TCP sockets on 127.0.0.11 inside the sandbox's netns and makes
-// the NAT table lead to them, and sets e.nat. A table left by an earlier daemon run
+// listen opens the UDP and TCP sockets on 127.0.0.11 inside the sandbox's netns (and on
+// serviceAddr6, with the same ports, after adding that address to lo: see addServiceAddr6)
+// and makes the NAT tables lead to them, and sets e.nat and e.v6. Where this says "the
+// table", read "both tables" when e.v6: they are installed, read and kept together. A table left by an earlier daemon run
 // (stopped or killed: Stop removes it, a dead daemon cannot) is kept as it is when its
 // ports can be bound again: no nftables change, and conntrack entries that clients made
 // while the daemon was down already carry the right translation. Its ports come from the
@@ -188,11 +224,11 @@ func (e *sandbox) listen(fresh bool, listed natPorts) (resetErr, err error) {
 			return nil, err
 		}
 	} else {
-		if err := e.netns.Do(dial); err != nil {
+		if err := e.netns.Do(func() error { e.addServiceAddr6(); return dial() }); err != nil {
 			closeConn()
 			return nil, err
 		}
-		if kept, ok := readNAT(c); ok && e.bind(kept, nil) == nil {
+		if kept, ok := readNAT(c, e.v6); ok && e.bind(kept, nil) == nil {
 			closeConn()
 			e.nat = natKept
 			if listed != (natPorts{}) {
@@ -211,7 +247,7 @@ func (e *sandbox) listen(fresh bool, listed natPorts) (resetErr, err error) {
 	}
 	defer closeConn()
 	ports := e.ports()
-	if err := installNAT(c, ports.udp, ports.tcp); err != nil {
+	if err := installNAT(c, ports.udp, ports.tcp, e.v6); err != nil {
 		e.closeSockets()
 		return nil, err
 	}
@@ -220,22 +256,33 @@ func (e *sandbox) listen(fresh bool, listed natPorts) (resetErr, err error) {
 		// Back inside the netns: a client that retried while there was no table (a
 		// restart, a rename, an adopted netns) must not keep an untranslated entry. Best
 		// effort: the server works without it, only such a client stays unanswered.
-		if resetErr = e.netns.Do(forgetConntrack); resetErr != nil {
+		if resetErr = e.netns.Do(e.forgetConntrack); resetErr != nil {
 			e.nat = natUnreset
 		}
 	}
 	return resetErr, nil
 }
 
-// bind opens both sockets on 127.0.0.11 in the sandbox's netns, on ports p (zero: random
-// ones), and runs also (if not nil) on the same thread. On failure no socket stays open.
+// bindTries bounds the random port pairs bind tries when the IPv6 sockets find a port of
+// the IPv4 ones taken (by a process in the sandbox: the kernel picked it free for
+// 127.0.0.11 only). One in a thousand ports taken makes a retry rare; the bound only stops
+// a netns whose every port is taken from looping.
+const bindTries = 8
+
+// bind opens the sockets on 127.0.0.11 (and, if e.v6, on serviceAddr6) in the sandbox's
+// netns, on ports p (zero: random ones, the same for both addresses), and runs also (if
+// not nil) on the same thread. On failure no socket stays open.
 func (e *sandbox) bind(p natPorts, also func() error) error {
 	err := e.netns.Do(func() (err error) {
-		if e.udp, err = net.ListenUDP("udp", &net.UDPAddr{IP: serviceIP[:], Port: int(p.udp)}); err != nil {
-			return fmt.Errorf("listen udp %s:%d in netns %q: %w", serviceAddr, p.udp, e.nsPath, err)
+		e.addServiceAddr6()
+		for try := 1; ; try++ {
+			err = e.bindOnce(p)
+			if err == nil || p != (natPorts{}) || !errors.Is(err, unix.EADDRINUSE) || try == bindTries {
+				break
+			}
 		}
-		if e.tcp, err = net.ListenTCP("tcp", &net.TCPAddr{IP: serviceIP[:], Port: int(p.tcp)}); err != nil {
-			return fmt.Errorf("listen tcp %s:%d in netns %q: %w", serviceAddr, p.tcp, e.nsPath, err)
+		if err != nil {
+			return err
 		}
 		if also != nil {
 			return also()
@@ -247,6 +294,76 @@ func (e *sandbox) bind(p natPorts, also func() error) error {
 	}
 	return err
 }
+
+// bindOnce is one try of bind, on the calling thread, which is in the sandbox's netns.
+// An IPv6 socket that fails for another reason than a taken port turns the IPv6 listener
+// off, as when the address could not be added.
+func (e *sandbox) bindOnce(p natPorts) (err error) {
+	defer func() {
+		if err != nil {
+			e.closeSockets()
+		}
+	}()
+	if e.udp, err = net.ListenUDP("udp4", &net.UDPAddr{IP: serviceIP[:], Port: int(p.udp)}); err != nil {
+		return fmt.Errorf("listen udp %s:%d in netns %q: %w", serviceAddr, p.udp, e.nsPath, err)
+	}
+	if e.tcp, err = net.ListenTCP("tcp4", &net.TCPAddr{IP: serviceIP[:], Port: int(p.tcp)}); err != nil {
+		return fmt.Errorf("listen tcp %s:%d in netns %q: %w", serviceAddr, p.tcp, e.nsPath, err)
+	}
+	if !e.v6 {
+		return nil
+	}
+	p = e.ports()
+	if e.udp6, err = net.ListenUDP("udp6", &net.UDPAddr{IP: serviceIP6[:], Port: int(p.udp)}); err == nil {
+		e.tcp6, err = net.ListenTCP("tcp6", &net.TCPAddr{IP: serviceIP6[:], Port: int(p.tcp)})
+	}
+	if err != nil && !errors.Is(err, unix.EADDRINUSE) {
+		e.v6, e.v6Off = false, err
+		e.closeSockets6()
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("listen on [%s]:%d/udp, %d/tcp in netns %q: %w", serviceAddr6, p.udp, p.tcp, e.nsPath, err)
+	}
+	return nil
+}
+
+// loopback is the netns's lo: LOOPBACK_IFINDEX, 1 in every netns.
+var loopback = &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1}}
+
+// serviceAddr6Net is serviceAddr6 as the /128 on lo.
+var serviceAddr6Net = &net.IPNet{IP: net.IP(serviceIP6[:]), Mask: net.CIDRMask(128, 128)}
+
+// addServiceAddr6 adds serviceAddr6/128 to lo, on the calling thread (in the sandbox's
+// netns), once per listen, and sets e.v6: an address already there (left by an earlier
+// run, or the same run's previous serve) is fine. NODAD makes it usable at once (a
+// tentative address cannot be bound). A netns with IPv6 off on lo (disable_ipv6 = 1:
+// EACCES) or in the kernel refuses it, and gets the IPv4 listener alone.
+func (e *sandbox) addServiceAddr6() {
+	if e.v6Tried {
+		return
+	}
+	e.v6Tried = true
+	err := netlink.AddrAdd(loopback, &netlink.Addr{IPNet: serviceAddr6Net, Flags: unix.IFA_F_NODAD})
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		e.v6, e.v6Off = false, fmt.Errorf("add %s to lo: %w", serviceAddr6, err)
+		return
+	}
+	e.v6 = true
+}
+
+// delServiceAddr6 removes serviceAddr6 from lo, on the calling thread (in the sandbox's
+// netns); an address already gone is fine.
+func delServiceAddr6() error {
+	err := netlink.AddrDel(loopback, &netlink.Addr{IPNet: serviceAddr6Net})
+	if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("remove %s from lo: %w", serviceAddr6, err)
+	}
+	return nil
+}
+
+// forgetConntrack is forgetConntrack for e's addresses, on a thread in its netns.
+func (e *sandbox) forgetConntrack() error { return forgetConntrack(e.v6) }
 
 // ports returns the ports of the open sockets.
 func (e *sandbox) ports() natPorts {
@@ -263,10 +380,23 @@ func (e *sandbox) closeSockets() {
 		e.tcp.Close()
 		e.tcp = nil
 	}
+	e.closeSockets6()
 }
 
-// stop closes e's sockets, servers and netns handle, and removes its NAT table unless
-// keepNAT. e is stopping: Stop or Close took it out of s.sbs. It returns the ports of a
+// closeSockets6 closes the IPv6 sockets listen opened and forgets them.
+func (e *sandbox) closeSockets6() {
+	if e.udp6 != nil {
+		e.udp6.Close()
+		e.udp6 = nil
+	}
+	if e.tcp6 != nil {
+		e.tcp6.Close()
+		e.tcp6 = nil
+	}
+}
+
+// stop closes e's sockets, servers and netns handle, and removes its NAT tables (and
+// serviceAddr6 from lo) unless keepNAT. e is stopping: Stop or Close took it out of s.sbs. It returns the ports of a
 // table it kept that needs no conntrack reset (for the clean list), or zero.
 func (s *Server) stop(e *sandbox, keepNAT bool) (clean natPorts) {
 	<-e.ready
@@ -301,7 +431,13 @@ func (s *Server) stop(e *sandbox, keepNAT bool) (clean natPorts) {
 	ctx, cancel := context.WithTimeout(context.Background(), stopWait)
 	defer cancel()
 	e.udpSrv.stop(stopWait) // closes the socket at once, then waits for handlers
+	if e.udpSrv6 != nil {
+		e.udpSrv6.stop(stopWait)
+	}
 	_ = e.tcpSrv.ShutdownContext(ctx)
+	if e.tcpSrv6 != nil {
+		_ = e.tcpSrv6.ShutdownContext(ctx)
+	}
 	e.h.close()
 	if keepNAT {
 		s.cfg.Log.Info("dns stopped", "sandbox", e.id, "nat", "kept")
@@ -314,6 +450,12 @@ func (s *Server) stop(e *sandbox, keepNAT bool) (clean natPorts) {
 		// Otherwise the netns is gone from the path, and its table goes with it.
 		if err := deleteNAT(e.netns.Fd()); err != nil {
 			s.cfg.Log.Warn("remove dns nat", "sandbox", e.id, "err", err)
+		}
+		if e.v6 {
+			// After the tables: no moment with a table leading to an address not there.
+			if err := e.netns.Do(delServiceAddr6); err != nil {
+				s.cfg.Log.Warn("remove dns address", "sandbox", e.id, "err", err)
+			}
 		}
 	}
 	s.cfg.Log.Info("dns stopped", "sandbox", e.id)

@@ -163,7 +163,8 @@ var ErrClosed = errors.New("dns server closed")
 var errNoNetNS = errors.New("sandbox has no netns path")
 
 // Serve starts the embedded DNS of sb: UDP and TCP sockets on 127.0.0.11 inside
-// sb.NetNSPath, the NAT from 127.0.0.11:53 to them, and the servers. It returns once both
+// sb.NetNSPath (and on fd62:6572:7468::11, which it adds to lo, unless IPv6 is off there),
+// the NAT from port 53 to them, and the servers. It returns once all
 // servers are reading, so the first query after it is answered. Serving an already served
 // sandbox is a no-op.
 func (s *Server) Serve(sb *store.Sandbox) error { return s.serve(sb, false) }

@@ -35,7 +35,8 @@ var (
 //
 //   - Host mode: the host file with the --dns/--dns-search/--dns-option overrides applied
 //     (sandbox, else daemon, per setting), nothing else changed.
-//   - Embedded (a user-defined network): "nameserver 127.0.0.11" only; search and options
+//   - Embedded (a user-defined network): "nameserver 127.0.0.11" only (a sandbox with no
+//     IPv4 address on any network: "nameserver fd62:6572:7468::11", see Nameserver); search and options
 //     from the host or the overrides ("--dns-search ." clears search); invalid ndots values
 //     removed and ndots:0 appended unless an ndots is left; unknown directives copied. The
 //     comments record the upstreams (as Upstreams returns them before the internal-network
@@ -57,7 +58,7 @@ func ResolvConf(snap *store.Snapshot, sandboxID string, host HostConfig) []byte 
 	case sb.Mode == store.ModeHost:
 		f = c.forHost()
 	case embedded(snap, sb):
-		f = c.forInternal()
+		f = c.forInternal(nameserver(snap, sb))
 	default:
 		f = c.forLegacy(hasIPv6(snap, sb))
 	}
@@ -205,10 +206,10 @@ func (c *config) forHost() file {
 	return file{nameservers: c.serverAddrs(), options: c.rc.options, ndotsFrom: c.ndotsFrom}
 }
 
-// forInternal is Docker's TransformForIntNS.
-func (c *config) forInternal() file {
+// forInternal is Docker's TransformForIntNS, naming ns (127.0.0.11 or EmbeddedNS6).
+func (c *config) forInternal(ns netip.Addr) file {
 	f := file{
-		nameservers: []netip.Addr{embeddedNS},
+		nameservers: []netip.Addr{ns},
 		options:     removeInvalidNDots(c.rc.options),
 		transform:   "internal resolver",
 		ext:         c.upstreams(),

@@ -15,6 +15,33 @@ const maxUpstreams = 3
 // it would loop (moby #47716).
 var embeddedNS = netip.AddrFrom4([4]byte{127, 0, 0, 11})
 
+// EmbeddedNS6 is the embedded resolver's IPv6 address, which dnsd adds to the lo of every
+// sandbox with IPv6 and an IPv6-only sandbox's resolv.conf names: a ULA whose 40-bit global
+// ID is "berth" in ASCII (fd 62 65 72 74 68), so it is stable and documented, and ::11 for
+// 127.0.0.11. Never an upstream either, and no network's subnet may contain it
+// (netmgr refuses one).
+var EmbeddedNS6 = netip.MustParseAddr("fd62:6572:7468::11")
+
+// Nameserver returns the address the resolv.conf of an embedded sandbox sandboxID names:
+// EmbeddedNS6 if it has no IPv4 address on any of its networks (IPv6-only networks alone),
+// else 127.0.0.11, as Docker's. The zero Addr if the sandbox does not exist.
+func Nameserver(snap *store.Snapshot, sandboxID string) netip.Addr {
+	sb, ok := effective(snap, sandboxID)
+	if !ok {
+		return netip.Addr{}
+	}
+	return nameserver(snap, sb)
+}
+
+func nameserver(snap *store.Snapshot, sb *store.Sandbox) netip.Addr {
+	for _, ep := range snap.SandboxEndpoints(sb.ID) {
+		if ep.IPv4.IsValid() {
+			return embeddedNS
+		}
+	}
+	return EmbeddedNS6
+}
+
 // Upstream is one nameserver the embedded DNS forwards to.
 type Upstream struct {
 	Addr   netip.AddrPort // port 53 unless given
@@ -44,7 +71,7 @@ type HostConfig struct {
 // Upstreams returns where the embedded DNS of sandbox sandboxID forwards, in order: the
 // sandbox's --dns, else the daemon's --dns (both dialled inside the sandbox), else the
 // nameservers of the host file (dialled from the daemon's netns, so 127.0.0.53 works). The
-// embedded resolver's own 127.0.0.11 is dropped first, then the list is cut to three.
+// embedded resolver's own 127.0.0.11 and EmbeddedNS6 are dropped first, then the list is cut to three.
 // Host-namespace upstreams are dropped when the sandbox has no external access
 // (CVE-2024-29018), so a sandbox on internal networks only reaches its own --dns servers.
 // Call it per query (or on every connect/disconnect): the answer changes with the networks.
@@ -131,11 +158,12 @@ func NDotsSet(snap *store.Snapshot, sandboxID string, host HostConfig) bool {
 	return set
 }
 
-// upstreams returns the nameservers of c without 127.0.0.11, at most maxUpstreams.
+// upstreams returns the nameservers of c without 127.0.0.11 and EmbeddedNS6, at most
+// maxUpstreams.
 func (c *config) upstreams() []Upstream {
 	var out []Upstream
 	for _, u := range c.servers {
-		if u.Addr.Addr().Unmap() == embeddedNS {
+		if a := u.Addr.Addr().Unmap().WithZone(""); a == embeddedNS || a == EmbeddedNS6 {
 			continue
 		}
 		if len(out) == maxUpstreams {
