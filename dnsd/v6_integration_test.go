@@ -1,6 +1,7 @@
 package dnsd
 
 import (
+	"log/slog"
 	"net"
 	"os/exec"
 	"strings"
@@ -90,4 +91,102 @@ func readNATIn(t *testing.T, nsPath string, v6 bool) (natPorts, bool) {
 		t.Fatal(err)
 	}
 	return readNAT(c, v6)
+}
+
+// TestKeepNAT6: both tables of an earlier run, with free ports, are kept as they are
+// (Close and Serve again: no nftables change, the v6 sockets on the table's ports); an
+// IPv4 table alone, as a daemon from before the IPv6 listener left it, is replaced by
+// both.
+func TestKeepNAT6(t *testing.T) {
+	testns.Require(t)
+	nsPath, ns := sandboxNS(t, "dnsd-keep6")
+	st := newFixture(t, nsPath)
+	sb := sandboxRecord(t, st, clientID)
+	if err := ensureNAT(nsPath, 1111, 2222); err != nil {
+		t.Fatal(err)
+	}
+	want4, want6 := nftTable(t, ns, "ip"), nftTable(t, ns, "ip6")
+	for round := range 2 {
+		s := New(Config{Store: st, Log: testLogger(t)})
+		if err := s.Serve(sb); err != nil {
+			t.Fatal(err)
+		}
+		if !s.natKept(sb.ID) {
+			t.Errorf("round %d: the tables of the earlier run were not kept", round)
+		}
+		udp6, tcp6 := s.listeners6(sb.ID)
+		if udp6 == nil || udp6.LocalAddr().(*net.UDPAddr).Port != 1111 || tcp6.Addr().(*net.TCPAddr).Port != 2222 {
+			t.Errorf("round %d: v6 sockets %v, %v; want the table's ports 1111 and 2222", round, udp6, tcp6)
+		}
+		for _, args := range [][]string{{"web"}, {"+tcp", "web"}} {
+			if got := dig6(t, ns, args...); got != "172.30.0.3" {
+				t.Errorf("round %d: dig6 %v: got %q", round, args, got)
+			}
+		}
+		if got4, got6 := nftTable(t, ns, "ip"), nftTable(t, ns, "ip6"); got4 != want4 || got6 != want6 {
+			t.Errorf("round %d: tables changed:\n%s\n%s\nwant\n%s\n%s", round, got4, got6, want4, want6)
+		}
+		s.Close() // keeps both
+	}
+
+	// The IPv4 table alone, with free ports: not what installNAT makes now, so replaced.
+	run(t, "ip", "netns", "exec", ns, "nft", "delete", "table", "ip6", natTable)
+	if err := ensureNATFamilies(nsPath, 3333, 4444, false); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Store: st, Log: testLogger(t)})
+	defer s.Close()
+	if err := s.Serve(sb); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.natOf(sb.ID); n != natInstalled {
+		t.Errorf("after an IPv4-only table: nat state %v; want %v (both installed afresh)", n, natInstalled)
+	}
+	v4, v6 := nftTable(t, ns, "ip"), nftTable(t, ns, "ip6")
+	if strings.Contains(v4, "3333") || strings.Count(v6, "dnat to") != 2 || strings.Count(v6, "snat to") != 2 {
+		t.Errorf("tables after an IPv4-only one:\n%s\n%s\nwant both, on new ports", v4, v6)
+	}
+	if got := dig6(t, ns, "web"); got != "172.30.0.3" {
+		t.Errorf("dig6 web after replacing an IPv4-only table: got %q", got)
+	}
+}
+
+// TestV6Off: with IPv6 off on the netns's lo the server serves 127.0.0.11 alone, with no
+// error, and installs the IPv4 table only.
+func TestV6Off(t *testing.T) {
+	testns.Require(t)
+	nsPath, ns := sandboxNS(t, "dnsd-v6off")
+	run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.lo.disable_ipv6=1")
+	st := newFixture(t, nsPath)
+	var logs strings.Builder
+	s := New(Config{Store: st, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	defer s.Close()
+	if err := s.ServeNew(sandboxRecord(t, st, clientID)); err != nil {
+		t.Fatal(err)
+	}
+	if udp6, tcp6 := s.listeners6(clientID); udp6 != nil || tcp6 != nil {
+		t.Errorf("IPv6 sockets with IPv6 off: %v %v", udp6, tcp6)
+	}
+	if got := dig(t, ns, "web"); got != "172.30.0.3" {
+		t.Errorf("dig @127.0.0.11 web: got %q", got)
+	}
+	if v6 := nftTable(t, ns, "ip6"); v6 != "" {
+		t.Errorf("ip6 table with IPv6 off:\n%s", v6)
+	}
+	if n := strings.Count(logs.String(), "dns serving ipv4 only"); n != 1 {
+		t.Errorf("%d 'ipv4 only' lines; want 1:\n%s", n, logs.String())
+	}
+	t.Log(logs.String())
+}
+
+// listeners6 returns the IPv6 sockets of a served sandbox, nil without them.
+func (s *Server) listeners6(sandboxID string) (*net.UDPConn, *net.TCPListener) {
+	s.mu.Lock()
+	e := s.sbs[sandboxID]
+	s.mu.Unlock()
+	if e == nil {
+		return nil, nil
+	}
+	<-e.ready
+	return e.udp6, e.tcp6
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"berth/api"
+	"berth/resolver"
 	"berth/store"
 )
 
@@ -137,11 +138,17 @@ func (s *NetworkSpec) parseIPAM(req api.NetworkCreate) error {
 				return invalid("subnet", text, "only one subnet per address family")
 			}
 		}
+		if err := notEmbeddedDNS("subnet", text, p); err != nil {
+			return err
+		}
 		s.Subnets = append(s.Subnets, Given[netip.Prefix]{p, text})
 	}
 	for _, text := range req.Gateways {
 		a, err := parseAddr("gateway", text)
 		if err != nil {
+			return err
+		}
+		if err := notEmbeddedDNS("gateway", text, netip.PrefixFrom(a, a.BitLen())); err != nil {
 			return err
 		}
 		s.Gateways = append(s.Gateways, Given[netip.Addr]{a, text})
@@ -155,6 +162,9 @@ func (s *NetworkSpec) parseIPAM(req api.NetworkCreate) error {
 		if err != nil {
 			return err
 		}
+		if err := notEmbeddedDNS("ip-range", text, p); err != nil {
+			return err
+		}
 		s.IPRanges = append(s.IPRanges, Given[netip.Prefix]{p, text})
 	}
 	for _, name := range slices.Sorted(maps.Keys(req.AuxAddresses)) {
@@ -163,7 +173,20 @@ func (s *NetworkSpec) parseIPAM(req api.NetworkCreate) error {
 		if err != nil || a.Zone() != "" {
 			return invalid("aux-address", text, "not an IP address")
 		}
+		if err := notEmbeddedDNS("aux-address", text, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())); err != nil {
+			return err
+		}
 		s.Aux = append(s.Aux, AuxAddress{Name: name, Addr: Given[netip.Addr]{a.Unmap(), text}})
+	}
+	return nil
+}
+
+// notEmbeddedDNS refuses a subnet, range or address that contains resolver.EmbeddedNS6:
+// every sandbox has it on lo, so an endpoint or gateway there would be unreachable, and
+// the NAT would take its port 53.
+func notEmbeddedDNS(field, text string, p netip.Prefix) error {
+	if p.Contains(resolver.EmbeddedNS6) {
+		return invalid(field, text, "overlaps berth's embedded DNS address %s", resolver.EmbeddedNS6)
 	}
 	return nil
 }
