@@ -177,6 +177,11 @@ func (m *Manager) applySubIf(snap *store.Snapshot, n *store.Network, o *SubIfOpt
 		n.Internal, n.ParentCreated = true, true
 		return nil
 	}
+	if n.Parent.Name == "lo" {
+		// dockerd's words (moby drivers/macvlan and ipvlan): the kernel refuses a child of
+		// loopback, which would otherwise surface only at the first sandbox.
+		return invalid("opt", OptParent+"=lo", "loopback interface is not a valid %s parent link", n.Driver)
+	}
 	if err := checkParentFree(snap, n); err != nil {
 		return err
 	}

@@ -231,6 +231,11 @@ func TestSubIfNetworkCreateRefused(t *testing.T) {
 		}(), `invalid gateway "10.54.0.1": not in any subnet of the network`},
 		{"bridge as parent", onParentNet("x", "macvlan", "10.70.0.0/24", "parent="+DefaultBridge),
 			`invalid opt "parent=berth0": berth0 is a device berth made for its own networks, not a parent interface`},
+		// dockerd 20.10's words (asked): the kernel takes no macvlan or ipvlan on loopback.
+		{"loopback as parent", onParentNet("x", "macvlan", "10.70.0.0/24", "parent=lo"),
+			`invalid opt "parent=lo": loopback interface is not a valid macvlan parent link`},
+		{"loopback as ipvlan parent", onParentNet("x", "ipvlan", "10.70.0.0/24", "parent=lo"),
+			`invalid opt "parent=lo": loopback interface is not a valid ipvlan parent link`},
 		{"name taken", onParentNet("app", "macvlan", "10.70.0.0/24", "parent=eth0"),
 			`network with name app already exists: conflict`},
 		// The kernel's own error (fake: the real one's text), after the checks.
