@@ -62,10 +62,10 @@ type Kernel interface {
 	// parent is made (created true). A missing plain parent is an error naming it
 	// ("parent interface eth9 not found"). A missing 8021q module is an error that says so.
 	EnsureParent(spec ParentSpec) (created bool, err error)
-	// AddSubIf creates the sandbox's interface on spec.Parent under SubIfTempName, moves it
-	// into the netns at spec.NetNSPath, renames it to spec.IfName and sets its MAC, MTU and
-	// addresses and up; a stale link named IfName there is replaced, so it may be
-	// repeated like AddVeth.
+	// AddSubIf creates the sandbox's interface on spec.Parent straight into the netns at
+	// spec.NetNSPath under SubIfTempName (it is never in the daemon's netns), renames it to
+	// spec.IfName and sets its MAC, MTU and addresses and up; a stale link named IfName
+	// there is replaced, so it may be repeated like AddVeth.
 	AddSubIf(spec SubIfSpec) error
 	// DeleteLinkIn removes link ifName inside the netns at nsPath; absent is not an
 	// error, nor is a netns that is gone.

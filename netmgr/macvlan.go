@@ -145,7 +145,8 @@ func parseParent(v string) (store.Parent, error) {
 
 // isSubIfDevName reports whether l is named like a device berth makes in the daemon's
 // netns for these networks (kernel.go's names): an internal parent or its veth peer, a
-// shim, or a sandbox interface not yet moved into its netns (left by a crash).
+// shim, or a sandbox interface under its temporary name (kernel.Linux makes those in the
+// sandbox's netns; one in the daemon's is a leftover all the same).
 func isSubIfDevName(l string) bool {
 	for _, x := range []struct {
 		prefix string
