@@ -166,9 +166,11 @@ func (s *Server) start(e *sandbox, fresh bool, listed natPorts) (err error) {
 		// serves alone. An IPv6-only sandbox's resolv.conf names serviceAddr6 regardless,
 		// which is then unanswered: say so.
 		s.cfg.Log.Info("dns serving ipv4 only: ipv6 is off in the sandbox netns", "sandbox", e.id,
-			"reason", e.v6Off, "ipv6_only_sandbox", resolver.Nameserver(s.cfg.Store.Snapshot(), e.id).Is6())
+			"udp", ports.udp, "tcp", ports.tcp, "nat_kept", e.nat.kept(), "reason", e.v6Off,
+			"ipv6_only_sandbox", resolver.Nameserver(s.cfg.Store.Snapshot(), e.id).Is6())
+		return nil
 	}
-	s.cfg.Log.Info("dns serving", "sandbox", e.id, "udp", ports.udp, "tcp", ports.tcp, "ipv6", e.v6, "nat_kept", e.nat.kept())
+	s.cfg.Log.Info("dns serving", "sandbox", e.id, "udp", ports.udp, "tcp", ports.tcp, "ipv6", true, "nat_kept", e.nat.kept())
 	return nil
 }
 
@@ -188,8 +190,9 @@ func (s *Server) startTCP(e *sandbox, srv *dns.Server) *dns.Server {
 // listen opens the UDP and TCP sockets on 127.0.0.11 inside the sandbox's netns (and on
 // serviceAddr6, with the same ports, after adding that address to lo: see addServiceAddr6)
 // and makes the NAT tables lead to them, and sets e.nat and e.v6. Where this says "the
-// table", read "both tables" when e.v6: they are installed, read and kept together. A table left by an earlier daemon run
-// (stopped or killed: Stop removes it, a dead daemon cannot) is kept as it is when its
+// table", read "both tables" when e.v6: they are installed, read and kept together. A
+// table left by an earlier daemon run (stopped or killed: Stop removes it, a dead daemon
+// cannot) is kept as it is when its
 // ports can be bound again: no nftables change, and conntrack entries that clients made
 // while the daemon was down already carry the right translation. Its ports come from the
 // clean list (listed: non-zero after a clean stop, the table is then read later, see

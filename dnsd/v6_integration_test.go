@@ -3,6 +3,7 @@ package dnsd
 import (
 	"log/slog"
 	"net"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"testing"
@@ -189,4 +190,113 @@ func (s *Server) listeners6(sandboxID string) (*net.UDPConn, *net.TCPListener) {
 	}
 	<-e.ready
 	return e.udp6, e.tcp6
+}
+
+// TestKeptPortTaken6: kept tables whose ports are free on 127.0.0.11 but taken on
+// fd62:6572:7468::11 (by a process in the sandbox) are replaced, on new ports that both
+// addresses bind, rather than failing or serving IPv4 alone.
+func TestKeptPortTaken6(t *testing.T) {
+	testns.Require(t)
+	nsPath, ns := sandboxNS(t, "dnsd-taken6")
+	st := newFixture(t, nsPath)
+	if err := ensureNAT(nsPath, 1111, 2222); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ip", "-n", ns, "addr", "add", serviceAddr6.String()+"/128", "dev", "lo", "nodad")
+	taken, err := nsutil.ListenUDP(nsPath, "["+serviceAddr6.String()+"]:1111")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	s := New(Config{Store: st, Log: testLogger(t)})
+	defer s.Close()
+	if err := s.Serve(sandboxRecord(t, st, clientID)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.natOf(clientID); n != natInstalled {
+		t.Errorf("nat state %v; want %v (new ports)", n, natInstalled)
+	}
+	udp, _ := s.listeners(clientID)
+	udp6, tcp6 := s.listeners6(clientID)
+	if udp6 == nil || tcp6 == nil || udp.LocalAddr().(*net.UDPAddr).Port == 1111 ||
+		udp6.LocalAddr().(*net.UDPAddr).Port != udp.LocalAddr().(*net.UDPAddr).Port {
+		t.Fatalf("sockets %v, %v, %v; want both UDP sockets on one new port", udp.LocalAddr(), udp6, tcp6)
+	}
+	for _, args := range [][]string{{"web"}, {"+tcp", "web"}} {
+		if got := dig6(t, ns, args...); got != "172.30.0.3" {
+			t.Errorf("dig6 %v: got %q", args, got)
+		}
+	}
+	if v6 := nftTable(t, ns, "ip6"); strings.Contains(v6, ":1111") {
+		t.Errorf("ip6 table still leads to the taken port:\n%s", v6)
+	}
+}
+
+// TestMmsgConn6: the batched reader and writer of an IPv6 socket return IPv6 senders and
+// answer them, allocating nothing.
+func TestMmsgConn6(t *testing.T) {
+	testns.Require(t) // ::1 on lo
+	srv, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	mc, err := newMmsgConn(srv, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clients [2]*net.UDPConn
+	for i := range clients {
+		if clients[i], err = net.DialUDP("udp6", nil, srv.LocalAddr().(*net.UDPAddr)); err != nil {
+			t.Fatal(err)
+		}
+		defer clients[i].Close()
+	}
+	bufs := [][]byte{make([]byte, 64), make([]byte, 64), make([]byte, 64), make([]byte, 64)}
+	var lens [4]int
+	var from [4]netip.AddrPort
+	replies := make([][]byte, 2)
+	queries := [][]byte{[]byte("q0"), []byte("q1")}
+	roundTrip := func() {
+		for i, c := range clients {
+			c.Write(queries[i])
+		}
+		for got := 0; got < 2; {
+			n, err := mc.read(bufs[got:], lens[got:], from[got:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			got += n
+		}
+		for i := range 2 {
+			replies[i] = append(replies[i][:0], bufs[i][:lens[i]]...)
+			replies[i][0] = 'a'
+		}
+		if n, err := mc.write(replies, from[:2]); n != 2 || err != nil {
+			t.Fatalf("write: %d, %v; want 2 sent", n, err)
+		}
+	}
+	roundTrip()
+	for i, c := range clients {
+		b := make([]byte, 64)
+		n, err := c.Read(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []byte{'a', byte('0' + i)}; string(b[:n]) != string(want) {
+			t.Errorf("client %d got %q; want %q", i, b[:n], want)
+		}
+		local := netip.MustParseAddrPort(c.LocalAddr().String())
+		if !local.Addr().Is6() || from[0] != local && from[1] != local {
+			t.Errorf("senders %v, %v; want %v among them", from[0], from[1], local)
+		}
+	}
+	drain := make([]byte, 64)
+	if a := testing.AllocsPerRun(50, func() {
+		roundTrip()
+		clients[0].Read(drain)
+		clients[1].Read(drain)
+	}); a > 0 {
+		t.Errorf("read+write of a batch: %v allocations; want 0", a)
+	}
 }
