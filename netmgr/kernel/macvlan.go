@@ -186,6 +186,11 @@ func (k *Linux) EnsureParent(spec netmgr.ParentSpec) (created bool, err error) {
 		}
 		created = true
 	}
+	if t := link.Attrs().EncapType; t != "ether" {
+		// The kernel takes macvlan and ipvlan children of Ethernet devices only, and says
+		// no more than EINVAL at the first sandbox (a tun, a WireGuard or a loopback link).
+		return false, fmt.Errorf("parent %s is not an Ethernet device (link/%s): macvlan and ipvlan need one", spec.Name, t)
+	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		if created {
 			k.DeleteLink(spec.Name)

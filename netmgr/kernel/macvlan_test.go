@@ -512,6 +512,25 @@ func lanNeighbour(t *testing.T, lanNS, addr string) string {
 	return ""
 }
 
+// TestParentNotEthernet: a parent that is not an Ethernet device (a tun device here) is
+// refused by EnsureParent in one line, before any sandbox asks the kernel for a child of it
+// (which it refuses with a bare EINVAL), and left as it was.
+func TestParentNotEthernet(t *testing.T) {
+	k := newLinux(t)
+	tun := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: "bth-tun0"}, Mode: netlink.TUNTAP_MODE_TUN}
+	if err := netlink.LinkAdd(tun); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.DeleteLink("bth-tun0") })
+	created, err := k.EnsureParent(netmgr.ParentSpec{Name: "bth-tun0"})
+	if want := "parent bth-tun0 is not an Ethernet device (link/none): macvlan and ipvlan need one"; err == nil || err.Error() != want || created {
+		t.Errorf("EnsureParent(tun): got %v, %v; want false, %s", created, err, want)
+	}
+	if linkByName(t, "bth-tun0").Attrs().Flags&net.FlagUp != 0 {
+		t.Errorf("tun parent set up although refused")
+	}
+}
+
 // TestVLANParent runs where the kernel has the 8021q module; elsewhere it says so in one
 // line and skips (the request is checked by TestBuildParent).
 func TestVLANParent(t *testing.T) {
