@@ -7,8 +7,10 @@
 // it builds the key on the stack, takes one shard's mutex for a map lookup and an LRU
 // move, and copies the stored reply into the caller's buffer, patching ID, question case,
 // RD/CD and TTLs in place. It does not allocate. Put runs once per upstream reply: it
-// walks the whole reply once (every name, rdlength and count checked, the way miekg would
-// unpack it) and stores a copy only if it may be served to another client:
+// walks the whole reply once (every owner name, rdlength and count checked, and every
+// rdata that can hold a compressed name, the way miekg would unpack it; other rdata is
+// opaque bytes, served at the same offset) and stores a copy, with one allocation, only
+// if it may be served to another client:
 //
 //   - NOERROR with answers: for the smallest TTL of every record but the OPT, capped at
 //     MaxTTL; a TTL of 0 anywhere is not cached.
@@ -18,8 +20,13 @@
 //   - SERVFAIL (the failure the caller built when every upstream failed): ServfailTTL.
 //   - never: other rcodes, TC, a malformed reply, an ID, QR, opcode or question that does
 //     not match the query, more than one OPT, an answer whose owner is neither the qname
-//     nor reached from it by the CNAME/DNAME records before it (a lying forwarder), record
-//     types or EDNS options whose content this package does not check (see rdataOK).
+//     nor reached from it by the CNAME/DNAME records before it (a lying forwarder),
+//     transaction records (TSIG, TKEY, SIG) and meta types, EDNS options other than NSID,
+//     DAU, DHU, N3U, PADDING, EDE and COOKIE (ECS: the answer may be per client subnet).
+//
+// A COOKIE option (RFC 7873) belongs to one client's exchange: Put stores the reply
+// without it, and Get serves it so to every client (5.3: a client that sent a cookie
+// accepts a reply without one).
 //
 // Replies are stored for their own question only: no record is ever taken out of one
 // reply to answer another name, so additional-section records are never answers.
@@ -68,7 +75,7 @@ const (
 )
 
 // entryOverhead is what Bytes counts for an entry beyond its buffer: the entry struct
-// (128-byte size class) and its slot in the shard's map (key string header and pointer,
+// (128 bytes, in its shard's chunks) and its slot in the shard's map (key string header and pointer,
 // control byte, load factor and growth: about 48 bytes on average). TestMemory measures
 // the real cost per entry against this accounting.
 const entryOverhead = 128 + 48
@@ -101,11 +108,16 @@ type shard struct {
 	maxN                    int
 	maxBytes                int64
 	hits, misses, evictions int64
+	free                    *entry // unused slots, linked by next
 	_                       [64]byte
 }
 
+// entryChunk is how many entry slots a shard allocates at once while it fills.
+const entryChunk = 64
+
 // entry is one cached reply. key, reply and the TTL offsets share one buffer, written
-// once by Put and never changed after (Get copies from it outside the lock).
+// once by Put and never changed after (Get copies from it outside the lock). The entry
+// itself is a slot its shard reuses after eviction: its fields are read under the lock.
 type entry struct {
 	key        string // the map key: a view of buf's first bytes
 	reply      []byte // the stored reply: TTLs as at stored, ID 0
@@ -149,7 +161,7 @@ func New(cfg Config) *Cache {
 	c.mask = uint64(n - 1)
 	for i := range c.shards {
 		sh := &c.shards[i]
-		sh.m = make(map[string]*entry)
+		sh.m = make(map[string]*entry, min((cfg.MaxEntries+n-1)/n, 1<<16))
 		sh.maxN = (cfg.MaxEntries + n - 1) / n
 		sh.maxBytes = (maxBytes + int64(n) - 1) / int64(n)
 	}
@@ -244,20 +256,22 @@ func (c *Cache) GetAt(part uint32, query []byte, limit int, dst []byte, now time
 	}
 	sh.touch(e)
 	sh.hits++
+	// The entry's slot is reused once it is evicted, so read its fields under the lock;
+	// the buffers they point to never change after Put, so the copy needs no lock.
+	src, stored, ttls, lifeSec, up := e.reply, e.stored, e.ttls, e.lifeSec, e.upstream
 	sh.mu.Unlock()
 
-	// e's buffers never change after Put, so the copy needs no lock.
-	out := append(dst[:0], e.reply...)
+	out := append(dst[:0], src...)
 	out[0], out[1] = query[0], query[1]
 	out[2] = out[2]&^byte(flagRD>>8) | query[2]&byte(flagRD>>8)
 	out[3] = out[3]&^byte(flagCD) | query[3]&byte(flagCD)
 	copy(out[headerLen:qend], query[headerLen:qend])
-	age := uint32(max(at-e.stored, 0) / int64(time.Second))
-	for i := 0; i+1 < len(e.ttls); i += 2 {
-		o := int(binary.BigEndian.Uint16(e.ttls[i:]))
+	age := uint32(max(at-stored, 0) / int64(time.Second))
+	for i := 0; i+1 < len(ttls); i += 2 {
+		o := int(binary.BigEndian.Uint16(ttls[i:]))
 		binary.BigEndian.PutUint32(out[o:], binary.BigEndian.Uint32(out[o:])-age)
 	}
-	return out, e.lifeSec - age, e.upstream, true
+	return out, lifeSec - age, up, true
 }
 
 // Put stores reply (the upstream's, with the client's ID restored) as the answer to
@@ -277,51 +291,69 @@ func (c *Cache) put(part uint32, query, reply []byte, upstream string) (bool, st
 	if !ok {
 		return false, "query is not one plain question"
 	}
-	var offs [32]uint16
-	a := analysis{ttls: offs[:0]}
+	var a analysis
 	if why := c.analyze(&a, query, qend, reply); why != "" {
 		return false, why
 	}
-	klen, rlen := len(key), len(reply)
-	buf := make([]byte, klen+rlen+2*len(a.ttls))
+	// One allocation per stored entry: key, reply and TTL offsets share buf, and the
+	// entry itself comes from the shard's free list (refilled a chunk at a time until the
+	// shard is full; a full shard reuses the slot of the entry it evicts).
+	klen, rlen := len(key), len(reply)-a.cookieLen
+	size := klen + rlen + 2*a.ttls() + entryOverhead
+	sh := c.shard(key)
+	if int64(size) > sh.maxBytes {
+		return false, "larger than a shard's byte bound"
+	}
+	buf := make([]byte, klen+rlen+2*a.ttls())
 	copy(buf, key)
 	stored := buf[klen : klen+rlen]
-	copy(stored, reply)
+	if a.cookieLen == 0 {
+		copy(stored, reply)
+	} else {
+		// The COOKIE option is the exchange's, not the answer's: leave it out (RFC 7873
+		// 5.3: a client that sent a cookie accepts a reply without one) and shorten the
+		// OPT's rdlength. The OPT is the last record, so no other offset moves.
+		n := copy(stored, reply[:a.cookie])
+		copy(stored[n:], reply[a.cookie+a.cookieLen:])
+		rdlen := binary.BigEndian.Uint16(stored[a.optRdlen:])
+		binary.BigEndian.PutUint16(stored[a.optRdlen:], rdlen-uint16(a.cookieLen))
+	}
 	stored[0], stored[1] = 0, 0
 	ttls := buf[klen+rlen:]
-	for i, o := range a.ttls {
+	for i := range a.ttls() {
+		o := a.ttl(i)
 		binary.BigEndian.PutUint16(ttls[2*i:], o)
 		t := binary.BigEndian.Uint32(stored[o:])
 		if t > maxTTL || t > a.ttlCap {
 			binary.BigEndian.PutUint32(stored[o:], a.ttlCap)
 		}
 	}
-	e := &entry{
-		key:      unsafe.String(&buf[0], klen),
+	k := unsafe.String(&buf[0], klen)
+	now := c.clock()
+
+	sh.mu.Lock()
+	if old := sh.m[k]; old != nil {
+		sh.remove(old)
+	}
+	for sh.n >= sh.maxN || sh.bytes+int64(size) > sh.maxBytes {
+		sh.remove(sh.tail)
+		sh.evictions++
+	}
+	e := sh.alloc()
+	*e = entry{
+		key:      k,
 		reply:    stored,
 		ttls:     ttls,
 		upstream: upstream,
-		stored:   c.clock(),
+		stored:   now,
 		life:     a.life,
 		lifeSec:  a.lifeSec,
 		part:     part,
 		qend:     int32(qend),
-		size:     int32(len(buf) + entryOverhead),
+		size:     int32(size),
 	}
-	sh := c.shard(key)
-	if int64(e.size) > sh.maxBytes {
-		return false, "larger than a shard's byte bound"
-	}
-	sh.mu.Lock()
-	if old := sh.m[e.key]; old != nil {
-		sh.remove(old)
-	}
-	sh.m[e.key] = e
+	sh.m[k] = e
 	sh.pushFront(e)
-	for sh.n > sh.maxN || sh.bytes > sh.maxBytes {
-		sh.remove(sh.tail)
-		sh.evictions++
-	}
 	sh.mu.Unlock()
 	return true, ""
 }
@@ -398,7 +430,26 @@ func (sh *shard) touch(e *entry) {
 	}
 }
 
+// remove takes e out of the shard and puts its slot on the free list, dropping its
+// buffer for the collector.
 func (sh *shard) remove(e *entry) {
 	sh.unlink(e)
 	delete(sh.m, e.key)
+	*e = entry{next: sh.free}
+	sh.free = e
+}
+
+// alloc takes a slot off the free list, refilling it first if it is empty.
+func (sh *shard) alloc() *entry {
+	if sh.free == nil {
+		chunk := make([]entry, min(entryChunk, max(sh.maxN-sh.n, 1)))
+		for i := range chunk {
+			chunk[i].next = sh.free
+			sh.free = &chunk[i]
+		}
+	}
+	e := sh.free
+	sh.free = e.next
+	e.next = nil
+	return e
 }

@@ -306,15 +306,29 @@ func TestNeverCached(t *testing.T) {
 			o.Option = append(o.Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: net.IPv4(192, 0, 2, 0)})
 			return pack(t, r)
 		}},
-		{"cookie option", nil, func() []byte {
+		{"two cookie options", nil, func() []byte {
+			r := good()
+			o := r.IsEdns0()
+			ck := &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"}
+			o.Option = append(o.Option, ck, ck)
+			return pack(t, r)
+		}},
+		{"cookie in an opt that is not last", nil, func() []byte {
 			r := good()
 			o := r.IsEdns0()
 			o.Option = append(o.Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"})
+			r.Extra = append([]dns.RR{o}, rr(t, "ns.example. 300 IN A 192.0.2.53"))
 			return pack(t, r)
 		}},
-		{"unchecked type", nil, func() []byte {
+		{"tsig", nil, func() []byte {
 			r := good()
-			r.Answer = append(r.Answer, rr(t, "a.example. 300 IN HINFO cpu os"))
+			r.Extra = append(r.Extra, &dns.TSIG{Hdr: dns.RR_Header{Name: "key.", Rrtype: dns.TypeTSIG, Class: dns.ClassANY},
+				Algorithm: dns.HmacSHA256, TimeSigned: 1_700_000_000, Fudge: 300, MAC: "00", OrigId: 0x1234})
+			return pack(t, r)
+		}},
+		{"meta type", nil, func() []byte {
+			r := good()
+			r.Answer = append(r.Answer, &dns.RFC3597{Hdr: dns.RR_Header{Name: "a.example.", Rrtype: 251, Class: dns.ClassINET, Ttl: 300}, Rdata: "00"})
 			return pack(t, r)
 		}},
 	} {

@@ -7,10 +7,19 @@ import (
 
 // analysis is what Put learns from walking a reply.
 type analysis struct {
-	ttls    []uint16 // offsets of every TTL but the OPT's
-	ttlCap  uint32   // stored TTLs are at most this
-	life    int64    // nanoseconds
+	// Offsets of every TTL but the OPT's: the first len(small) in small, the rest in
+	// more. small is not a slice of itself: a self-reference would move the analysis
+	// (and its array) to the heap on every Put.
+	small   [64]uint16
+	nsmall  int
+	more    []uint16
+	ttlCap  uint32 // stored TTLs are at most this
+	life    int64  // nanoseconds
 	lifeSec uint32
+
+	// The OPT's COOKIE option, which Put leaves out: its offset and length in the reply,
+	// and the offset of the OPT's rdlength (0: no cookie).
+	cookie, cookieLen, optRdlen int
 }
 
 // maxChain bounds the names an answer section may reach from the qname through CNAMEs;
@@ -81,7 +90,7 @@ func (c *Cache) analyze(a *analysis, query []byte, qend int, reply []byte) strin
 			return "rdata outside the message"
 		}
 		if !rdataOK(reply, typ, rdata, end) {
-			return "rdata of a type not checked, or malformed"
+			return "rdata malformed, of a transaction or meta type, or an EDNS option not cached"
 		}
 		if typ == typeOPT {
 			switch {
@@ -95,6 +104,14 @@ func (c *Cache) analyze(a *analysis, query []byte, qend int, reply []byte) strin
 				return "OPT not owned by the root"
 			}
 			opts = true
+			if o, n := findCookie(reply[rdata:end]); n > 0 {
+				if end != len(reply) {
+					// Taking bytes out moves everything after them: only the last
+					// record's tail can go without breaking an offset another name uses.
+					return "COOKIE in an OPT that is not the last record"
+				}
+				a.cookie, a.cookieLen, a.optRdlen = rdata+o, n, next+8
+			}
 			off = end
 			continue
 		}
@@ -102,7 +119,7 @@ func (c *Cache) analyze(a *analysis, query []byte, qend int, reply []byte) strin
 			ttl = 0 // RFC 2181 8
 		}
 		minTTL = min(minTTL, ttl)
-		a.ttls = append(a.ttls, uint16(ttlOff))
+		a.addTTL(uint16(ttlOff))
 		switch {
 		case i < an:
 			if !owned(owner, typ, chain[:nchain]) {
@@ -160,6 +177,25 @@ func (c *Cache) analyze(a *analysis, query []byte, qend int, reply []byte) strin
 		return "rcode not cached"
 	}
 	return ""
+}
+
+func (a *analysis) addTTL(off uint16) {
+	if a.nsmall < len(a.small) {
+		a.small[a.nsmall] = off
+		a.nsmall++
+		return
+	}
+	a.more = append(a.more, off)
+}
+
+// ttls is how many TTL offsets addTTL was given; ttl is the i-th.
+func (a *analysis) ttls() int { return a.nsmall + len(a.more) }
+
+func (a *analysis) ttl(i int) uint16 {
+	if i < a.nsmall {
+		return a.small[i]
+	}
+	return a.more[i-a.nsmall]
 }
 
 // owned reports whether an answer record of type typ owned by owner belongs to the

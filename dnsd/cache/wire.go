@@ -12,15 +12,33 @@ const (
 
 	typeA     = 1
 	typeNS    = 2
+	typeMD    = 3
+	typeMF    = 4
 	typeCNAME = 5
 	typeSOA   = 6
+	typeMB    = 7
+	typeMG    = 8
+	typeMR    = 9
 	typePTR   = 12
+	typeMINFO = 14
 	typeMX    = 15
 	typeTXT   = 16
+	typeRP    = 17
+	typeAFSDB = 18
+	typeRT    = 21
+	typeSIG   = 24
+	typePX    = 26
 	typeAAAA  = 28
 	typeSRV   = 33
+	typeNAPTR = 35
+	typeKX    = 36
 	typeDNAME = 39
 	typeOPT   = 41
+	typeTKEY  = 249
+	typeTSIG  = 250
+
+	optCookie = 10 // RFC 7873
+	optEDE    = 15 // RFC 8914
 
 	// DNSSEC (RFC 4034, RFC 5155, RFC 7344) and CAA (RFC 8659), for DO queries and
 	// certificate authorities.
@@ -210,46 +228,92 @@ func isOrBelow(name, ancestor []byte) bool {
 	return false
 }
 
-// rdataOK checks the rdata msg[rdata:end] of a record of type typ the way miekg's
-// unpacking does, so that whatever Get serves unpacks: fixed lengths, names inside the
-// message and ending exactly at end, character-strings filling the rdata, type bitmaps,
-// OPT options whose content is free-form. The types: A, AAAA, NS, CNAME, PTR, DNAME, MX,
-// SRV, SOA, TXT, CAA, DS, CDS, DNSKEY, CDNSKEY, RRSIG, NSEC, NSEC3, OPT. Others (HTTPS,
-// SVCB, HINFO, ...) are not cached: miekg parses them field by field, and a wrong check
-// here would serve a reply a client cannot read.
+// rdataOK checks the rdata msg[rdata:end] of a record of type typ. Rdata that can hold a
+// compressed name (the RFC 1035 types with names, and those miekg also compresses or
+// decompresses: RP, AFSDB, RT, PX, SRV, NAPTR's replacement, KX, DNAME, NSEC's next name,
+// RRSIG's signer) is walked the way miekg unpacks it: names inside the message and ending
+// where the layout says, fixed lengths, character-strings filling the rdata. So are the
+// few fixed-layout types the cache always checked (A, AAAA, TXT, CAA, DS, DNSKEY, NSEC3).
+// Every other type (HTTPS, SVCB, TLSA, SSHFP, LOC, URI, ... and types not yet assigned)
+// is opaque bytes within rdlength: RFC 3597 4 forbids compression in its rdata, and Put
+// serves it at the same offset byte for byte, so it unpacks exactly as the upstream's
+// reply did. Refused: the transaction types whose records belong to one exchange (SIG,
+// which carries SIG(0), TKEY, TSIG) and the query-only types (RFC 6895 3.1: 128-255).
 func rdataOK(msg []byte, typ uint16, rdata, end int) bool {
 	n := end - rdata
-	if n == 0 {
-		return typ == typeOPT
+	switch typ {
+	case typeSIG, typeTKEY, typeTSIG:
+		return false
+	case typeOPT:
+		return optOK(msg[rdata:end])
 	}
+	if 128 <= typ && typ <= 255 {
+		return false
+	}
+	if n == 0 {
+		// Empty rdata is an update's deletion, or a type's own business (RFC 3597 and
+		// NULL allow it); miekg unpacks any type with rdlength 0 as empty.
+		return !hasName(typ) && typ != typeA && typ != typeAAAA
+	}
+	name := func(off int) (int, bool) { return skipName(msg[:end], off) }
 	switch typ {
 	case typeA:
 		return n == 4
 	case typeAAAA:
 		return n == 16
-	case typeNS, typeCNAME, typePTR, typeDNAME:
-		next, ok := skipName(msg[:end], rdata)
+	case typeNS, typeMD, typeMF, typeCNAME, typeMB, typeMG, typeMR, typePTR, typeDNAME:
+		next, ok := name(rdata)
 		return ok && next == end
-	case typeMX:
-		next, ok := skipName(msg[:end], rdata+2)
+	case typeMX, typeAFSDB, typeRT, typeKX: // preference, then a name
+		next, ok := name(rdata + 2)
 		return n > 2 && ok && next == end
 	case typeSRV:
-		next, ok := skipName(msg[:end], rdata+6)
+		next, ok := name(rdata + 6)
 		return n > 6 && ok && next == end
-	case typeSOA:
-		next, ok := skipName(msg[:end], rdata)
+	case typeMINFO, typeRP: // two names
+		next, ok := name(rdata)
 		if !ok {
 			return false
 		}
-		next, ok = skipName(msg[:end], next)
+		next, ok = name(next)
+		return ok && next == end
+	case typePX: // preference, then two names
+		if n <= 2 {
+			return false
+		}
+		next, ok := name(rdata + 2)
+		if !ok {
+			return false
+		}
+		next, ok = name(next)
+		return ok && next == end
+	case typeSOA:
+		next, ok := name(rdata)
+		if !ok {
+			return false
+		}
+		next, ok = name(next)
 		return ok && next+20 == end
+	case typeNAPTR: // order, preference, flags, services, regexp, then the replacement
+		off := rdata + 4
+		for range 3 {
+			if off >= end {
+				return false
+			}
+			off += 1 + int(msg[off])
+		}
+		if off >= end {
+			return false
+		}
+		next, ok := name(off)
+		return ok && next == end
 	case typeDS, typeCDS, typeDNSKEY, typeCDNSKEY: // fixed 4 bytes, then opaque
 		return n >= 4
 	case typeRRSIG: // 18 fixed bytes, the signer's name, the signature
-		_, ok := skipName(msg[:end], rdata+18)
+		_, ok := name(rdata + 18)
 		return n > 18 && ok
 	case typeNSEC:
-		next, ok := skipName(msg[:end], rdata)
+		next, ok := name(rdata)
 		return ok && typeBitmapOK(msg[next:end])
 	case typeNSEC3: // hash, flags, iterations, salt, next hashed owner, type bitmap
 		off := rdata + 4
@@ -272,32 +336,64 @@ func rdataOK(msg []byte, typ uint16, rdata, end int) bool {
 			}
 		}
 		return true
-	case typeOPT:
-		for off := rdata; off < end; {
-			if off+4 > end {
-				return false
-			}
-			code := binary.BigEndian.Uint16(msg[off:])
-			l := int(binary.BigEndian.Uint16(msg[off+2:]))
-			if off+4+l > end {
-				return false
-			}
-			switch code {
-			case 3, 5, 6, 7, 12: // NSID, DAU, DHU, N3U, PADDING: opaque bytes
-			case 15: // EDE: info code, then text
-				if l < 2 {
-					return false
-				}
-			default:
-				// COOKIE is the client's and the server's for one exchange: another
-				// client would see a cookie mismatch. The rest miekg parses field by field.
-				return false
-			}
-			off += 4 + l
-		}
+	}
+	return true
+}
+
+// hasName reports whether rdata of type typ holds a name rdataOK walks.
+func hasName(typ uint16) bool {
+	switch typ {
+	case typeNS, typeMD, typeMF, typeCNAME, typeSOA, typeMB, typeMG, typeMR, typePTR,
+		typeMINFO, typeMX, typeRP, typeAFSDB, typeRT, typePX, typeSRV, typeNAPTR, typeKX,
+		typeDNAME, typeNSEC, typeRRSIG:
 		return true
 	}
 	return false
+}
+
+// optOK checks an OPT's options: opaque ones (NSID, DAU, DHU, N3U, PADDING), EDE (an
+// info code, then text) and at most one COOKIE, which Put strips. ECS is refused (the
+// answer may be per client subnet), and so is anything else miekg parses field by field.
+func optOK(opts []byte) bool {
+	cookies := 0
+	for off := 0; off < len(opts); {
+		if off+4 > len(opts) {
+			return false
+		}
+		code := binary.BigEndian.Uint16(opts[off:])
+		l := int(binary.BigEndian.Uint16(opts[off+2:]))
+		if off+4+l > len(opts) {
+			return false
+		}
+		switch code {
+		case 3, 5, 6, 7, 12: // NSID, DAU, DHU, N3U, PADDING: opaque bytes
+		case optEDE:
+			if l < 2 {
+				return false
+			}
+		case optCookie:
+			if cookies++; cookies > 1 {
+				return false
+			}
+		default:
+			return false
+		}
+		off += 4 + l
+	}
+	return true
+}
+
+// findCookie returns the offset and length (header included) of the COOKIE option in
+// the OPT rdata opts that optOK accepted, or 0, 0.
+func findCookie(opts []byte) (off, n int) {
+	for off < len(opts) {
+		l := 4 + int(binary.BigEndian.Uint16(opts[off+2:]))
+		if binary.BigEndian.Uint16(opts[off:]) == optCookie {
+			return off, l
+		}
+		off += l
+	}
+	return 0, 0
 }
 
 // typeBitmapOK checks an NSEC or NSEC3 type bitmap as miekg does: windows in increasing
