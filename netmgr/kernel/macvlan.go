@@ -172,7 +172,8 @@ func moduleErr(kind string, err error) error {
 }
 
 // EnsureParent makes spec's parent exist and be up. An existing link is used as it is
-// (created false): berth never changes the type, VLAN or addresses of a link it finds. A
+// (created false) if it is an Ethernet device, the only kind the kernel hangs macvlan and
+// ipvlan children on: berth never changes the type, VLAN or addresses of a link it finds. A
 // missing VLAN sub-interface is made on spec.Link, and a missing internal parent as a veth
 // pair with both ends up (this kernel has no dummy module); then created is true.
 func (k *Linux) EnsureParent(spec netmgr.ParentSpec) (created bool, err error) {
