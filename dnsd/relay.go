@@ -331,10 +331,12 @@ func (r *relay) finish(e *fwdEntry, reply []byte) {
 		} else if e.cache != nil {
 			up = e.cache.names[e.next]
 		}
-		_, _ = e.conn.WriteToUDPAddrPort(reply, e.to)
-		if e.cache != nil { // after the client has its answer
+		if e.cache != nil {
+			// Before the client has it: its next query (a stub's retry, the AAAA after
+			// the A) must find it; after, it raced the put and went upstream again.
 			e.h.s.cachePut(e.cache, e.query, reply, up)
 		}
+		_, _ = e.conn.WriteToUDPAddrPort(reply, e.to)
 		r.metrics.answered(e.q.qtype, rcode, src, time.Duration(r.now()-e.start))
 		e.h.releaseSlots()
 	}
