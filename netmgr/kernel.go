@@ -58,9 +58,10 @@ type Kernel interface {
 	// DeleteLink (for an internal parent that removes both veth ends).
 
 	// EnsureParent makes spec's parent exist and be up. An existing link is used as it is
-	// (created false) if it is an Ethernet device, and is an error naming it otherwise. A missing VLAN sub-interface (on an existing Link) or internal
-	// parent is made (created true). A missing plain parent is an error naming it
-	// ("parent interface eth9 not found"). A missing 8021q module is an error that says so.
+	// (created false) if it is an Ethernet device, and is an error naming it otherwise. A
+	// missing VLAN sub-interface (on an existing Link) or internal parent is made (created
+	// true). A missing plain parent is an error naming it ("parent interface eth9 not
+	// found"). A missing 8021q module is an error that says so.
 	EnsureParent(spec ParentSpec) (created bool, err error)
 	// AddSubIf creates the sandbox's interface on spec.Parent straight into the netns at
 	// spec.NetNSPath under SubIfTempName (it is never in the daemon's netns), renames it to
