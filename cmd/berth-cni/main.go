@@ -1,8 +1,9 @@
 // Command berth-cni is a CNI plugin (spec 1.0.0 and 1.1.0) that attaches a container's
 // network namespace to a berth network through the berth daemon: ADD adopts CNI_NETNS as a
-// berth sandbox (veth, address, routes, and the embedded DNS server on 127.0.0.11, so the
-// container resolves the other sandboxes of the network by name and alias), DEL removes
-// that sandbox and leaves the namespace to its owner.
+// berth sandbox (veth, address, routes, and the embedded DNS server on 127.0.0.11, or
+// fd62:6572:7468::11 for an IPv6-only one, so the container resolves the other sandboxes
+// of the network by name and alias), DEL removes that sandbox and leaves the namespace to
+// its owner.
 //
 // The plugin keeps no state of its own: the daemon's sandboxes carry labels naming the CNI
 // attachment (container ID, interface, network), and every command finds its sandbox by

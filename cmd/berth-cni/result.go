@@ -10,8 +10,12 @@ import (
 	"berth/api"
 )
 
-// embeddedDNS is the address of berth's per-sandbox DNS server.
-const embeddedDNS = "127.0.0.11"
+// The addresses of berth's per-sandbox DNS server: 127.0.0.11, or for a sandbox with no
+// IPv4 address on any network the IPv6 one its resolv.conf names (resolver.Nameserver).
+const (
+	embeddedDNS  = "127.0.0.11"
+	embeddedDNS6 = "fd62:6572:7468::11"
+)
 
 // defaultNetwork is berth's predefined network: like Docker's default bridge it has no
 // embedded DNS (names only through /etc/hosts), so its result carries no nameserver.
@@ -60,7 +64,18 @@ func buildResult(netns string, sb *api.Sandbox, nw *api.Network) (*types100.Resu
 		}
 	}
 	if nw.Name != defaultNetwork {
-		res.DNS = types.DNS{Nameservers: []string{embeddedDNS}}
+		res.DNS = types.DNS{Nameservers: []string{nameserver(sb)}}
 	}
 	return res, nil
+}
+
+// nameserver is the embedded DNS address sb's resolv.conf names, as resolver.Nameserver
+// decides it: 127.0.0.11 if any of its endpoints has an IPv4 address, else the IPv6 one.
+func nameserver(sb *api.Sandbox) string {
+	for _, es := range sb.Networks {
+		if es.IPAddress != "" {
+			return embeddedDNS
+		}
+	}
+	return embeddedDNS6
 }

@@ -17,6 +17,8 @@ func TestBuildResult(t *testing.T) {
 		IPAddress: "10.60.0.2", IPPrefixLen: 24, Gateway: "10.60.0.1"}
 	dual := v4
 	dual.GlobalIPv6Address, dual.GlobalIPv6PrefixLen, dual.IPv6Gateway = "fd00::2", 64, "fd00::1"
+	only6 := api.EndpointSettings{InterfaceName: "eth0", MacAddress: "02:42:0a:3c:00:02",
+		GlobalIPv6Address: "fd00::2", GlobalIPv6PrefixLen: 64, IPv6Gateway: "fd00::1"}
 	for _, tc := range []struct {
 		name string
 		nw   api.Network
@@ -38,6 +40,10 @@ func TestBuildResult(t *testing.T) {
 			`{"cniVersion":"1.1.0","interfaces":[{"name":"eth0","mac":"02:42:0a:3c:00:02","sandbox":"/proc/1/ns/net"}],` +
 				`"ips":[{"interface":0,"address":"10.60.0.2/24","gateway":"10.60.0.1"},{"interface":0,"address":"fd00::2/64","gateway":"fd00::1"}],` +
 				`"routes":[{"dst":"0.0.0.0/0","gw":"10.60.0.1"},{"dst":"::/0","gw":"fd00::1"}],"dns":{"nameservers":["127.0.0.11"]}}`},
+		{"ipv6 only: the embedded DNS's IPv6 address", api.Network{Name: "app6"}, only6,
+			`{"cniVersion":"1.1.0","interfaces":[{"name":"eth0","mac":"02:42:0a:3c:00:02","sandbox":"/proc/1/ns/net"}],` +
+				`"ips":[{"interface":0,"address":"fd00::2/64","gateway":"fd00::1"}],` +
+				`"routes":[{"dst":"::/0","gw":"fd00::1"}],"dns":{"nameservers":["fd62:6572:7468::11"]}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := buildResult("/proc/1/ns/net", sandboxOn(tc.nw.Name, tc.es), &tc.nw)
