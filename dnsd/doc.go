@@ -1,9 +1,12 @@
 // Package dnsd owns berth's embedded DNS: one UDP and one TCP server per sandbox on
 // 127.0.0.11, with sockets opened inside the sandbox's netns on random ports and an nftables
 // NAT table there that redirects 127.0.0.11:53 to them (as Docker does, so a process in the
-// sandbox can still bind port 53 itself). Answers come from resolver.Lookup over a store
-// snapshot taken per query; names resolver does not own are forwarded upstream, and their
-// replies kept in the daemon's forward cache (Config.Cache, package dnsd/cache).
+// sandbox can still bind port 53 itself); and, unless IPv6 is off in the netns, on
+// fd62:6572:7468::11 (resolver.EmbeddedNS6, added to the sandbox's lo; an IPv6-only
+// sandbox's resolv.conf names it) with the same ports and an ip6 twin of the table.
+// Answers come from resolver.Lookup over a store snapshot taken per query; names resolver
+// does not own are forwarded upstream, and their replies kept in the daemon's forward
+// cache (Config.Cache, package dnsd/cache).
 //
 // dnsd decides nothing about names (that is resolver's job) and never writes the store.
 //
