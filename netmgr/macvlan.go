@@ -178,10 +178,17 @@ func (m *Manager) applySubIf(snap *store.Snapshot, n *store.Network, o *SubIfOpt
 		n.Internal, n.ParentCreated = true, true
 		return nil
 	}
-	if n.Parent.Name == "lo" {
-		// dockerd's words (moby drivers/macvlan and ipvlan): the kernel refuses a child of
-		// loopback, which would otherwise surface only at the first sandbox.
-		return invalid("opt", OptParent+"=lo", "loopback interface is not a valid %s parent link", n.Driver)
+	kv := OptParent + "=" + n.Parent.Name
+	// The parent, and the lower link of a VLAN parent (which berth would make on it).
+	for _, l := range []string{n.Parent.Name, n.Parent.Link} {
+		switch {
+		case l == "lo":
+			// dockerd's words (moby drivers/macvlan and ipvlan): the kernel refuses a child
+			// of loopback (and a VLAN on it), which would otherwise surface only later.
+			return invalid("opt", kv, "loopback interface is not a valid %s parent link", n.Driver)
+		case l != "" && berthDevice(snap, l):
+			return invalid("opt", kv, "%s is a device berth made for its own networks, not a parent interface", l)
+		}
 	}
 	if err := checkParentFree(snap, n); err != nil {
 		return err
@@ -190,12 +197,8 @@ func (m *Manager) applySubIf(snap *store.Snapshot, n *store.Network, o *SubIfOpt
 	if err != nil {
 		return fmt.Errorf("list links: %w", err)
 	}
-	kv := OptParent + "=" + n.Parent.Name
 	switch {
-	case slices.Contains(links, n.Parent.Name):
-		if berthDevice(snap, n.Parent.Name) {
-			return invalid("opt", kv, "%s is a device berth made for its own networks, not a parent interface", n.Parent.Name)
-		}
+	case slices.Contains(links, n.Parent.Name): // there: used as it is
 	case n.Parent.VLAN > 0 && slices.Contains(links, n.Parent.Link):
 		n.ParentCreated = true // network rm deletes the VLAN device it made, as Docker does
 	case n.Parent.VLAN > 0:

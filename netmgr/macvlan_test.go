@@ -236,6 +236,11 @@ func TestSubIfNetworkCreateRefused(t *testing.T) {
 			`invalid opt "parent=lo": loopback interface is not a valid macvlan parent link`},
 		{"loopback as ipvlan parent", onParentNet("x", "ipvlan", "10.70.0.0/24", "parent=lo"),
 			`invalid opt "parent=lo": loopback interface is not a valid ipvlan parent link`},
+		// A VLAN of either is refused the same: the lower link is what the kernel is given.
+		{"VLAN on loopback", onParentNet("x", "macvlan", "10.70.0.0/24", "parent=lo.20"),
+			`invalid opt "parent=lo.20": loopback interface is not a valid macvlan parent link`},
+		{"VLAN on a bridge of berth's", onParentNet("x", "macvlan", "10.70.0.0/24", "parent="+DefaultBridge+".20"),
+			`invalid opt "parent=berth0.20": berth0 is a device berth made for its own networks, not a parent interface`},
 		{"name taken", onParentNet("app", "macvlan", "10.70.0.0/24", "parent=eth0"),
 			`network with name app already exists: conflict`},
 		// The kernel's own error (fake: the real one's text), after the checks.
