@@ -43,16 +43,19 @@ awk -F'\t' '
     }
   }' "$out/results.txt"
 # The forward cache's targets (issue 18), from the same run: a hit >= 0.9x a local answer
-# (berth's a_100, pinned), a miss no slower than a forward without the cache.
+# (berth's a_100 and a_10000, pinned), a miss no slower than a forward without the cache.
 if grep -q $'^dns\tforwarded\tpinned\tberth-nocache\t' "$out/results.txt"; then
   echo "### forward cache (forwarded names, pinned)"
   echo
   echo "| comparison | qps | against | qps | ratio |"
   echo "|---|---|---|---|---|"
-  awk -F'\t' '$1 == "dns" && $3 == "pinned" { qps[$2, $4] = $5 }
-    function row(what, a, against, b) { printf "| %s | %s | %s | %s | %s |\n", what, a, against, b, b > 0 ? sprintf("%.2f", a / b) : "-" }
+  # (The ?: is in parentheses: a bare > in printf's arguments is a redirection.)
+  awk -F'\t' 'function row(what, a, against, b) {
+        printf "| %s | %s | %s | %s | %s |\n", what, a, against, b, (b > 0 ? sprintf("%.2f", a / b) : "-") }
+    $1 == "dns" && $3 == "pinned" { qps[$2, $4] = $5 }
     END {
-      row("cached forward (berth-cached)", qps["forwarded", "berth-cached"], "local answer (a_100 berth)", qps["a_100", "berth"])
+      row("cached forward (berth-cached, 10,000 names)", qps["forwarded", "berth-cached"], "local answer (a_100, berth)", qps["a_100", "berth"])
+      row("cached forward (berth-cached, 10,000 names)", qps["forwarded", "berth-cached"], "local answer (a_10000, berth)", qps["a_10000", "berth"])
       row("miss (berth-miss, 16 entries)", qps["forwarded", "berth-miss"], "no cache (berth-nocache)", qps["forwarded", "berth-nocache"])
     }' "$out/results.txt"
   echo
