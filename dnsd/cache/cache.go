@@ -6,7 +6,7 @@
 // A hit is served on the UDP reader's hot path, so Get works on the datagram's bytes:
 // it builds the key on the stack, takes one shard's mutex for a map lookup and an LRU
 // move, and copies the stored reply into the caller's buffer, patching ID, question case,
-// RD/CD and TTLs in place. It does not allocate. Put runs once per upstream reply: it
+// RD/CD/AD and TTLs in place. It does not allocate. Put runs once per upstream reply: it
 // walks the whole reply once (every owner name, rdlength and count checked, and every
 // rdata that can hold a compressed name, the way miekg would unpack it; other rdata is
 // opaque bytes, served at the same offset) and stores a copy, with one allocation, only
@@ -213,8 +213,9 @@ func (c *Cache) Flush(part uint32) {
 
 // Get answers query (a client's datagram or packed message, at least the header and
 // question) from the cache into dst[:0]: the cached reply with the query's ID, the
-// query's question bytes (the client's letter case, 0x20), the query's RD and CD bits,
-// every TTL (not the OPT's) decremented by the entry's age in whole seconds. limit is the
+// query's question bytes (the client's letter case, 0x20), the query's RD and CD bits (AD
+// cleared unless the query set AD or DO), every TTL (not the OPT's) decremented by the
+// entry's age in whole seconds. limit is the
 // largest reply the client takes (512 without EDNS, the advertised size, 65535 for TCP):
 // a bigger cached reply is a miss. It returns the remaining lifetime (for `berth dns
 // query`) and the Put's upstream label.
@@ -265,6 +266,11 @@ func (c *Cache) GetAt(part uint32, query []byte, limit int, dst []byte, now time
 	out[0], out[1] = query[0], query[1]
 	out[2] = out[2]&^byte(flagRD>>8) | query[2]&byte(flagRD>>8)
 	out[3] = out[3]&^byte(flagCD) | query[3]&byte(flagCD)
+	if query[3]&byte(flagAD) == 0 && key[4]&bitDO == 0 {
+		// The stored AD bit answered whichever client asked first; a validating
+		// server sets it only for a query with AD or DO (RFC 6840 5.8).
+		out[3] &^= byte(flagAD)
+	}
 	copy(out[headerLen:qend], query[headerLen:qend])
 	age := uint32(max(at-stored, 0) / int64(time.Second))
 	for i := 0; i+1 < len(ttls); i += 2 {

@@ -685,3 +685,30 @@ func TestOneUpstreamQueryPerTTL(t *testing.T) {
 		t.Errorf("%d upstream queries for 1,000 client queries over 1,000 s, want 8 (4 windows x 2 keys)", upstream)
 	}
 }
+
+// TestADBit: a reply stored with AD set (the first client set AD, as dig does) is served
+// with AD only to a query that set AD or DO (RFC 6840 5.8), not to a plain stub's.
+func TestADBit(t *testing.T) {
+	c := testCache(t, newClock())
+	withAD := query(t, "a.example.", dns.TypeA, false, false)
+	withAD.AuthenticatedData = true
+	r := reply(t, withAD, 0, []string{"a.example. 300 IN A 192.0.2.1"}, nil, nil)
+	r.AuthenticatedData = true
+	mustPut(t, c, 1, withAD, r)
+	if m, _, ok := get(t, c, 1, withAD, 512); !ok || !m.AuthenticatedData {
+		t.Errorf("AD query: ok %v, want a hit with AD", ok)
+	}
+	if m, _, ok := get(t, c, 1, query(t, "a.example.", dns.TypeA, false, false), 512); !ok || m.AuthenticatedData {
+		t.Errorf("plain query: ok %v, want a hit without AD", ok)
+	}
+
+	do := query(t, "b.example.", dns.TypeA, true, true)
+	do.AuthenticatedData = true
+	r = reply(t, do, 0, []string{"b.example. 300 IN A 192.0.2.2"}, nil, nil)
+	r.AuthenticatedData = true
+	mustPut(t, c, 1, do, r)
+	do.AuthenticatedData = false
+	if m, _, ok := get(t, c, 1, do, 1232); !ok || !m.AuthenticatedData {
+		t.Errorf("DO query without AD: ok %v, want a hit with AD", ok)
+	}
+}

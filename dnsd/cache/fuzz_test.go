@@ -9,8 +9,8 @@ import (
 
 // FuzzPut feeds arbitrary replies (and queries) to Put: it never panics, and whatever it
 // stores, Get returns with the query's ID; whenever miekg unpacks the stored reply, it
-// unpacks Get's too, and the two are the same message but for ID, RD, CD, question case,
-// TTLs and the COOKIE option.
+// unpacks Get's too, and the two are the same message but for ID, RD, CD, AD, question
+// case, TTLs and the COOKIE option.
 func FuzzPut(f *testing.F) {
 	for i := range 16 {
 		q, r := realistic(f, i)

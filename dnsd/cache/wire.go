@@ -54,6 +54,7 @@ const (
 	flagQR = 0x8000
 	flagTC = 0x0200
 	flagRD = 0x0100
+	flagAD = 0x0020
 	flagCD = 0x0010
 
 	rcodeNoError  = 0
