@@ -17,7 +17,8 @@
 //   - NXDOMAIN and NODATA (RFC 2308): for min(SOA TTL, SOA MINIMUM) of the authority
 //     section's SOA, capped at MaxNegTTL and at every other record's TTL; no SOA, no
 //     caching (RFC 2308 5).
-//   - SERVFAIL (the failure the caller built when every upstream failed): ServfailTTL.
+//   - SERVFAIL (the failure the caller built when every upstream failed): ServfailTTL,
+//     unless a live entry has the key (one too big for the client that missed).
 //   - never: other rcodes, TC, a malformed reply, an ID, QR, opcode or question that does
 //     not match the query, more than one OPT, an answer whose owner is neither the qname
 //     nor reached from it by the CNAME/DNAME records before it (a lying forwarder),
@@ -339,6 +340,12 @@ func (c *Cache) put(part uint32, query, reply []byte, upstream string) (bool, st
 
 	sh.mu.Lock()
 	if old := sh.m[k]; old != nil {
+		if reply[3]&0xF == rcodeServfail && now-old.stored < old.life {
+			// A live answer missed only for its size (a client with a smaller buffer,
+			// whose forward then failed): the clients it fits keep getting it.
+			sh.mu.Unlock()
+			return false, "a SERVFAIL does not replace a live entry"
+		}
 		sh.remove(old)
 	}
 	for sh.n >= sh.maxN || sh.bytes+int64(size) > sh.maxBytes {

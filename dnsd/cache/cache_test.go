@@ -712,3 +712,32 @@ func TestADBit(t *testing.T) {
 		t.Errorf("DO query without AD: ok %v, want a hit with AD", ok)
 	}
 }
+
+// TestServfailKeepsLiveEntry: a forward that failed for a client that missed a live entry
+// only for its size (a 512-byte client, a bigger cached reply) does not replace that entry
+// with the failure; after the entry expires, the failure is remembered as always.
+func TestServfailKeepsLiveEntry(t *testing.T) {
+	cl := newClock()
+	c := testCache(t, cl)
+	q := query(t, "big.example.", dns.TypeTXT, true, false)
+	var answer []string
+	for i := range 8 {
+		answer = append(answer, fmt.Sprintf(`big.example. 300 IN TXT "%0100d"`, i))
+	}
+	mustPut(t, c, 1, q, reply(t, q, 0, answer, nil, nil))
+	if _, _, ok := get(t, c, 1, q, 512); ok {
+		t.Fatal("a reply over 512 bytes served to a 512-byte client")
+	}
+	fail := reply(t, q, dns.RcodeServerFailure, nil, nil, nil)
+	if ok, _ := c.put(1, pack(t, q), pack(t, fail), "10.0.0.1:53"); ok {
+		t.Error("SERVFAIL replaced a live entry")
+	}
+	if m, _, ok := get(t, c, 1, q, 4096); !ok || m.Rcode != dns.RcodeSuccess || len(m.Answer) != 8 {
+		t.Errorf("4096-byte client: ok %v, want the cached answer", ok)
+	}
+	cl.add(300 * time.Second)
+	mustPut(t, c, 1, q, fail)
+	if m, _, ok := get(t, c, 1, q, 4096); !ok || m.Rcode != dns.RcodeServerFailure {
+		t.Errorf("after expiry: ok %v, want the remembered SERVFAIL", ok)
+	}
+}
