@@ -198,9 +198,9 @@ func TestValidateBridgeAndSocket(t *testing.T) {
 			c.Socket, c.TLS = "tcp://127.0.0.1:2376", TLSConfig{Verify: true, CACert: "/nonexistent/ca", Cert: "/nonexistent/c", Key: "/nonexistent/k"}
 		}, `invalid tlscert "/nonexistent/c" or tlskey "/nonexistent/k": open /nonexistent/c: no such file or directory`},
 		{"other scheme", func(c *Config) { c.Socket = "fd://3" }, `invalid socket "fd://3": want unix://PATH, a path, or tcp://HOST:PORT`},
-		{"dns cache", func(c *Config) { c.DNSCacheSize, c.DNSCacheMemory = 100, 1 << 20 }, ""},
+		{"dns cache", func(c *Config) { c.DNSCacheSize, c.DNSCacheMemory = 100, 1<<20 }, ""},
 		{"dns cache off", func(c *Config) { c.DNSCacheSize, c.DNSCacheMemory = 0, 0 }, ""},
-		{"dns cache negative", func(c *Config) { c.DNSCacheSize, c.DNSCacheMemory = -1, 1 << 20 },
+		{"dns cache negative", func(c *Config) { c.DNSCacheSize, c.DNSCacheMemory = -1, 1<<20 },
 			"invalid dns-cache-size -1: negative (0 turns the cache off)"},
 		{"dns cache memory too small", func(c *Config) { c.DNSCacheSize, c.DNSCacheMemory = 100, 4096 },
 			"invalid dns-cache-memory 4096: below the minimum of 1MiB (--dns-cache-size 0 turns the cache off)"},
