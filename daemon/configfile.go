@@ -141,6 +141,11 @@ func (fc fileConfig) apply(flags *pflag.FlagSet) error {
 			sets = append(sets, [2]string{name, strconv.FormatBool(*v)})
 		}
 	}
+	integer := func(name string, v *int) {
+		if v != nil {
+			sets = append(sets, [2]string{name, strconv.Itoa(*v)})
+		}
+	}
 	list := func(name string, vs []string) {
 		for _, v := range vs {
 			sets = append(sets, [2]string{name, v})
@@ -153,9 +158,7 @@ func (fc fileConfig) apply(flags *pflag.FlagSet) error {
 	for _, p := range fc.Pools {
 		sets = append(sets, [2]string{"default-address-pool", "base=" + p.Base + ",size=" + strconv.Itoa(p.Size)})
 	}
-	if fc.MTU != nil {
-		sets = append(sets, [2]string{"mtu", strconv.Itoa(*fc.MTU)})
-	}
+	integer("mtu", fc.MTU)
 	boolean("iptables", fc.IPTables)
 	boolean("ip-masq", fc.IPMasq)
 	boolean("icc", fc.ICC)
@@ -163,9 +166,7 @@ func (fc fileConfig) apply(flags *pflag.FlagSet) error {
 	list("dns", fc.DNS)
 	list("dns-search", fc.DNSSearch)
 	list("dns-option", fc.DNSOpts)
-	if fc.DNSCache != nil {
-		sets = append(sets, [2]string{"dns-cache-size", strconv.Itoa(*fc.DNSCache)})
-	}
+	integer("dns-cache-size", fc.DNSCache)
 	str("dns-cache-memory", fc.DNSCacheMem)
 	str("log-level", fc.LogLevel)
 	str("group", fc.Group)
