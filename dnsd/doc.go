@@ -15,6 +15,8 @@
 //	server.go     Config, Server: Serve, ServeNew, Stop, Close (the daemon's API)
 //	sandbox.go    one sandbox's lifecycle (phase) and its NAT table's state (natState):
 //	              netns handle, sockets, table, servers, from start to stop
+//	bind.go       its listening sockets on 127.0.0.11 and fd62:6572:7468::11 (the address
+//	              on lo), on one pair of ports
 //	natkept.go    tables kept from an earlier run: the clean list, the background check
 //	nat.go        the nftables table itself: install, read, delete
 //	conntrack.go  the conntrack reset after a table changes
