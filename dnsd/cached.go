@@ -41,15 +41,11 @@ func cacheSet(sandboxID string, ups []resolver.Upstream) string {
 	return b.String()
 }
 
-// fromCache answers the datagram pkt (read by parseQuery as q) from the cache into dst,
-// for the UDP reader.
-func (h *handler) fromCache(pkt []byte, q fastQuery, dst []byte) ([]byte, bool) {
+// fromCache answers the datagram pkt (read by parseQuery as q) from the cache of the
+// sandbox's upstreams ups into dst, for the UDP reader.
+func (h *handler) fromCache(ups *upsCache, pkt []byte, q fastQuery, dst []byte) ([]byte, bool) {
 	c := h.s.cfg.Cache
-	if c == nil {
-		return nil, false
-	}
-	ups := h.upstreams(h.s.cfg.Store.Snapshot())
-	if ups.set == "" {
+	if c == nil || ups.set == "" {
 		return nil, false
 	}
 	limit := dns.MinMsgSize

@@ -130,13 +130,14 @@ func (u *udpServer) read() {
 				k++
 				continue
 			case toRelay:
-				if reply, ok := u.h.fromCache(pkt, q, replies[k][:0]); ok {
+				ups := u.h.upstreams(u.h.s.cfg.Store.Snapshot()) // one lookup for the cache and the relay
+				if reply, ok := u.h.fromCache(ups, pkt, q, replies[k][:0]); ok {
 					replies[k] = reply // kept: the buffer grows once
 					to[k], starts[k], qtypes[k], srcs[k] = from, start, q.qtype, srcCached
 					k++
 					continue
 				}
-				if u.forward(pkt, q, from) {
+				if u.forward(pkt, q, from, ups) {
 					continue
 				}
 			}
@@ -172,15 +173,15 @@ func (u *udpServer) send(mc *mmsgConn, replies [][]byte, to []netip.AddrPort) {
 	}
 }
 
-// forward hands a query for a name resolver does not own to the relay, which answers the
+// forward hands a query for a name resolver does not own to the relay, which sends it to
+// ups (the sandbox's upstreams, looked up once for the cache and this) and answers the
 // client itself. false leaves it to the general path: no inflight slot free right now (it
 // waits there up to QueueWait, then REFUSED), no upstream (SERVFAIL), or the server closed.
-func (u *udpServer) forward(pkt []byte, q fastQuery, from netip.AddrPort) bool {
+func (u *udpServer) forward(pkt []byte, q fastQuery, from netip.AddrPort, ups *upsCache) bool {
 	h := u.h
 	if !h.tryAcquire() {
 		return false
 	}
-	ups := h.upstreams(h.s.cfg.Store.Snapshot())
 	var e *fwdEntry
 	if len(ups.ups) > 0 {
 		e, _ = h.s.relay.get(h, pkt, q, ups.ups, ups.nsPath) // an error is the general path's to report
