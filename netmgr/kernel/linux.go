@@ -37,17 +37,25 @@ func New(log *slog.Logger) *Linux {
 
 // DeleteLink removes a link of the daemon's netns; absent is not an error.
 func (k *Linux) DeleteLink(name string) error {
-	link, err := netlink.LinkByName(name)
+	if err := deleteLinkWith(&netlink.Handle{}, name); err != nil { // the zero Handle: this netns
+		return fmt.Errorf("delete link: %w", err)
+	}
+	k.log.Debug("link deleted", "link", name)
+	return nil
+}
+
+// deleteLinkWith removes link name through nh; absent is not an error.
+func deleteLinkWith(nh *netlink.Handle, name string) error {
+	link, err := nh.LinkByName(name)
 	if isLinkNotFound(err) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("delete link %s: %w", name, err)
+		return fmt.Errorf("find %s: %w", name, err)
 	}
-	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
-		return fmt.Errorf("delete link %s: %w", name, err)
+	if err := nh.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete %s: %w", name, err)
 	}
-	k.log.Debug("link deleted", "link", name)
 	return nil
 }
 

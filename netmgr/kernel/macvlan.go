@@ -293,21 +293,6 @@ func (k *Linux) addSubIf(spec netmgr.SubIfSpec) error {
 	return nil
 }
 
-// deleteLinkWith removes link name through nh; absent is not an error.
-func deleteLinkWith(nh *netlink.Handle, name string) error {
-	link, err := nh.LinkByName(name)
-	if isLinkNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("find %s: %w", name, err)
-	}
-	if err := nh.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
-		return fmt.Errorf("delete %s: %w", name, err)
-	}
-	return nil
-}
-
 // DeleteLinkIn removes link ifName inside the netns at nsPath. An absent link is not an
 // error, nor is a netns that is no longer pinned there (its links went with it).
 func (k *Linux) DeleteLinkIn(nsPath, ifName string) error {
