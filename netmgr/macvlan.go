@@ -215,8 +215,7 @@ func berthDevice(snap *store.Snapshot, l string) bool {
 	if _, err := snap.NetworkByBridge(l); err == nil {
 		return true
 	}
-	return isSubIfDevName(l) || isVxlanName(l) || l == DefaultBridge ||
-		strings.HasPrefix(l, store.VethPrefix) && len(l) == len(store.VethPrefix)+8 && isHex(l[len(store.VethPrefix):])
+	return ownedName(l)
 }
 
 // checkParentFree applies the parent rules between networks: macvlan networks may share a

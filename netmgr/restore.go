@@ -155,10 +155,7 @@ func (m *Manager) sweepOrphans() error {
 	}
 	var errs []error
 	for _, l := range links {
-		owned := strings.HasPrefix(l, store.VethPrefix) && len(l) == len(store.VethPrefix)+8 && isHex(l[len(store.VethPrefix):]) ||
-			strings.HasPrefix(l, bridgePrefix) && len(l) == len(bridgePrefix)+12 && isHex(l[len(bridgePrefix):]) ||
-			l == DefaultBridge || isVxlanName(l) || isSubIfDevName(l)
-		if owned && !known[l] {
+		if ownedName(l) && !known[l] {
 			m.cfg.Log.Warn("removing orphaned device", "link", l)
 			errs = append(errs, m.cfg.Kernel.DeleteLink(l))
 		}
@@ -253,6 +250,15 @@ const restoreFileWorkers = 4
 // restart that is all of them), and a few sandboxes are done at once.
 func (m *Manager) restoreFiles(snap *store.Snapshot) {
 	m.syncFiles(snap, snap.Sandboxes(), m.cfg.HostDNS(), restoreFileWorkers)
+}
+
+// ownedName reports whether link name l is one berth gives its own devices: host veth
+// ends, bridges named after their network, the default bridge, VXLAN devices and the
+// macvlan/ipvlan parents, shims and temporary names.
+func ownedName(l string) bool {
+	return strings.HasPrefix(l, store.VethPrefix) && len(l) == len(store.VethPrefix)+8 && isHex(l[len(store.VethPrefix):]) ||
+		strings.HasPrefix(l, bridgePrefix) && len(l) == len(bridgePrefix)+12 && isHex(l[len(bridgePrefix):]) ||
+		l == DefaultBridge || isVxlanName(l) || isSubIfDevName(l)
 }
 
 func isHex(s string) bool {
