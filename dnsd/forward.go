@@ -29,10 +29,9 @@ type forwardConfig struct {
 // forwarder relays queries for names the resolver does not own. Upstreams are tried in
 // order; each attempt uses a fresh socket and a fresh random query ID, and only a reply
 // with that ID and the same question, from that server, is accepted. It moves on after a
-// dial error, a timeout, SERVFAIL or REFUSED. Answers are cached by the callers
-// (cached.go), not here. UDP goes through the
-// relay (relay.go), TCP, which clients use for the rare truncated answer, through a
-// connection of its own per attempt.
+// dial error, a timeout, SERVFAIL or REFUSED. Its callers put the replies in the forward
+// cache (cached.go). UDP goes through the relay (relay.go), TCP, which clients use for the
+// rare truncated answer, through a connection of its own per attempt.
 type forwarder struct {
 	cfg     forwardConfig
 	relay   *relay

@@ -150,10 +150,10 @@ func (s *Server) start(e *sandbox, fresh bool, listed natPorts) (err error) {
 	e.udpSrv = newUDPServer(e.h, e.udp) // the socket queues datagrams until the reader runs
 	// One set of connection slots for both TCP listeners: the limit is the sandbox's.
 	slots := s.tcpSlots()
-	e.tcpSrv = s.startTCP(e, s.tcpServerSlots(e.h, e.tcp, slots))
+	e.tcpSrv = s.startTCP(e, s.tcpServer(e.h, e.tcp, slots))
 	if e.v6 {
 		e.udpSrv6 = newUDPServer(e.h, e.udp6)
-		e.tcpSrv6 = s.startTCP(e, s.tcpServerSlots(e.h, e.tcp6, slots))
+		e.tcpSrv6 = s.startTCP(e, s.tcpServer(e.h, e.tcp6, slots))
 	}
 	if resetErr != nil {
 		s.cfg.Log.Warn("reset dns conntrack", "sandbox", e.id, "err", resetErr)

@@ -258,22 +258,16 @@ func (r slotReader) ReadTCP(conn net.Conn, timeout time.Duration) ([]byte, error
 	return m, nil
 }
 
-// tcpServer returns the TCP server of one sandbox, answering with h on l through slots of
-// its own.
-func (s *Server) tcpServer(h dns.Handler, l *net.TCPListener) *dns.Server {
-	return s.tcpServerSlots(h, l, s.tcpSlots())
-}
-
 // tcpSlots returns the connection slots of one sandbox.
 func (s *Server) tcpSlots() *tcpSlots {
 	return newTCPSlots(s.cfg.MaxTCPConns, s.cfg.TCPIdleTimeout, s.metrics)
 }
 
-// tcpServerSlots returns a TCP server of one sandbox, answering with h on l through the
+// tcpServer returns a TCP server of one sandbox, answering with h on l through the
 // sandbox's slots, which its listeners on 127.0.0.11 and fd62:6572:7468::11 share. A
 // connection waits for its first query as long as between queries (miekg would give it
 // its ReadTimeout, 2 s): both are idle time.
-func (s *Server) tcpServerSlots(h dns.Handler, l *net.TCPListener, slots *tcpSlots) *dns.Server {
+func (s *Server) tcpServer(h dns.Handler, l *net.TCPListener, slots *tcpSlots) *dns.Server {
 	return &dns.Server{
 		Listener:       newSlotListener(l, slots),
 		Handler:        h,

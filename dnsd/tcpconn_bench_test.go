@@ -25,7 +25,7 @@ func BenchmarkTCP(b *testing.B) {
 		name string
 		srv  func(l *net.TCPListener) *dns.Server
 	}{
-		{"berth", func(l *net.TCPListener) *dns.Server { return s.tcpServer(h, l) }},
+		{"berth", func(l *net.TCPListener) *dns.Server { return s.tcpServer(h, l, s.tcpSlots()) }},
 		{"miekg", func(l *net.TCPListener) *dns.Server {
 			return &dns.Server{Listener: l, Handler: h, ReadTimeout: s.cfg.TCPIdleTimeout,
 				IdleTimeout: func() time.Duration { return s.cfg.TCPIdleTimeout }, MsgAcceptFunc: s.countRejects}
