@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 
-	"berth/internal/nsutil"
 	"berth/netmgr"
 
 	"github.com/vishvananda/netlink"
@@ -248,16 +247,11 @@ func (k *Linux) addSubIf(spec netmgr.SubIfSpec) error {
 		return fmt.Errorf("mtu %d: above parent %s's %d", spec.MTU, spec.Parent, parent.Attrs().MTU)
 	}
 	tmp := link.Attrs().Name
-	ns, err := nsutil.Open(spec.NetNSPath)
+	ns, nh, done, err := openNetlinkIn(spec.NetNSPath)
 	if err != nil {
 		return err
 	}
-	defer ns.Close()
-	nh, err := netlinkIn(ns)
-	if err != nil {
-		return fmt.Errorf("netlink in netns: %w", err)
-	}
-	defer nh.Close()
+	defer done()
 	for _, stale := range []string{spec.IfName, tmp} {
 		if err := deleteLinkWith(nh, stale); err != nil {
 			return fmt.Errorf("delete stale: %w", err)
@@ -299,19 +293,14 @@ func (k *Linux) DeleteLinkIn(nsPath, ifName string) error {
 	if !k.NetNSExists(nsPath) {
 		return nil
 	}
-	ns, err := nsutil.Open(nsPath)
+	_, nh, done, err := openNetlinkIn(nsPath)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil // unpinned since the check
 	}
 	if err != nil {
-		return fmt.Errorf("delete %s in %s: %w", ifName, nsPath, err)
+		return fmt.Errorf("delete %s: %w", ifName, err)
 	}
-	defer ns.Close()
-	nh, err := netlinkIn(ns)
-	if err != nil {
-		return fmt.Errorf("delete %s in %s: netlink: %w", ifName, nsPath, err)
-	}
-	defer nh.Close()
+	defer done()
 	if err := deleteLinkWith(nh, ifName); err != nil {
 		return fmt.Errorf("delete link in %s: %w", nsPath, err)
 	}

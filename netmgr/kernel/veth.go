@@ -28,16 +28,11 @@ func (k *Linux) AddVeth(spec netmgr.VethSpec) error {
 }
 
 func (k *Linux) addVeth(spec netmgr.VethSpec) error {
-	ns, err := nsutil.Open(spec.NetNSPath)
+	ns, nh, done, err := openNetlinkIn(spec.NetNSPath)
 	if err != nil {
 		return err
 	}
-	defer ns.Close()
-	nh, err := netlinkIn(ns)
-	if err != nil {
-		return fmt.Errorf("netlink in netns: %w", err)
-	}
-	defer nh.Close()
+	defer done()
 	br, err := netlink.LinkByName(spec.Bridge)
 	if err != nil {
 		return fmt.Errorf("find bridge %s: %w", spec.Bridge, err)
@@ -138,16 +133,11 @@ func setupPeer(ns *nsutil.Handle, nh *netlink.Handle, spec netmgr.VethSpec) erro
 // SetDefaultRoutes makes the netns at nsPath route by default via gw4 on ifName4 and gw6
 // on ifName6. A zero gateway removes that family's default routes.
 func (k *Linux) SetDefaultRoutes(nsPath, ifName4 string, gw4 netip.Addr, ifName6 string, gw6 netip.Addr) error {
-	ns, err := nsutil.Open(nsPath)
+	_, nh, done, err := openNetlinkIn(nsPath)
 	if err != nil {
 		return fmt.Errorf("set default routes: %w", err)
 	}
-	defer ns.Close()
-	nh, err := netlinkIn(ns)
-	if err != nil {
-		return fmt.Errorf("set default routes in %s: netlink: %w", nsPath, err)
-	}
-	defer nh.Close()
+	defer done()
 	if err := setDefaultRoute(nh, netlink.FAMILY_V4, ifName4, gw4); err != nil {
 		return fmt.Errorf("set ipv4 default route in %s: %w", nsPath, err)
 	}
@@ -182,6 +172,19 @@ func setDefaultRoute(nh *netlink.Handle, family int, ifName string, gw netip.Add
 		}
 	}
 	return nil
+}
+
+// openNetlinkIn opens the netns at path and a netlink handle in it (netlinkIn); done
+// closes both. The netns handle stays for callers that hand its fd to the kernel.
+func openNetlinkIn(path string) (ns *nsutil.Handle, nh *netlink.Handle, done func(), err error) {
+	if ns, err = nsutil.Open(path); err != nil {
+		return nil, nil, nil, err
+	}
+	if nh, err = netlinkIn(ns); err != nil {
+		ns.Close()
+		return nil, nil, nil, fmt.Errorf("netlink in netns %s: %w", path, err)
+	}
+	return ns, nh, func() { nh.Close(); ns.Close() }, nil
 }
 
 // netlinkIn opens a netlink handle whose socket lives in ns, so its requests act there
