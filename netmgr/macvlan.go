@@ -95,9 +95,9 @@ func (s *NetworkSpec) parseSubIfOptions(driver string, opts map[string]string) e
 		case k == OptHostShim:
 			return invalid(field, kv, "the host shim is a macvlan: an ipvlan child shares the parent's MAC, use a macvlan network")
 		case k == OptMTU:
-			mtu, err := strconv.Atoi(v)
-			if err != nil || mtu < 68 || mtu > 65535 {
-				return invalid(field, kv, "MTU must be an integer between 68 and 65535")
+			mtu, err := parseMTU(field, k, v)
+			if err != nil {
+				return err
 			}
 			s.MTU = mtu
 		default:

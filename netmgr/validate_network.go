@@ -212,6 +212,15 @@ func parseSubnet(text string, ipv4, ipv6 bool) (netip.Prefix, error) {
 	return p, nil
 }
 
+// parseMTU reads the MTU option (key k) of any driver, in Docker's words.
+func parseMTU(field, k, v string) (int, error) {
+	mtu, err := strconv.Atoi(v)
+	if err != nil || mtu < 68 || mtu > 65535 {
+		return 0, invalid(field, k+"="+v, "MTU must be an integer between 68 and 65535")
+	}
+	return mtu, nil
+}
+
 // parseOptions checks the driver options that change behaviour and keeps all of them.
 func (s *NetworkSpec) parseOptions(opts map[string]string) error {
 	const field = "opt"
@@ -223,9 +232,9 @@ func (s *NetworkSpec) parseOptions(opts map[string]string) error {
 			}
 			s.Bridge = v
 		case OptMTU:
-			mtu, err := strconv.Atoi(v)
-			if err != nil || mtu < 68 || mtu > 65535 {
-				return invalid(field, k+"="+v, "MTU must be an integer between 68 and 65535")
+			mtu, err := parseMTU(field, k, v)
+			if err != nil {
+				return err
 			}
 			s.MTU = mtu
 		case OptICC:
